@@ -1,0 +1,128 @@
+"""What a request to a tracked link is: human, link preview or bot; which
+device; which country.
+
+Parsing a user agent costs more than a whole bare Flask request, so every
+classification is cached per user-agent string.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+import crawleruseragents
+import iptocc
+import user_agents
+
+logger = logging.getLogger("flask_smstrack")
+
+#: Substrings of the user agents that fetch a link to draw its preview in a
+#: chat. Messaging apps do this as soon as a message arrives, so counting
+#: them would inflate SMS clicks.
+PREVIEW_AGENTS = (
+    # iMessage sends this exact string.
+    "facebookexternalhit",
+    "Facebot",
+    "Twitterbot",
+    # WhatsApp, and Signal, which uses the same string.
+    "WhatsApp",
+    "Slackbot-LinkExpanding",
+    "TelegramBot",
+    "Discordbot",
+    "SkypeUriPreview",
+    "Applebot",
+    "Google-PageRenderer",
+)
+_PREVIEW_AGENTS_LOWER = tuple(s.lower() for s in PREVIEW_AGENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """What a user-agent string says about the visitor."""
+
+    kind: str  # human, preview or bot
+    device_type: str | None  # mobile, tablet, desktop, other
+    os: str | None
+    browser: str | None
+
+
+def _clip(value: str | None, size: int = 64) -> str | None:
+    if not value or value == "Other":
+        return None
+    return value[:size]
+
+
+@lru_cache(maxsize=16_384)
+def classify_agent(ua: str) -> Agent:
+    """Classify one user-agent string (cached)."""
+    if not ua.strip():
+        return Agent("bot", None, None, None)
+    lowered = ua.lower()
+    if any(s in lowered for s in _PREVIEW_AGENTS_LOWER):
+        return Agent("preview", None, None, _clip(ua.split("/")[0]))
+    parsed = user_agents.parse(ua)
+    if parsed.is_bot or crawleruseragents.is_crawler(ua):
+        return Agent("bot", None, None, _clip(parsed.browser.family))
+    if parsed.is_tablet:
+        device = "tablet"
+    elif parsed.is_mobile:
+        device = "mobile"
+    elif parsed.is_pc:
+        device = "desktop"
+    else:
+        device = "other"
+    return Agent("human", device, _clip(parsed.os.family), _clip(parsed.browser.family))
+
+
+def anonymize_ip(ip: str | None) -> str | None:
+    """Keep the network, drop the host: IPv4 to /24, IPv6 to /48."""
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+class CountryLookup:
+    """Country of a visitor: a trusted proxy header, a MaxMind database, or
+    the offline table of the ``iptocc`` package, in that order."""
+
+    def __init__(self, header: str | None = None, mmdb_path: str | None = None) -> None:
+        self.header = header
+        self._reader = None
+        if mmdb_path:
+            import maxminddb
+
+            self._reader = maxminddb.open_database(mmdb_path)
+
+    def __call__(self, ip: str | None, headers) -> str | None:
+        if self.header:
+            value = (headers.get(self.header) or "").strip().upper()
+            # Cloudflare sends XX for unknown and T1 for Tor.
+            if len(value) == 2 and value.isalpha() and value != "XX":
+                return value
+        if not ip:
+            return None
+        if self._reader is not None:
+            return self._from_mmdb(ip)
+        try:
+            return iptocc.country_code(ip)
+        except ValueError:
+            return None
+
+    def _from_mmdb(self, ip: str) -> str | None:
+        try:
+            record = self._reader.get(ip)
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        country = record.get("country") or record.get("registered_country") or {}
+        code = country.get("iso_code") if isinstance(country, dict) else None
+        return code.upper() if code else None

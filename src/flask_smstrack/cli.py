@@ -1,0 +1,182 @@
+"""``flask smstrack ...`` commands."""
+from __future__ import annotations
+
+import json
+import secrets
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from marshmallow import ValidationError
+
+from .auth import create_api_key, create_user, find_user
+from .manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
+from .migrate import current_revision, head_revision, upgrade
+from .models import Campaign, User
+from .reports import campaign_report
+from .schemas import CampaignSchema, LinkSchema
+from .state import get_state
+from .tracking import replay_spool, spooled_count
+
+smstrack_cli = AppGroup("smstrack", help="SMS link tracking: database, users, campaigns, reports.")
+
+
+def _state():
+    try:
+        return get_state()
+    except RuntimeError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _validation_error(err: ValidationError) -> click.ClickException:
+    lines = [
+        f"{field}: {' '.join(m if isinstance(m, str) else json.dumps(m) for m in msgs)}"
+        for field, msgs in err.messages.items()
+    ]
+    return click.ClickException("invalid input:\n  " + "\n  ".join(lines))
+
+
+def _owner(email: str | None) -> str | None:
+    if email is None:
+        return None
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}; create one with: flask smstrack create-user {email} --password ...")
+    return str(user.id)
+
+
+@smstrack_cli.command("init-db")
+def init_db_command() -> None:
+    """Create the smstrack tables, or upgrade them to this version."""
+    _state()
+    before = current_revision()
+    upgrade()
+    after = current_revision()
+    if before == after:
+        click.echo(f"Database is up to date (revision {after}).")
+    else:
+        click.echo(f"Database upgraded from {before or 'empty'} to {after}.")
+
+
+@smstrack_cli.command("create-user")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
+@click.option("--admin", is_flag=True, help="Admins see every campaign.")
+def create_user_command(email: str, password: str, admin: bool) -> None:
+    """Create a dashboard and API user."""
+    _state()
+    try:
+        user = create_user(email, password, is_admin=admin)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Created {'admin' if admin else 'user'} {user.email} (id {user.id}).")
+
+
+@smstrack_cli.command("create-api-key")
+@click.argument("email")
+@click.option("--name", help="A note to recognise the key by.")
+def create_api_key_command(email: str, name: str | None) -> None:
+    """Create an API key for a user and print it (it is shown only once)."""
+    _state()
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}; create one with: flask smstrack create-user {email}")
+    key, _ = create_api_key(str(user.id), is_admin=user.is_admin, name=name)
+    click.echo(key)
+    click.echo("Keep this key: it cannot be shown again. Send it as 'Authorization: Bearer <key>'.", err=True)
+
+
+@smstrack_cli.command("create-campaign")
+@click.option("--name", required=True)
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
+@click.option("--cost", help="Total cost of the send, e.g. 12.50.")
+@click.option("--cost-per-message", help="Price of one message, e.g. 0.0079.")
+@click.option("--sent", type=int, help="How many messages were sent.")
+@click.option("--owner", help="Email of the owning user.")
+def create_campaign_command(name, currency, cost, cost_per_message, sent, owner) -> None:
+    """Create a campaign."""
+    _state()
+    raw = {"name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message, "sent": sent}
+    try:
+        data = CampaignSchema().load({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as err:
+        raise _validation_error(err) from None
+    campaign = create_campaign(data, _owner(owner))
+    click.echo(f"Campaign {campaign.id} created: {campaign.name}")
+
+
+@smstrack_cli.command("create-link")
+@click.argument("campaign_id", type=int)
+@click.argument("destination_url")
+@click.option("--code", help="A custom short code (3-64 of A-Z a-z 0-9 _ -).")
+@click.option("--no-click-id", is_flag=True, help="Do not append the click id to the destination.")
+def create_link_command(campaign_id: int, destination_url: str, code: str | None, no_click_id: bool) -> None:
+    """Create a tracked link in a campaign and print its short URL."""
+    _state()
+    campaign = get_campaign(campaign_id)
+    if campaign is None:
+        raise click.ClickException(f"no campaign {campaign_id}; list them with the API or the dashboard")
+    raw = {"destination_url": destination_url, "append_click_id": not no_click_id}
+    if code:
+        raw["code"] = code
+    try:
+        data = LinkSchema().load(raw)
+        link = create_link(campaign, data)
+    except ValidationError as err:
+        raise _validation_error(err) from None
+    except CodeTaken:
+        raise click.ClickException(f"the code {code!r} is already in use; choose another") from None
+    click.echo(f"Link {link.code} -> {link.destination_url}")
+    click.echo(short_url(link))
+
+
+@smstrack_cli.command("report")
+@click.argument("campaign_id", type=int)
+def report_command(campaign_id: int) -> None:
+    """Print a campaign's report as JSON."""
+    _state()
+    campaign = get_campaign(campaign_id)
+    if campaign is None:
+        raise click.ClickException(f"no campaign {campaign_id}")
+    click.echo(json.dumps(campaign_report(campaign).as_dict(), indent=2))
+
+
+@smstrack_cli.command("replay-spool")
+def replay_spool_command() -> None:
+    """Write clicks that were spooled while the database was unreachable."""
+    _state()
+    total = spooled_count()
+    if not total:
+        click.echo("The spool is empty.")
+        return
+    with click.progressbar(length=total, label="Replaying clicks") as bar:
+        written, present = replay_spool(progress=bar.update)
+    click.echo(f"Wrote {written} clicks; {present} were already stored.")
+
+
+@smstrack_cli.command("quickstart")
+@click.option("--admin-email", default="admin@example.com", show_default=True)
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
+def quickstart_command(admin_email: str, base_url: str) -> None:
+    """Set up a new install: tables, a first admin, a sample campaign and link."""
+    state = _state()
+    if current_revision() != head_revision():
+        upgrade()
+        click.echo("Database tables created.")
+    db = state.db
+    if db.session.query(User.id).first() is None:
+        password = secrets.token_urlsafe(12)
+        create_user(admin_email, password, is_admin=True)
+        click.echo(f"Admin created. Log in at {base_url}{current_app.config['SMSTRACK_URL_PREFIX']}/login")
+        click.echo(f"  email:    {admin_email}")
+        click.echo(f"  password: {password}   (shown once; keep it)")
+    else:
+        click.echo(f"Log in at {base_url}{current_app.config['SMSTRACK_URL_PREFIX']}/login with your user.")
+    if db.session.query(Campaign.id).first() is None:
+        admin = db.session.query(User).filter_by(is_admin=True).order_by(User.id).first()
+        campaign = create_campaign(
+            CampaignSchema().load({"name": "Sample campaign", "currency": "USD", "cost_per_message": "0.0079", "sent": 1000}),
+            str(admin.id) if admin else None,
+        )
+        link = create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/?utm_source=sms"}))
+        click.echo(f"Sample tracked link: {base_url.rstrip('/')}{current_app.config['SMSTRACK_LINK_PREFIX']}/{link.code}")

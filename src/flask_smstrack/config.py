@@ -1,0 +1,92 @@
+"""Every configuration key flask-smstrack reads, with its default.
+
+Keys are applied to ``app.config`` with ``setdefault`` in
+:meth:`flask_smstrack.SmsTrack.init_app`, so a host app can set any of them
+before or after constructing the extension. The README's config table lists
+the same keys.
+"""
+from __future__ import annotations
+
+#: URL prefix of the tracked redirect: ``/s/<code>``.
+SMSTRACK_LINK_PREFIX = "/s"
+
+#: URL prefix of the snippet, collector, API and dashboard.
+SMSTRACK_URL_PREFIX = "/smstrack"
+
+#: Public base URL used to build short links (``https://go.example.com``).
+#: ``None`` uses the URL of the current request.
+SMSTRACK_BASE_URL: str | None = None
+
+#: Query parameter that carries the click id to the landing page.
+SMSTRACK_CLICK_PARAM = "smsclid"
+
+#: Name of the attribution cookie set by the redirect (HttpOnly).
+SMSTRACK_COOKIE_NAME = "smsclid"
+
+#: Name of the first-party cookie the snippet keeps on the landing domain.
+SMSTRACK_SNIPPET_COOKIE_NAME = "_smsclid"
+
+#: Domain of the attribution cookie, e.g. ``.example.com``. ``None`` means
+#: the host that served the redirect.
+SMSTRACK_COOKIE_DOMAIN: str | None = None
+
+#: Lifetime of the attribution cookie, in days.
+SMSTRACK_COOKIE_DAYS = 30
+
+#: ``True``, ``False`` or ``None`` (secure when the request came over https).
+SMSTRACK_COOKIE_SECURE: bool | None = None
+
+#: Conversions count for a click made at most this many days before.
+SMSTRACK_ATTRIBUTION_WINDOW_DAYS = 30
+
+#: ``"last"`` (the click named by the conversion) or ``"first"`` (the
+#: visitor's first click within the window).
+SMSTRACK_ATTRIBUTION_MODEL = "last"
+
+#: Where unknown codes are redirected. ``None`` answers with a 404 page.
+SMSTRACK_FALLBACK_URL: str | None = None
+
+#: Seconds a link looked up by the redirect stays in the in-process cache.
+#: Short, so that several nodes stay consistent after an edit.
+SMSTRACK_LINK_CACHE_TTL = 30
+
+#: How many links the in-process cache holds at most.
+SMSTRACK_LINK_CACHE_SIZE = 10_000
+
+#: Length of generated short codes (base62, at least 7).
+SMSTRACK_CODE_LENGTH = 8
+
+#: Request header holding the visitor's country, set by a trusted proxy
+#: (``"CF-IPCountry"`` behind Cloudflare). ``None`` never reads a header.
+SMSTRACK_COUNTRY_HEADER: str | None = None
+
+#: Path to a MaxMind-format ``.mmdb`` country or city database. ``None`` uses
+#: the offline table shipped with the ``iptocc`` package.
+SMSTRACK_GEOIP_DB: str | None = None
+
+#: Origins allowed to post to the collector: ``"*"`` or a list such as
+#: ``["https://shop.example.com"]``.
+SMSTRACK_ALLOWED_ORIGINS: str | list[str] = "*"
+
+#: Largest collector or API body accepted, in bytes.
+SMSTRACK_MAX_PAYLOAD_BYTES = 4096
+
+#: Largest revenue accepted for one conversion.
+SMSTRACK_MAX_REVENUE = "1000000000"
+
+#: Where clicks that could not be written are kept until
+#: ``flask smstrack replay-spool`` writes them. ``None`` uses
+#: ``<instance folder>/smstrack-spool``.
+SMSTRACK_SPOOL_DIR: str | None = None
+
+#: Put SQLite databases in WAL mode with ``synchronous=NORMAL`` on connect.
+SMSTRACK_SQLITE_WAL = True
+
+#: Register the dashboard login view and user loader when the host app has
+#: no Flask-Login ``LoginManager`` of its own.
+SMSTRACK_BUILTIN_USERS = True
+
+
+def defaults() -> dict[str, object]:
+    """Return every ``SMSTRACK_*`` key defined above with its default."""
+    return {k: v for k, v in globals().items() if k.startswith("SMSTRACK_")}

@@ -1,0 +1,234 @@
+"""The :class:`SmsTrack` extension."""
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any, Callable
+
+from flask import Flask, current_app, has_request_context, request
+from marshmallow import ValidationError
+
+from . import config
+from .classify import CountryLookup
+from .formatting import FILTERS
+from .models import Click, User
+from .paths import asset_dir
+from .schemas import ConversionSchema
+from .state import LinkCache, State, get_state
+from .tracking import ConversionResult, find_click, record_conversion
+
+
+class SmsTrack:
+    """Tracked SMS links, conversions and ROI reports for a Flask app.
+
+    ::
+
+        db = SQLAlchemy(app)
+        smstrack = SmsTrack(app, db=db)
+
+    or with an app factory::
+
+        smstrack = SmsTrack(db=db)
+
+        def create_app():
+            app = Flask(__name__)
+            db.init_app(app)
+            smstrack.init_app(app)
+            return app
+
+    :param app: the app to set up now, or ``None`` to call :meth:`init_app` later.
+    :param db: the host app's Flask-SQLAlchemy instance. The extension never
+        creates a second ``SQLAlchemy()``.
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: Any = None) -> None:
+        self.db = db
+        #: Set with :meth:`access_check`.
+        self.access_check_func: Callable[[Any], bool] | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Set up ``app``: config defaults, blueprints, CLI, login.
+
+        Reads every ``SMSTRACK_*`` key of :mod:`flask_smstrack.config`; the
+        most used are ``SMSTRACK_BASE_URL``, ``SMSTRACK_LINK_PREFIX``,
+        ``SMSTRACK_URL_PREFIX``, ``SMSTRACK_COOKIE_DOMAIN``,
+        ``SMSTRACK_ATTRIBUTION_WINDOW_DAYS``, ``SMSTRACK_ALLOWED_ORIGINS``,
+        ``SMSTRACK_COUNTRY_HEADER`` and ``SMSTRACK_GEOIP_DB``.
+        """
+        if "smstrack" in app.extensions:
+            raise RuntimeError(
+                "SmsTrack is already set up on this app: call init_app(app) once per app."
+            )
+        db = self.db
+        if db is None:
+            raise RuntimeError(
+                "SmsTrack needs a Flask-SQLAlchemy instance: pass SmsTrack(app, db=db)."
+            )
+        if "sqlalchemy" not in app.extensions or app.extensions["sqlalchemy"] is not db:
+            raise RuntimeError(
+                "SmsTrack needs the Flask-SQLAlchemy instance set up on this app first:"
+                " call db.init_app(app) before smstrack.init_app(app)."
+            )
+        for key, value in config.defaults().items():
+            app.config.setdefault(key, value)
+        self._check_config(app)
+
+        spool = app.config["SMSTRACK_SPOOL_DIR"] or os.path.join(app.instance_path, "smstrack-spool")
+        app.extensions["smstrack"] = State(
+            db=db,
+            links=LinkCache(app.config["SMSTRACK_LINK_CACHE_SIZE"], app.config["SMSTRACK_LINK_CACHE_TTL"]),
+            country=CountryLookup(app.config["SMSTRACK_COUNTRY_HEADER"], app.config["SMSTRACK_GEOIP_DB"]),
+            spool_dir=spool,
+            ext=self,
+        )
+        if app.config["SMSTRACK_SQLITE_WAL"]:
+            with app.app_context():
+                _sqlite_wal(db.engine)
+
+        self._register_blueprints(app)
+        self._exempt_from_csrf(app)
+        if app.config["SMSTRACK_BUILTIN_USERS"] and getattr(app, "login_manager", None) is None:
+            _builtin_login(app)
+
+    @staticmethod
+    def _check_config(app: Flask) -> None:
+        c = app.config
+        if c["SMSTRACK_ATTRIBUTION_MODEL"] not in ("last", "first"):
+            raise RuntimeError("SMSTRACK_ATTRIBUTION_MODEL must be 'last' or 'first'.")
+        if int(c["SMSTRACK_CODE_LENGTH"]) < 7:
+            raise RuntimeError("SMSTRACK_CODE_LENGTH must be at least 7 so codes cannot be guessed.")
+        for key in ("SMSTRACK_LINK_PREFIX", "SMSTRACK_URL_PREFIX"):
+            if not str(c[key]).startswith("/"):
+                raise RuntimeError(f"{key} must start with '/', for example '/s'.")
+        try:
+            Decimal(str(c["SMSTRACK_MAX_REVENUE"]))
+        except ArithmeticError:
+            raise RuntimeError("SMSTRACK_MAX_REVENUE must be a number, for example '1000000'.") from None
+        if c["SMSTRACK_GEOIP_DB"] and not os.path.isfile(c["SMSTRACK_GEOIP_DB"]):
+            raise RuntimeError(
+                f"SMSTRACK_GEOIP_DB is {c['SMSTRACK_GEOIP_DB']!r}, which is not a file:"
+                " point it at a MaxMind-format .mmdb, or unset it to use the built-in table."
+            )
+
+    @staticmethod
+    def _register_blueprints(app: Flask) -> None:
+        from flask import Blueprint
+
+        from .views_api import bp as api_bp
+        from .views_collect import bp as collect_bp
+        from .views_dashboard import bp as dashboard_bp
+        from .views_redirect import bp as redirect_bp
+
+        prefix = app.config["SMSTRACK_URL_PREFIX"].rstrip("/")
+        # Templates and static files, overridable by the host's own
+        # templates/smstrack/... files.
+        assets = Blueprint(
+            "smstrack",
+            __name__,
+            template_folder=str(asset_dir("templates")),
+            static_folder=str(asset_dir("static") / "smstrack"),
+            static_url_path="/static",
+        )
+        for name, f in FILTERS.items():
+            assets.add_app_template_filter(f, name)
+        app.register_blueprint(assets, url_prefix=prefix)
+        app.register_blueprint(redirect_bp, url_prefix=app.config["SMSTRACK_LINK_PREFIX"].rstrip("/"))
+        app.register_blueprint(collect_bp, url_prefix=prefix)
+        app.register_blueprint(api_bp, url_prefix=f"{prefix}/api/v1")
+        app.register_blueprint(dashboard_bp, url_prefix=prefix)
+
+    @staticmethod
+    def _exempt_from_csrf(app: Flask) -> None:
+        csrf = app.extensions.get("csrf")
+        if csrf is None:
+            return
+        # Beacons and API clients carry no CSRF token; the API needs a key.
+        csrf.exempt("flask_smstrack.views_collect.collect")
+        for name in ("campaigns_create", "links_create", "conversions_create"):
+            csrf.exempt(f"flask_smstrack.views_api.{name}")
+
+    def access_check(self, f: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Register the function that decides whether a logged-in user of the
+        host app may use the dashboard and API::
+
+            @smstrack.access_check
+            def may_see_smstrack(user):
+                return user.is_staff
+        """
+        self.access_check_func = f
+        return f
+
+    # -- Python API for host apps ------------------------------------------
+
+    def current_click(self) -> Click | None:
+        """The click the current visitor came from, within the attribution
+        window: from the click id in the URL, the snippet's cookie or the
+        redirect's cookie, in that order."""
+        c = current_app.config
+        for value in (
+            request.args.get(c["SMSTRACK_CLICK_PARAM"]),
+            request.cookies.get(c["SMSTRACK_SNIPPET_COOKIE_NAME"]),
+            request.cookies.get(c["SMSTRACK_COOKIE_NAME"]),
+        ):
+            click = find_click(value)
+            if click is not None:
+                return click
+        return None
+
+    def record_conversion(
+        self,
+        *,
+        event: str = "purchase",
+        revenue: Decimal | str | int | None = None,
+        currency: str | None = None,
+        order_id: str | None = None,
+        click_id: str | None = None,
+    ) -> ConversionResult:
+        """Record a verified conversion from the host's own code, such as its
+        checkout view. Without ``click_id`` the current visitor's click is
+        used (see :meth:`current_click`). Replaying an ``order_id`` changes
+        nothing. Raises :class:`marshmallow.ValidationError` on bad input.
+        """
+        if isinstance(revenue, float):
+            raise ValidationError({"revenue": ["Pass a Decimal or a string, not a float."]})
+        data = {"event": event, "revenue": revenue, "currency": currency, "order_id": order_id}
+        if click_id is None and has_request_context():
+            click = self.current_click()
+            click_id = click.click_id if click else None
+        data["click_id"] = click_id
+        loaded = ConversionSchema().load({k: v for k, v in data.items() if v is not None})
+        return record_conversion(loaded, source="server", trust="verified")
+
+
+def _sqlite_wal(engine) -> None:
+    """WAL lets readers and the click writer work at once; NORMAL sync is
+    safe in WAL mode and keeps a commit cheap."""
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def _builtin_login(app: Flask) -> None:
+    """Flask-Login for the built-in users, when the host has none."""
+    from flask_login import LoginManager
+
+    manager = LoginManager()
+    manager.init_app(app)
+    manager.login_view = "smstrack_dashboard.login"
+
+    @manager.user_loader
+    def _load_user(user_id: str) -> User | None:
+        if not user_id.isdigit():
+            return None
+        return get_state().db.session.get(User, int(user_id))

@@ -1,0 +1,85 @@
+"""Creating and editing campaigns and links, shared by the API, the CLI and
+the dashboard. Input arrives already validated by :mod:`.schemas`."""
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+
+from flask import current_app, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .models import Campaign, Link
+from .state import get_state
+
+_BASE62 = string.digits + string.ascii_letters
+#: Generated codes are never shorter than this (62^7 is about 3.5e12).
+MIN_CODE_LENGTH = 7
+
+
+class CodeTaken(ValueError):
+    """The custom code asked for is already used by another link."""
+
+
+def generate_code(length: int | None = None) -> str:
+    """A random base62 code that cannot be guessed from other codes."""
+    length = max(MIN_CODE_LENGTH, length or current_app.config["SMSTRACK_CODE_LENGTH"])
+    return "".join(secrets.choice(_BASE62) for _ in range(length))
+
+
+def create_campaign(data: dict[str, Any], owner_id: str | None) -> Campaign:
+    db = get_state().db
+    campaign = Campaign(owner_id=owner_id, **data)
+    db.session.add(campaign)
+    db.session.commit()
+    return campaign
+
+
+def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
+    """Add a link to ``campaign``; raises :class:`CodeTaken` for a used code."""
+    db = get_state().db
+    custom = data.get("code")
+    for _ in range(5):
+        link = Link(
+            campaign_id=campaign.id,
+            code=custom or generate_code(),
+            destination_url=data["destination_url"],
+            append_click_id=data.get("append_click_id", True),
+            utm=data.get("utm") or None,
+        )
+        db.session.add(link)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            if custom:
+                raise CodeTaken(custom) from None
+            continue
+        get_state().links.discard(link.code)
+        return link
+    raise RuntimeError("Could not find a free short code after 5 tries; raise SMSTRACK_CODE_LENGTH.")
+
+
+def short_url(link: Link) -> str:
+    """The public short URL of ``link``."""
+    base = current_app.config["SMSTRACK_BASE_URL"]
+    if not base:
+        try:
+            base = request.host_url
+        except RuntimeError:
+            base = ""
+    prefix = current_app.config["SMSTRACK_LINK_PREFIX"].strip("/")
+    path = f"/{prefix}/{link.code}" if prefix else f"/{link.code}"
+    return base.rstrip("/") + path
+
+
+def get_campaign(campaign_id: int) -> Campaign | None:
+    return get_state().db.session.get(Campaign, campaign_id)
+
+
+def list_campaigns(owner_id: str | None, *, is_admin: bool = False) -> list[Campaign]:
+    query = select(Campaign).order_by(Campaign.id.desc())
+    if not is_admin:
+        query = query.where(Campaign.owner_id == owner_id)
+    return list(get_state().db.session.execute(query).scalars())

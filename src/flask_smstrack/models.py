@@ -1,0 +1,256 @@
+"""The tables of flask-smstrack.
+
+The models live on their own declarative base and ``MetaData`` (every table
+prefixed ``smstrack_``), so they work with any Flask-SQLAlchemy ``db`` the
+host app hands to :class:`~flask_smstrack.SmsTrack`: queries go through the
+host's ``db.session`` and engine, and the schema is managed by the
+extension's own Alembic migrations (``flask smstrack init-db``).
+
+Owners are stored as the string that Flask-Login's ``get_id()`` returns, so
+campaigns can belong to the built-in users or to the host app's own users.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from decimal import Decimal
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Money columns: 18 digits, 4 after the point (amounts up to 10^14).
+Money = Numeric(18, 4, asdecimal=True)
+
+#: Integer primary keys that are BIGINT on PostgreSQL and INTEGER (rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite keeps no zone, PostgreSQL does: this type makes both behave alike.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UTCDateTime needs a timezone-aware datetime")
+        value = value.astimezone(dt.timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(UserMixin, Base):
+    """A built-in dashboard and API user of the standalone app."""
+
+    __tablename__ = "smstrack_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def smstrack_admin(self) -> bool:
+        return self.is_admin
+
+
+class ApiKey(Base):
+    """An API key; only its SHA-256 is stored, the key is shown once."""
+
+    __tablename__ = "smstrack_api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(255), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str | None] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Campaign(Base):
+    """One SMS send: what it cost, and the links in its message."""
+
+    __tablename__ = "smstrack_campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    #: Flat total cost of the send.
+    cost: Mapped[Decimal | None] = mapped_column(Money)
+    #: Price of one message; cost = cost_per_message x sent.
+    cost_per_message: Mapped[Decimal | None] = mapped_column(Money)
+    #: Messages sent, for campaigns whose recipients are not imported.
+    sent: Mapped[int | None] = mapped_column(Integer)
+    #: Messages delivered, once known.
+    delivered: Mapped[int | None] = mapped_column(Integer)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    message_template: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    links: Mapped[list[Link]] = relationship(
+        back_populates="campaign", order_by="Link.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def total_cost(self) -> Decimal | None:
+        """The cost of the send in the campaign's currency, if known."""
+        if self.cost is not None:
+            return self.cost
+        if self.cost_per_message is not None and self.sent is not None:
+            return self.cost_per_message * self.sent
+        return None
+
+
+class Link(Base):
+    """A short code and the destination it redirects to."""
+
+    __tablename__ = "smstrack_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    destination_url: Mapped[str] = mapped_column(Text)
+    append_click_id: Mapped[bool] = mapped_column(Boolean, default=True)
+    utm: Mapped[dict | None] = mapped_column(JSON)
+    #: Set on per-recipient links.
+    recipient_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    variant_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="links")
+
+
+class Click(Base):
+    """One request to a tracked link."""
+
+    __tablename__ = "smstrack_clicks"
+    __table_args__ = (
+        Index("ix_smstrack_clicks_campaign_time", "campaign_id", "created_at"),
+        Index("ix_smstrack_clicks_campaign_kind", "campaign_id", "kind", "is_first"),
+        Index("ix_smstrack_clicks_visitor_link", "visitor_id", "link_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: Public, random, URL-safe id passed to the landing page.
+    click_id: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("smstrack_links.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE")
+    )
+    recipient_id: Mapped[int | None] = mapped_column(BigId)
+    variant_id: Mapped[int | None] = mapped_column(Integer)
+    #: ``human``, ``preview`` or ``bot``.
+    kind: Mapped[str] = mapped_column(String(8))
+    #: The visitor's first human click on this link.
+    is_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The snippet reported the landing page loaded in a browser.
+    human_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The click id of the visitor's first click, carried by the cookie.
+    visitor_id: Mapped[str] = mapped_column(String(32))
+    device_type: Mapped[str | None] = mapped_column(String(16))
+    os: Mapped[str | None] = mapped_column(String(64))
+    browser: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+    #: IPv4 truncated to /24, IPv6 to /48.
+    ip: Mapped[str | None] = mapped_column(String(45))
+    referrer_host: Mapped[str | None] = mapped_column(String(255))
+
+
+class Conversion(Base):
+    """A conversion reported by the snippet or by the server."""
+
+    __tablename__ = "smstrack_conversions"
+    __table_args__ = (
+        UniqueConstraint("event", "order_id"),
+        Index("ix_smstrack_conversions_campaign_time", "campaign_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The click the conversion is attributed to; ``None`` when unattributed.
+    click_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("smstrack_clicks.id", ondelete="SET NULL"), index=True
+    )
+    #: The click id as reported, kept even when it matched no click.
+    reported_click_id: Mapped[str | None] = mapped_column(String(64))
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("smstrack_campaigns.id", ondelete="SET NULL")
+    )
+    link_id: Mapped[int | None] = mapped_column(Integer)
+    recipient_id: Mapped[int | None] = mapped_column(BigId)
+    variant_id: Mapped[int | None] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(64))
+    revenue: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    #: ``snippet`` or ``server``.
+    source: Mapped[str] = mapped_column(String(8))
+    #: ``unverified`` (browsers) or ``verified`` (API key or host code).
+    trust: Mapped[str] = mapped_column(String(10))

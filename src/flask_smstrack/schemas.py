@@ -1,0 +1,271 @@
+"""Validation of everything that comes in from outside: collector beacons,
+server-side conversions and the JSON API. Views call ``schema.load()`` and
+hand ``ValidationError.messages`` back to the client.
+
+Money is ``Decimal`` end to end: bodies are parsed with ``parse_float=Decimal``
+and :class:`Money` refuses floats, booleans, NaN and infinities.
+"""
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+import pycountry
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
+
+#: Click ids and codes: URL-safe base64 alphabet.
+CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CODE_RE = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+#: Codes that would shadow other routes or read as words, kept free.
+RESERVED_CODES = frozenset({"api", "admin", "login", "logout", "static", "smstrack"})
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MONEY_PLACES = 4
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Parse a JSON object, keeping every number exact.
+
+    Raises :class:`ValidationError` keyed ``_body`` when the body is not a
+    JSON object.
+    """
+    try:
+        data = json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError({"_body": ["Body must be a JSON object."]}) from None
+    if not isinstance(data, dict):
+        raise ValidationError({"_body": ["Body must be a JSON object."]})
+    return data
+
+
+def is_currency(code: str) -> bool:
+    """True for an ISO 4217 currency code such as ``USD``."""
+    return len(code) == 3 and pycountry.currencies.get(alpha_3=code) is not None
+
+
+class Money(fields.Field):
+    """An exact amount of money, given as a JSON number or a string.
+
+    ``maximum`` is a callable so the limit can come from the app config.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid amount: give a number or a decimal string such as \"49.90\".",
+        "negative": "Must be 0 or more.",
+        "too_large": "Must be at most {maximum}.",
+        "places": "At most {places} digits after the decimal point.",
+    }
+
+    def __init__(self, *, maximum=None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.maximum = maximum
+
+    def _deserialize(self, value, attr, data, **kwargs) -> Decimal:
+        if isinstance(value, bool) or isinstance(value, float):
+            raise self.make_error("invalid")
+        if isinstance(value, (int, Decimal)):
+            amount = Decimal(value)
+        elif isinstance(value, str) and 0 < len(value.strip()) <= 40:
+            try:
+                amount = Decimal(value.strip())
+            except InvalidOperation:
+                raise self.make_error("invalid") from None
+        else:
+            raise self.make_error("invalid")
+        if not amount.is_finite():
+            raise self.make_error("invalid")
+        if amount < 0:
+            raise self.make_error("negative")
+        maximum = Decimal(self.maximum() if callable(self.maximum) else self.maximum or "1e12")
+        if amount > maximum:
+            raise self.make_error("too_large", maximum=f"{maximum:f}")
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -MONEY_PLACES:
+            normalized = amount.normalize()
+            if normalized.as_tuple().exponent < -MONEY_PLACES:
+                raise self.make_error("places", places=MONEY_PLACES)
+            amount = normalized
+        return amount
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else format_money(value)
+
+
+def format_money(value: Decimal) -> str:
+    """A decimal string with at least two places: ``49.9`` -> ``"49.90"``."""
+    value = Decimal(value)
+    if value == value.to_integral_value():
+        return f"{value.quantize(Decimal('0.01')):f}"
+    normalized = value.normalize()
+    if normalized.as_tuple().exponent > -2:
+        normalized = normalized.quantize(Decimal("0.01"))
+    return f"{normalized:f}"
+
+
+class Currency(fields.String):
+    default_error_messages = {"currency": "Not an ISO 4217 currency code (for example USD, EUR, GBP)."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        code = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        if not is_currency(code):
+            raise self.make_error("currency")
+        return code
+
+
+def _max_revenue() -> str:
+    from flask import current_app
+
+    return current_app.config["SMSTRACK_MAX_REVENUE"]
+
+
+ClickId = lambda **kw: fields.String(  # noqa: E731
+    validate=validate.Regexp(CLICK_ID_RE, error="Must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -."),
+    **kw,
+)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class LandingSchema(_Strict):
+    """``{"type": "landing", "click_id": ...}``: the landing page loaded."""
+
+    type = fields.String(required=True, validate=validate.Equal("landing"))
+    click_id = ClickId(required=True)
+
+
+class ConversionSchema(_Strict):
+    """A conversion, from the snippet, the API or host code."""
+
+    type = fields.String(load_default="conversion", validate=validate.Equal("conversion"))
+    click_id = ClickId(load_default=None, allow_none=True)
+    event = fields.String(
+        load_default="conversion",
+        validate=[
+            validate.Length(min=1, max=64),
+            validate.Regexp(r"^[\w.:-]+$", error="Use letters, digits, _ . : and - only."),
+        ],
+    )
+    revenue = Money(load_default=None, allow_none=True, maximum=_max_revenue)
+    currency = Currency(load_default=None, allow_none=True)
+    order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+
+    @pre_load
+    def _numbers_as_strings(self, data, **kwargs):
+        # Order ids are often numeric in shops' own code.
+        if isinstance(data, dict) and isinstance(data.get("order_id"), int) and not isinstance(
+            data.get("order_id"), bool
+        ):
+            data = dict(data, order_id=str(data["order_id"]))
+        return data
+
+    @validates_schema
+    def _currency_with_revenue(self, data, **kwargs):
+        if data.get("revenue") is not None and not data.get("currency"):
+            raise ValidationError("Required when revenue is given.", "currency")
+
+
+COLLECT_SCHEMAS: dict[str, type[Schema]] = {"landing": LandingSchema, "conversion": ConversionSchema}
+
+
+def load_beacon(data: dict[str, Any]) -> dict[str, Any]:
+    """Validate a collector body, dispatching on its ``type``."""
+    kind = data.get("type")
+    schema = COLLECT_SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None:
+        raise ValidationError({"type": [f"Must be one of: {', '.join(COLLECT_SCHEMAS)}."]})
+    return schema().load(data)
+
+
+class CampaignSchema(_Strict):
+    """Input and output of ``/api/v1/campaigns``."""
+
+    id = fields.Integer(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    currency = Currency(required=True)
+    cost = Money(load_default=None, allow_none=True)
+    cost_per_message = Money(load_default=None, allow_none=True)
+    sent = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=100_000_000))
+    sent_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
+    status = fields.String(dump_only=True)
+    owner_id = fields.String(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    total_cost = Money(dump_only=True, data_key="total_cost")
+
+    @validates_schema
+    def _one_cost(self, data, **kwargs):
+        if data.get("cost") is not None and data.get("cost_per_message") is not None:
+            raise ValidationError("Give either cost or cost_per_message, not both.", "cost")
+
+
+class LinkSchema(_Strict):
+    """Input and output of ``/api/v1/campaigns/<id>/links``."""
+
+    id = fields.Integer(dump_only=True)
+    campaign_id = fields.Integer(dump_only=True)
+    code = fields.String(load_default=None, allow_none=True)
+    destination_url = fields.String(required=True, validate=validate.Length(max=2048))
+    append_click_id = fields.Boolean(load_default=True)
+    utm = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None, allow_none=True)
+    short_url = fields.String(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+    @validates("code")
+    def _code(self, value, **kwargs):
+        if value is None:
+            return
+        if not CODE_RE.match(value):
+            raise ValidationError("Must be 3 to 64 characters of A-Z, a-z, 0-9, _ and -.")
+        if value.lower() in RESERVED_CODES:
+            raise ValidationError("This code is reserved; choose another.")
+
+    @validates("destination_url")
+    def _destination(self, value, **kwargs):
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValidationError("Must be an absolute http:// or https:// URL.")
+        if any(c.isspace() for c in value.strip()):
+            raise ValidationError("Must not contain spaces.")
+
+    @validates("utm")
+    def _utm(self, value, **kwargs):
+        if value is None:
+            return
+        unknown = sorted(set(value) - set(UTM_KEYS))
+        if unknown:
+            raise ValidationError(f"Unknown key {unknown[0]!r}; allowed: {', '.join(UTM_KEYS)}.")
+        if any(len(v) > 200 for v in value.values()):
+            raise ValidationError("Values must be at most 200 characters.")
+
+    @post_load
+    def _strip(self, data, **kwargs):
+        data["destination_url"] = data["destination_url"].strip()
+        return data
+
+
+class ConversionOutSchema(Schema):
+    id = fields.Integer()
+    created_at = fields.AwareDateTime()
+    event = fields.String()
+    revenue = Money()
+    currency = fields.String()
+    order_id = fields.String()
+    campaign_id = fields.Integer()
+    attributed = fields.Boolean()
+    source = fields.String()
+    trust = fields.String()
+    duplicate = fields.Boolean()

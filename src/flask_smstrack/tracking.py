@@ -1,0 +1,344 @@
+"""Every write of tracking data: clicks, landing confirmations, conversions.
+
+The click write sits on the redirect's hot path: it is one lean Core
+``INSERT`` on a pooled connection, committed before the ``302`` leaves, with
+no ORM unit of work. When it fails the click is appended to a spool file and
+written later by ``flask smstrack replay-spool``; the visitor is redirected
+either way.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from flask import current_app
+from sqlalchemy import exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .classify import Agent, anonymize_ip, classify_agent
+from .models import Click, Conversion, Link, utcnow
+from .schemas import CLICK_ID_RE
+from .state import get_state
+
+logger = logging.getLogger("flask_smstrack")
+
+_clicks = Click.__table__
+_INSERT_CLICK = insert(_clicks)
+
+
+def new_click_id() -> str:
+    """A random, URL-safe, unguessable click id (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedLink:
+    """What the redirect needs to know about a link, kept in the link cache."""
+
+    id: int
+    campaign_id: int
+    recipient_id: int | None
+    variant_id: int | None
+    destination: str
+    append_click_id: bool
+
+
+def with_query(url: str, extra: dict[str, str]) -> str:
+    """``url`` with ``extra`` added to its query; its own parameters are kept."""
+    if not extra:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = {k for k, _ in query}
+    query += [(k, v) for k, v in extra.items() if k not in names]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def destination_for(link: Link) -> str:
+    """The link's destination with its UTM parameters applied."""
+    return with_query(link.destination_url, dict(link.utm or {}))
+
+
+def find_link(code: str) -> CachedLink | None:
+    """The link for ``code``, from the in-process cache or the database."""
+    state = get_state()
+    cached = state.links.get(code)
+    if cached is not None:
+        return cached
+    link = state.db.session.execute(select(Link).where(Link.code == code)).scalar_one_or_none()
+    if link is None:
+        return None
+    cached = CachedLink(
+        id=link.id,
+        campaign_id=link.campaign_id,
+        recipient_id=link.recipient_id,
+        variant_id=link.variant_id,
+        destination=destination_for(link),
+        append_click_id=link.append_click_id,
+    )
+    state.links.put(code, cached)
+    return cached
+
+
+def redirect_target(link: CachedLink, click_id: str) -> str:
+    """Where the visitor goes: the destination, with the click id if wanted."""
+    if not link.append_click_id:
+        return link.destination
+    param = current_app.config["SMSTRACK_CLICK_PARAM"]
+    return with_query(link.destination, {param: click_id})
+
+
+def _referrer_host(referrer: str | None) -> str | None:
+    if not referrer:
+        return None
+    try:
+        host = urlsplit(referrer).hostname
+    except ValueError:
+        return None
+    return host[:255] if host else None
+
+
+def record_click(link: CachedLink, request) -> tuple[str, Agent]:
+    """Record one request to ``link`` and return its click id and agent.
+
+    Never raises: a click that cannot be written is spooled and logged.
+    """
+    click_id = new_click_id()
+    state = get_state()
+    try:
+        agent = classify_agent(request.headers.get("User-Agent", ""))
+        if request.method == "HEAD":
+            agent = Agent("bot", agent.device_type, agent.os, agent.browser)
+        ip = request.remote_addr
+        row = {
+            "click_id": click_id,
+            "created_at": utcnow(),
+            "link_id": link.id,
+            "campaign_id": link.campaign_id,
+            "recipient_id": link.recipient_id,
+            "variant_id": link.variant_id,
+            "kind": agent.kind,
+            "is_first": agent.kind == "human",
+            "human_confirmed": False,
+            "visitor_id": click_id,
+            "device_type": agent.device_type,
+            "os": agent.os,
+            "browser": agent.browser,
+            "country": state.country(ip, request.headers),
+            # Anonymized only after the country lookup above.
+            "ip": anonymize_ip(ip),
+            "referrer_host": _referrer_host(request.referrer),
+        }
+    except Exception:  # pragma: no cover - defensive: the visitor must get the redirect
+        logger.exception("Could not classify a click on link %s", link.id)
+        return click_id, Agent("human", None, None, None)
+    try:
+        with state.db.engine.begin() as conn:
+            if agent.kind == "human":
+                previous = request.cookies.get(current_app.config["SMSTRACK_COOKIE_NAME"])
+                if previous and CLICK_ID_RE.match(previous):
+                    _join_visitor(conn, row, previous)
+            conn.execute(_INSERT_CLICK, row)
+    except Exception:
+        logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
+        _spool(state.spool_dir, row)
+    return click_id, agent
+
+
+def _join_visitor(conn, row: dict[str, Any], previous_click_id: str) -> None:
+    """Attach a returning visitor's click to the visitor of its earlier click."""
+    visitor = conn.execute(
+        select(_clicks.c.visitor_id).where(_clicks.c.click_id == previous_click_id)
+    ).scalar()
+    if visitor is None:
+        return
+    row["visitor_id"] = visitor
+    seen = conn.execute(
+        select(
+            exists().where(
+                _clicks.c.visitor_id == visitor,
+                _clicks.c.link_id == row["link_id"],
+                _clicks.c.kind == "human",
+            )
+        )
+    ).scalar()
+    row["is_first"] = not seen
+
+
+# -- spool: clicks that could not be written --------------------------------
+
+
+def _spool(spool_dir: str, row: dict[str, Any]) -> None:
+    try:
+        os.makedirs(spool_dir, exist_ok=True)
+        line = json.dumps(dict(row, created_at=row["created_at"].isoformat())) + "\n"
+        path = os.path.join(spool_dir, f"clicks-{os.getpid()}.jsonl")
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+    except Exception:
+        logger.exception("Could not spool click %s either; it is lost", row.get("click_id"))
+
+
+def replay_spool(progress=None) -> tuple[int, int]:
+    """Write spooled clicks to the database.
+
+    Returns ``(written, already_present)``. Files are renamed before they are
+    read, so processes that keep spooling write to new files meanwhile.
+    """
+    state = get_state()
+    written = present = 0
+    paths = sorted(glob.glob(os.path.join(state.spool_dir, "clicks-*.jsonl")))
+    for path in paths:
+        claimed = f"{path}.{int(time.time() * 1000)}.replaying"
+        os.rename(path, claimed)
+        with open(claimed, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        for row in rows:
+            row["created_at"] = dt.datetime.fromisoformat(row["created_at"])
+            with state.db.engine.begin() as conn:
+                found = conn.execute(
+                    select(_clicks.c.id).where(_clicks.c.click_id == row["click_id"])
+                ).first()
+                if found:
+                    present += 1
+                else:
+                    conn.execute(_INSERT_CLICK, row)
+                    written += 1
+            if progress is not None:
+                progress(1)
+        os.remove(claimed)
+    return written, present
+
+
+def spooled_count() -> int:
+    """How many clicks wait in the spool."""
+    state = get_state()
+    total = 0
+    for path in glob.glob(os.path.join(state.spool_dir, "clicks-*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            total += sum(1 for line in f if line.strip())
+    return total
+
+
+# -- landing pings and conversions ------------------------------------------
+
+
+def confirm_landing(click_id: str) -> bool:
+    """Mark a click human-confirmed: the snippet ran on the landing page."""
+    db = get_state().db
+    result = db.session.execute(
+        update(Click).where(Click.click_id == click_id).values(human_confirmed=True)
+    )
+    db.session.commit()
+    return result.rowcount > 0
+
+
+def find_click(click_id: str | None) -> Click | None:
+    """The click with this public id, if it is within the attribution window."""
+    if not click_id or not CLICK_ID_RE.match(click_id):
+        return None
+    db = get_state().db
+    click = db.session.execute(select(Click).where(Click.click_id == click_id)).scalar_one_or_none()
+    if click is None:
+        return None
+    days = current_app.config["SMSTRACK_ATTRIBUTION_WINDOW_DAYS"]
+    if click.created_at < utcnow() - dt.timedelta(days=days):
+        return None
+    return click
+
+
+def _attribute(click_id: str | None) -> Click | None:
+    click = find_click(click_id)
+    if click is None or current_app.config["SMSTRACK_ATTRIBUTION_MODEL"] != "first":
+        return click
+    days = current_app.config["SMSTRACK_ATTRIBUTION_WINDOW_DAYS"]
+    first = get_state().db.session.execute(
+        select(Click)
+        .where(
+            Click.visitor_id == click.visitor_id,
+            Click.kind == "human",
+            Click.created_at >= utcnow() - dt.timedelta(days=days),
+        )
+        .order_by(Click.created_at, Click.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    return first or click
+
+
+@dataclass
+class ConversionResult:
+    conversion: Conversion
+    duplicate: bool
+
+    @property
+    def attributed(self) -> bool:
+        return self.conversion.click_pk is not None
+
+
+def record_conversion(
+    data: dict[str, Any],
+    *,
+    source: str,
+    trust: str,
+    fallback_click_id: str | None = None,
+    click_filter=None,
+) -> ConversionResult:
+    """Store one validated conversion (see :class:`~.schemas.ConversionSchema`).
+
+    A replay of an ``(event, order_id)`` pair already stored changes nothing
+    and returns the stored conversion with ``duplicate=True``; the database's
+    unique constraint decides, so concurrent replays are safe too.
+    ``click_filter`` may reject a click (for API keys that may not see its
+    campaign): the conversion is then stored as unattributed.
+    """
+    db = get_state().db
+    event, order_id = data.get("event") or "conversion", data.get("order_id")
+    if order_id is not None:
+        existing = _find_order(event, order_id)
+        if existing is not None:
+            return ConversionResult(existing, True)
+    reported = data.get("click_id") or fallback_click_id
+    click = _attribute(reported)
+    if click is not None and click_filter is not None and not click_filter(click):
+        click = None
+    revenue: Decimal | None = data.get("revenue")
+    conversion = Conversion(
+        created_at=utcnow(),
+        click_pk=click.id if click else None,
+        reported_click_id=reported if reported and CLICK_ID_RE.match(reported) else None,
+        campaign_id=click.campaign_id if click else None,
+        link_id=click.link_id if click else None,
+        recipient_id=click.recipient_id if click else None,
+        variant_id=click.variant_id if click else None,
+        event=event,
+        revenue=revenue,
+        currency=data.get("currency"),
+        order_id=order_id,
+        source=source,
+        trust=trust,
+    )
+    db.session.add(conversion)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = _find_order(event, order_id) if order_id is not None else None
+        if existing is None:
+            raise
+        return ConversionResult(existing, True)
+    return ConversionResult(conversion, False)
+
+
+def _find_order(event: str, order_id: str) -> Conversion | None:
+    return get_state().db.session.execute(
+        select(Conversion).where(Conversion.event == event, Conversion.order_id == order_id)
+    ).scalar_one_or_none()

@@ -1,0 +1,159 @@
+"""The JSON API under ``/smstrack/api/v1``."""
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+from marshmallow import ValidationError
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from .auth import current_principal
+from .errors import error_response, http_error_as_json
+from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_campaigns, short_url
+from .models import Campaign, Conversion, Link
+from .reports import campaign_report
+from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema, parse_body
+from .state import get_state
+from .tracking import record_conversion
+from .views_collect import read_limited_body
+
+bp = Blueprint("smstrack_api", __name__)
+bp.register_error_handler(HTTPException, http_error_as_json)
+
+
+class _Invalid(Exception):
+    def __init__(self, messages: dict, status: int = 400) -> None:
+        self.messages, self.status = messages, status
+
+
+@bp.errorhandler(_Invalid)
+def _invalid(err: _Invalid) -> Response:
+    return error_response(err.messages, err.status)
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    principal = current_principal()
+    if principal is None:
+        return error_response(
+            {"Authorization": ["Send 'Authorization: Bearer <api key>' (create one with flask smstrack create-api-key)."]},
+            401,
+            {"WWW-Authenticate": 'Bearer realm="smstrack"'},
+        )
+    g.smstrack_principal = principal
+    return None
+
+
+def _load(schema) -> dict:
+    """Validate the JSON body with ``schema`` or answer 400/413/415."""
+    if request.mimetype not in ("application/json", ""):
+        raise _Invalid({"Content-Type": ["Send application/json."]}, 415)
+    try:
+        raw = read_limited_body()
+    except ValidationError as err:
+        raise _Invalid(err.messages, 413) from None
+    try:
+        return schema.load(parse_body(raw))
+    except ValidationError as err:
+        raise _Invalid(err.messages) from None
+
+
+def _campaign_or_404(campaign_id: int) -> Campaign:
+    campaign = get_campaign(campaign_id)
+    if campaign is None or not g.smstrack_principal.can_see(campaign):
+        raise _Invalid({"campaign_id": [f"No campaign {campaign_id}."]}, 404)
+    return campaign
+
+
+def _link_out(link: Link) -> dict:
+    out = LinkSchema().dump(link)
+    out["short_url"] = short_url(link)
+    return out
+
+
+@bp.get("/campaigns")
+def campaigns_list() -> Response:
+    p = g.smstrack_principal
+    return jsonify(campaigns=CampaignSchema(many=True).dump(list_campaigns(p.owner_id, is_admin=p.is_admin)))
+
+
+@bp.post("/campaigns")
+def campaigns_create() -> tuple[Response, int]:
+    data = _load(CampaignSchema())
+    campaign = create_campaign(data, g.smstrack_principal.owner_id)
+    return jsonify(CampaignSchema().dump(campaign)), 201
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+def campaigns_get(campaign_id: int) -> Response:
+    return jsonify(CampaignSchema().dump(_campaign_or_404(campaign_id)))
+
+
+@bp.get("/campaigns/<int:campaign_id>/links")
+def links_list(campaign_id: int) -> Response:
+    campaign = _campaign_or_404(campaign_id)
+    return jsonify(links=[_link_out(link) for link in campaign.links])
+
+
+@bp.post("/campaigns/<int:campaign_id>/links")
+def links_create(campaign_id: int) -> tuple[Response, int]:
+    campaign = _campaign_or_404(campaign_id)
+    data = _load(LinkSchema())
+    try:
+        link = create_link(campaign, data)
+    except CodeTaken:
+        raise _Invalid({"code": [f"The code {data['code']!r} is already in use."]}, 409) from None
+    return jsonify(_link_out(link)), 201
+
+
+@bp.get("/campaigns/<int:campaign_id>/report")
+def campaigns_report(campaign_id: int) -> Response:
+    return jsonify(campaign_report(_campaign_or_404(campaign_id)).as_dict())
+
+
+def _conversion_out(result) -> dict:
+    out = ConversionOutSchema().dump(result.conversion)
+    out.update(attributed=result.attributed, duplicate=result.duplicate)
+    return out
+
+
+@bp.post("/conversions")
+def conversions_create() -> tuple[Response, int]:
+    data = _load(ConversionSchema())
+    principal = g.smstrack_principal
+    result = record_conversion(
+        data,
+        source="server",
+        trust="verified",
+        click_filter=lambda click: principal.can_see(get_campaign(click.campaign_id)),
+    )
+    return jsonify(_conversion_out(result)), 200 if result.duplicate else 201
+
+
+@bp.get("/conversions")
+def conversions_list() -> Response:
+    """Recent conversions; ``?attributed=false`` lists the unattributed ones
+    (only admins see those, since they belong to no campaign)."""
+    p = g.smstrack_principal
+    query = select(Conversion).order_by(Conversion.id.desc())
+    attributed = request.args.get("attributed")
+    if attributed not in (None, "true", "false"):
+        raise _Invalid({"attributed": ["Must be true or false."]})
+    if attributed == "false":
+        if not p.is_admin:
+            raise _Invalid({"attributed": ["Only admins can list unattributed conversions."]}, 403)
+        query = query.where(Conversion.click_pk.is_(None))
+    else:
+        visible = select(Campaign.id)
+        if not p.is_admin:
+            visible = visible.where(Campaign.owner_id == p.owner_id)
+        query = query.where(Conversion.campaign_id.in_(visible))
+    campaign_id = request.args.get("campaign_id", type=int)
+    if campaign_id is not None:
+        _campaign_or_404(campaign_id)
+        query = query.where(Conversion.campaign_id == campaign_id)
+    limit = min(max(request.args.get("limit", 100, type=int), 1), 1000)
+    rows = get_state().db.session.execute(query.limit(limit)).scalars()
+    return jsonify(
+        conversions=[dict(ConversionOutSchema().dump(c), attributed=c.click_pk is not None) for c in rows]
+    )

@@ -1,0 +1,58 @@
+"""The dashboard under ``/smstrack/``: login, campaign list."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from .auth import find_user, principal_from_user
+from .manage import list_campaigns
+from .reports import campaign_report
+
+bp = Blueprint("smstrack_dashboard", __name__)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("smstrack_dashboard.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    if not current_app.config["SMSTRACK_BUILTIN_USERS"]:
+        abort(404)
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = find_user(form.email.data)
+        if user is not None and user.check_password(form.password.data):
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        form.password.errors.append("Wrong email or password.")
+    status = 400 if request.method == "POST" else 200
+    return render_template("smstrack/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    logout_user()
+    flash("You are logged out.")
+    return redirect(url_for("smstrack_dashboard.login"))
+
+
+@bp.get("/")
+@login_required
+def index() -> str:
+    principal = principal_from_user(current_user._get_current_object())
+    if principal is None:
+        abort(403)
+    rows = [(c, campaign_report(c)) for c in list_campaigns(principal.owner_id, is_admin=principal.is_admin)]
+    return render_template("smstrack/index.html", rows=rows)
