@@ -89,6 +89,9 @@ class SmsTrack:
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)
+        from .cli import smstrack_cli
+
+        app.cli.add_command(smstrack_cli)
         if app.config["SMSTRACK_BUILTIN_USERS"] and getattr(app, "login_manager", None) is None:
             _builtin_login(app)
 

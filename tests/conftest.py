@@ -1,0 +1,192 @@
+"""Fixtures: a real database (SQLite, or PostgreSQL with
+``SMSTRACK_TEST_DATABASE_URL``), the standalone app, a client, a CLI runner,
+and helpers that act as a user would.
+
+The schema is created once per test session with the extension's own
+migrations; every test starts from empty tables.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36"
+    " (KHTML, like Gecko) Chrome/126.0.6478.122 Mobile Safari/537.36"
+)
+DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
+    " (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+)
+IMESSAGE_PREVIEW = "facebookexternalhit/1.1 Facebot Twitterbot/1.0"
+
+
+def _drop_everything(url: str) -> None:
+    """Remove tables left by an earlier run (PostgreSQL keeps them)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        names = inspect(conn).get_table_names()
+        if conn.dialect.name == "postgresql":
+            for name in names:
+                if name.startswith(("smstrack_", "host_")):
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("SMSTRACK_TEST_DATABASE_URL")
+    if not url:
+        return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "smstrack.db")
+    _drop_everything(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url, tmp_path_factory) -> str:
+    """The test database with the smstrack tables at the newest revision."""
+    from wsgi import create_app, db
+    from flask_smstrack.migrate import upgrade
+
+    app = create_app(_test_config(database_url, tmp_path_factory.mktemp("instance")))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return database_url
+
+
+def _test_config(url: str, instance: Path) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
+    }
+
+
+def _empty_tables(url: str) -> None:
+    from flask_smstrack.models import Base
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+    engine.dispose()
+
+
+@pytest.fixture
+def make_app(migrated, tmp_path):
+    """Build standalone apps with extra config; each is torn down after the test."""
+    from wsgi import create_app, db
+
+    _empty_tables(migrated)
+    apps = []
+
+    def make(**config):
+        app = create_app({**_test_config(migrated, tmp_path), **config})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Actions:
+    """What a user of the product does, in a few calls."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.client = app.test_client()
+
+    def user(self, email="owner@example.com", password="correct horse", admin=False):
+        from flask_smstrack.auth import create_user
+
+        with self.app.app_context():
+            return create_user(email, password, is_admin=admin).id
+
+    def api_key(self, email="owner@example.com", admin=False) -> str:
+        from flask_smstrack.auth import create_api_key, create_user, find_user
+
+        with self.app.app_context():
+            user = find_user(email) or create_user(email, "correct horse", is_admin=admin)
+            key, _ = create_api_key(str(user.id), is_admin=user.is_admin)
+            return key
+
+    def api(self, method, path, key, json=None, **kw):
+        return self.client.open(
+            f"/smstrack/api/v1{path}",
+            method=method,
+            json=json,
+            headers={"Authorization": f"Bearer {key}"},
+            **kw,
+        )
+
+    def campaign(self, key, **fields) -> dict:
+        body = {"name": "Spring sale", "currency": "USD", "cost": "10.00", "sent": 100, **fields}
+        response = self.api("POST", "/campaigns", key, json=body)
+        assert response.status_code == 201, response.json
+        return response.json
+
+    def link(self, key, campaign_id, **fields) -> dict:
+        body = {"destination_url": "https://shop.example.com/spring?src=sms", **fields}
+        response = self.api("POST", f"/campaigns/{campaign_id}/links", key, json=body)
+        assert response.status_code == 201, response.json
+        return response.json
+
+    def click(self, code, ua=IPHONE, ip="81.2.69.160", client=None, **kw):
+        client = client or self.client
+        return client.get(f"/s/{code}", headers={"User-Agent": ua}, environ_base={"REMOTE_ADDR": ip}, **kw)
+
+    def report(self, key, campaign_id) -> dict:
+        response = self.api("GET", f"/campaigns/{campaign_id}/report", key)
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def collect(self, body, content_type="text/plain", **kw):
+        import json
+
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        return self.client.post("/smstrack/collect", data=data, content_type=content_type, **kw)
+
+
+@pytest.fixture
+def actions(app) -> Actions:
+    return Actions(app)
+
+
+def click_id_of(response, param="smsclid") -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(response.headers["Location"]).query)[param][0]
