@@ -1,7 +1,7 @@
 """The JSON API under ``/smstrack/api/v1``."""
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
@@ -157,3 +157,24 @@ def conversions_list() -> Response:
     return jsonify(
         conversions=[dict(ConversionOutSchema().dump(c), attributed=c.click_pk is not None) for c in rows]
     )
+
+
+@bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_found(_rest: str) -> Response:
+    """JSON for unknown API paths, and 405 for a known path with the wrong method."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.append(method)
+    if allowed:
+        return error_response(
+            {"_request": [f"{request.method} is not allowed here; use {', '.join(allowed)}."]},
+            405,
+            {"Allow": ", ".join(allowed)},
+        )
+    return error_response({"_request": [f"No API endpoint at {request.path}."]}, 404)

@@ -1,0 +1,62 @@
+import json
+
+from flask_smstrack.auth import principal_from_key
+
+
+def _run(runner, *args):
+    return runner.invoke(args=["smstrack", *args])
+
+
+def test_init_db_is_idempotent(runner):
+    result = _run(runner, "init-db")
+    assert result.exit_code == 0
+    assert "up to date" in result.output
+
+
+def test_users_keys_campaigns_links_report(app, runner):
+    assert _run(runner, "create-user", "Owner@Example.com", "--password", "s3cret-pass", "--admin").exit_code == 0
+    duplicate = _run(runner, "create-user", "owner@example.com", "--password", "s3cret-pass")
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
+    short = _run(runner, "create-user", "x@example.com", "--password", "short")
+    assert short.exit_code == 1 and "at least 8" in short.output
+
+    key_result = _run(runner, "create-api-key", "owner@example.com")
+    assert key_result.exit_code == 0
+    key = key_result.stdout.strip().splitlines()[0]
+    assert key.startswith("smst_")
+    with app.test_request_context():
+        principal = principal_from_key(key)
+        assert principal is not None and principal.is_admin
+    assert _run(runner, "create-api-key", "nobody@example.com").exit_code == 1
+
+    campaign = _run(runner, "create-campaign", "--name", "Spring", "--currency", "USD", "--cost", "12.50", "--sent", "500", "--owner", "owner@example.com")
+    assert campaign.exit_code == 0, campaign.output
+    assert campaign.output.startswith("Campaign 1 created")
+    bad = _run(runner, "create-campaign", "--name", "Bad", "--currency", "XXQ")
+    assert bad.exit_code == 1 and "currency" in bad.output
+
+    link = _run(runner, "create-link", "1", "https://example.com/spring", "--code", "spring")
+    assert link.exit_code == 0, link.output
+    assert link.output.splitlines()[-1].endswith("/s/spring")
+    taken = _run(runner, "create-link", "1", "https://example.com/other", "--code", "spring")
+    assert taken.exit_code == 1 and "already in use" in taken.output
+    assert _run(runner, "create-link", "99", "https://example.com").exit_code == 1
+    assert "destination_url" in _run(runner, "create-link", "1", "ftp://example.com").output
+
+    app.test_client().get("/s/spring", headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"})
+    report = _run(runner, "report", "1")
+    assert report.exit_code == 0
+    data = json.loads(report.output)
+    assert (data["clicks"], data["sent"], data["cost"], data["ctr"]) == (1, 500, "12.50", 0.002)
+    assert _run(runner, "report", "42").exit_code == 1
+
+
+def test_quickstart_creates_admin_and_sample_link(app, runner):
+    result = _run(runner, "quickstart")
+    assert result.exit_code == 0, result.output
+    assert "password:" in result.output
+    sample = [line for line in result.output.splitlines() if line.startswith("Sample tracked link:")]
+    code = sample[0].rsplit("/", 1)[1]
+    assert app.test_client().get(f"/s/{code}").status_code == 302
+    again = _run(runner, "quickstart")
+    assert "password:" not in again.output
