@@ -201,3 +201,13 @@ def test_wrong_method_is_405(actions):
     response = actions.api("DELETE", "/campaigns", key)
     assert response.status_code == 405
     assert set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
+
+
+def test_openapi_document(client):
+    response = client.get("/smstrack/api/v1/openapi.json")
+    assert response.status_code == 200
+    doc = response.json
+    assert doc["openapi"].startswith("3.")
+    assert "/campaigns/{campaign_id}/report" in doc["paths"]
+    campaign = doc["components"]["schemas"]["Campaign"]
+    assert set(campaign["required"]) == {"name", "currency"}

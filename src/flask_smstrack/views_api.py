@@ -33,6 +33,8 @@ def _invalid(err: _Invalid) -> Response:
 
 @bp.before_request
 def _authenticate() -> Response | None:
+    if request.endpoint == "smstrack_api.openapi":
+        return None
     principal = current_principal()
     if principal is None:
         return error_response(
@@ -69,6 +71,19 @@ def _link_out(link: Link) -> dict:
     out = LinkSchema().dump(link)
     out["short_url"] = short_url(link)
     return out
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .openapi import build_spec
+
+    try:
+        release = version("flask-smstrack")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        release = "0"
+    return jsonify(build_spec(release, request.base_url.rsplit("/", 1)[0]))
 
 
 @bp.get("/campaigns")

@@ -1,0 +1,101 @@
+"""The OpenAPI document of the JSON API, generated from the marshmallow schemas."""
+from __future__ import annotations
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema
+
+_ERRORS = {
+    "description": "Invalid input: each field with its messages.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
+}
+
+
+def _json(ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _body(ref: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_ID = [{"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+
+
+def build_spec(version: str, server_url: str) -> dict:
+    spec = APISpec(
+        title="flask-smstrack",
+        version=version,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        servers=[{"url": server_url}],
+        security=[{"bearer": []}],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Campaign", schema=CampaignSchema)
+    spec.components.schema("Link", schema=LinkSchema)
+    spec.components.schema("ConversionIn", schema=ConversionSchema)
+    spec.components.schema("Conversion", schema=ConversionOutSchema)
+    spec.components.schema(
+        "Errors",
+        {
+            "type": "object",
+            "properties": {
+                "errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                }
+            },
+        },
+    )
+    spec.components.schema(
+        "Report",
+        {
+            "type": "object",
+            "description": "Rates are fractions; money is a decimal string; revenue is keyed by currency.",
+            "properties": {
+                **{k: {"type": "integer", "nullable": k in ("sent", "delivered")} for k in (
+                    "campaign_id", "sent", "delivered", "clicks", "unique_clicks", "previews", "bots",
+                    "human_confirmed", "conversions", "unattributed_conversions")},
+                **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
+                **{k: {"type": "string", "nullable": True} for k in ("cost", "profit", "epc", "aov", "cost_per_conversion")},
+                "currency": {"type": "string"},
+                "revenue": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+    )
+    spec.path(
+        "/campaigns",
+        operations={
+            "get": {"summary": "List your campaigns", "responses": {"200": {"description": "Campaigns"}}},
+            "post": {
+                "summary": "Create a campaign",
+                "requestBody": _body("Campaign"),
+                "responses": {"201": _json("Campaign", "Created"), "400": _ERRORS},
+            },
+        },
+    )
+    spec.path("/campaigns/{campaign_id}", parameters=_ID, operations={
+        "get": {"summary": "One campaign", "responses": {"200": _json("Campaign", "The campaign"), "404": _ERRORS}},
+    })
+    spec.path("/campaigns/{campaign_id}/links", parameters=_ID, operations={
+        "get": {"summary": "The campaign's links", "responses": {"200": {"description": "Links"}}},
+        "post": {
+            "summary": "Create a tracked link",
+            "requestBody": _body("Link"),
+            "responses": {"201": _json("Link", "Created"), "400": _ERRORS, "409": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/report", parameters=_ID, operations={
+        "get": {"summary": "The campaign's numbers", "responses": {"200": _json("Report", "Report"), "404": _ERRORS}},
+    })
+    spec.path("/conversions", operations={
+        "get": {"summary": "Recent conversions", "responses": {"200": {"description": "Conversions"}}},
+        "post": {
+            "summary": "Record a verified server-side conversion",
+            "requestBody": _body("ConversionIn"),
+            "responses": {"201": _json("Conversion", "Recorded"), "200": _json("Conversion", "Already recorded"), "400": _ERRORS},
+        },
+    })
+    return spec.to_dict()
