@@ -72,3 +72,26 @@ def test_country_header_only_when_trusted():
     assert CountryLookup(header="CF-IPCountry")("81.2.69.160", headers) == "DE"
     # Unknown or Tor from the proxy: fall back to the address.
     assert CountryLookup(header="CF-IPCountry")("81.2.69.160", {"CF-IPCountry": "XX"}) == "GB"
+
+
+def test_country_from_mmdb(tmp_path):
+    """A MaxMind-format database, written here, takes over from the built-in table."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Country")
+    writer.insert_network(IPSet(["81.2.69.0/24"]), {"country": {"iso_code": "FR"}})
+    writer.insert_network(IPSet(["2001:db8::/32"]), {"registered_country": {"iso_code": "nl"}})
+    path = tmp_path / "country.mmdb"
+    writer.to_db_file(str(path))
+    lookup = CountryLookup(mmdb_path=str(path))
+    assert lookup("81.2.69.160", {}) == "FR"
+    assert lookup("2001:db8::1", {}) == "NL"
+    assert lookup("8.8.8.8", {}) is None
+    # A trusted header still wins over the database.
+    assert CountryLookup(header="CF-IPCountry", mmdb_path=str(path))("81.2.69.160", {"CF-IPCountry": "DE"}) == "DE"
+
+
+def test_missing_mmdb_is_a_clear_error(make_app):
+    with pytest.raises(RuntimeError, match="SMSTRACK_GEOIP_DB"):
+        make_app(SMSTRACK_GEOIP_DB="/nonexistent/GeoLite2-Country.mmdb")
