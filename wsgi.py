@@ -17,6 +17,7 @@ import os
 import secrets
 
 from flask import Flask, redirect, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -24,6 +25,17 @@ from flask_smstrack import SmsTrack
 
 db = SQLAlchemy()
 smstrack = SmsTrack(db=db)
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer for
+    requests that carry no session cookie: tracked redirects, beacons and
+    API calls never do."""
+
+    def open_session(self, app, request):
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _env_value(raw: str):
@@ -63,13 +75,13 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     for key, raw in os.environ.items():
         if key.startswith("SMSTRACK_") and key != "SMSTRACK_PROXY_HOPS":
             app.config[key] = _env_value(raw)
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app)
+    app.session_interface = _SessionInterface()
     hops = int(os.environ.get("SMSTRACK_PROXY_HOPS", "0"))
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)

@@ -162,3 +162,19 @@ def test_failed_write_still_redirects_and_is_replayed(app, actions, runner, capl
     assert "Wrote 1 clicks" in result.output
     assert [c.click_id for c in _clicks(app)][1] == click_id_of(response)
     assert runner.invoke(args=["smstrack", "replay-spool"]).output.strip() == "The spool is empty."
+
+
+@pytest.mark.parametrize(
+    "destination,expected",
+    [
+        ("https://example.com/a", "https://example.com/a?smsclid=ID"),
+        ("https://example.com/a?q=a%20b&x=", "https://example.com/a?q=a%20b&x=&smsclid=ID"),
+        ("https://example.com/a?smsclid=old&k=1#top", "https://example.com/a?k=1&smsclid=ID#top"),
+        ("https://example.com/a#/spa/route?x=1", "https://example.com/a?smsclid=ID#/spa/route?x=1"),
+    ],
+)
+def test_click_id_keeps_the_destination_as_written(destination, expected):
+    from flask_smstrack.tracking import click_id_slot
+
+    before, after = click_id_slot(destination, "smsclid")
+    assert before + "ID" + after == expected

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -189,18 +190,24 @@ class Click(Base):
 
     __tablename__ = "smstrack_clicks"
     __table_args__ = (
+        # Every index costs the redirect a write: a new visitor's click
+        # touches the table, the click id and this one only.
         Index("ix_smstrack_clicks_campaign_time", "campaign_id", "created_at"),
-        Index("ix_smstrack_clicks_campaign_kind", "campaign_id", "kind", "is_first"),
-        Index("ix_smstrack_clicks_visitor_link", "visitor_id", "link_id"),
+        # Returning visitors only (partial index).
+        Index(
+            "ix_smstrack_clicks_visitor_link",
+            "visitor_id",
+            "link_id",
+            sqlite_where=text("visitor_id IS NOT NULL"),
+            postgresql_where=text("visitor_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     #: Public, random, URL-safe id passed to the landing page.
     click_id: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    link_id: Mapped[int] = mapped_column(
-        ForeignKey("smstrack_links.id", ondelete="CASCADE"), index=True
-    )
+    link_id: Mapped[int] = mapped_column(ForeignKey("smstrack_links.id", ondelete="CASCADE"))
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("smstrack_campaigns.id", ondelete="CASCADE")
     )
@@ -212,8 +219,14 @@ class Click(Base):
     is_first: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The snippet reported the landing page loaded in a browser.
     human_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: The click id of the visitor's first click, carried by the cookie.
-    visitor_id: Mapped[str] = mapped_column(String(32))
+    #: For a returning visitor, the click id of the visitor's first click
+    #: (carried by the cookie); ``None`` when this click is the first.
+    visitor_id: Mapped[str | None] = mapped_column(String(32))
+
+    @property
+    def visitor(self) -> str:
+        """The id of the visitor: the click id of their first click."""
+        return self.visitor_id or self.click_id
     device_type: Mapped[str | None] = mapped_column(String(16))
     os: Mapped[str | None] = mapped_column(String(64))
     browser: Mapped[str | None] = mapped_column(String(64))

@@ -87,7 +87,7 @@ def upgrade():
     sa.Column('kind', sa.String(length=8), nullable=False),
     sa.Column('is_first', sa.Boolean(), nullable=False),
     sa.Column('human_confirmed', sa.Boolean(), nullable=False),
-    sa.Column('visitor_id', sa.String(length=32), nullable=False),
+    sa.Column('visitor_id', sa.String(length=32), nullable=True),
     sa.Column('device_type', sa.String(length=16), nullable=True),
     sa.Column('os', sa.String(length=64), nullable=True),
     sa.Column('browser', sa.String(length=64), nullable=True),
@@ -100,10 +100,8 @@ def upgrade():
     sa.UniqueConstraint('click_id', name=op.f('uq_smstrack_clicks_click_id'))
     )
     with op.batch_alter_table('smstrack_clicks', schema=None) as batch_op:
-        batch_op.create_index('ix_smstrack_clicks_campaign_kind', ['campaign_id', 'kind', 'is_first'], unique=False)
         batch_op.create_index('ix_smstrack_clicks_campaign_time', ['campaign_id', 'created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_smstrack_clicks_link_id'), ['link_id'], unique=False)
-        batch_op.create_index('ix_smstrack_clicks_visitor_link', ['visitor_id', 'link_id'], unique=False)
+        batch_op.create_index('ix_smstrack_clicks_visitor_link', ['visitor_id', 'link_id'], unique=False, sqlite_where=sa.text('visitor_id IS NOT NULL'), postgresql_where=sa.text('visitor_id IS NOT NULL'))
 
     op.create_table('smstrack_conversions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -139,9 +137,7 @@ def downgrade():
     op.drop_table('smstrack_conversions')
     with op.batch_alter_table('smstrack_clicks', schema=None) as batch_op:
         batch_op.drop_index('ix_smstrack_clicks_visitor_link')
-        batch_op.drop_index(batch_op.f('ix_smstrack_clicks_link_id'))
         batch_op.drop_index('ix_smstrack_clicks_campaign_time')
-        batch_op.drop_index('ix_smstrack_clicks_campaign_kind')
 
     op.drop_table('smstrack_clicks')
     with op.batch_alter_table('smstrack_links', schema=None) as batch_op:
