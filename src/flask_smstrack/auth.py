@@ -98,18 +98,16 @@ def principal_from_user(user: Any) -> Principal | None:
     return Principal(str(user.get_id()), is_admin)
 
 
-def current_principal() -> Principal | None:
-    """Who the current request acts for, by API key or logged-in session."""
+def current_principal() -> tuple[Principal | None, bool]:
+    """Who the current request acts for, by API key or logged-in session,
+    and whether it came by session (browsers send that on their own)."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() == "bearer" and key.strip():
-        return principal_from_key(key.strip())
-    try:
-        from flask_login import current_user
-    except ImportError:  # pragma: no cover
-        return None
+        return principal_from_key(key.strip()), False
     from flask import current_app
+    from flask_login import current_user
 
     if getattr(current_app, "login_manager", None) is None:
-        return None
-    return principal_from_user(current_user._get_current_object())
+        return None, False
+    return principal_from_user(current_user._get_current_object()), True

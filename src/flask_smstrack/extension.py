@@ -94,6 +94,7 @@ class SmsTrack:
         app.cli.add_command(smstrack_cli)
         if app.config["SMSTRACK_BUILTIN_USERS"] and getattr(app, "login_manager", None) is None:
             _builtin_login(app)
+            app.extensions["smstrack"].builtin_login = True
 
     @staticmethod
     def _check_config(app: Flask) -> None:
@@ -144,13 +145,27 @@ class SmsTrack:
 
     @staticmethod
     def _exempt_from_csrf(app: Flask) -> None:
-        csrf = app.extensions.get("csrf")
-        if csrf is None:
-            return
-        # Beacons and API clients carry no CSRF token; the API needs a key.
-        csrf.exempt("flask_smstrack.views_collect.collect")
-        for name in ("campaigns_create", "links_create", "conversions_create"):
-            csrf.exempt(f"flask_smstrack.views_api.{name}")
+        """Exempt the collector and the API from Flask-WTF's CSRFProtect.
+
+        Beacons carry no token, and API keys are not sent by browsers on
+        their own; API calls made with a session cookie are checked for a
+        token by the API itself. ``CSRFProtect`` may be set up before or
+        after this extension: a first-request hook covers the second case.
+        """
+
+        def exempt() -> None:
+            csrf = app.extensions.get("csrf")
+            state = app.extensions["smstrack"]
+            if csrf is None or state.extra.get("csrf_exempted") is csrf:
+                return
+            csrf.exempt("flask_smstrack.views_collect.collect")
+            from .views_api import bp as api_bp
+
+            csrf.exempt(api_bp)
+            state.extra["csrf_exempted"] = csrf
+
+        exempt()
+        app.before_request(exempt)
 
     def access_check(self, f: Callable[[Any], bool]) -> Callable[[Any], bool]:
         """Register the function that decides whether a logged-in user of the

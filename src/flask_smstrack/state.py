@@ -51,6 +51,9 @@ class State:
     spool_dir: str
     #: The :class:`~flask_smstrack.SmsTrack` instance that set the app up.
     ext: Any = None
+    #: The built-in users log in at ``/smstrack/login`` (the host app has
+    #: no Flask-Login of its own).
+    builtin_login: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

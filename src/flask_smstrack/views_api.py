@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask_wtf.csrf import validate_csrf
 from marshmallow import ValidationError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
+from wtforms.validators import ValidationError as CSRFInvalid
 
 from .auth import current_principal
 from .errors import error_response, http_error_as_json
@@ -35,13 +37,24 @@ def _invalid(err: _Invalid) -> Response:
 def _authenticate() -> Response | None:
     if request.endpoint == "smstrack_api.openapi":
         return None
-    principal = current_principal()
+    principal, by_session = current_principal()
     if principal is None:
         return error_response(
             {"Authorization": ["Send 'Authorization: Bearer <api key>' (create one with flask smstrack create-api-key)."]},
             401,
             {"WWW-Authenticate": 'Bearer realm="smstrack"'},
         )
+    if by_session and request.method not in ("GET", "HEAD", "OPTIONS"):
+        # A browser sends the session cookie on its own: ask for the token.
+        token = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
+        try:
+            validate_csrf(token)
+        except CSRFInvalid as err:
+            return error_response(
+                {"X-CSRFToken": [f"{err.args[0]} Send the page's CSRF token, or use an API key."]}, 400
+            )
+        if request.mimetype != "application/json":
+            return error_response({"Content-Type": ["Send application/json."]}, 415)
     g.smstrack_principal = principal
     return None
 

@@ -1,7 +1,7 @@
 """The dashboard under ``/smstrack/``: login, campaign list."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length
 from .auth import find_user, principal_from_user
 from .manage import list_campaigns
 from .reports import campaign_report
+from .state import get_state
 
 bp = Blueprint("smstrack_dashboard", __name__)
 
@@ -18,6 +19,10 @@ bp = Blueprint("smstrack_dashboard", __name__)
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class LogoutForm(FlaskForm):
+    pass
 
 
 def _safe_next(target: str | None) -> str:
@@ -28,7 +33,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
-    if not current_app.config["SMSTRACK_BUILTIN_USERS"]:
+    if not get_state().builtin_login:
         abort(404)
     form = LoginForm()
     if form.validate_on_submit():
@@ -43,6 +48,9 @@ def login() -> str | Response:
 
 @bp.post("/logout")
 def logout() -> Response:
+    if not get_state().builtin_login:
+        abort(404)
+    LogoutForm().validate_on_submit() or abort(400, "The form expired; please try again.")
     logout_user()
     flash("You are logged out.")
     return redirect(url_for("smstrack_dashboard.login"))
