@@ -1,0 +1,2 @@
+"""Helpers for the end-to-end tests (``tests/test_browser.py``,
+``tests/test_wheel.py``): real servers on 127.0.0.1 and a landing site."""
