@@ -1,12 +1,10 @@
 """Per-app state kept in ``app.extensions["smstrack"]``."""
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cachetools import TTLCache
 from flask import current_app
 
 if TYPE_CHECKING:
@@ -16,31 +14,40 @@ if TYPE_CHECKING:
 
 
 class LinkCache:
-    """A small thread-safe TTL cache of links by code.
+    """A small TTL cache of links by code, one per process.
 
-    Each process keeps its own copy for ``SMSTRACK_LINK_CACHE_TTL`` seconds,
-    so an edited link reaches every node within that time.
+    Each process keeps a link for ``SMSTRACK_LINK_CACHE_TTL`` seconds, so an
+    edited link reaches every node within that time. Plain dict operations
+    are atomic, so threads need no lock; when full, the oldest entry goes.
     """
 
     def __init__(self, maxsize: int, ttl: float) -> None:
-        self._cache: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl, timer=time.monotonic)
-        self._lock = threading.Lock()
+        self.maxsize, self.ttl = max(1, int(maxsize)), float(ttl)
+        self._data: dict[str, tuple[float, Any]] = {}
 
     def get(self, code: str) -> Any:
-        with self._lock:
-            return self._cache.get(code)
+        item = self._data.get(code)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            self._data.pop(code, None)
+            return None
+        return item[1]
 
     def put(self, code: str, value: Any) -> None:
-        with self._lock:
-            self._cache[code] = value
+        data = self._data
+        while len(data) >= self.maxsize:
+            try:
+                data.pop(next(iter(data)), None)
+            except (StopIteration, RuntimeError):  # emptied or changed by another thread
+                break
+        data[code] = (time.monotonic() + self.ttl, value)
 
     def discard(self, code: str) -> None:
-        with self._lock:
-            self._cache.pop(code, None)
+        self._data.pop(code, None)
 
     def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._data.clear()
 
 
 @dataclass

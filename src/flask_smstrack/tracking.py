@@ -29,7 +29,7 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import event, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .classify import Agent, anonymize_ip, classify_agent
@@ -185,19 +185,72 @@ class _FileLock:
             self._threads.release()
 
 
-def _write_lock(engine):
+def _is_sqlite_file(engine) -> bool:
     database = engine.url.database
-    if engine.dialect.name != "sqlite" or fcntl is None or not database or database == ":memory:":
+    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
+
+
+def _write_lock(engine):
+    if fcntl is None or not _is_sqlite_file(engine):
         return contextlib.nullcontext()
-    return _FileLock(os.path.abspath(database) + ".smstrack-lock")
+    return _FileLock(os.path.abspath(engine.url.database) + ".smstrack-lock")
+
+
+class _Checkpointer:
+    """Copies SQLite's write-ahead log into the database from a background
+    thread, once a second, so that no visitor's redirect waits for the fsync
+    of a checkpoint. ``PASSIVE`` checkpoints never block writers."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def start(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = threading.Event()
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="smstrack-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+            thread.join(timeout=5)
+        self._thread = None
+
+    def _run(self) -> None:
+        fairy = self.engine.raw_connection()
+        fairy.detach()
+        connection = fairy.dbapi_connection
+        connection.isolation_level = None
+        try:
+            while not self._stop.wait(self.INTERVAL):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except Exception:
+                    logger.warning("SQLite checkpoint failed; it will be tried again", exc_info=True)
+            # A last one, so that a stopped app leaves a small log behind.
+            with contextlib.suppress(Exception):
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()
 
 
 class ClickWriter:
-    """One precompiled ``INSERT`` of a click, run on a raw pooled DBAPI
-    connection: no ORM, no statement compilation per request.
+    """One precompiled ``INSERT`` of a click on a DBAPI connection kept for
+    click writes: no ORM, no statement compilation and no pool checkout per
+    request.
 
-    Built once per engine. Values go through the columns' own bind
-    processors, so what is stored is what the ORM would store.
+    Built once per engine; each thread keeps one connection, opened through
+    the engine (so its connect hooks run) and closed by ``engine.dispose()``.
+    Values go through the columns' own bind processors, so what is stored is
+    what the ORM would store.
     """
 
     COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
@@ -208,46 +261,99 @@ class ClickWriter:
         self.engine = engine
         self.lock = _write_lock(engine)
         self.sql = str(compiled)
-        self.order = tuple(compiled.positiontup) if compiled.positional else None
-        self.processors = {}
-        for name in self.COLUMNS:
-            processor = _clicks.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                self.processors[name] = processor
+        names = tuple(compiled.positiontup) if compiled.positional else self.COLUMNS
+        self.positional = compiled.positional
+        self.names = names
+        self.processors = tuple(
+            (i, name, processor)
+            for i, name in enumerate(names)
+            if (processor := _clicks.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        )
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self.checkpointer = _Checkpointer(engine) if _is_sqlite_file(engine) else None
+        event.listen(engine, "engine_disposed", self.close)
 
     def params(self, row: dict[str, Any]):
+        if self.positional:
+            values = [row[name] for name in self.names]
+            for i, _, processor in self.processors:
+                values[i] = processor(values[i])
+            return values
         values = dict(row)
-        for name, processor in self.processors.items():
+        for _, name, processor in self.processors:
             values[name] = processor(values[name])
-        if self.order is not None:
-            return tuple(values[name] for name in self.order)
         return values
 
+    def _connection(self):
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():  # first use, or forked
+            fairy = self.engine.raw_connection()
+            fairy.detach()
+            connection = fairy.dbapi_connection
+            # Each INSERT is its own transaction: one statement, no BEGIN
+            # and COMMIT round trips.
+            if self.engine.dialect.name == "sqlite":
+                connection.isolation_level = None
+                local.autocommit = True
+                if self.checkpointer is not None:
+                    # Checkpoints (and their fsync) run in the background.
+                    connection.execute("PRAGMA wal_autocheckpoint=0")
+                    self.checkpointer.start()
+            else:
+                try:
+                    connection.autocommit = True
+                    local.autocommit = True
+                except Exception:
+                    local.autocommit = False
+            local.connection, local.pid = connection, os.getpid()
+            self._connections.append(connection)
+        return local.connection
+
+    def _drop(self, connection) -> None:
+        self._local.pid = None
+        with contextlib.suppress(Exception):
+            self._connections.remove(connection)
+        with contextlib.suppress(Exception):
+            connection.close()
+
     def write(self, row: dict[str, Any]) -> None:
-        """Insert and commit ``row``; a dead connection is dropped from the pool."""
+        """Insert and commit ``row``."""
         params = self.params(row)
-        connection = self.engine.raw_connection()
+        connection = self._connection()
         cursor = None
         try:
-            cursor = connection.cursor()
             with self.lock:
+                cursor = connection.cursor()
                 cursor.execute(self.sql, params)
-                connection.commit()
+                if not self._local.autocommit:
+                    connection.commit()
         except Exception as err:
-            if self.engine.dialect.is_disconnect(err, connection.dbapi_connection, cursor):
-                connection.invalidate()
+            if not self._local.autocommit:
+                with contextlib.suppress(Exception):
+                    connection.rollback()
+            if self.engine.dialect.is_disconnect(err, connection, cursor):
+                self._drop(connection)
             raise
         finally:
             if cursor is not None:
-                cursor.close()
-            connection.close()
+                with contextlib.suppress(Exception):
+                    cursor.close()
+
+    def close(self, *_args) -> None:
+        """Close every connection this writer opened."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        while self._connections:
+            with contextlib.suppress(Exception):
+                self._connections.pop().close()
+        self._local = threading.local()
 
 
 def _click_writer(state) -> ClickWriter:
-    engine = state.db.engine
     writer = state.extra.get("click_writer")
-    if writer is None or writer.engine is not engine:
-        writer = state.extra["click_writer"] = ClickWriter(engine)
+    if writer is None:
+        writer = state.extra["click_writer"] = ClickWriter(state.db.engine)
     return writer
 
 

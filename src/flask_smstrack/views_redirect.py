@@ -1,17 +1,25 @@
 """``GET /s/<code>``: record the click, answer 302."""
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, current_app, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from .schemas import CODE_RE
+from .state import get_state
 from .tracking import find_link, record_click, redirect_target
 
-logger = logging.getLogger("flask_smstrack")
-
 bp = Blueprint("smstrack_links", __name__)
+
+
+def _cookie_attributes(config) -> tuple[str, str, str]:
+    """The attribution cookie's name and its attributes without and with
+    ``Secure``, written once: they only depend on the config."""
+    parts = [f"Max-Age={int(config['SMSTRACK_COOKIE_DAYS']) * 86400}"]
+    if config["SMSTRACK_COOKIE_DOMAIN"]:
+        parts.append(f"Domain={config['SMSTRACK_COOKIE_DOMAIN']}")
+    parts += ["HttpOnly", "Path=/", "SameSite=Lax"]
+    plain = "; ".join(parts)
+    return config["SMSTRACK_COOKIE_NAME"], plain, f"{plain}; Secure"
 
 
 @bp.get("/<code>")
@@ -25,18 +33,16 @@ def follow(code: str) -> Response:
             response = current_app.make_response((render_template("smstrack/404.html", code=code), 404))
         response.headers["Cache-Control"] = "no-store"
         return response
-    click_id, agent = record_click(link, request)
-    response = Response(status=302, headers={"Location": redirect_target(link, click_id), "Cache-Control": "no-store"})
+    req = request._get_current_object()
+    click_id, agent = record_click(link, req)
+    headers = [("Location", redirect_target(link, click_id)), ("Cache-Control", "no-store")]
     if agent.kind == "human":
-        config = current_app.config
-        secure = config["SMSTRACK_COOKIE_SECURE"]
-        response.set_cookie(
-            config["SMSTRACK_COOKIE_NAME"],
-            click_id,
-            max_age=config["SMSTRACK_COOKIE_DAYS"] * 86400,
-            domain=config["SMSTRACK_COOKIE_DOMAIN"],
-            secure=request.is_secure if secure is None else secure,
-            httponly=True,
-            samesite="Lax",
-        )
-    return response
+        extra = get_state().extra
+        cookie = extra.get("cookie")
+        if cookie is None:
+            cookie = extra["cookie"] = _cookie_attributes(current_app.config)
+        name, plain, secure = cookie
+        wanted = current_app.config["SMSTRACK_COOKIE_SECURE"]
+        is_secure = req.is_secure if wanted is None else wanted
+        headers.append(("Set-Cookie", f"{name}={click_id}; {secure if is_secure else plain}"))
+    return Response(status=302, headers=headers)
