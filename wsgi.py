@@ -33,7 +33,7 @@ class _SessionInterface(SecureCookieSessionInterface):
     API calls never do."""
 
     def open_session(self, app, request):
-        if not request.cookies.get(self.get_cookie_name(app)):
+        if self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
 

@@ -67,11 +67,11 @@ def test_country_from_builtin_table():
 
 
 def test_country_header_only_when_trusted():
-    headers = {"CF-IPCountry": "de"}
+    headers = {"HTTP_CF_IPCOUNTRY": "de"}
     assert CountryLookup()("81.2.69.160", headers) == "GB"
     assert CountryLookup(header="CF-IPCountry")("81.2.69.160", headers) == "DE"
     # Unknown or Tor from the proxy: fall back to the address.
-    assert CountryLookup(header="CF-IPCountry")("81.2.69.160", {"CF-IPCountry": "XX"}) == "GB"
+    assert CountryLookup(header="CF-IPCountry")("81.2.69.160", {"HTTP_CF_IPCOUNTRY": "XX"}) == "GB"
 
 
 def test_country_from_mmdb(tmp_path):
@@ -89,7 +89,7 @@ def test_country_from_mmdb(tmp_path):
     assert lookup("2001:db8::1", {}) == "NL"
     assert lookup("8.8.8.8", {}) is None
     # A trusted header still wins over the database.
-    assert CountryLookup(header="CF-IPCountry", mmdb_path=str(path))("81.2.69.160", {"CF-IPCountry": "DE"}) == "DE"
+    assert CountryLookup(header="CF-IPCountry", mmdb_path=str(path))("81.2.69.160", {"HTTP_CF_IPCOUNTRY": "DE"}) == "DE"
 
 
 def test_missing_mmdb_is_a_clear_error(make_app):

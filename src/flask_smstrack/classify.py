@@ -97,16 +97,18 @@ class CountryLookup:
     the offline table of the ``iptocc`` package, in that order."""
 
     def __init__(self, header: str | None = None, mmdb_path: str | None = None) -> None:
-        self.header = header
+        #: The header as a WSGI environ key: ``CF-IPCountry`` -> ``HTTP_CF_IPCOUNTRY``.
+        self.environ_key = "HTTP_" + header.upper().replace("-", "_") if header else None
         self._reader = None
         if mmdb_path:
             import maxminddb
 
             self._reader = maxminddb.open_database(mmdb_path)
 
-    def __call__(self, ip: str | None, headers) -> str | None:
-        if self.header:
-            value = (headers.get(self.header) or "").strip().upper()
+    def __call__(self, ip: str | None, environ) -> str | None:
+        """The country of ``ip``; ``environ`` is the request's WSGI environ."""
+        if self.environ_key:
+            value = (environ.get(self.environ_key) or "").strip().upper()
             # Cloudflare sends XX for unknown and T1 for Tor.
             if len(value) == 2 and value.isalpha() and value != "XX":
                 return value

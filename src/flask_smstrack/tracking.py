@@ -110,9 +110,9 @@ def destination_for(link: Link) -> str:
     return with_query(link.destination_url, dict(link.utm or {}))
 
 
-def find_link(code: str) -> CachedLink | None:
+def find_link(code: str, state=None) -> CachedLink | None:
     """The link for ``code``, from the in-process cache or the database."""
-    state = get_state()
+    state = state or get_state()
     cached = state.links.get(code)
     if cached is not None:
         return cached
@@ -357,18 +357,21 @@ def _click_writer(state) -> ClickWriter:
     return writer
 
 
-def record_click(link: CachedLink, request) -> tuple[str, Agent]:
+def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
     """Record one request to ``link`` and return its click id and agent.
 
     Never raises: a click that cannot be written is spooled and logged.
     """
     click_id = new_click_id()
-    state = get_state()
+    state = state or get_state()
+    # The WSGI environ directly: this runs on every click.
+    environ = request.environ
     try:
-        agent = classify_agent(request.headers.get("User-Agent", ""))
-        if request.method == "HEAD":
+        agent = classify_agent(environ.get("HTTP_USER_AGENT", ""))
+        if environ["REQUEST_METHOD"] == "HEAD":
             agent = Agent("bot", agent.device_type, agent.os, agent.browser)
-        ip = request.remote_addr
+        ip = environ.get("REMOTE_ADDR")
+        referrer = environ.get("HTTP_REFERER")
         row = {
             "click_id": click_id,
             "created_at": utcnow(),
@@ -383,16 +386,16 @@ def record_click(link: CachedLink, request) -> tuple[str, Agent]:
             "device_type": agent.device_type,
             "os": agent.os,
             "browser": agent.browser,
-            "country": state.country(ip, request.headers),
+            "country": state.country(ip, environ),
             # Anonymized only after the country lookup above.
             "ip": anonymize_ip(ip),
-            "referrer_host": _referrer_host(request.referrer),
+            "referrer_host": _referrer_host(referrer) if referrer else None,
         }
     except Exception:  # pragma: no cover - defensive: the visitor must get the redirect
         logger.exception("Could not classify a click on link %s", link.id)
         return click_id, Agent("human", None, None, None)
     try:
-        if agent.kind == "human":
+        if agent.kind == "human" and "HTTP_COOKIE" in environ:
             previous = request.cookies.get(current_app.config["SMSTRACK_COOKIE_NAME"])
             if previous and CLICK_ID_RE.match(previous):
                 _join_visitor(state, row, previous)

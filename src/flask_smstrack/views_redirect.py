@@ -24,7 +24,8 @@ def _cookie_attributes(config) -> tuple[str, str, str]:
 
 @bp.get("/<code>")
 def follow(code: str) -> Response:
-    link = find_link(code) if CODE_RE.match(code) else None
+    state = get_state()
+    link = find_link(code, state) if CODE_RE.match(code) else None
     if link is None:
         fallback = current_app.config["SMSTRACK_FALLBACK_URL"]
         if fallback:
@@ -34,10 +35,10 @@ def follow(code: str) -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
     req = request._get_current_object()
-    click_id, agent = record_click(link, req)
+    click_id, agent = record_click(link, req, state)
     headers = [("Location", redirect_target(link, click_id)), ("Cache-Control", "no-store")]
     if agent.kind == "human":
-        extra = get_state().extra
+        extra = state.extra
         cookie = extra.get("cookie")
         if cookie is None:
             cookie = extra["cookie"] = _cookie_attributes(current_app.config)
