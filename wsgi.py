@@ -12,6 +12,7 @@ Configured from the environment:
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -33,9 +34,19 @@ class _SessionInterface(SecureCookieSessionInterface):
     API calls never do."""
 
     def open_session(self, app, request):
-        if self.get_cookie_name(app) not in request.cookies:
+        if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if session or session.modified:
+            return super().save_session(app, session, response)
+        # Nothing to store: only say that the answer depended on cookies.
+        if session.accessed:
+            if "Vary" in response.headers:
+                response.vary.add("Cookie")
+            else:
+                response.headers["Vary"] = "Cookie"
 
 
 def _env_value(raw: str):
@@ -97,3 +108,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 app = create_app()
+# Everything made so far lives as long as the process: keep it out of the
+# garbage collector's full passes, which otherwise walk ~100,000 objects of
+# the app and its libraries every few thousand requests.
+gc.freeze()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -79,9 +80,12 @@ def anonymize_ip(ip: str | None) -> str | None:
     """Keep the network, drop the host: IPv4 to /24, IPv6 to /48."""
     if not ip:
         return None
-    octets = ip.split(".")
-    if len(octets) == 4 and all(o.isdigit() and len(o) <= 3 and int(o) <= 255 for o in octets):
-        return f"{int(octets[0])}.{int(octets[1])}.{int(octets[2])}.0"
+    try:
+        socket.inet_pton(socket.AF_INET, ip)
+    except OSError:
+        pass
+    else:  # the usual case, answered without building objects
+        return ip[: ip.rindex(".")] + ".0"
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:

@@ -25,9 +25,10 @@ def _cookie_attributes(config) -> tuple[str, str, str]:
 @bp.get("/<code>")
 def follow(code: str) -> Response:
     state = get_state()
+    config = current_app.config
     link = find_link(code, state) if CODE_RE.match(code) else None
     if link is None:
-        fallback = current_app.config["SMSTRACK_FALLBACK_URL"]
+        fallback = config["SMSTRACK_FALLBACK_URL"]
         if fallback:
             response = redirect(fallback, 302)
         else:
@@ -41,9 +42,9 @@ def follow(code: str) -> Response:
         extra = state.extra
         cookie = extra.get("cookie")
         if cookie is None:
-            cookie = extra["cookie"] = _cookie_attributes(current_app.config)
+            cookie = extra["cookie"] = _cookie_attributes(config)
         name, plain, secure = cookie
-        wanted = current_app.config["SMSTRACK_COOKIE_SECURE"]
+        wanted = config["SMSTRACK_COOKIE_SECURE"]
         is_secure = req.is_secure if wanted is None else wanted
         headers.append(("Set-Cookie", f"{name}={click_id}; {secure if is_secure else plain}"))
     return Response(status=302, headers=headers)
