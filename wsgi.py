@@ -1,113 +1,17 @@
 """The standalone flask-smstrack app: ``gunicorn wsgi:app``.
 
-Configured from the environment:
-
-- ``DATABASE_URL``: SQLAlchemy URL; default a SQLite file in the instance
-  folder. ``postgres://`` and ``postgresql://`` URLs use psycopg 3.
-- ``SECRET_KEY``: signs sessions; a random key is made (and kept in the
-  instance folder) when unset.
-- ``SMSTRACK_*``: any key of the config table, e.g. ``SMSTRACK_BASE_URL``.
-  Numbers, ``true``/``false`` and JSON lists are understood.
-- ``SMSTRACK_PROXY_HOPS``: how many proxies stand in front (ProxyFix), 0 for none.
+Configured from the environment (see ``flask_smstrack.standalone``):
+``DATABASE_URL`` (default: SQLite in ``instance/``), ``SECRET_KEY``, any
+``SMSTRACK_*`` key of the README's config table, and ``SMSTRACK_PROXY_HOPS``
+for deployments behind a proxy.
 """
-from __future__ import annotations
-
 import gc
-import json
-import os
-import secrets
 
-from flask import Flask, redirect, url_for
-from flask.sessions import SecureCookieSessionInterface
-from flask_sqlalchemy import SQLAlchemy
-from werkzeug.middleware.proxy_fix import ProxyFix
+from flask_smstrack.standalone import create_app, db, smstrack
 
-from flask_smstrack import SmsTrack
+__all__ = ["app", "create_app", "db", "smstrack"]
 
-db = SQLAlchemy()
-smstrack = SmsTrack(db=db)
-
-
-class _SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, without building the signer for
-    requests that carry no session cookie: tracked redirects, beacons and
-    API calls never do."""
-
-    def open_session(self, app, request):
-        if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
-            return self.session_class()
-        return super().open_session(app, request)
-
-    def save_session(self, app, session, response):
-        if session or session.modified:
-            return super().save_session(app, session, response)
-        # Nothing to store: only say that the answer depended on cookies.
-        if session.accessed:
-            if "Vary" in response.headers:
-                response.vary.add("Cookie")
-            else:
-                response.headers["Vary"] = "Cookie"
-
-
-def _env_value(raw: str):
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def _database_url(app: Flask) -> str:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        return "sqlite:///" + os.path.join(app.instance_path, "smstrack.db")
-    for old in ("postgres://", "postgresql://"):
-        if url.startswith(old):
-            return "postgresql+psycopg://" + url[len(old):]
-    return url
-
-
-def _secret_key(app: Flask) -> str:
-    key = os.environ.get("SECRET_KEY")
-    if key:
-        return key
-    path = os.path.join(app.instance_path, "secret_key")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    except FileNotFoundError:
-        key = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(key)
-        return key
-
-
-def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
-    os.makedirs(app.instance_path, exist_ok=True)
-    app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
-    for key, raw in os.environ.items():
-        if key.startswith("SMSTRACK_") and key != "SMSTRACK_PROXY_HOPS":
-            app.config[key] = _env_value(raw)
-    app.config.update(config or {})
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _secret_key(app)
-    app.session_interface = _SessionInterface()
-    hops = int(os.environ.get("SMSTRACK_PROXY_HOPS", "0"))
-    if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
-
-    db.init_app(app)
-    smstrack.init_app(app)
-
-    @app.get("/")
-    def home():
-        return redirect(url_for("smstrack_dashboard.index"))
-
-    return app
-
-
-app = create_app()
+app = create_app(import_name=__name__)
 # Everything made so far lives as long as the process: keep it out of the
 # garbage collector's full passes, which otherwise walk ~100,000 objects of
 # the app and its libraries every few thousand requests.

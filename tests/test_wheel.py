@@ -157,3 +157,14 @@ def test_wheel_in_a_clean_virtualenv(tmp_path, database):
 
     assert json.loads(cli("report", str(campaign_id)))["clicks"] == 1
     assert not spool_dir.exists() or list(spool_dir.iterdir()) == []
+
+    # The standalone app ships in the package too: gunicorn flask_smstrack.standalone:app.
+    instance = tmp_path / "standalone-instance"
+    standalone_env = dict(env, SMSTRACK_INSTANCE_PATH=str(instance))
+    standalone = Cli(bin_dir / "flask", "flask_smstrack.standalone", cwd=app_dir, env=standalone_env)
+    assert standalone("init-db").startswith("Database upgraded from empty to ")
+    assert (instance / "smstrack.db").is_file() and (instance / "secret_key").is_file()
+    port = free_port()
+    with gunicorn(bin_dir / "gunicorn", "flask_smstrack.standalone:app", port=port, cwd=app_dir,
+                  env=standalone_env, log=tmp_path / "standalone.log", ready_path="/smstrack/t.js"):
+        assert fetch(f"http://{HOST}:{port}/smstrack/login").status == 200
