@@ -178,3 +178,25 @@ def test_click_id_keeps_the_destination_as_written(destination, expected):
 
     before, after = click_id_slot(destination, "smsclid")
     assert before + "ID" + after == expected
+
+
+def test_clicks_without_synchronous_commit(make_app):
+    """With SMSTRACK_CLICK_SYNC_COMMIT off, clicks are still committed before the 302."""
+    from conftest import Actions
+
+    app = make_app(SMSTRACK_CLICK_SYNC_COMMIT=False)
+    actions = Actions(app)
+    key = actions.api_key()
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"])
+    assert actions.click(link["code"]).status_code == 302
+    assert actions.report(key, campaign["id"])["clicks"] == 1
+    writer = app.extensions["smstrack"].extra["click_writer"]
+    if writer.engine.dialect.name == "postgresql":
+        with app.app_context():
+            cursor = writer._connection().cursor()
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "off"
+            cursor.close()
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"

@@ -255,8 +255,9 @@ class ClickWriter:
 
     COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, *, sync_commit: bool = True) -> None:
         dialect = engine.dialect
+        self.sync_commit = sync_commit
         compiled = insert(_clicks).compile(dialect=dialect, column_keys=list(self.COLUMNS))
         self.engine = engine
         self.lock = _write_lock(engine)
@@ -306,6 +307,11 @@ class ClickWriter:
                     local.autocommit = True
                 except Exception:
                     local.autocommit = False
+                if not self.sync_commit and self.engine.dialect.name == "postgresql":
+                    with contextlib.closing(connection.cursor()) as cursor:
+                        cursor.execute("SET synchronous_commit TO off")
+                    if not local.autocommit:
+                        connection.commit()
             local.connection, local.pid = connection, os.getpid()
             self._connections.append(connection)
         return local.connection
@@ -353,7 +359,9 @@ class ClickWriter:
 def _click_writer(state) -> ClickWriter:
     writer = state.extra.get("click_writer")
     if writer is None:
-        writer = state.extra["click_writer"] = ClickWriter(state.db.engine)
+        writer = state.extra["click_writer"] = ClickWriter(
+            state.db.engine, sync_commit=current_app.config["SMSTRACK_CLICK_SYNC_COMMIT"]
+        )
     return writer
 
 
