@@ -82,6 +82,10 @@ SMSTRACK_SPOOL_DIR: str | None = None
 #: Put SQLite databases in WAL mode with ``synchronous=NORMAL`` on connect.
 SMSTRACK_SQLITE_WAL = True
 
+#: Timezone of the dashboard's hours and days (an IANA name such as
+#: ``America/New_York``); each view can pick another.
+SMSTRACK_TIMEZONE = "UTC"
+
 #: Wait for PostgreSQL to flush each click to disk before the redirect.
 #: ``False`` sets ``synchronous_commit = off`` on the connections that write
 #: clicks only: each click is still committed before its ``302``, but a crash

@@ -13,7 +13,8 @@ from .auth import current_principal
 from .errors import error_response, http_error_as_json
 from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_campaigns, short_url
 from .models import Campaign, Conversion, Link
-from .reports import campaign_report
+from .export import table_csv, table_json
+from .reports import TABLES, CampaignData, campaign_report, campaign_table
 from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema, parse_body
 from .state import get_state
 from .tracking import record_conversion
@@ -137,6 +138,48 @@ def links_create(campaign_id: int) -> tuple[Response, int]:
 @bp.get("/campaigns/<int:campaign_id>/report")
 def campaigns_report(campaign_id: int) -> Response:
     return jsonify(campaign_report(_campaign_or_404(campaign_id)).as_dict())
+
+
+def _tz_arg() -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    tz = request.args.get("tz")
+    if tz is None:
+        return None
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Invalid({"tz": [f"Unknown timezone {tz!r}; use an IANA name such as Europe/Paris."]}) from None
+    return tz
+
+
+def table_response(table, filename: str) -> Response:
+    """A report table as JSON, or as a CSV download with ``?format=csv``."""
+    fmt = request.args.get("format", "json")
+    if fmt == "csv":
+        return Response(
+            table_csv(table),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        )
+    if fmt != "json":
+        raise _Invalid({"format": ["Must be json or csv."]})
+    return jsonify(table_json(table))
+
+
+@bp.get("/campaigns/<int:campaign_id>/tables")
+def tables_index(campaign_id: int) -> Response:
+    _campaign_or_404(campaign_id)
+    return jsonify(tables=sorted(TABLES))
+
+
+@bp.get("/campaigns/<int:campaign_id>/tables/<name>")
+def tables_get(campaign_id: int, name: str) -> Response:
+    campaign = _campaign_or_404(campaign_id)
+    if name not in TABLES:
+        raise _Invalid({"name": [f"No table {name!r}; one of: {', '.join(sorted(TABLES))}."]}, 404)
+    table = campaign_table(CampaignData(campaign, _tz_arg()), name)
+    return table_response(table, f"campaign-{campaign.id}-{name}")
 
 
 def _conversion_out(result) -> dict:
