@@ -198,5 +198,5 @@ def test_clicks_without_synchronous_commit(make_app):
             cursor.execute("SHOW synchronous_commit")
             assert cursor.fetchone()[0] == "off"
             cursor.close()
-            with db.engine.connect() as conn:
+            with writer.engine.connect() as conn:
                 assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"

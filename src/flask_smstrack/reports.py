@@ -12,12 +12,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cached_property
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, func, select
 
-from .models import Campaign, Click, Conversion, Link
+from .models import Campaign, Click, Conversion
+from .rollups import DELAY_BOUNDS, CampaignCounts
 from .state import get_state
 
 _MONEY_Q = Decimal("0.0001")
@@ -129,171 +130,61 @@ class CampaignReport:
         }
 
 
-# -- what the database is asked ---------------------------------------------
-#
-# Clicks are only ever read through two aggregates: counts per minute and
-# counts per dimension value. Conversions (far fewer) are read row by row,
-# with the dimensions of their click.
-
-_c = Click.__table__.c
-_v = Conversion.__table__.c
-
-#: Breakdown dimensions: name -> click column.
-DIMENSIONS: dict[str, Any] = {
-    "link": _c.link_id,
-    "variant": _c.variant_id,
-    "device_type": _c.device_type,
-    "os": _c.os,
-    "browser": _c.browser,
-    "country": _c.country,
-    "referrer_host": _c.referrer_host,
-}
-
-
-def _minute(column, dialect: str):
-    if dialect == "postgresql":
-        return func.date_trunc("minute", column)
-    return func.strftime("%Y-%m-%d %H:%M:00", column)
-
-
-def _as_utc(value) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-@dataclass(frozen=True)
-class MinuteCount:
-    minute: dt.datetime
-    kind: str
-    clicks: int
-    firsts: int
-    confirmed: int
-
-
-@dataclass(frozen=True)
-class DimensionCount:
-    value: Any
-    kind: str
-    clicks: int
-    firsts: int
-
-
-@dataclass(frozen=True)
-class ConversionRow:
-    created_at: dt.datetime
-    click_at: dt.datetime | None
-    revenue: Decimal | None
-    currency: str | None
-    dims: dict[str, Any]
-
-
-def minute_counts(campaign_id: int) -> list[MinuteCount]:
-    """Clicks of a campaign per UTC minute and kind."""
-    session = get_state().db.session
-    minute = _minute(_c.created_at, session.get_bind().dialect.name).label("minute")
-    rows = session.execute(
-        select(
-            minute,
-            _c.kind,
-            func.count(),
-            func.sum(case((_c.is_first, 1), else_=0)),
-            func.sum(case((_c.human_confirmed, 1), else_=0)),
-        )
-        .where(_c.campaign_id == campaign_id)
-        .group_by(minute, _c.kind)
-    ).all()
-    return [MinuteCount(_as_utc(m), k, n, int(f or 0), int(h or 0)) for m, k, n, f, h in rows]
-
-
-def dimension_counts(campaign_id: int, dimension: str) -> list[DimensionCount]:
-    """Clicks of a campaign per value of one dimension and kind."""
-    column = DIMENSIONS[dimension]
-    rows = get_state().db.session.execute(
-        select(column, _c.kind, func.count(), func.sum(case((_c.is_first, 1), else_=0)))
-        .where(_c.campaign_id == campaign_id)
-        .group_by(column, _c.kind)
-    ).all()
-    return [DimensionCount(value, kind, n, int(f or 0)) for value, kind, n, f in rows]
-
-
-def conversion_rows(campaign_id: int) -> list[ConversionRow]:
-    """The campaign's attributed conversions, with their click's dimensions."""
-    names = list(DIMENSIONS)
-    rows = get_state().db.session.execute(
-        select(
-            _v.created_at,
-            _c.created_at,
-            _v.revenue,
-            _v.currency,
-            *(DIMENSIONS[n] for n in names),
-        )
-        .select_from(Conversion.__table__.outerjoin(Click.__table__, _v.click_pk == _c.id))
-        .where(_v.campaign_id == campaign_id)
-    ).all()
-    out = []
-    for created, click_at, revenue, currency, *dims in rows:
-        out.append(
-            ConversionRow(
-                created_at=_as_utc(created),
-                click_at=_as_utc(click_at) if click_at is not None else None,
-                revenue=Decimal(revenue) if revenue is not None else None,
-                currency=currency,
-                dims=dict(zip(names, dims)),
-            )
-        )
-    return out
-
-
-def unattributed_count(campaign_id: int) -> int:
-    """Conversions that named one of the campaign's clicks too late."""
-    return get_state().db.session.execute(
-        select(func.count())
-        .select_from(Conversion.__table__.join(Click.__table__, _v.reported_click_id == _c.click_id))
-        .where(and_(_v.click_pk.is_(None), _c.campaign_id == campaign_id))
-    ).scalar_one()
-
-
-# -- reports ------------------------------------------------------------------
+# -- the campaign's aggregates ----------------------------------------------
 
 
 class CampaignData:
-    """Everything the views of one campaign need, each read once."""
+    """Everything the views of one campaign need, each aggregate read once
+    (from the rollups plus the live rows after their cut, see rollups.py)."""
 
-    def __init__(self, campaign: Campaign, tz: str | None = None) -> None:
+    def __init__(self, campaign: Campaign, tz: str | None = None, counts: CampaignCounts | None = None) -> None:
         from flask import current_app
 
         self.campaign = campaign
         self.tz = ZoneInfo(tz or current_app.config["SMSTRACK_TIMEZONE"])
+        self.counts = counts or CampaignCounts(campaign)
+        self._clicks: dict[str, list[tuple]] = {}
+        self._conversions: dict[str, list[tuple]] = {}
 
     @cached_property
-    def minutes(self) -> list[MinuteCount]:
-        return minute_counts(self.campaign.id)
+    def buckets(self) -> list[tuple]:
+        """``(start, kind, clicks, firsts, confirmed)`` per 15 minutes."""
+        return self.counts.click_buckets()
+
+    def clicks_by(self, dimension: str) -> list[tuple]:
+        """``(value, kind, clicks, firsts)``, ``value`` a string (``""``: unknown)."""
+        if dimension not in self._clicks:
+            self._clicks[dimension] = self.counts.click_dimension(dimension)
+        return self._clicks[dimension]
+
+    def conversions_by(self, dimension: str) -> list[tuple]:
+        """``(value, currency, conversions, revenue)``."""
+        if dimension not in self._conversions:
+            self._conversions[dimension] = self.counts.conversion_dimension(dimension)
+        return self._conversions[dimension]
 
     @cached_property
-    def conversions(self) -> list[ConversionRow]:
-        return conversion_rows(self.campaign.id)
-
-    def dimension(self, name: str) -> list[DimensionCount]:
-        cache = self.__dict__.setdefault("_dimensions", {})
-        if name not in cache:
-            cache[name] = dimension_counts(self.campaign.id, name)
-        return cache[name]
+    def conversion_buckets(self) -> list[tuple]:
+        """``(start, currency, conversions, revenue)`` per 15 minutes."""
+        return [
+            (dt.datetime.fromtimestamp(int(value), dt.timezone.utc), cur, n, total)
+            for value, cur, n, total in self.conversions_by("bucket")
+        ]
 
     @cached_property
     def report(self) -> CampaignReport:
         by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for m in self.minutes:
-            totals = by_kind[m.kind]
-            totals[0] += m.clicks
-            totals[1] += m.firsts
-            totals[2] += m.confirmed
+        for _, kind, clicks, firsts, confirmed in self.buckets:
+            totals = by_kind[kind]
+            totals[0] += clicks
+            totals[1] += firsts
+            totals[2] += confirmed
         revenue: dict[str, Decimal] = defaultdict(Decimal)
-        for conv in self.conversions:
-            if conv.currency and conv.revenue is not None:
-                revenue[conv.currency] += conv.revenue
+        conversions = 0
+        for _, currency, n, total in self.conversion_buckets:
+            conversions += n
+            if currency:
+                revenue[currency] += total
         human = by_kind["human"]
         c = self.campaign
         return CampaignReport(
@@ -306,11 +197,21 @@ class CampaignData:
             previews=by_kind["preview"][0],
             bots=by_kind["bot"][0],
             human_confirmed=human[2],
-            conversions=len(self.conversions),
+            conversions=conversions,
             unattributed_conversions=unattributed_count(c.id),
             revenue=dict(revenue),
             cost=c.total_cost,
         )
+
+
+def unattributed_count(campaign_id: int) -> int:
+    """Conversions that named one of the campaign's clicks too late."""
+    c, v = Click.__table__.c, Conversion.__table__.c
+    return get_state().db.session.execute(
+        select(func.count())
+        .select_from(Conversion.__table__.join(Click.__table__, v.reported_click_id == c.click_id))
+        .where(and_(v.click_pk.is_(None), c.campaign_id == campaign_id))
+    ).scalar_one()
 
 
 def campaign_report(campaign: Campaign) -> CampaignReport:
@@ -358,8 +259,8 @@ BREAKDOWNS = {
 }
 
 
-def _link_labels(campaign: Campaign) -> dict[Any, str]:
-    return {link.id: f"/{link.code} → {link.destination_url}" for link in campaign.links}
+def _link_labels(campaign: Campaign) -> dict[str, str]:
+    return {str(link.id): f"/{link.code} → {link.destination_url}" for link in campaign.links}
 
 
 def breakdown(data: CampaignData, name: str) -> Table:
@@ -370,20 +271,20 @@ def breakdown(data: CampaignData, name: str) -> Table:
     stats: dict[Any, dict[str, Any]] = defaultdict(
         lambda: {"clicks": 0, "unique_clicks": 0, "conversions": 0, "revenue": Decimal(0)}
     )
-    for count in data.dimension(dimension):
-        if count.kind == "human":
-            stats[count.value]["clicks"] += count.clicks
-            stats[count.value]["unique_clicks"] += count.firsts
-    for conv in data.conversions:
-        row = stats[conv.dims[dimension]]
-        row["conversions"] += 1
-        if conv.currency == currency and conv.revenue is not None:
-            row["revenue"] += conv.revenue
+    for value, kind, clicks, firsts in data.clicks_by(dimension):
+        if kind == "human":
+            stats[value]["clicks"] += clicks
+            stats[value]["unique_clicks"] += firsts
+    for value, cur, n, total in data.conversions_by(dimension):
+        row = stats[value]
+        row["conversions"] += n
+        if cur == currency:
+            row["revenue"] += total
     total = sum(row["clicks"] for row in stats.values())
     labels = _link_labels(data.campaign) if dimension == "link" else {}
     rows = []
     for value, row in stats.items():
-        text = labels.get(value, value) if value is not None else "(unknown)"
+        text = labels.get(value, value) if value != "" else "(unknown)"
         rows.append(
             {
                 "value": str(text),
@@ -400,8 +301,7 @@ def _anchor(data: CampaignData) -> dt.datetime | None:
     """When the campaign went out: its send time, else its first click."""
     if data.campaign.sent_at is not None:
         return data.campaign.sent_at
-    times = [m.minute for m in data.minutes]
-    times += [c.created_at for c in data.conversions]
+    times = [b[0] for b in data.buckets] + [b[0] for b in data.conversion_buckets]
     return min(times) if times else None
 
 
@@ -443,17 +343,17 @@ def timeseries(data: CampaignData) -> Table:
         return {"clicks": 0, "unique_clicks": 0, "conversions": 0, "revenue": Decimal(0)}
 
     buckets: dict[dt.datetime, dict[str, Any]] = defaultdict(empty)
-    for m in data.minutes:
-        if m.kind == "human":
-            b = buckets[_bucket_start(m.minute, hourly_end, data.tz)]
-            b["clicks"] += m.clicks
-            b["unique_clicks"] += m.firsts
+    for start, kind, clicks, firsts, _ in data.buckets:
+        if kind == "human":
+            b = buckets[_bucket_start(start, hourly_end, data.tz)]
+            b["clicks"] += clicks
+            b["unique_clicks"] += firsts
     currency = data.campaign.currency
-    for conv in data.conversions:
-        b = buckets[_bucket_start(conv.created_at, hourly_end, data.tz)]
-        b["conversions"] += 1
-        if conv.currency == currency and conv.revenue is not None:
-            b["revenue"] += conv.revenue
+    for start, cur, n, total in data.conversion_buckets:
+        b = buckets[_bucket_start(start, hourly_end, data.tz)]
+        b["conversions"] += n
+        if cur == currency:
+            b["revenue"] += total
     if not buckets:
         return Table("timeseries", "Over time", columns, [])
     # Every bucket from the send to the last activity, the empty ones too.
@@ -476,69 +376,59 @@ def heatmap(data: CampaignData, metric: str) -> Table:
     and hour of day, in the data's timezone."""
     grid = [[0] * 24 for _ in range(7)]
     if metric == "clicks":
-        for m in data.minutes:
-            if m.kind == "human":
-                local = m.minute.astimezone(data.tz)
-                grid[local.weekday()][local.hour] += m.clicks
+        for start, kind, clicks, _, _ in data.buckets:
+            if kind == "human":
+                local = start.astimezone(data.tz)
+                grid[local.weekday()][local.hour] += clicks
     else:
-        for conv in data.conversions:
-            local = conv.created_at.astimezone(data.tz)
-            grid[local.weekday()][local.hour] += 1
+        for start, _, n, _ in data.conversion_buckets:
+            local = start.astimezone(data.tz)
+            grid[local.weekday()][local.hour] += n
     columns = [Column("weekday", "Day", "text")] + [Column(f"h{h:02d}", f"{h:02d}") for h in range(24)]
     rows = [{"weekday": WEEKDAYS[d], **{f"h{h:02d}": grid[d][h] for h in range(24)}} for d in range(7)]
     title = "Clicks by hour and weekday" if metric == "clicks" else "Conversions by hour and weekday"
     return Table(f"heatmap_{metric}", title, columns, rows)
 
 
-#: Upper bounds of the delay bins, in minutes, and their labels.
-DELAY_BINS = (
-    (5, "under 5 min"),
-    (15, "5–15 min"),
-    (60, "15–60 min"),
-    (180, "1–3 h"),
-    (720, "3–12 h"),
-    (1440, "12–24 h"),
-    (2880, "1–2 days"),
-    (10080, "2–7 days"),
-    (None, "over 7 days"),
+#: Labels of the delay bins of rollups.DELAY_BOUNDS.
+DELAY_LABELS = (
+    "under 5 min",
+    "5–15 min",
+    "15–60 min",
+    "1–3 h",
+    "3–12 h",
+    "12–24 h",
+    "1–2 days",
+    "2–7 days",
+    "over 7 days",
 )
+assert len(DELAY_LABELS) == len(DELAY_BOUNDS)
 
 
-def _delay_table(name: str, title: str, delays: Iterable[tuple[float, int]]) -> Table:
-    counts = [0] * len(DELAY_BINS)
-    for minutes, weight in delays:
-        for i, (bound, _) in enumerate(DELAY_BINS):
-            if bound is None or minutes < bound:
-                counts[i] += weight
-                break
+def _delay_table(name: str, title: str, counts_by_bin: dict[str, int]) -> Table:
+    counts = [counts_by_bin.get(str(i), 0) for i in range(len(DELAY_LABELS))]
     total = sum(counts)
-    rows = [
-        {"delay": label, "count": n, "share": _ratio(n, total)}
-        for (_, label), n in zip(DELAY_BINS, counts)
-    ]
+    rows = [{"delay": label, "count": n, "share": _ratio(n, total)} for label, n in zip(DELAY_LABELS, counts)]
     columns = [Column("delay", "Delay", "text"), Column("count", "Count"), Column("share", "Share", "rate")]
     return Table(name, title, columns, rows)
 
 
 def send_to_click(data: CampaignData) -> Table:
     """How long after the send people clicked (human clicks)."""
-    anchor = data.campaign.sent_at
-    delays = []
-    if anchor is not None:
-        for m in data.minutes:
-            if m.kind == "human" and m.minute >= anchor.replace(second=0, microsecond=0):
-                delays.append((max(0.0, (m.minute - anchor).total_seconds() / 60), m.clicks))
-    return _delay_table("send_to_click", "Time from send to click", delays)
+    counts: dict[str, int] = defaultdict(int)
+    for value, kind, clicks, _ in data.clicks_by("send_delay"):
+        if kind == "human":
+            counts[value] += clicks
+    return _delay_table("send_to_click", "Time from send to click", counts)
 
 
 def click_to_conversion(data: CampaignData) -> Table:
     """How long after their click people converted."""
-    delays = [
-        ((c.created_at - c.click_at).total_seconds() / 60, 1)
-        for c in data.conversions
-        if c.click_at is not None and c.created_at >= c.click_at
-    ]
-    return _delay_table("click_to_conversion", "Time from click to conversion", delays)
+    counts: dict[str, int] = defaultdict(int)
+    for value, _, n, _ in data.conversions_by("click_delay"):
+        if value:
+            counts[value] += n
+    return _delay_table("click_to_conversion", "Time from click to conversion", counts)
 
 
 def summary(data: CampaignData) -> Table:

@@ -460,8 +460,11 @@ def replay_spool(progress=None) -> tuple[int, int]:
     Returns ``(written, already_present)``. Files are renamed before they are
     read, so processes that keep spooling write to new files meanwhile.
     """
+    from .rollups import reset
+
     state = get_state()
     written = present = 0
+    late_campaigns: set[int] = set()
     paths = sorted(glob.glob(os.path.join(state.spool_dir, "clicks-*.jsonl")))
     for path in paths:
         claimed = f"{path}.{int(time.time() * 1000)}.replaying"
@@ -479,9 +482,13 @@ def replay_spool(progress=None) -> tuple[int, int]:
                 else:
                     conn.execute(_INSERT_CLICK, row)
                     written += 1
+                    late_campaigns.add(row["campaign_id"])
             if progress is not None:
                 progress(1)
         os.remove(claimed)
+    # Written after their time: the campaigns' rollups are rebuilt.
+    for campaign_id in sorted(late_campaigns):
+        reset(campaign_id)
     return written, present
 
 
@@ -499,13 +506,31 @@ def spooled_count() -> int:
 
 
 def confirm_landing(click_id: str) -> bool:
-    """Mark a click human-confirmed: the snippet ran on the landing page."""
-    db = get_state().db
-    result = db.session.execute(
-        update(Click).where(Click.click_id == click_id).values(human_confirmed=True)
-    )
-    db.session.commit()
-    return result.rowcount > 0
+    """Mark a click human-confirmed: the snippet ran on the landing page.
+
+    Returns whether the click exists. The campaign's rollup is kept in step
+    (under its lock) when the click was already rolled up.
+    """
+    from .rollups import confirm_in_rollup, lock_state
+
+    session = get_state().db.session
+    click = session.execute(
+        select(Click.id, Click.campaign_id, Click.created_at, Click.kind, Click.human_confirmed).where(
+            Click.click_id == click_id
+        )
+    ).first()
+    if click is None:
+        return False
+    if click.human_confirmed:
+        return True
+    lock_state(click.campaign_id)
+    changed = session.execute(
+        update(Click).where(Click.id == click.id, Click.human_confirmed.is_(False)).values(human_confirmed=True)
+    ).rowcount
+    if changed:
+        confirm_in_rollup(click)
+    session.commit()
+    return True
 
 
 def find_click(click_id: str | None) -> Click | None:
