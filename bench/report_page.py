@@ -1,0 +1,195 @@
+"""Benchmark: the campaign page for a campaign with 1,000,000 clicks and
+30,000 conversions, on SQLite and on PostgreSQL.
+
+    python bench/report_page.py [--clicks 1000000] [--conversions 30000]
+                                [--runs 10] [--pg-url URL | --no-pg]
+
+For each database it builds the standalone app, creates the tables with the
+migrations, fills one campaign with synthetic clicks (spread over a week,
+several devices, countries, links, previews and bots) and conversions with
+one set-based INSERT, then times:
+
+- the first rollup of the campaign (once per campaign; later refreshes only
+  add the last minutes),
+- the campaign page ``GET /smstrack/campaigns/<id>`` as a logged-in user
+  (median and worst of ``--runs``), and the same numbers' JSON tables.
+
+SQLite runs in a temporary directory; PostgreSQL in its own database
+(``smstrack_bench`` by default, created if missing and emptied first).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SQLITE_FILL = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :clicks)
+INSERT INTO smstrack_clicks (click_id, created_at, link_id, campaign_id, kind, is_first,
+    human_confirmed, visitor_id, device_type, os, browser, country, ip, referrer_host)
+SELECT printf('c%09d', i), datetime(:start, '+' || (i * 37 % 604800) || ' seconds'),
+    :link_a + (i % 2), :campaign,
+    CASE WHEN i % 13 = 0 THEN 'preview' WHEN i % 31 = 0 THEN 'bot' ELSE 'human' END,
+    i % 5 != 0, i % 3 = 0, NULL,
+    CASE i % 4 WHEN 0 THEN 'desktop' WHEN 1 THEN 'tablet' ELSE 'mobile' END,
+    CASE i % 3 WHEN 0 THEN 'iOS' WHEN 1 THEN 'Android' ELSE 'Windows' END,
+    CASE i % 5 WHEN 0 THEN 'Chrome' WHEN 1 THEN 'Mobile Safari' ELSE 'Chrome Mobile' END,
+    CASE i % 7 WHEN 0 THEN 'US' WHEN 1 THEN 'GB' WHEN 2 THEN 'DE' WHEN 3 THEN 'CA' ELSE 'FR' END,
+    '81.2.69.0', CASE WHEN i % 11 = 0 THEN 'l.instagram.com' END
+FROM n
+"""
+SQLITE_CONVERT = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :conversions)
+INSERT INTO smstrack_conversions (created_at, click_pk, reported_click_id, campaign_id,
+    link_id, event, revenue, currency, order_id, source, trust)
+SELECT datetime(c.created_at, '+' || (n.i % 7200) || ' seconds'), c.id, c.click_id, :campaign,
+    c.link_id, 'purchase', 19.99 + (n.i % 50), 'USD', 'bench-' || n.i, 'snippet', 'unverified'
+FROM n JOIN smstrack_clicks c ON c.id = n.i * (:clicks / :conversions)
+"""
+PG_FILL = """
+INSERT INTO smstrack_clicks (click_id, created_at, link_id, campaign_id, kind, is_first,
+    human_confirmed, visitor_id, device_type, os, browser, country, ip, referrer_host)
+SELECT 'c' || lpad(i::text, 9, '0'), CAST(:start AS timestamptz) + make_interval(secs => i * 37 % 604800),
+    :link_a + (i % 2), :campaign,
+    CASE WHEN i % 13 = 0 THEN 'preview' WHEN i % 31 = 0 THEN 'bot' ELSE 'human' END,
+    i % 5 != 0, i % 3 = 0, NULL,
+    CASE i % 4 WHEN 0 THEN 'desktop' WHEN 1 THEN 'tablet' ELSE 'mobile' END,
+    CASE i % 3 WHEN 0 THEN 'iOS' WHEN 1 THEN 'Android' ELSE 'Windows' END,
+    CASE i % 5 WHEN 0 THEN 'Chrome' WHEN 1 THEN 'Mobile Safari' ELSE 'Chrome Mobile' END,
+    CASE i % 7 WHEN 0 THEN 'US' WHEN 1 THEN 'GB' WHEN 2 THEN 'DE' WHEN 3 THEN 'CA' ELSE 'FR' END,
+    '81.2.69.0', CASE WHEN i % 11 = 0 THEN 'l.instagram.com' END
+FROM generate_series(1, :clicks) i
+"""
+PG_CONVERT = """
+INSERT INTO smstrack_conversions (created_at, click_pk, reported_click_id, campaign_id,
+    link_id, event, revenue, currency, order_id, source, trust)
+SELECT c.created_at + make_interval(secs => n.i % 7200), c.id, c.click_id, :campaign,
+    c.link_id, 'purchase', 19.99 + (n.i % 50), 'USD', 'bench-' || n.i, 'snippet', 'unverified'
+FROM generate_series(1, :conversions) n(i)
+JOIN smstrack_clicks c ON c.id = n.i * (:clicks / :conversions)
+"""
+
+
+def _ensure_pg_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    engine = create_engine(target)
+    with engine.begin() as conn:
+        for (name,) in conn.execute(text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'smstrack_%'")):
+            conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+    engine.dispose()
+
+
+def measure(url: str, clicks: int, conversions: int, runs: int) -> dict:
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from flask_smstrack import rollups
+    from flask_smstrack.auth import create_user
+    from flask_smstrack.manage import create_campaign, create_link
+    from flask_smstrack.migrate import upgrade
+    from flask_smstrack.models import Campaign
+    from flask_smstrack.schemas import CampaignSchema, LinkSchema
+    from wsgi import create_app, db
+
+    instance = tempfile.mkdtemp(prefix="smstrack-bench-")
+    os.environ["SMSTRACK_INSTANCE_PATH"] = instance
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False})
+    dialect = ""
+    with app.app_context():
+        upgrade()
+        dialect = db.engine.dialect.name
+        user = create_user("bench@example.com", "bench-password", is_admin=True)
+        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(days=8)
+        campaign = create_campaign(
+            CampaignSchema().load(
+                {"name": "Bench", "currency": "USD", "cost_per_message": "0.0079", "sent": 200000,
+                 "sent_at": start.isoformat()}
+            ),
+            str(user.id),
+        )
+        a = create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/a"}))
+        create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/b"}))
+        params = {"clicks": clicks, "conversions": conversions, "campaign": campaign.id, "link_a": a.id,
+                  "start": start.strftime("%Y-%m-%d %H:%M:%S") + ("+00:00" if dialect == "postgresql" else "")}
+        t = time.perf_counter()
+        with db.engine.begin() as conn:
+            conn.execute(text(PG_FILL if dialect == "postgresql" else SQLITE_FILL), params)
+            conn.execute(text(PG_CONVERT if dialect == "postgresql" else SQLITE_CONVERT), params)
+            if dialect == "postgresql":
+                conn.execute(text("ANALYZE"))
+        fill = time.perf_counter() - t
+        campaign_id, user_id = campaign.id, user.id
+        t = time.perf_counter()
+        rollups.refresh(db.session.get(Campaign, campaign_id))
+        rollup = time.perf_counter() - t
+
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+    page_times, api_times = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        response = client.get(f"/smstrack/campaigns/{campaign_id}")
+        page_times.append(time.perf_counter() - t)
+        if response.status_code != 200:
+            raise SystemExit(f"campaign page answered {response.status_code}")
+        t = time.perf_counter()
+        for name in ("summary", "timeseries", "links", "devices", "countries", "heatmap_clicks", "send_to_click"):
+            assert client.get(f"/smstrack/api/v1/campaigns/{campaign_id}/tables/{name}").status_code == 200
+        api_times.append(time.perf_counter() - t)
+    with app.app_context():
+        db.engine.dispose()
+    return {
+        "database": dialect,
+        "clicks": clicks,
+        "conversions": conversions,
+        "fill_s": fill,
+        "first_rollup_s": rollup,
+        "page_median_ms": statistics.median(page_times) * 1000,
+        "page_max_ms": max(page_times) * 1000,
+        "api_tables_median_ms": statistics.median(api_times) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=1_000_000)
+    parser.add_argument("--conversions", type=int, default=30_000)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/smstrack_bench")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="smstrack-bench-") as tmp:
+        results.append(measure(f"sqlite:///{tmp}/bench.db", args.clicks, args.conversions, args.runs))
+    if not args.no_pg:
+        _ensure_pg_database(args.pg_url)
+        results.append(measure(args.pg_url, args.clicks, args.conversions, args.runs))
+    print(f"{'database':<11}{'clicks':>10}{'conv.':>8}{'fill s':>9}{'1st rollup s':>14}"
+          f"{'page p50 ms':>13}{'page max ms':>13}{'7 API tables ms':>17}")
+    for r in results:
+        print(f"{r['database']:<11}{r['clicks']:>10}{r['conversions']:>8}{r['fill_s']:>9.1f}"
+              f"{r['first_rollup_s']:>14.1f}{r['page_median_ms']:>13.0f}{r['page_max_ms']:>13.0f}"
+              f"{r['api_tables_median_ms']:>17.0f}")
+
+
+if __name__ == "__main__":
+    main()
