@@ -21,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/flask --app wsgi smstrack quickstart --base-url http://$(HOST):$(PORT)
+	$(BIN)/flask --app wsgi smstrack quickstart --base-url http://$(HOST):$(PORT) $(if $(DEMO),--demo)
 	@echo "Serving on http://$(HOST):$(PORT)/smstrack/ (Ctrl-C stops)"
 	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 

@@ -60,3 +60,18 @@ def test_quickstart_creates_admin_and_sample_link(app, runner):
     assert app.test_client().get(f"/s/{code}").status_code == 302
     again = _run(runner, "quickstart")
     assert "password:" not in again.output
+
+
+def test_rollup_command(app, runner):
+    assert _run(runner, "create-campaign", "--name", "A", "--currency", "USD").exit_code == 0
+    result = _run(runner, "rollup")
+    assert result.exit_code == 0, result.output
+    assert "up to date for 1 campaign" in result.output
+    missing = _run(runner, "rollup", "99")
+    assert missing.exit_code == 1 and "no campaign 99" in missing.output
+
+
+def test_quickstart_with_demo(app, runner):
+    result = _run(runner, "quickstart", "--demo")
+    assert result.exit_code == 0, result.output
+    assert "Demo: Spring sale" in result.output

@@ -83,14 +83,19 @@ def test_repeat_visit_is_not_a_new_unique_click(app, actions):
     first = actions.link(key, campaign["id"])
     second = actions.link(key, campaign["id"])
     actions.click(first["code"])
-    actions.click(second["code"])  # same browser, other link: first click there
+    actions.click(second["code"])  # same browser, other link of the campaign: a repeat
     actions.click(first["code"])  # back to the first link: a repeat
     other = app.test_client()
     actions.click(first["code"], ua=ANDROID, client=other)  # another person
     flags = [(c.link_id, c.is_first) for c in _clicks(app)]
-    assert flags == [(first["id"], True), (second["id"], True), (first["id"], False), (first["id"], True)]
+    assert flags == [(first["id"], True), (second["id"], False), (first["id"], False), (first["id"], True)]
     report = actions.report(key, campaign["id"])
-    assert (report["clicks"], report["unique_clicks"]) == (4, 3)
+    assert (report["clicks"], report["unique_clicks"]) == (4, 2)
+    # In another campaign, the same person is a new unique click.
+    other_campaign = actions.campaign(key, name="Autumn")
+    third = actions.link(key, other_campaign["id"])
+    actions.click(third["code"])
+    assert _clicks(app)[-1].is_first is True
 
 
 def test_click_id_switch_and_utm(app, actions):

@@ -21,21 +21,21 @@ logger = logging.getLogger("flask_smstrack")
 #: Substrings of the user agents that fetch a link to draw its preview in a
 #: chat. Messaging apps do this as soon as a message arrives, so counting
 #: them would inflate SMS clicks.
-PREVIEW_AGENTS = (
-    # iMessage sends this exact string.
-    "facebookexternalhit",
-    "Facebot",
-    "Twitterbot",
-    # WhatsApp, and Signal, which uses the same string.
-    "WhatsApp",
-    "Slackbot-LinkExpanding",
-    "TelegramBot",
-    "Discordbot",
-    "SkypeUriPreview",
-    "Applebot",
-    "Google-PageRenderer",
-)
-_PREVIEW_AGENTS_LOWER = tuple(s.lower() for s in PREVIEW_AGENTS)
+PREVIEW_AGENTS = {
+    # iMessage sends "facebookexternalhit/1.1 Facebot Twitterbot/1.0".
+    "facebookexternalhit": "Facebook / iMessage preview",
+    "Facebot": "Facebook / iMessage preview",
+    "Twitterbot": "X (Twitter) preview",
+    # WhatsApp, and Signal, which sends the same string.
+    "WhatsApp": "WhatsApp / Signal preview",
+    "Slackbot-LinkExpanding": "Slack preview",
+    "TelegramBot": "Telegram preview",
+    "Discordbot": "Discord preview",
+    "SkypeUriPreview": "Skype preview",
+    "Applebot": "Applebot",
+    "Google-PageRenderer": "Google page renderer",
+}
+_PREVIEW_AGENTS_LOWER = tuple((s.lower(), label) for s, label in PREVIEW_AGENTS.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +60,9 @@ def classify_agent(ua: str) -> Agent:
     if not ua.strip():
         return Agent("bot", None, None, None)
     lowered = ua.lower()
-    if any(s in lowered for s in _PREVIEW_AGENTS_LOWER):
-        return Agent("preview", None, None, _clip(ua.split("/")[0]))
+    for needle, label in _PREVIEW_AGENTS_LOWER:
+        if needle in lowered:
+            return Agent("preview", None, None, label)
     parsed = user_agents.parse(ua)
     if parsed.is_bot or crawleruseragents.is_crawler(ua):
         return Agent("bot", None, None, _clip(parsed.browser.family))

@@ -157,7 +157,9 @@ def replay_spool_command() -> None:
 @smstrack_cli.command("quickstart")
 @click.option("--admin-email", default="admin@example.com", show_default=True)
 @click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
-def quickstart_command(admin_email: str, base_url: str) -> None:
+@click.option("--demo", is_flag=True, help="Also create a demo campaign full of data, once.")
+@click.pass_context
+def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo: bool) -> None:
     """Set up a new install: tables, a first admin, a sample campaign and link."""
     state = _state()
     if current_revision() != head_revision():
@@ -180,3 +182,54 @@ def quickstart_command(admin_email: str, base_url: str) -> None:
         )
         link = create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/?utm_source=sms"}))
         click.echo(f"Sample tracked link: {base_url.rstrip('/')}{current_app.config['SMSTRACK_LINK_PREFIX']}/{link.code}")
+        if demo:
+            ctx.invoke(demo_command)
+        else:
+            click.echo("See a full dashboard at once: flask --app wsgi smstrack demo (or make run DEMO=1)")
+
+
+@smstrack_cli.command("rollup")
+@click.argument("campaign_ids", nargs=-1, type=int)
+def rollup_command(campaign_ids: tuple[int, ...]) -> None:
+    """Bring the report rollups of campaigns (default: all) up to date.
+
+    Reports do this on their own; run it from cron to keep page views fast
+    after large imports.
+    """
+    from .rollups import refresh
+
+    state = _state()
+    query = state.db.session.query(Campaign).order_by(Campaign.id)
+    if campaign_ids:
+        query = query.filter(Campaign.id.in_(campaign_ids))
+    campaigns = query.all()
+    missing = sorted(set(campaign_ids) - {c.id for c in campaigns})
+    if missing:
+        raise click.ClickException(f"no campaign {', '.join(map(str, missing))}")
+    with click.progressbar(campaigns, label="Rolling up campaigns", item_show_func=lambda c: c and c.name) as bar:
+        for campaign in bar:
+            refresh(campaign)
+    click.echo(f"Rollups up to date for {len(campaigns)} campaign(s).")
+
+
+@smstrack_cli.command("demo")
+@click.option("--clicks", type=click.IntRange(1, 10_000_000), default=6000, show_default=True, help="How many clicks to make.")
+@click.option("--owner", help="Email of the owning user (default: the first admin).")
+@click.option("--seed", type=int, help="Make the same data again (default: a random seed, printed).")
+def demo_command(clicks: int, owner: str | None, seed: int | None) -> None:
+    """Create a demo campaign with a week of realistic clicks and conversions."""
+    from .demo import create_demo_campaign, default_owner_id
+    from .schemas import format_money
+
+    _state()
+    owner_id = _owner(owner) if owner is not None else default_owner_id()
+    if seed is None:
+        seed = secrets.randbelow(1_000_000)
+    with click.progressbar(length=clicks, label="Creating demo clicks") as bar:
+        campaign = create_demo_campaign(clicks=clicks, owner_id=owner_id, seed=seed, progress=bar.update)
+    report = campaign_report(campaign)
+    revenue = ", ".join(f"{format_money(v)} {cur}" for cur, v in sorted(report.revenue.items())) or "none"
+    click.echo(f"Campaign {campaign.id} created: {campaign.name} (seed {seed})")
+    click.echo(f"  clicks:      {report.clicks} human ({report.unique_clicks} unique), {report.previews} previews, {report.bots} bots")
+    click.echo(f"  conversions: {report.conversions}, revenue {revenue}")
+    click.echo(f"  dashboard:   {current_app.config['SMSTRACK_URL_PREFIX']}/campaigns/{campaign.id}")

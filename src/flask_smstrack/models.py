@@ -215,7 +215,7 @@ class Click(Base):
     variant_id: Mapped[int | None] = mapped_column(Integer)
     #: ``human``, ``preview`` or ``bot``.
     kind: Mapped[str] = mapped_column(String(8))
-    #: The visitor's first human click on this link.
+    #: The visitor's first human click in this campaign (a unique click).
     is_first: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The snippet reported the landing page loaded in a browser.
     human_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -43,15 +43,24 @@ _clicks = Click.__table__
 _INSERT_CLICK = insert(_clicks)
 
 
-def new_click_id() -> str:
-    """A URL-safe click id: 48 bits of milliseconds, then 96 random bits.
+def click_id_at(millis: int, random: bytes) -> str:
+    """The click id of a click at ``millis`` (milliseconds since the epoch).
 
-    The random part makes it unguessable; the time part makes new ids sort
-    last, so the unique index grows at its right edge instead of touching a
-    random page on every click.
+    48 bits of time, then the random bits, in base32hex: its alphabet is in
+    ASCII order, so ids sort by time and the unique index grows at its
+    right edge instead of touching a random page on every click.
     """
-    millis = time.time_ns() // 1_000_000
-    return base64.urlsafe_b64encode(millis.to_bytes(6, "big") + secrets.token_bytes(12)).decode()
+    return base64.b32hexencode(millis.to_bytes(6, "big") + random).decode().rstrip("=")
+
+
+def click_id_millis(click_id: str) -> int:
+    """The time part of a click id, in milliseconds since the epoch."""
+    return int.from_bytes(base64.b32hexdecode(click_id[:10] + "=" * 6)[:6], "big")
+
+
+def new_click_id() -> str:
+    """A new click id: its time and 96 random bits (unguessable)."""
+    return click_id_at(time.time_ns() // 1_000_000, secrets.token_bytes(12))
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +441,7 @@ def _join_visitor_on(conn, row: dict[str, Any], previous_click_id: str) -> None:
         select(
             exists().where(
                 or_(c.visitor_id == visitor, c.click_id == visitor),
-                c.link_id == row["link_id"],
+                c.campaign_id == row["campaign_id"],
                 c.kind == "human",
             )
         )
