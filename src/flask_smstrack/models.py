@@ -275,28 +275,30 @@ class Conversion(Base):
 # summed up here; reports add the rows after it, read live. See rollups.py.
 
 
-class RollupState(Base):
-    __tablename__ = "smstrack_rollup_state"
+class _PerCampaign:
+    """The campaign a rollup row belongs to, first part of its key."""
 
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class RollupState(_PerCampaign, Base):
+    __tablename__ = "smstrack_rollup_state"
+
     #: Rows created before this time are in the rollups.
     rolled_until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     #: The send time the delay bins were computed against.
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
-class ClickRollup(Base):
+class ClickRollup(_PerCampaign, Base):
     """Clicks per campaign, 15-minute bucket and kind (every timezone's
     hours start on a quarter hour). ``bucket`` is the bucket's start in Unix
     seconds."""
 
     __tablename__ = "smstrack_rollup_clicks"
 
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), primary_key=True
-    )
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     clicks: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -304,15 +306,12 @@ class ClickRollup(Base):
     confirmed: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class ClickDimensionRollup(Base):
+class ClickDimensionRollup(_PerCampaign, Base):
     """Clicks per campaign, dimension value and kind. ``value`` is ``""``
     for unknown; the ``send_delay`` dimension holds delay bins."""
 
     __tablename__ = "smstrack_rollup_click_dims"
 
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), primary_key=True
-    )
     dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
@@ -320,16 +319,13 @@ class ClickDimensionRollup(Base):
     firsts: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class ConversionRollup(Base):
+class ConversionRollup(_PerCampaign, Base):
     """Conversions per campaign, dimension value and currency (``""`` for
     none). The ``bucket`` dimension holds 15-minute buckets (Unix seconds)
     and ``click_delay`` the delay bins."""
 
     __tablename__ = "smstrack_rollup_conversions"
 
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), primary_key=True
-    )
     dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
