@@ -1,0 +1,74 @@
+/* flask-smstrack dashboard: copy buttons, and the numbers of a chart's bar
+ * or a heatmap's square on hover and tap. The pages work without it. */
+(function (d) {
+  'use strict';
+
+  function flashLabel(button, text) {
+    var old = button.getAttribute('data-label') || button.textContent;
+    button.setAttribute('data-label', old);
+    button.textContent = text;
+    clearTimeout(button._stTimer);
+    button._stTimer = setTimeout(function () { button.textContent = old; }, 1800);
+  }
+
+  function selectText(el) {
+    var range = d.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  function copy(button) {
+    var target = d.getElementById(button.getAttribute('data-copy'));
+    if (!target) return;
+    var text = target.textContent;
+    function fallback() {
+      selectText(target);
+      var ok = false;
+      try { ok = d.execCommand('copy'); } catch (e) { ok = false; }
+      flashLabel(button, ok ? 'Copied' : 'Selected: copy it');
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { flashLabel(button, 'Copied'); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  // A chart's bars name their bucket (data-i); the bucket's words are on
+  // the row of the chart's table. A heatmap's squares carry their own title.
+  function show(el) {
+    var box = el.closest('[data-st-chart]');
+    if (!box) return;
+    var out = box.querySelector('[data-st-readout]'), i = el.getAttribute('data-i'), text, picked;
+    if (i !== null) {
+      var row = box.querySelectorAll('tr[data-tip]')[+i];
+      text = row && row.getAttribute('data-tip');
+      picked = box.querySelectorAll('[data-i="' + i + '"]');
+    } else {
+      text = el.getAttribute('title');
+      picked = [el];
+    }
+    if (!text || !out) return;
+    out.textContent = text;
+    Array.prototype.forEach.call(box.querySelectorAll('.st-picked'), function (x) { x.classList.remove('st-picked'); });
+    Array.prototype.forEach.call(picked, function (x) { x.classList.add('st-picked'); });
+  }
+
+  function target(event) {
+    var t = event.target;
+    return t.closest && t.closest('[data-st-chart] [data-i], [data-st-chart] td[title]');
+  }
+
+  d.addEventListener('click', function (event) {
+    var button = event.target.closest && event.target.closest('[data-copy]');
+    if (button) { copy(button); return; }
+    var tip = target(event);
+    if (tip) show(tip);
+  });
+  d.addEventListener('mouseover', function (event) {
+    var tip = target(event);
+    if (tip) show(tip);
+  });
+})(document);
