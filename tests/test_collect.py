@@ -1,5 +1,4 @@
 import datetime as dt
-import json
 
 import pytest
 from sqlalchemy import func, select, update

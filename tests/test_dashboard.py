@@ -218,7 +218,7 @@ def test_heatmap_follows_the_timezone(app, actions, spring):
                 noun = "click" if n == 1 else "clicks"
                 assert f'title="{row["weekday"]} {hour:02d}:00–{hour:02d}:59: {n} {noun}"' in page
     assert seen == 4
-    assert f"tables/heatmap_clicks.csv?tz=Asia/Kolkata" in page
+    assert "tables/heatmap_clicks.csv?tz=Asia/Kolkata" in page
 
 
 def test_bad_timezone_says_so_and_uses_the_default(app, spring):

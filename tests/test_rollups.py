@@ -3,7 +3,7 @@ import datetime as dt
 
 from sqlalchemy import func, select, update
 
-from conftest import ANDROID, IPHONE, click_id_of
+from conftest import ANDROID
 from flask_smstrack import rollups
 from flask_smstrack.models import Campaign, Click, ClickRollup, RollupState
 from flask_smstrack.reports import TABLES, CampaignData, campaign_table

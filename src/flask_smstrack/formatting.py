@@ -20,4 +20,21 @@ def money(value: Decimal | None, currency: str | None = None) -> str:
     return f"{amount} {currency}" if currency else amount
 
 
-FILTERS = {"smstrack_percent": percent, "smstrack_money": money}
+def count(value: int | None) -> str:
+    """``1234`` -> ``'1,234'``; ``None`` -> an en dash."""
+    return "–" if value is None else f"{value:,}"
+
+
+def multiple(value: Decimal | None) -> str:
+    """``Decimal('5')`` -> ``'5.00×'`` (ROAS: revenue per unit of cost)."""
+    if value is None:
+        return "–"
+    return f"{Decimal(value).quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}×"
+
+
+FILTERS = {
+    "smstrack_percent": percent,
+    "smstrack_money": money,
+    "smstrack_count": count,
+    "smstrack_multiple": multiple,
+}

@@ -68,20 +68,6 @@ def _template_globals() -> dict[str, Any]:
     return {"smstrack_csrf": generate_csrf, "smstrack_builtin_login": get_state().builtin_login}
 
 
-@bp.app_template_filter("smstrack_count")
-def _count(value: int | None) -> str:
-    """``1234`` -> ``'1,234'``; ``None`` -> an en dash."""
-    return "–" if value is None else f"{value:,}"
-
-
-@bp.app_template_filter("smstrack_multiple")
-def _multiple(value: Decimal | None) -> str:
-    """``Decimal('5')`` -> ``'5.00×'`` (ROAS: revenue per unit of cost)."""
-    if value is None:
-        return "–"
-    return f"{Decimal(value).quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}×"
-
-
 def _error_page(error: HTTPException) -> tuple[str, int]:
     return render_template("smstrack/error.html", error=error), error.code or 500
 
