@@ -150,22 +150,26 @@ class SmsTrack:
         Beacons carry no token, and API keys are not sent by browsers on
         their own; API calls made with a session cookie are checked for a
         token by the API itself. ``CSRFProtect`` may be set up before or
-        after this extension: a first-request hook covers the second case.
+        after this extension, so the exemption is also made on the first
+        request to those blueprints: their URL value preprocessors run
+        before any ``before_request`` hook, CSRFProtect's included, and
+        other requests (the tracked redirect above all) pay nothing.
         """
+        from .views_api import bp as api_bp
+        from .views_collect import bp as collect_bp
 
-        def exempt() -> None:
+        def exempt(*_args) -> None:
             csrf = app.extensions.get("csrf")
             state = app.extensions["smstrack"]
             if csrf is None or state.extra.get("csrf_exempted") is csrf:
                 return
             csrf.exempt("flask_smstrack.views_collect.collect")
-            from .views_api import bp as api_bp
-
             csrf.exempt(api_bp)
             state.extra["csrf_exempted"] = csrf
 
         exempt()
-        app.before_request(exempt)
+        for bp in (api_bp, collect_bp):
+            app.url_value_preprocessors.setdefault(bp.name, []).append(exempt)
 
     def access_check(self, f: Callable[[Any], bool]) -> Callable[[Any], bool]:
         """Register the function that decides whether a logged-in user of the
