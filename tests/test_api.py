@@ -211,3 +211,23 @@ def test_openapi_document(client):
     assert "/campaigns/{campaign_id}/report" in doc["paths"]
     campaign = doc["components"]["schemas"]["Campaign"]
     assert set(campaign["required"]) == {"name", "currency"}
+
+
+def test_campaign_list_table(actions, app):
+    key = actions.api_key()
+    campaign = actions.campaign(key, name="=Spring", cost="10.00", sent=100)
+    link = actions.link(key, campaign["id"])
+    actions.click(link["code"])
+    other = actions.api_key("other@example.com")
+    actions.campaign(other, name="Not mine")
+    table = actions.api("GET", "/campaigns/table", key).json
+    assert [(r["name"], r["clicks"], r["ctr"], r["cost"], r["profit"]) for r in table["rows"]] == [
+        ("=Spring", 1, 0.01, "10.00", "-10.00")
+    ]
+    today = table["rows"][0]["sent_on"]
+    assert actions.api("GET", f"/campaigns/table?start={today}&end={today}", key).json["rows"]
+    assert actions.api("GET", "/campaigns/table?end=2000-01-01", key).json["rows"] == []
+    bad = actions.api("GET", "/campaigns/table?start=yesterday", key)
+    assert bad.status_code == 400 and "start" in bad.json["errors"]
+    csv = actions.api("GET", "/campaigns/table?format=csv", key).data.decode().splitlines()
+    assert csv[1].split(",")[1] == "'=Spring"

@@ -14,7 +14,7 @@ from .errors import error_response, http_error_as_json
 from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_campaigns, short_url
 from .models import Campaign, Conversion, Link
 from .export import table_csv, table_json
-from .reports import TABLES, CampaignData, campaign_report, campaign_table
+from .reports import TABLES, CampaignData, campaign_list_table, campaign_report, campaign_table, send_date
 from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema, parse_body
 from .state import get_state
 from .tracking import record_conversion
@@ -111,6 +111,31 @@ def campaigns_create() -> tuple[Response, int]:
     data = _load(CampaignSchema())
     campaign = create_campaign(data, g.smstrack_principal.owner_id)
     return jsonify(CampaignSchema().dump(campaign)), 201
+
+
+@bp.get("/campaigns/table")
+def campaigns_table() -> Response:
+    """The campaign list with its numbers (as on the dashboard), newest
+    first; ``?start=`` and ``?end=`` (YYYY-MM-DD) filter on the send date."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    bounds = {}
+    for name in ("start", "end"):
+        raw = request.args.get(name)
+        try:
+            bounds[name] = dt.date.fromisoformat(raw) if raw else None
+        except ValueError:
+            raise _Invalid({name: ["Not a date: use YYYY-MM-DD."]}) from None
+    tz = ZoneInfo(_tz_arg() or current_app.config["SMSTRACK_TIMEZONE"])
+    p = g.smstrack_principal
+    rows = []
+    for campaign in list_campaigns(p.owner_id, is_admin=p.is_admin):
+        day = send_date(campaign, tz)
+        if (bounds["start"] and day < bounds["start"]) or (bounds["end"] and day > bounds["end"]):
+            continue
+        rows.append((campaign, CampaignData(campaign).report, day))
+    return table_response(campaign_list_table(rows), "campaigns")
 
 
 @bp.get("/campaigns/<int:campaign_id>")

@@ -36,8 +36,9 @@ from .reports import (
     TABLES,
     CampaignData,
     CampaignReport,
-    Column,
     Table,
+    campaign_list_table,
+    send_date,
     campaign_table,
 )
 from .schemas import UTM_KEYS, CampaignSchema, LinkSchema, format_money
@@ -152,8 +153,6 @@ def _timezone_names() -> tuple[str, ...]:
     return ("UTC", *sorted(n for n in available_timezones() if n.startswith(regions)))
 
 
-def _send_time(campaign: Campaign) -> dt.datetime:
-    return campaign.sent_at or campaign.created_at
 
 
 def _local(moment: dt.datetime | None, tz: str) -> dt.datetime | None:
@@ -243,7 +242,7 @@ def _campaign_list() -> _CampaignList:
         errors.append(f"The start date {start} is after the end date {end}: swap them to see campaigns in between.")
         start = end = None
     campaigns = list_campaigns(principal.owner_id, is_admin=principal.is_admin)
-    rows = [_ListRow(c, CampaignData(c).report, _send_time(c).astimezone(tz).date()) for c in campaigns]
+    rows = [_ListRow(c, CampaignData(c).report, send_date(c, tz)) for c in campaigns]
     total = len(rows)
     rows = [r for r in rows if (start is None or r.date >= start) and (end is None or r.date <= end)]
 
@@ -260,42 +259,7 @@ def _campaign_list() -> _CampaignList:
 
 def _list_table(listing: _CampaignList) -> Table:
     """The campaign list as a table for CSV: values of the reports only."""
-    columns = [
-        Column("id", "Campaign id"),
-        Column("name", "Campaign", "text"),
-        Column("sent_on", "Sent on", "text"),
-        Column("currency", "Currency", "text"),
-        Column("sent", "Sent"),
-        Column("delivered", "Delivered"),
-        Column("clicks", "Clicks"),
-        Column("unique_clicks", "Unique clicks"),
-        Column("previews", "Link previews"),
-        Column("bots", "Bots"),
-        Column("ctr", "CTR", "rate"),
-        Column("conversions", "Conversions"),
-        Column("conversion_rate", "Conversion rate", "rate"),
-        Column("revenue", "Revenue", "money"),
-        Column("revenue_other_currencies", "Revenue in other currencies", "text"),
-        Column("cost", "Cost", "money"),
-        Column("profit", "Profit", "money"),
-        Column("roi", "ROI", "rate"),
-        Column("roas", "ROAS", "rate"),
-    ]
-    rows = []
-    for row in listing.rows:
-        c, r = row.campaign, row.report
-        other = "; ".join(f"{format_money(v)} {cur}" for cur, v in sorted(r.revenue.items()) if cur != r.currency)
-        rows.append(
-            {
-                "id": c.id, "name": c.name, "sent_on": row.date.isoformat(), "currency": r.currency,
-                "sent": r.sent, "delivered": r.delivered, "clicks": r.clicks, "unique_clicks": r.unique_clicks,
-                "previews": r.previews, "bots": r.bots, "ctr": r.ctr, "conversions": r.conversions,
-                "conversion_rate": r.conversion_rate, "revenue": r.own_revenue,
-                "revenue_other_currencies": other or None, "cost": r.cost, "profit": r.profit,
-                "roi": r.roi, "roas": r.roas,
-            }
-        )
-    return Table("campaigns", "Campaigns", columns, rows)
+    return campaign_list_table([(row.campaign, row.report, row.date) for row in listing.rows])
 
 
 def _csv_response(text: str, filename: str) -> Response:
