@@ -8,37 +8,26 @@ stays on 127.0.0.1.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+from e2e.browser import Seen, launch, require_chromium, screenshot_on_failure
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+require_chromium()
+
+from playwright.sync_api import Browser, Page  # noqa: E402
 
 from conftest import ANDROID, IMESSAGE_PREVIEW, _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn, poll, report  # noqa: E402
 
 BIN = Path(sys.executable).parent
-ARTIFACTS = ROOT / "test-artifacts"
 OWNER = "browser-owner@example.com"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @dataclass
@@ -88,28 +77,8 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@dataclass
-class Seen:
-    """What happened in the browser while the test ran."""
-
-    urls: list[str] = field(default_factory=list)
-    beacons: list[dict] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def outside(self) -> list[str]:
-        """Requests that went anywhere but 127.0.0.1."""
-        return [
-            url for url in self.urls
-            if not url.startswith(("data:", "about:", "blob:")) and urlsplit(url).hostname != HOST
-        ]
+    with launch() as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -125,25 +94,11 @@ def page(browser) -> Iterator[tuple[Page, Seen]]:
 
     context.on("request", on_request)
     page = context.new_page()
-    page.on("console", lambda m: m.type == "error" and seen.problems.append(f"console error: {m.text}"))
-    page.on("pageerror", lambda err: seen.problems.append(f"page error: {err}"))
-    page.on("requestfailed", lambda r: seen.problems.append(f"request failed: {r.url} {r.failure}"))
+    seen.watch(page)
     try:
         yield page, seen
     finally:
         context.close()
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page: Page, name: str) -> Iterator[None]:
-    """Keep a screenshot under test-artifacts/ (gitignored) when the block fails."""
-    try:
-        yield
-    except Exception:
-        with contextlib.suppress(Exception):
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        raise
 
 
 def test_sms_click_to_purchase_in_a_real_browser(site, page):

@@ -10,39 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+from e2e.browser import Seen, launch, require_chromium, screenshot
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+require_chromium()
+
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from sqlalchemy import create_engine, insert, select  # noqa: E402
 
 from conftest import _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn  # noqa: E402
 
 BIN = Path(sys.executable).parent
-ARTIFACTS = ROOT / "test-artifacts"
 OWNER = "dashboard-owner@example.com"
 PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 812}
 
@@ -144,24 +134,8 @@ def dashboard(migrated, tmp_path_factory) -> Iterator[Dashboard]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@dataclass
-class Seen:
-    urls: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def outside(self) -> list[str]:
-        return [
-            url for url in self.urls
-            if not url.startswith(("data:", "about:", "blob:")) and urlsplit(url).hostname != HOST
-        ]
+    with launch() as browser:
+        yield browser
 
 
 @contextlib.contextmanager
@@ -172,9 +146,7 @@ def session(browser: Browser, dashboard: Dashboard, viewport: dict, **options) -
     seen = Seen()
     context.on("request", lambda request: seen.urls.append(request.url))
     page = context.new_page()
-    page.on("console", lambda m: m.type in ("error", "warning") and seen.problems.append(f"console {m.type}: {m.text}"))
-    page.on("pageerror", lambda err: seen.problems.append(f"page error: {err}"))
-    page.on("requestfailed", lambda r: seen.problems.append(f"request failed: {r.url} {r.failure}"))
+    seen.watch(page, console=("error", "warning"))
     page.on("response", lambda r: r.status >= 400 and seen.problems.append(f"HTTP {r.status}: {r.url}"))
     try:
         page.goto(f"{dashboard.url}/smstrack/")
@@ -187,11 +159,6 @@ def session(browser: Browser, dashboard: Dashboard, viewport: dict, **options) -
         yield page, seen
     finally:
         context.close()
-
-
-def shoot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def assert_fits(page: Page) -> None:
@@ -211,7 +178,7 @@ def test_campaign_list_and_page(browser, dashboard, size, viewport):
         winter = rows.nth(2)
         assert "24.50 EUR" in winter.inner_text() and "+ 64.00 USD" in winter.inner_text()
         assert_fits(page)
-        shoot(page, f"dashboard-list-{size}")
+        screenshot(page, f"dashboard-list-{size}")
 
         # Sorting by ROI is a plain link in the header.
         with page.expect_navigation():
@@ -227,7 +194,7 @@ def test_campaign_list_and_page(browser, dashboard, size, viewport):
         assert page.locator("svg.st-svg rect.st-bar-clicks").count() > 48
         assert page.locator(".st-heat td.st-heat-on").count() > 20
         assert_fits(page)
-        shoot(page, f"dashboard-campaign-{size}")
+        screenshot(page, f"dashboard-campaign-{size}")
 
         # The chart tells the numbers of a bar when it is pointed at or tapped.
         readout = page.locator("[data-st-chart] [data-st-readout]").first
@@ -248,17 +215,17 @@ def test_campaign_list_and_page(browser, dashboard, size, viewport):
         page.goto(f"{dashboard.url}/smstrack/campaigns/{dashboard.winter_id}?tz=Europe/Paris")
         assert "also 64.00 USD (not in profit)" in page.inner_text(".st-tiles-hero")
         assert_fits(page)
-        shoot(page, f"dashboard-campaign-small-{size}")
+        screenshot(page, f"dashboard-campaign-small-{size}")
 
         page.goto(f"{dashboard.url}/smstrack/campaigns/{dashboard.draft_id}")
         assert "Add the link that goes in your SMS" in page.inner_text("main")
         assert_fits(page)
-        shoot(page, f"dashboard-campaign-empty-{size}")
+        screenshot(page, f"dashboard-campaign-empty-{size}")
 
         page.goto(f"{dashboard.url}/smstrack/campaigns/{dashboard.demo_id}/install")
         assert "Landing ping received." in page.inner_text("main")
         assert_fits(page)
-        shoot(page, f"dashboard-install-{size}")
+        screenshot(page, f"dashboard-install-{size}")
 
         # A mistake in a form: the page answers 400 with the schema's message.
         problems = len(seen.problems)
@@ -269,7 +236,7 @@ def test_campaign_list_and_page(browser, dashboard, size, viewport):
             page.click("form.st-form button[type=submit]")
         assert "Not an ISO 4217 currency code" in page.inner_text("main")
         assert_fits(page)
-        shoot(page, f"dashboard-form-error-{size}")
+        screenshot(page, f"dashboard-form-error-{size}")
         answer = seen.problems[problems:]
         assert sorted(answer) == sorted([
             f"HTTP 400: {dashboard.url}/smstrack/campaigns/new",

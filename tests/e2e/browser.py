@@ -1,0 +1,82 @@
+"""Headless Chromium for the browser tests: Debian's binary, the flags that
+keep it off the network, and a record of what a page did."""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+
+from e2e.support import HOST, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def require_chromium() -> None:
+    """Skip the calling test module when Chromium is not installed."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@contextlib.contextmanager
+def launch():
+    """A headless Chromium, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Seen:
+    """What happened in the browser while a test ran."""
+
+    urls: list[str] = field(default_factory=list)
+    beacons: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def watch(self, page, console: tuple[str, ...] = ("error",)) -> None:
+        """Record the page's console messages of these types, its errors and
+        its failed requests as problems."""
+        page.on("console", lambda m: m.type in console and self.problems.append(f"console {m.type}: {m.text}"))
+        page.on("pageerror", lambda err: self.problems.append(f"page error: {err}"))
+        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
+
+    def outside(self) -> list[str]:
+        """Requests that went anywhere but 127.0.0.1."""
+        return [
+            url for url in self.urls
+            if not url.startswith(("data:", "about:", "blob:")) and urlsplit(url).hostname != HOST
+        ]
+
+
+def screenshot(page, name: str) -> None:
+    """Keep a full-page screenshot under test-artifacts/ (gitignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, name: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        with contextlib.suppress(Exception):
+            screenshot(page, name)
+        raise
