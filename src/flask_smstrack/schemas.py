@@ -257,6 +257,12 @@ class LinkSchema(_Strict):
         return data
 
 
+class MessagePreviewSchema(_Strict):
+    """``POST /api/v1/messages/preview``: the text of one message."""
+
+    text = fields.String(required=True, validate=validate.Length(min=1, max=1600))
+
+
 class ConversionOutSchema(Schema):
     id = fields.Integer()
     created_at = fields.AwareDateTime()

@@ -15,7 +15,15 @@ from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_
 from .models import Campaign, Conversion, Link
 from .export import table_csv, table_json
 from .reports import TABLES, CampaignData, campaign_list_table, campaign_report, campaign_table, send_date
-from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema, parse_body
+from .schemas import (
+    CampaignSchema,
+    ConversionOutSchema,
+    ConversionSchema,
+    LinkSchema,
+    MessagePreviewSchema,
+    parse_body,
+)
+from .sms import segment_info
 from .state import get_state
 from .tracking import record_conversion
 from .views_collect import read_limited_body
@@ -211,6 +219,21 @@ def _conversion_out(result) -> dict:
     out = ConversionOutSchema().dump(result.conversion)
     out.update(attributed=result.attributed, duplicate=result.duplicate)
     return out
+
+
+@bp.post("/messages/preview")
+def messages_preview() -> Response:
+    """Encoding, characters and segments of a message, as an SMS network
+    will count them."""
+    info = segment_info(_load(MessagePreviewSchema())["text"])
+    return jsonify(
+        encoding=info.encoding,
+        characters=info.characters,
+        units=info.units,
+        segments=info.segments,
+        per_segment=info.per_segment,
+        remaining=info.remaining,
+    )
 
 
 @bp.post("/conversions")
