@@ -231,3 +231,13 @@ def test_campaign_list_table(actions, app):
     assert bad.status_code == 400 and "start" in bad.json["errors"]
     csv = actions.api("GET", "/campaigns/table?format=csv", key).data.decode().splitlines()
     assert csv[1].split(",")[1] == "'=Spring"
+
+
+def test_openapi_lists_every_endpoint(client, app):
+    doc = client.get("/smstrack/api/v1/openapi.json").json
+    rules = {
+        rule.rule.removeprefix("/smstrack/api/v1").replace("<int:campaign_id>", "{campaign_id}").replace("<name>", "{name}")
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("smstrack_api.") and rule.endpoint not in ("smstrack_api.not_found", "smstrack_api.openapi")
+    }
+    assert rules == set(doc["paths"])

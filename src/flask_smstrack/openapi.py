@@ -4,7 +4,7 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema
+from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema, MessagePreviewSchema
 
 _ERRORS = {
     "description": "Invalid input: each field with its messages.",
@@ -89,6 +89,25 @@ def build_spec(version: str, server_url: str) -> dict:
     })
     spec.path("/campaigns/{campaign_id}/report", parameters=_ID, operations={
         "get": {"summary": "The campaign's numbers", "responses": {"200": _json("Report", "Report"), "404": _ERRORS}},
+    })
+    spec.components.schema("MessagePreviewIn", schema=MessagePreviewSchema)
+    spec.path("/messages/preview", operations={
+        "post": {
+            "summary": "Encoding and segments of a message",
+            "requestBody": _body("MessagePreviewIn"),
+            "responses": {"200": {"description": "encoding, characters, units, segments, per_segment, remaining"}, "400": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/table", operations={
+        "get": {"summary": "The campaign list with its numbers (?start=, ?end=, ?format=csv)", "responses": {"200": {"description": "A table"}}},
+    })
+    spec.path("/campaigns/{campaign_id}/tables", parameters=_ID, operations={
+        "get": {"summary": "The names of the campaign's report tables", "responses": {"200": {"description": "Names"}}},
+    })
+    spec.path("/campaigns/{campaign_id}/tables/{name}", parameters=_ID + [
+        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+    ], operations={
+        "get": {"summary": "One report table (?tz=, ?format=csv)", "responses": {"200": {"description": "A table"}, "404": _ERRORS}},
     })
     spec.path("/conversions", operations={
         "get": {"summary": "Recent conversions", "responses": {"200": {"description": "Conversions"}}},
