@@ -31,6 +31,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/report_page.py
+	$(BIN)/python bench/import_recipients.py
 
 wheel: $(VENV)/.installed-test
 	$(BIN)/python -m build --wheel --outdir dist

@@ -188,6 +188,36 @@ def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo
             click.echo("See a full dashboard at once: flask --app wsgi smstrack demo (or make run DEMO=1)")
 
 
+@smstrack_cli.command("import-recipients")
+@click.argument("campaign_id", type=int)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--region", help="Region of numbers without a country code (default SMSTRACK_DEFAULT_REGION).")
+def import_recipients_command(campaign_id: int, file: str, region: str | None) -> None:
+    """Import a campaign's recipients from a CSV file with a phone column.
+
+    Other columns (first_name, city...) are kept for the message's
+    placeholders; an external_id column is kept as is.
+    """
+    from .recipients import ImportError_, import_recipients, read_csv
+
+    _state()
+    if get_campaign(campaign_id) is None:
+        raise click.ClickException(f"no campaign {campaign_id}")
+    with click.open_file(file, encoding="utf-8-sig") as f:
+        text = f.read()
+    lines = max(text.count("\n") - 1, 0) + (0 if text.endswith("\n") else 1)
+    try:
+        with click.progressbar(length=max(lines, 1), label="Importing recipients") as bar:
+            result = import_recipients(campaign_id, read_csv(text), region=region, progress=bar.update)
+    except ImportError_ as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Imported {result.imported} recipients; {result.merged} duplicates merged; {len(result.errors)} rows left out.")
+    for line, message in result.errors[:50]:
+        click.echo(f"  line {line}: {message}", err=True)
+    if len(result.errors) > 50:
+        click.echo(f"  ... and {len(result.errors) - 50} more", err=True)
+
+
 @smstrack_cli.command("rollup")
 @click.argument("campaign_ids", nargs=-1, type=int)
 def rollup_command(campaign_ids: tuple[int, ...]) -> None:

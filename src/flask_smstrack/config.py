@@ -82,6 +82,13 @@ SMSTRACK_SPOOL_DIR: str | None = None
 #: Put SQLite databases in WAL mode with ``synchronous=NORMAL`` on connect.
 SMSTRACK_SQLITE_WAL = True
 
+#: Region of phone numbers written without a country code, such as
+#: ``(415) 555-0100``: an ISO 3166 code like ``US`` or ``GB``.
+SMSTRACK_DEFAULT_REGION = "US"
+
+#: Largest recipient file accepted by the API, in bytes.
+SMSTRACK_MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
 #: Timezone of the dashboard's hours and days (an IANA name such as
 #: ``America/New_York``); each view can pick another.
 SMSTRACK_TIMEZONE = "UTC"

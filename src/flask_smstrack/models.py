@@ -331,3 +331,26 @@ class ConversionRollup(_PerCampaign, Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     conversions: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue: Mapped[Decimal] = mapped_column(Money, default=0)
+
+
+class Recipient(Base):
+    """One person a campaign's message goes to."""
+
+    __tablename__ = "smstrack_recipients"
+    __table_args__ = (UniqueConstraint("campaign_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), index=True
+    )
+    #: E.164, e.g. ``+14155550100``.
+    phone: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    #: Columns of the imported file besides phone and external id
+    #: (``first_name``, ``city``...), for the message's placeholders.
+    attributes: Mapped[dict | None] = mapped_column(JSON)
+    variant_id: Mapped[int | None] = mapped_column(Integer)
+    #: ``pending``, then the delivery status reported for its message.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    segments: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -101,6 +101,13 @@ def build_spec(version: str, server_url: str) -> dict:
     spec.path("/campaigns/table", operations={
         "get": {"summary": "The campaign list with its numbers (?start=, ?end=, ?format=csv)", "responses": {"200": {"description": "A table"}}},
     })
+    spec.path("/campaigns/{campaign_id}/recipients", parameters=_ID, operations={
+        "post": {
+            "summary": "Import recipients from CSV (a phone column; other columns become attributes)",
+            "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+            "responses": {"200": {"description": "imported, merged, and errors with their line numbers"}, "400": _ERRORS},
+        },
+    })
     spec.path("/campaigns/{campaign_id}/tables", parameters=_ID, operations={
         "get": {"summary": "The names of the campaign's report tables", "responses": {"200": {"description": "Names"}}},
     })

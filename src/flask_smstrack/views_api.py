@@ -168,6 +168,34 @@ def links_create(campaign_id: int) -> tuple[Response, int]:
     return jsonify(_link_out(link)), 201
 
 
+@bp.post("/campaigns/<int:campaign_id>/recipients")
+def recipients_import(campaign_id: int) -> tuple[Response, int]:
+    """Import recipients from a CSV body (``text/csv``, a phone column)."""
+    from .recipients import ImportError_, import_recipients, read_csv
+
+    campaign = _campaign_or_404(campaign_id)
+    if request.mimetype not in ("text/csv", "text/plain"):
+        raise _Invalid({"Content-Type": ["Send the file as text/csv."]}, 415)
+    limit = current_app.config["SMSTRACK_MAX_IMPORT_BYTES"]
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise _Invalid({"_body": [f"The file is larger than {limit} bytes; split it."]}, 413)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _Invalid({"_body": ["The file is not UTF-8 text."]}) from None
+    try:
+        result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"))
+    except ImportError_ as err:
+        raise _Invalid({"_body": [str(err)]}) from None
+    body = {
+        "imported": result.imported,
+        "merged": result.merged,
+        "errors": [{"line": line, "message": message} for line, message in result.errors],
+    }
+    return jsonify(body), 200
+
+
 @bp.get("/campaigns/<int:campaign_id>/report")
 def campaigns_report(campaign_id: int) -> Response:
     return jsonify(campaign_report(_campaign_or_404(campaign_id)).as_dict())
