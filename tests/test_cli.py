@@ -75,3 +75,19 @@ def test_quickstart_with_demo(app, runner):
     result = _run(runner, "quickstart", "--demo")
     assert result.exit_code == 0, result.output
     assert "Demo: Spring sale" in result.output
+
+
+def test_list_and_revoke_api_keys(app, runner):
+    assert _run(runner, "create-user", "keys@example.com", "--password", "s3cret-pass").exit_code == 0
+    key = _run(runner, "create-api-key", "keys@example.com", "--name", "shop").stdout.strip().splitlines()[0]
+    listed = _run(runner, "list-api-keys", "keys@example.com")
+    assert listed.exit_code == 0 and f"{key[:11]}...  active, never used" in listed.output and "shop" in listed.output
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/smstrack/api/v1/campaigns", headers=headers).status_code == 200
+    revoked = _run(runner, "revoke-api-key", key[:11])
+    assert revoked.exit_code == 0 and "Revoked 1 key" in revoked.output
+    assert client.get("/smstrack/api/v1/campaigns", headers=headers).status_code == 401
+    assert "revoked" in _run(runner, "list-api-keys", "keys@example.com").output
+    assert _run(runner, "revoke-api-key", key[:11]).exit_code == 1
+    assert _run(runner, "revoke-api-key", "abc").exit_code == 1

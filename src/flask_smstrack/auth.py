@@ -71,6 +71,20 @@ def create_api_key(owner_id: str, *, is_admin: bool = False, name: str | None = 
     return key, row
 
 
+def revoke_api_keys(prefix: str) -> int:
+    """Revoke the keys that start with ``prefix`` (as ``list-api-keys`` shows
+    them); returns how many."""
+    db = get_state().db
+    rows = db.session.execute(
+        select(ApiKey).where(ApiKey.prefix == prefix[: len(KEY_PREFIX) + 6], ApiKey.revoked_at.is_(None))
+    ).scalars().all()
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = now
+    db.session.commit()
+    return len(rows)
+
+
 def principal_from_key(key: str) -> Principal | None:
     """The principal of an API key, or ``None`` for an unknown or revoked key."""
     db = get_state().db

@@ -86,6 +86,38 @@ def create_api_key_command(email: str, name: str | None) -> None:
     click.echo("Keep this key: it cannot be shown again. Send it as 'Authorization: Bearer <key>'.", err=True)
 
 
+@smstrack_cli.command("list-api-keys")
+@click.argument("email")
+def list_api_keys_command(email: str) -> None:
+    """List a user's API keys (their first characters only)."""
+    from .models import ApiKey
+
+    state = _state()
+    owner = _owner(email)
+    keys = state.db.session.query(ApiKey).filter_by(owner_id=owner).order_by(ApiKey.id).all()
+    if not keys:
+        click.echo(f"{email} has no API keys.")
+    for key in keys:
+        status = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        used = f"last used {key.last_used_at:%Y-%m-%d %H:%M} UTC" if key.last_used_at else "never used"
+        click.echo(f"{key.prefix}...  {status}, {used}, created {key.created_at:%Y-%m-%d}{'  ' + key.name if key.name else ''}")
+
+
+@smstrack_cli.command("revoke-api-key")
+@click.argument("prefix")
+def revoke_api_key_command(prefix: str) -> None:
+    """Revoke an API key by its first characters, as list-api-keys shows them."""
+    from .auth import KEY_PREFIX, revoke_api_keys
+
+    _state()
+    if not prefix.startswith(KEY_PREFIX) or len(prefix) < len(KEY_PREFIX) + 6:
+        raise click.ClickException(f"give the key's first {len(KEY_PREFIX) + 6} characters, e.g. {KEY_PREFIX}AbC123")
+    count = revoke_api_keys(prefix)
+    if not count:
+        raise click.ClickException(f"no active key starts with {prefix}; see flask smstrack list-api-keys EMAIL")
+    click.echo(f"Revoked {count} key(s) starting with {prefix[: len(KEY_PREFIX) + 6]}.")
+
+
 @smstrack_cli.command("create-campaign")
 @click.option("--name", required=True)
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
