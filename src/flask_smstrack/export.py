@@ -7,27 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from .reports import Table
-from .schemas import format_money
-
-_RATE_Q = Decimal("0.000001")
+from .schemas import api_value
 #: A cell starting with one of these is a formula to Excel, LibreOffice and
 #: Google Sheets; a leading apostrophe makes it text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def cell(value: Any, kind: str) -> Any:
-    """A value as the API writes it."""
-    if value is None:
-        return None
-    if kind == "money":
-        return format_money(value)
-    if kind == "rate":
-        return float(Decimal(value).quantize(_RATE_Q, rounding=ROUND_HALF_EVEN))
-    return value
+cell = api_value
 
 
 def table_json(table: Table) -> dict[str, Any]:

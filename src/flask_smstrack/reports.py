@@ -22,7 +22,6 @@ from .rollups import DELAY_BOUNDS, CampaignCounts
 from .state import get_state
 
 _MONEY_Q = Decimal("0.0001")
-_RATE_Q = Decimal("0.000001")
 
 
 def _money(value: Decimal | None) -> Decimal | None:
@@ -97,13 +96,13 @@ class CampaignReport:
     def as_dict(self) -> dict:
         """The report as the API serialises it: rates as numbers (fractions),
         money as decimal strings."""
-        from .schemas import format_money
+        from .schemas import api_value
 
         def money(v):
-            return None if v is None else format_money(v)
+            return api_value(v, "money")
 
         def rate(v):
-            return None if v is None else float(v.quantize(_RATE_Q, rounding=ROUND_HALF_EVEN))
+            return api_value(v, "rate")
 
         return {
             "campaign_id": self.campaign_id,

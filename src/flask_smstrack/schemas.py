@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +48,19 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError({"_body": ["Body must be a JSON object."]})
     return data
+
+
+def is_timezone(name: str) -> bool:
+    """True for an IANA timezone name such as ``Europe/Paris``."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name or len(name) > 64:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def is_currency(code: str) -> bool:
@@ -112,6 +125,21 @@ def format_money(value: Decimal) -> str:
     if normalized.as_tuple().exponent > -2:
         normalized = normalized.quantize(Decimal("0.01"))
     return f"{normalized:f}"
+
+
+_RATE_Q = Decimal("0.000001")
+
+
+def api_value(value: Any, kind: str) -> Any:
+    """A number as the API and CSV write it: money (``kind="money"``) as a
+    decimal string, rates (``"rate"``) as fractions to six places."""
+    if value is None:
+        return None
+    if kind == "money":
+        return format_money(value)
+    if kind == "rate":
+        return float(Decimal(value).quantize(_RATE_Q, rounding=ROUND_HALF_EVEN))
+    return value
 
 
 class Currency(fields.String):

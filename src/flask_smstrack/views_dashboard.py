@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Any, Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import pycountry
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -41,7 +41,7 @@ from .reports import (
     send_date,
     campaign_table,
 )
-from .schemas import UTM_KEYS, CampaignSchema, LinkSchema, format_money
+from .schemas import UTM_KEYS, CampaignSchema, LinkSchema, format_money, is_timezone
 from .state import get_state
 
 bp = Blueprint("smstrack_dashboard", __name__)
@@ -135,11 +135,7 @@ def _tz_arg() -> tuple[str, str | None]:
     raw = request.args.get("tz", "").strip()
     if not raw:
         return _default_tz(), None
-    try:
-        if len(raw) > 64:
-            raise ValueError(raw)
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
+    if not is_timezone(raw):
         return _default_tz(), (
             f"Unknown timezone “{raw[:64]}”: use a name such as Europe/Paris or America/New_York."
             f" Showing {_default_tz()} instead."
