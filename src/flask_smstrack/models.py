@@ -141,6 +141,9 @@ class Campaign(Base):
     cost: Mapped[Decimal | None] = mapped_column(Money)
     #: Price of one message; cost = cost_per_message x sent.
     cost_per_message: Mapped[Decimal | None] = mapped_column(Money)
+    #: Price of one SMS segment; with recipients, cost = the sum of their
+    #: messages' segments x this price.
+    cost_per_segment: Mapped[Decimal | None] = mapped_column(Money)
     #: Messages sent, for campaigns whose recipients are not imported.
     sent: Mapped[int | None] = mapped_column(Integer)
     #: Messages delivered, once known.
@@ -151,7 +154,13 @@ class Campaign(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     links: Mapped[list[Link]] = relationship(
-        back_populates="campaign", order_by="Link.id", cascade="all, delete-orphan"
+        back_populates="campaign",
+        order_by="Link.id",
+        cascade="all, delete-orphan",
+        primaryjoin="and_(Campaign.id == Link.campaign_id, Link.recipient_id.is_(None))",
+    )
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="campaign", order_by="Variant.id", cascade="all, delete-orphan"
     )
 
     @property
@@ -159,15 +168,61 @@ class Campaign(Base):
         """The cost of the send in the campaign's currency, if known."""
         if self.cost is not None:
             return self.cost
-        if self.cost_per_message is not None and self.sent is not None:
-            return self.cost_per_message * self.sent
-        return None
+        if self.cost_per_segment is None and self.cost_per_message is None:
+            return None
+        messages, segments = self.message_counts()
+        if self.cost_per_segment is not None:
+            return self.cost_per_segment * segments if messages else None
+        sent = messages or self.sent
+        return None if sent is None else self.cost_per_message * sent
+
+    def message_counts(self) -> tuple[int, int]:
+        """Messages that count as sent to imported recipients, and their
+        segments (``(0, 0)`` without recipients)."""
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import object_session
+
+        session = object_session(self)
+        if session is None or self.id is None:
+            return 0, 0
+        r = Recipient.__table__.c
+        messages, segments = session.execute(
+            select(func.count(), func.coalesce(func.sum(r.segments), 0)).where(
+                r.campaign_id == self.id, *SENT_CONDITION
+            )
+        ).one()
+        return int(messages), int(segments)
+
+
+class Variant(Base):
+    """One version of a campaign's message (A, B, ...) in an A/B/n test."""
+
+    __tablename__ = "smstrack_variants"
+    __table_args__ = (UniqueConstraint("campaign_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(40))
+    message_template: Mapped[str] = mapped_column(Text)
+    #: Relative share of the recipients (1 and 1: half each).
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="variants")
 
 
 class Link(Base):
-    """A short code and the destination it redirects to."""
+    """A short code and the destination it redirects to.
+
+    A campaign link is shared by everyone who got the message; a
+    per-recipient link (``recipient_id`` set) is one recipient's own code for
+    a campaign link (``parent_id``), and its clicks count for that link.
+    """
 
     __tablename__ = "smstrack_links"
+    __table_args__ = (UniqueConstraint("parent_id", "recipient_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(
@@ -180,6 +235,10 @@ class Link(Base):
     #: Set on per-recipient links.
     recipient_id: Mapped[int | None] = mapped_column(BigId, index=True)
     variant_id: Mapped[int | None] = mapped_column(Integer)
+    #: The campaign link a per-recipient link stands for.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("smstrack_links.id", ondelete="CASCADE")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     campaign: Mapped[Campaign] = relationship(back_populates="links")
@@ -201,6 +260,13 @@ class Click(Base):
             sqlite_where=text("visitor_id IS NOT NULL"),
             postgresql_where=text("visitor_id IS NOT NULL"),
         ),
+        # Clicks on per-recipient links only (partial index).
+        Index(
+            "ix_smstrack_clicks_recipient",
+            "recipient_id",
+            sqlite_where=text("recipient_id IS NOT NULL"),
+            postgresql_where=text("recipient_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -213,9 +279,14 @@ class Click(Base):
     )
     recipient_id: Mapped[int | None] = mapped_column(BigId)
     variant_id: Mapped[int | None] = mapped_column(Integer)
-    #: ``human``, ``preview`` or ``bot``.
+    #: ``human``, ``preview`` or ``bot``; ``forward`` for a human click on
+    #: a recipient's own link from another device than the recipient's.
     kind: Mapped[str] = mapped_column(String(8))
-    #: The visitor's first human click in this campaign (a unique click).
+    #: Where the click was seen: ``None`` for the redirect, ``twilio`` for
+    #: a click event of Twilio's link shortening.
+    source: Mapped[str | None] = mapped_column(String(8))
+    #: The visitor's (or recipient's) first human click in this campaign: a
+    #: unique click.
     is_first: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The snippet reported the landing page loaded in a browser.
     human_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -334,10 +405,19 @@ class ConversionRollup(_PerCampaign, Base):
 
 
 class Recipient(Base):
-    """One person a campaign's message goes to."""
+    """One person a campaign's message goes to, and what happened to it.
+
+    ``status`` moves forward only: ``pending`` (imported), ``ready`` (message
+    rendered, links made), ``sending`` (handed to the provider, answer not yet
+    stored), then the provider's ``queued``, ``sent``, ``delivered``,
+    ``undelivered`` or ``failed``.
+    """
 
     __tablename__ = "smstrack_recipients"
-    __table_args__ = (UniqueConstraint("campaign_id", "phone"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone"),
+        Index("ix_smstrack_recipients_campaign_status", "campaign_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(
@@ -353,4 +433,26 @@ class Recipient(Base):
     #: ``pending``, then the delivery status reported for its message.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     segments: Mapped[int | None] = mapped_column(Integer)
+    #: The rendered message, with the recipient's own links.
+    message: Mapped[str | None] = mapped_column(Text)
+    #: The provider's id of the message (Twilio's MessageSid).
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: The provider's error code for an undelivered or failed message.
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    status_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+#: A recipient's message counts as sent (and paid for) once rendered, unless
+#: the provider refused it before sending: a rendered message may have gone
+#: out through another platform from the export.
+SENT_CONDITION = (
+    Recipient.__table__.c.status != "pending",
+    ~((Recipient.__table__.c.status == "failed") & Recipient.__table__.c.message_sid.is_(None)),
+)
+
+
+def counts_as_sent(status: str, has_sid: bool) -> bool:
+    """:data:`SENT_CONDITION` for one recipient."""
+    return status != "pending" and not (status == "failed" and not has_sid)

@@ -8,7 +8,7 @@ the revenue in the campaign's own currency.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cached_property
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 
+from .messages import recipient_totals
 from .models import Campaign, Click, Conversion
 from .rollups import DELAY_BOUNDS, CampaignCounts
 from .state import get_state
@@ -51,6 +52,10 @@ class CampaignReport:
     unattributed_conversions: int
     revenue: dict[str, Decimal] = field(default_factory=dict)
     cost: Decimal | None = None
+    #: Human clicks on a recipient's own link from another device.
+    forwards: int = 0
+    #: SMS segments of the messages sent to imported recipients.
+    segments: int | None = None
 
     @property
     def audience(self) -> int | None:
@@ -114,6 +119,8 @@ class CampaignReport:
             "previews": self.previews,
             "bots": self.bots,
             "human_confirmed": self.human_confirmed,
+            "forwards": self.forwards,
+            "segments": self.segments,
             "ctr": rate(self.ctr),
             "conversions": self.conversions,
             "unattributed_conversions": self.unattributed_conversions,
@@ -171,6 +178,11 @@ class CampaignData:
         ]
 
     @cached_property
+    def recipients(self) -> dict[int | None, Counter]:
+        """Per variant id, the recipients' counts (see ``recipient_totals``)."""
+        return recipient_totals(self.campaign.id)
+
+    @cached_property
     def report(self) -> CampaignReport:
         by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         for _, kind, clicks, firsts, confirmed in self.buckets:
@@ -186,11 +198,14 @@ class CampaignData:
                 revenue[currency] += total
         human = by_kind["human"]
         c = self.campaign
+        sent, delivered, segments = audience_of(c, self.recipients.values())
         return CampaignReport(
             campaign_id=c.id,
             currency=c.currency,
-            sent=c.sent,
-            delivered=c.delivered,
+            sent=sent,
+            delivered=delivered,
+            segments=segments,
+            forwards=by_kind["forward"][0],
             clicks=human[0],
             unique_clicks=human[1],
             previews=by_kind["preview"][0],
@@ -201,6 +216,19 @@ class CampaignData:
             revenue=dict(revenue),
             cost=c.total_cost,
         )
+
+
+def audience_of(campaign: Campaign, totals) -> tuple[int | None, int | None, int | None]:
+    """``(sent, delivered, segments)``: from the imported recipients' messages
+    once there are any (delivered once a delivery receipt came), else as
+    entered on the campaign."""
+    totals = list(totals)
+    messages = sum(t["messages"] for t in totals)
+    if not messages:
+        return campaign.sent, campaign.delivered, None
+    receipts = sum(t["receipts"] for t in totals)
+    delivered = sum(t["delivered"] for t in totals) if receipts else campaign.delivered
+    return messages, delivered, sum(t["segments"] for t in totals)
 
 
 def unattributed_count(campaign_id: int) -> int:

@@ -219,6 +219,12 @@ def load_beacon(data: dict[str, Any]) -> dict[str, Any]:
     return schema().load(data)
 
 
+#: The ways a campaign's cost is given; at most one per campaign.
+COST_FIELDS = ("cost", "cost_per_message", "cost_per_segment")
+#: The longest message template: ten segments of GSM-7.
+MAX_MESSAGE = 1600
+
+
 class CampaignSchema(_Strict):
     """Input and output of ``/api/v1/campaigns``."""
 
@@ -227,6 +233,8 @@ class CampaignSchema(_Strict):
     currency = Currency(required=True)
     cost = Money(load_default=None, allow_none=True)
     cost_per_message = Money(load_default=None, allow_none=True)
+    cost_per_segment = Money(load_default=None, allow_none=True)
+    message_template = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
     sent = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=100_000_000))
     sent_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
     status = fields.String(dump_only=True)
@@ -236,8 +244,29 @@ class CampaignSchema(_Strict):
 
     @validates_schema
     def _one_cost(self, data, **kwargs):
-        if data.get("cost") is not None and data.get("cost_per_message") is not None:
-            raise ValidationError("Give either cost or cost_per_message, not both.", "cost")
+        given = [name for name in COST_FIELDS if data.get(name) is not None]
+        if len(given) > 1:
+            raise ValidationError(f"Give one of {', '.join(COST_FIELDS)}, not {' and '.join(given)}.", given[0])
+
+
+class VariantSchema(_Strict):
+    """Input and output of ``/api/v1/campaigns/<id>/variants``."""
+
+    id = fields.Integer(dump_only=True)
+    name = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=40),
+            validate.Regexp(r"^[\w .-]+$", error="Use letters, digits, spaces, _ . and - only."),
+        ],
+    )
+    message_template = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
+    weight = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=1000))
+
+    @post_load
+    def _strip(self, data, **kwargs):
+        data["name"] = data["name"].strip()
+        return data
 
 
 class LinkSchema(_Strict):
@@ -288,7 +317,25 @@ class LinkSchema(_Strict):
 class MessagePreviewSchema(_Strict):
     """``POST /api/v1/messages/preview``: the text of one message."""
 
-    text = fields.String(required=True, validate=validate.Length(min=1, max=1600))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
+
+
+#: Who to send the next message to (``GET .../recipients?segment=``).
+AUDIENCE_SEGMENTS = ("all", "clicked", "clicked_not_converted", "not_clicked", "converted")
+
+
+class AudienceSchema(_Strict):
+    """Query of ``GET /api/v1/campaigns/<id>/recipients``."""
+
+    segment = fields.String(load_default="all", validate=validate.OneOf(AUDIENCE_SEGMENTS))
+    variant = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
+    device = fields.String(load_default=None, validate=validate.Length(min=1, max=16))
+    country = fields.String(
+        load_default=None, validate=validate.Regexp(r"^[A-Za-z]{2}$", error="Must be a two-letter country code.")
+    )
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10_000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
 class ConversionOutSchema(Schema):

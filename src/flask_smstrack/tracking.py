@@ -128,15 +128,18 @@ def find_link(code: str, state=None) -> CachedLink | None:
     link = state.db.session.execute(select(Link).where(Link.code == code)).scalar_one_or_none()
     if link is None:
         return None
-    destination = destination_for(link)
+    # A recipient's own link goes where its campaign link goes now.
+    target = state.db.session.get(Link, link.parent_id) if link.parent_id else link
+    destination = destination_for(target)
     before, after = click_id_slot(destination, current_app.config["SMSTRACK_CLICK_PARAM"])
     cached = CachedLink(
-        id=link.id,
+        # A recipient's own link counts its clicks for its campaign link.
+        id=link.parent_id or link.id,
         campaign_id=link.campaign_id,
         recipient_id=link.recipient_id,
         variant_id=link.variant_id,
         destination=destination,
-        append_click_id=link.append_click_id,
+        append_click_id=target.append_click_id,
         before=before,
         after=after,
     )
@@ -397,6 +400,7 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
             "recipient_id": link.recipient_id,
             "variant_id": link.variant_id,
             "kind": agent.kind,
+            "source": None,
             "is_first": agent.kind == "human",
             "human_confirmed": False,
             "visitor_id": None,
@@ -412,10 +416,14 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
         logger.exception("Could not classify a click on link %s", link.id)
         return click_id, Agent("human", None, None, None)
     try:
-        if agent.kind == "human" and "HTTP_COOKIE" in environ:
-            previous = request.cookies.get(current_app.config["SMSTRACK_COOKIE_NAME"])
-            if previous and CLICK_ID_RE.match(previous):
-                _join_visitor(state, row, previous)
+        if agent.kind == "human":
+            if "HTTP_COOKIE" in environ:
+                previous = request.cookies.get(current_app.config["SMSTRACK_COOKIE_NAME"])
+                if previous and CLICK_ID_RE.match(previous):
+                    _join_visitor(state, row, previous)
+            if link.recipient_id is not None:
+                with state.db.engine.connect() as conn:
+                    join_recipient(conn, row)
         _click_writer(state).write(row)
     except Exception:
         logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
@@ -447,6 +455,36 @@ def _join_visitor_on(conn, row: dict[str, Any], previous_click_id: str) -> None:
         )
     ).scalar()
     row["is_first"] = not seen
+
+
+def join_recipient(conn, row: dict[str, Any]) -> None:
+    """Place a human click on a recipient's own link.
+
+    The recipient's first human click is their unique click. A later one
+    from the same device (the same visitor cookie, or the same device,
+    browser and network) is a repeat; from another device it is a
+    ``forward``: the message was passed on, and the click is counted apart.
+    """
+    c = _clicks.c
+    first = conn.execute(
+        select(c.click_id, c.visitor_id, c.device_type, c.os, c.browser, c.ip)
+        .where(c.recipient_id == row["recipient_id"], c.kind == "human", c.is_first.is_(True))
+        .order_by(c.id)
+        .limit(1)
+    ).first()
+    if first is None:
+        row["is_first"] = True
+        return
+    row["is_first"] = False
+    same_visitor = row["visitor_id"] is not None and row["visitor_id"] == (first.visitor_id or first.click_id)
+    same_device = (row["device_type"], row["os"], row["browser"], row["ip"]) == (
+        first.device_type,
+        first.os,
+        first.browser,
+        first.ip,
+    )
+    if not (same_visitor or same_device):
+        row["kind"] = "forward"
 
 
 # -- spool: clicks that could not be written --------------------------------
