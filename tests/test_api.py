@@ -139,6 +139,8 @@ def test_report_numbers(actions, app):
         "previews": 1,
         "bots": 1,
         "human_confirmed": 0,
+        "forwards": 0,
+        "segments": None,
         "ctr": 0.3,
         "conversions": 3,
         "unattributed_conversions": 0,
@@ -236,7 +238,7 @@ def test_campaign_list_table(actions, app):
 def test_openapi_lists_every_endpoint(client, app):
     doc = client.get("/smstrack/api/v1/openapi.json").json
     rules = {
-        rule.rule.removeprefix("/smstrack/api/v1").replace("<int:campaign_id>", "{campaign_id}").replace("<name>", "{name}")
+        rule.rule.removeprefix("/smstrack/api/v1").replace("<int:campaign_id>", "{campaign_id}").replace("<int:variant_id>", "{variant_id}").replace("<name>", "{name}")
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("smstrack_api.") and rule.endpoint not in ("smstrack_api.not_found", "smstrack_api.openapi")
     }

@@ -470,7 +470,7 @@ def test_new_campaign_send_time_is_in_the_dashboard_timezone(make_app):
         ({"currency": "ABC"}, "currency", "Not an ISO 4217 currency code (for example USD, EUR, GBP)."),
         ({"name": ""}, "name", "Length must be between 1 and 200."),
         ({"cost": "-5"}, "cost", "Must be 0 or more."),
-        ({"cost_per_message": "0.01"}, "cost", "Give either cost or cost_per_message, not both."),
+        ({"cost_per_message": "0.01"}, "cost", "Give one of cost, cost_per_message, cost_per_segment, not cost and cost_per_message."),
         ({"sent": "lots"}, "sent", "Not a valid integer."),
         ({"sent_at": "tomorrow"}, "sent_at", "Not a valid datetime."),
     ],

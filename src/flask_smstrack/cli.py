@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
+from sqlalchemy import func, select
 
 from .auth import create_api_key, create_user, find_user
 from .manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
 from .migrate import current_revision, head_revision, upgrade
-from .models import Campaign, User
+from .models import Campaign, Recipient, User
 from .reports import campaign_report
-from .schemas import CampaignSchema, LinkSchema
+from .schemas import AUDIENCE_SEGMENTS, CampaignSchema, LinkSchema
 from .state import get_state
 from .tracking import replay_spool, spooled_count
 
@@ -123,12 +125,17 @@ def revoke_api_key_command(prefix: str) -> None:
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
 @click.option("--cost", help="Total cost of the send, e.g. 12.50.")
 @click.option("--cost-per-message", help="Price of one message, e.g. 0.0079.")
+@click.option("--cost-per-segment", help="Price of one SMS segment, e.g. 0.0079 (with imported recipients).")
+@click.option("--message", "message_template", help="The message, with {link} and {first_name}-style placeholders.")
 @click.option("--sent", type=int, help="How many messages were sent.")
 @click.option("--owner", help="Email of the owning user.")
-def create_campaign_command(name, currency, cost, cost_per_message, sent, owner) -> None:
+def create_campaign_command(name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner) -> None:
     """Create a campaign."""
     _state()
-    raw = {"name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message, "sent": sent}
+    raw = {
+        "name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message,
+        "cost_per_segment": cost_per_segment, "message_template": message_template, "sent": sent,
+    }
     try:
         data = CampaignSchema().load({k: v for k, v in raw.items() if v is not None})
     except ValidationError as err:
@@ -250,6 +257,97 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None) -
         click.echo(f"  ... and {len(result.errors) - 50} more", err=True)
 
 
+def _campaign_or_fail(campaign_id: int) -> Campaign:
+    _state()
+    campaign = get_campaign(campaign_id)
+    if campaign is None:
+        raise click.ClickException(f"no campaign {campaign_id}")
+    return campaign
+
+
+@smstrack_cli.command("add-variant")
+@click.argument("campaign_id", type=int)
+@click.argument("name")
+@click.argument("message")
+@click.option("--weight", type=int, default=1, show_default=True, help="Relative share of the recipients.")
+def add_variant_command(campaign_id: int, name: str, message: str, weight: int) -> None:
+    """Add a message variant (A, B...) to a campaign's A/B test."""
+    from .manage import add_variant
+    from .schemas import VariantSchema
+
+    campaign = _campaign_or_fail(campaign_id)
+    try:
+        data = VariantSchema().load({"name": name, "message_template": message, "weight": weight})
+    except ValidationError as err:
+        raise _validation_error(err) from None
+    if any(v.name == data["name"] for v in campaign.variants):
+        raise click.ClickException(f"campaign {campaign_id} already has a variant {data['name']!r}")
+    variant = add_variant(campaign, data)
+    click.echo(f"Variant {variant.name} added to campaign {campaign.id} (weight {variant.weight}).")
+
+
+def _prepare(campaign: Campaign) -> None:
+    from .messages import PrepareError, prepare_messages
+
+    r = Recipient.__table__.c
+    total = _state().db.session.execute(
+        select(func.count()).where(r.campaign_id == campaign.id, r.status.in_(("pending", "ready")))
+    ).scalar_one()
+    try:
+        with click.progressbar(length=max(total, 1), label="Rendering messages", file=sys.stderr) as bar:
+            result = prepare_messages(campaign, progress=bar.update)
+    except PrepareError as err:
+        raise click.ClickException(str(err)) from None
+    messages, segments = campaign.message_counts()
+    shares = ", ".join(f"{name or 'message'}: {n}" for name, n in sorted(result.per_variant.items()))
+    click.echo(
+        f"{result.prepared} messages rendered ({shares or 'none'}); {messages} messages, {segments} segments in all.",
+        err=True,
+    )
+    if campaign.total_cost is not None:
+        click.echo(f"Cost: {campaign.total_cost:.4f} {campaign.currency}", err=True)
+    if result.link_adds_segment:
+        click.echo(f"Warning: the short link pushes {result.link_adds_segment} messages into one more segment.", err=True)
+
+
+@smstrack_cli.command("export-messages")
+@click.argument("campaign_id", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True), default="-",
+              help="File to write (default: standard output).")
+def export_messages_command(campaign_id: int, output: str) -> None:
+    """Render a campaign's messages and write them as CSV (phone, message,
+    variant) for upload to any SMS platform."""
+    from .export import messages_csv
+    from .messages import message_rows
+
+    campaign = _campaign_or_fail(campaign_id)
+    _prepare(campaign)
+    with click.open_file(output, "w", encoding="utf-8") as f:
+        for line in messages_csv(message_rows(campaign)):
+            f.write(line)
+
+
+@smstrack_cli.command("export-recipients")
+@click.argument("campaign_id", type=int)
+@click.option("--segment", type=click.Choice(AUDIENCE_SEGMENTS), default="all", show_default=True)
+@click.option("--variant", help="Only this variant's recipients.")
+@click.option("--device", help="Only recipients whose first click came from this device type (mobile, desktop...).")
+@click.option("--country", help="Only recipients whose first click came from this country (two letters).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True), default="-")
+def export_recipients_command(campaign_id, segment, variant, device, country, output) -> None:
+    """Write the recipients for the next send as CSV, e.g. those who clicked
+    and did not convert; the file imports back with import-recipients."""
+    from .export import audience_csv
+    from .reports import audience
+
+    campaign = _campaign_or_fail(campaign_id)
+    members = audience(campaign, segment, variant=variant, device=device, country=country)
+    with click.open_file(output, "w", encoding="utf-8") as f:
+        for line in audience_csv(members):
+            f.write(line)
+    click.echo(f"{len(members)} recipients ({segment}).", err=True)
+
+
 @smstrack_cli.command("rollup")
 @click.argument("campaign_ids", nargs=-1, type=int)
 def rollup_command(campaign_ids: tuple[int, ...]) -> None:
@@ -295,3 +393,155 @@ def demo_command(clicks: int, owner: str | None, seed: int | None) -> None:
     click.echo(f"  clicks:      {report.clicks} human ({report.unique_clicks} unique), {report.previews} previews, {report.bots} bots")
     click.echo(f"  conversions: {report.conversions}, revenue {revenue}")
     click.echo(f"  dashboard:   {current_app.config['SMSTRACK_URL_PREFIX']}/campaigns/{campaign.id}")
+
+
+@smstrack_cli.command("check-links")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per destination (default SMSTRACK_LINK_CHECK_TIMEOUT).")
+def check_links_command(campaign_id: int, as_json: bool, timeout: float | None) -> None:
+    """Test a campaign's links before sending: open each destination as a
+    phone would and report errors and warnings.
+
+    Exits with status 1 when any link has an error.
+    """
+    import sys
+
+    from .linkcheck import check_campaign_links, count_destinations
+
+    _state()
+    campaign = get_campaign(campaign_id)
+    if campaign is None:
+        raise click.ClickException(f"no campaign {campaign_id}; list them with the API or the dashboard")
+    total = count_destinations(campaign)
+    if not total:
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(f"Campaign {campaign.id} has no links to check; add one with: flask smstrack create-link {campaign.id} URL")
+        return
+    # With --json, stdout carries the JSON only.
+    bar_file = sys.stderr if as_json else None
+    with click.progressbar(length=total, label=f"Checking {total} destination(s)", file=bar_file) as bar:
+        checks = check_campaign_links(campaign, timeout=timeout, progress=bar.update)
+    errors = sum(1 for c in checks if c.verdict == "error")
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
+        if errors:
+            raise SystemExit(1)
+        return
+    for check in checks:
+        click.echo(f"{check.verdict.upper():<8} {', '.join(check.codes)}  {check.url}")
+        if check.status is not None:
+            line = f"{check.status} in {check.elapsed_ms} ms"
+            if check.redirects:
+                line += f" after {check.redirects} redirect{'s' if check.redirects != 1 else ''} -> {check.final_url}"
+            click.echo(f"{'':9}{line}")
+        elif check.elapsed_ms is not None:
+            click.echo(f"{'':9}no answer after {check.elapsed_ms} ms")
+        if check.has_snippet is not None:
+            click.echo(f"{'':9}snippet: {'yes' if check.has_snippet else 'no'}, mobile viewport: {'yes' if check.has_viewport else 'no'}")
+        for problem in check.problems:
+            click.echo(f"{'':9}- {problem}")
+        for note in check.notes:
+            click.echo(f"{'':9}({note})")
+    counts = {v: sum(1 for c in checks if c.verdict == v) for v in ("ok", "warning", "error")}
+    links = sum(len(c.codes) for c in checks)
+    click.echo(
+        f"\n{counts['ok']} ok, {counts['warning']} with warnings, {counts['error']} with errors"
+        f" ({len(checks)} destination{'s' if len(checks) != 1 else ''}, {links} link{'s' if links != 1 else ''})."
+    )
+    if errors:
+        raise click.ClickException(f"{errors} destination{'s' if errors != 1 else ''} with errors: fix them before sending.")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _unknown_note(count: int, retried: bool) -> str:
+    note = f"{count} message{'s' if count != 1 else ''} in an unknown state: "
+    if retried:
+        return note + "sent moments ago, they may still be on their way; run again in a minute with --retry-unknown."
+    return note + (
+        "a run was interrupted before Twilio answered. Run again with --retry-unknown to ask Twilio"
+        " about them and send the ones it does not have."
+    )
+
+
+@smstrack_cli.command("send")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True),
+    help="Messages per second (default SMSTRACK_SEND_RATE, 1: a long code's limit).",
+)
+@click.option(
+    "--retry-unknown", is_flag=True,
+    help="First settle messages an interrupted run left in an unknown state: adopt the ones Twilio has, send the others.",
+)
+@click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
+def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes: bool) -> None:
+    """Send a campaign's messages through Twilio.
+
+    Safe to run again: a message is never sent twice, and a run that was
+    interrupted goes on where it stopped.
+    """
+    from .messages import PrepareError, prepare_messages
+    from .schemas import format_money
+    from .sending import SendError, send_campaign, send_plan, send_rate, twilio_settings
+
+    _state()
+    campaign = get_campaign(campaign_id)
+    if campaign is None:
+        raise click.ClickException(f"no campaign {campaign_id}")
+    try:
+        settings = twilio_settings()
+        pace = send_rate(rate)
+        prepare_messages(campaign)
+    except (SendError, PrepareError) as err:
+        raise click.ClickException(str(err)) from None
+    plan = send_plan(campaign)
+    todo = plan.messages + (plan.unknown if retry_unknown else 0)
+    if not todo:
+        click.echo(f"Nothing to send: campaign {campaign.id} has no message ready.")
+        if plan.unknown:
+            click.echo(_unknown_note(plan.unknown, False))
+        return
+    cost = f", {format_money(plan.cost)} {plan.currency}" if plan.cost is not None else ""
+    question = (
+        f"Send {plan.messages} message{'s' if plan.messages != 1 else ''} ({plan.segments} segment"
+        f"{'s' if plan.segments != 1 else ''}{cost}) of campaign {campaign.id} ({campaign.name}) from"
+        f" {settings.sender}, at {pace:g} per second (about {_duration(todo / pace)})?"
+    )
+    if retry_unknown and plan.unknown:
+        question = f"{question[:-1]}, after checking {plan.unknown} in an unknown state with Twilio?"
+    if yes:
+        click.echo(question[:-1] + ".")
+    else:
+        click.confirm(question, abort=True)
+    try:
+        with click.progressbar(length=todo, label="Sending") as bar:
+            result = send_campaign(campaign, progress=bar.update, rate=pace, retry_unknown=retry_unknown)
+    except (SendError, PrepareError) as err:
+        raise click.ClickException(str(err)) from None
+    line = f"Sent {result.sent} message{'s' if result.sent != 1 else ''} ({result.segments} segments)"
+    if result.reconciled:
+        line += f"; {result.reconciled} found already sent at Twilio"
+    click.echo(f"{line}; {len(result.failed)} failed.")
+    for failure in result.failed[:50]:
+        click.echo(f"  {failure.phone}: error {failure.code}: {failure.message}", err=True)
+    if len(result.failed) > 50:
+        click.echo(f"  ... and {len(result.failed) - 50} more", err=True)
+    if result.skipped:
+        click.echo(f"{result.skipped} left to another send running at the same time.")
+    if result.unknown:
+        click.echo(_unknown_note(result.unknown, retry_unknown))
+    if result.stopped:
+        raise click.ClickException(f"stopped: {result.stopped}")

@@ -104,6 +104,38 @@ SMSTRACK_CLICK_SYNC_COMMIT = True
 #: no Flask-Login ``LoginManager`` of its own.
 SMSTRACK_BUILTIN_USERS = True
 
+#: Seconds the link checker (``flask smstrack check-links``, "Test links" on
+#: the dashboard) waits for each destination: connecting, redirects and
+#: loading the page together.
+SMSTRACK_LINK_CHECK_TIMEOUT = 10
+
+#: Twilio Account SID for ``flask smstrack send`` and the webhooks. ``None``
+#: reads the ``TWILIO_ACCOUNT_SID`` environment variable.
+SMSTRACK_TWILIO_ACCOUNT_SID: str | None = None
+
+#: Twilio Auth Token: authenticates sends and verifies the signature of
+#: Twilio's webhooks. ``None`` reads the ``TWILIO_AUTH_TOKEN`` environment
+#: variable.
+SMSTRACK_TWILIO_AUTH_TOKEN: str | None = None
+
+#: Messaging Service SID (``MG...``) to send from. Either this or
+#: ``SMSTRACK_TWILIO_FROM`` is needed; the service wins when both are set.
+SMSTRACK_TWILIO_MESSAGING_SERVICE_SID: str | None = None
+
+#: Twilio phone number (E.164), short code or alphanumeric sender ID to send
+#: from, when no Messaging Service is set.
+SMSTRACK_TWILIO_FROM: str | None = None
+
+#: Base URL of a Twilio-compatible API or a proxy in front of Twilio, such as
+#: ``http://127.0.0.1:8080``: requests for ``https://api.twilio.com`` go there
+#: instead. ``None`` talks to Twilio itself.
+SMSTRACK_TWILIO_API_URL: str | None = None
+
+#: Messages per second sent by ``flask smstrack send``. 1 is the limit of a
+#: Twilio long code; a Messaging Service with several numbers, a toll-free
+#: number or a short code allows more.
+SMSTRACK_SEND_RATE = 1.0
+
 
 def defaults() -> dict[str, object]:
     """Return every ``SMSTRACK_*`` key defined above with its default."""

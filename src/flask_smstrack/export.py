@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+import itertools
+import re
+from typing import Any, Iterable, Iterator
 
-from .reports import Table
+from .reports import AudienceMember, Table
 from .schemas import api_value
 #: A cell starting with one of these is a formula to Excel, LibreOffice and
 #: Google Sheets; a leading apostrophe makes it text.
@@ -25,11 +27,16 @@ def table_json(table: Table) -> dict[str, Any]:
         "title": table.title,
         "columns": [{"key": c.key, "label": c.label, "kind": c.kind} for c in table.columns],
         "rows": [{c.key: cell(row.get(c.key), c.kind) for c in table.columns} for row in table.rows],
+        "notes": table.notes,
     }
 
 
+#: A phone number in E.164 starts with ``+`` but computes nothing: kept as is.
+_E164 = re.compile(r"\+[0-9]{6,15}")
+
+
 def safe_csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _E164.fullmatch(value):
         return "'" + value
     return value
 
@@ -46,3 +53,49 @@ def table_csv(table: Table) -> str:
             ]
         )
     return out.getvalue()
+
+
+def _csv_lines(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    """CSV text, one line at a time (for streamed downloads)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in itertools.chain([header], rows):
+        writer.writerow(["" if v is None else safe_csv_cell(v) for v in row])
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+
+
+def messages_csv(rows: Iterable[tuple[str, str, str]]) -> Iterator[str]:
+    """Rendered messages as ``phone,message,variant`` CSV lines."""
+    return _csv_lines(["phone", "message", "variant"], rows)
+
+
+def audience_csv(members: list[AudienceMember]) -> Iterator[str]:
+    """An audience as CSV that ``import-recipients`` reads back: the phone,
+    the external id and the attributes, then what the recipient did."""
+    names = sorted({name for m in members for name in m.attributes})
+    header = ["phone", "external_id", *names, "variant", "device", "country", "clicked_at", "converted"]
+    return _csv_lines(
+        header,
+        (
+            [
+                m.phone, m.external_id, *(m.attributes.get(n) for n in names), m.variant, m.device, m.country,
+                m.clicked_at.isoformat() if m.clicked_at else None, "yes" if m.converted else "no",
+            ]
+            for m in members
+        ),
+    )
+
+
+def audience_json(member: AudienceMember) -> dict[str, Any]:
+    return {
+        "phone": member.phone,
+        "external_id": member.external_id,
+        "attributes": member.attributes,
+        "variant": member.variant or None,
+        "device": member.device,
+        "country": member.country,
+        "clicked_at": member.clicked_at.isoformat() if member.clicked_at else None,
+        "converted": member.converted,
+    }

@@ -124,6 +124,7 @@ class SmsTrack:
         from .views_collect import bp as collect_bp
         from .views_dashboard import bp as dashboard_bp
         from .views_redirect import bp as redirect_bp
+        from .views_webhooks import bp as webhooks_bp
 
         prefix = app.config["SMSTRACK_URL_PREFIX"].rstrip("/")
         # Templates and static files, overridable by the host's own
@@ -142,14 +143,16 @@ class SmsTrack:
         app.register_blueprint(collect_bp, url_prefix=prefix)
         app.register_blueprint(api_bp, url_prefix=f"{prefix}/api/v1")
         app.register_blueprint(dashboard_bp, url_prefix=prefix)
+        app.register_blueprint(webhooks_bp, url_prefix=prefix)
 
     @staticmethod
     def _exempt_from_csrf(app: Flask) -> None:
-        """Exempt the collector and the API from Flask-WTF's CSRFProtect.
+        """Exempt the collector, the API and Twilio's webhooks from
+        Flask-WTF's CSRFProtect.
 
-        Beacons carry no token, and API keys are not sent by browsers on
-        their own; API calls made with a session cookie are checked for a
-        token by the API itself. ``CSRFProtect`` may be set up before or
+        Beacons carry no token, API keys are not sent by browsers on their
+        own, and webhooks are signed by Twilio; API calls made with a
+        session cookie are checked for a token by the API itself. ``CSRFProtect`` may be set up before or
         after this extension, so the exemption is also made on the first
         request to those blueprints: their URL value preprocessors run
         before any ``before_request`` hook, CSRFProtect's included, and
@@ -157,6 +160,7 @@ class SmsTrack:
         """
         from .views_api import bp as api_bp
         from .views_collect import bp as collect_bp
+        from .views_webhooks import bp as webhooks_bp
 
         def exempt(*_args) -> None:
             csrf = app.extensions.get("csrf")
@@ -165,10 +169,11 @@ class SmsTrack:
                 return
             csrf.exempt("flask_smstrack.views_collect.collect")
             csrf.exempt(api_bp)
+            csrf.exempt(webhooks_bp)
             state.extra["csrf_exempted"] = csrf
 
         exempt()
-        for bp in (api_bp, collect_bp):
+        for bp in (api_bp, collect_bp, webhooks_bp):
             app.url_value_preprocessors.setdefault(bp.name, []).append(exempt)
 
     def access_check(self, f: Callable[[Any], bool]) -> Callable[[Any], bool]:

@@ -10,7 +10,7 @@ from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .models import Campaign, Link
+from .models import Campaign, Link, Variant
 from .state import get_state
 
 _BASE62 = string.digits + string.ascii_letters
@@ -59,6 +59,22 @@ def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
         get_state().links.discard(link.code)
         return link
     raise RuntimeError("Could not find a free short code after 5 tries; raise SMSTRACK_CODE_LENGTH.")
+
+
+def add_variant(campaign: Campaign, data: dict[str, Any]) -> Variant:
+    """Add a message variant to ``campaign`` (its name is checked unique)."""
+    db = get_state().db
+    variant = Variant(campaign_id=campaign.id, **data)
+    db.session.add(variant)
+    db.session.commit()
+    return variant
+
+
+def remove_variant(variant: Variant) -> None:
+    """Delete a variant; its recipients are placed again at the next prepare."""
+    db = get_state().db
+    db.session.delete(variant)
+    db.session.commit()
 
 
 def short_url(link: Link) -> str:

@@ -10,6 +10,7 @@ Preparing a campaign turns each recipient into a message ready to send:
    ``{link2}``, ``{link3}``... and the recipient's attributes
    (``{first_name}``, ``{city}``, any column of the imported file, and
    ``{phone}`` and ``{external_id}``). A missing attribute renders empty;
+   ``{{`` and ``}}`` write a brace;
 4. its encoding and segments are counted (see :mod:`.sms`).
 
 Preparing again is safe: variants and codes given before are kept, and
@@ -32,6 +33,8 @@ from .sms import SegmentInfo, segment_info
 from .state import get_state
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: A placeholder, or a doubled brace written for a brace itself.
+_TOKEN_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LINK_RE = re.compile(r"link([1-9][0-9]*)?")
 #: Recipients whose message may still change.
 UNSENT = ("pending", "ready")
@@ -52,24 +55,27 @@ def link_number(name: str) -> int | None:
 
 def placeholders(template: str) -> list[str]:
     """The placeholder names of ``template``, in order, without repeats."""
-    return list(dict.fromkeys(PLACEHOLDER_RE.findall(template)))
+    return list(dict.fromkeys(name for name in _TOKEN_RE.findall(template) if name))
 
 
 def render(template: str, values: dict[str, str], links: list[str]) -> str:
     """``template`` with its placeholders filled in.
 
     ``links`` are the URLs for ``{link}``, ``{link2}``...; ``values`` the
-    recipient's attributes. Braces that are not a placeholder stay as written.
+    recipient's attributes. ``{{`` and ``}}`` write one brace; other braces
+    stay as written.
     """
 
     def fill(match: re.Match) -> str:
         name = match.group(1)
+        if name is None:
+            return match.group(0)[0]
         number = link_number(name)
         if number is not None:
             return links[number] if number < len(links) else match.group(0)
         return values.get(name) or ""
 
-    return PLACEHOLDER_RE.sub(fill, template)
+    return _TOKEN_RE.sub(fill, template)
 
 
 def assign_variants(keys: Iterable[str], weights: list[int], counts: list[int] | None = None) -> list[int]:
@@ -371,7 +377,7 @@ def variant_names(campaign: Campaign) -> dict[int, str]:
     return {v.id: v.name for v in campaign.variants}
 
 
-def message_rows(campaign: Campaign) -> Iterable[tuple[str, str, str]]:
+def message_rows(campaign: Campaign) -> list[tuple[str, str, str]]:
     """``(phone, message, variant)`` of every rendered message, by recipient."""
     names = variant_names(campaign)
     r = Recipient.__table__.c
@@ -379,10 +385,8 @@ def message_rows(campaign: Campaign) -> Iterable[tuple[str, str, str]]:
         select(r.phone, r.message, r.variant_id)
         .where(r.campaign_id == campaign.id, r.message.is_not(None))
         .order_by(r.id)
-        .execution_options(yield_per=BATCH)
     )
-    for phone, message, variant_id in rows:
-        yield phone, message, names.get(variant_id, "")
+    return [(phone, message, names.get(variant_id, "")) for phone, message, variant_id in rows]
 
 
 def recipient_totals(campaign_id: int) -> dict[int | None, Counter]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .schemas import CampaignSchema, ConversionOutSchema, ConversionSchema, LinkSchema, MessagePreviewSchema
+from .schemas import (
+    AUDIENCE_SEGMENTS,
+    CampaignSchema,
+    ConversionOutSchema,
+    ConversionSchema,
+    LinkSchema,
+    MessagePreviewSchema,
+    VariantSchema,
+)
 
 _ERRORS = {
     "description": "Invalid input: each field with its messages.",
@@ -55,9 +63,9 @@ def build_spec(version: str, server_url: str) -> dict:
             "type": "object",
             "description": "Rates are fractions; money is a decimal string; revenue is keyed by currency.",
             "properties": {
-                **{k: {"type": "integer", "nullable": k in ("sent", "delivered")} for k in (
+                **{k: {"type": "integer", "nullable": k in ("sent", "delivered", "segments")} for k in (
                     "campaign_id", "sent", "delivered", "clicks", "unique_clicks", "previews", "bots",
-                    "human_confirmed", "conversions", "unattributed_conversions")},
+                    "human_confirmed", "forwards", "segments", "conversions", "unattributed_conversions")},
                 **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
                 **{k: {"type": "string", "nullable": True} for k in ("cost", "profit", "epc", "aov", "cost_per_conversion")},
                 "currency": {"type": "string"},
@@ -106,6 +114,43 @@ def build_spec(version: str, server_url: str) -> dict:
             "summary": "Import recipients from CSV (a phone column; other columns become attributes)",
             "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
             "responses": {"200": {"description": "imported, merged, and errors with their line numbers"}, "400": _ERRORS},
+        },
+        "get": {
+            "summary": "Recipients for the next send, by what they did (?segment=, ?variant=, ?device=, ?country=, ?format=csv)",
+            "parameters": [
+                {"name": "segment", "in": "query", "schema": {"type": "string", "enum": list(AUDIENCE_SEGMENTS)}},
+                {"name": "variant", "in": "query", "schema": {"type": "string"}},
+                {"name": "device", "in": "query", "schema": {"type": "string"}},
+                {"name": "country", "in": "query", "schema": {"type": "string"}},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+            ],
+            "responses": {"200": {"description": "Recipients"}, "400": _ERRORS},
+        },
+    })
+    spec.components.schema("Variant", schema=VariantSchema)
+    spec.path("/campaigns/{campaign_id}/variants", parameters=_ID, operations={
+        "get": {"summary": "The campaign's message variants", "responses": {"200": {"description": "Variants"}}},
+        "post": {
+            "summary": "Add a message variant (A/B/n test)",
+            "requestBody": _body("Variant"),
+            "responses": {"201": _json("Variant", "Created"), "400": _ERRORS, "409": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/variants/{variant_id}", parameters=_ID + [
+        {"name": "variant_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+    ], operations={
+        "delete": {"summary": "Remove a variant before sending", "responses": {"204": {"description": "Removed"}, "409": _ERRORS}},
+    })
+    spec.path("/campaigns/{campaign_id}/messages/prepare", parameters=_ID, operations={
+        "post": {
+            "summary": "Render every unsent recipient's message: variant, own links, segments",
+            "responses": {"200": {"description": "Counts, segments and cost"}, "409": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/messages", parameters=_ID, operations={
+        "get": {
+            "summary": "The rendered messages (phone, message, variant) as CSV, or JSON with ?format=json",
+            "responses": {"200": {"description": "Messages"}},
         },
     })
     spec.path("/campaigns/{campaign_id}/tables", parameters=_ID, operations={

@@ -263,6 +263,8 @@ class Table:
     title: str
     columns: list[Column]
     rows: list[dict[str, Any]]
+    #: Sentences that read the table (a test's verdicts).
+    notes: list[str] = field(default_factory=list)
 
 
 _METRIC_COLUMNS = [
@@ -309,6 +311,8 @@ def breakdown(data: CampaignData, name: str) -> Table:
             row["revenue"] += total
     total = sum(row["clicks"] for row in stats.values())
     labels = _link_labels(data.campaign) if dimension == "link" else {}
+    if dimension == "variant":
+        labels = {str(v.id): v.name for v in data.campaign.variants}
     rows = []
     for value, row in stats.items():
         text = labels.get(value, value) if value != "" else "(unknown)"
@@ -521,6 +525,73 @@ def campaign_list_table(rows: list[tuple[Campaign, CampaignReport, dt.date]]) ->
     return Table("campaigns", "Campaigns", columns, out)
 
 
+def variant_test(data: CampaignData) -> Table:
+    """The A/B/n test: each variant's CTR and conversion rate against the
+    first variant's, with a two-proportion test, the probability to be
+    better, and a verdict that waits for enough data."""
+    from .stats import compare_variants, summary_verdict
+
+    campaign = data.campaign
+    variants = list(campaign.variants)
+    totals = data.recipients
+    receipts = sum(t["receipts"] for t in totals.values())
+    firsts: dict[str, int] = defaultdict(int)
+    for value, kind, _, n in data.clicks_by("variant"):
+        if kind == "human":
+            firsts[value] += n
+    conversions: dict[str, int] = defaultdict(int)
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    for value, cur, n, total in data.conversions_by("variant"):
+        conversions[value] += n
+        if cur == campaign.currency:
+            revenue[value] += total
+    rows = []
+    for v in variants:
+        t = totals.get(v.id, Counter())
+        key = str(v.id)
+        audience = t["delivered"] if receipts else t["messages"]
+        cost = None
+        if campaign.cost_per_segment is not None:
+            cost = campaign.cost_per_segment * t["segments"]
+        elif campaign.cost_per_message is not None:
+            cost = campaign.cost_per_message * t["messages"]
+        rows.append(
+            {
+                "variant": v.name, "weight": v.weight, "messages": t["messages"], "audience": audience,
+                "segments": t["segments"], "unique_clicks": firsts[key], "ctr": _ratio(firsts[key], audience),
+                "conversions": conversions[key], "conversion_rate": _ratio(conversions[key], firsts[key]),
+                "revenue": revenue[key], "cost": cost,
+            }
+        )
+    notes = []
+    if len(rows) >= 2:
+        ctr = compare_variants("ctr", [(r["variant"], r["unique_clicks"], r["audience"]) for r in rows])
+        conv = compare_variants(
+            "conversion_rate", [(r["variant"], r["conversions"], r["unique_clicks"]) for r in rows]
+        )
+        for row, a, b in zip(rows[1:], ctr, conv):
+            row.update(ctr_p=a.p_value, ctr_beats=a.probability_to_beat, cr_p=b.p_value, cr_beats=b.probability_to_beat)
+        notes = [summary_verdict(ctr), summary_verdict(conv)]
+    denominator = "Delivered" if receipts else "Sent"
+    columns = [
+        Column("variant", "Variant", "text"),
+        Column("weight", "Weight"),
+        Column("audience", denominator),
+        Column("segments", "Segments"),
+        Column("unique_clicks", "Unique clicks"),
+        Column("ctr", "CTR", "rate"),
+        Column("ctr_p", "CTR p-value", "number"),
+        Column("ctr_beats", f"Chance CTR beats {rows[0]['variant'] if rows else 'A'}", "rate"),
+        Column("conversions", "Conversions"),
+        Column("conversion_rate", "Conversion rate", "rate"),
+        Column("cr_p", "Conversion p-value", "number"),
+        Column("cr_beats", f"Chance conversion rate beats {rows[0]['variant'] if rows else 'A'}", "rate"),
+        Column("revenue", "Revenue", "money"),
+        Column("cost", "Cost", "money"),
+    ]
+    return Table("variant_test", "A/B test", columns, rows, notes)
+
+
 def campaign_table(data: CampaignData, name: str) -> Table:
     """One of the campaign's tables by name (see :data:`TABLES`)."""
     if name in BREAKDOWNS:
@@ -535,5 +606,100 @@ TABLES = {
     "heatmap_conversions": lambda d: heatmap(d, "conversions"),
     "send_to_click": send_to_click,
     "click_to_conversion": click_to_conversion,
+    "variant_test": variant_test,
     **{name: (lambda d, n=name: breakdown(d, n)) for name in BREAKDOWNS},
 }
+
+
+# -- audiences: who to send the next message to ------------------------------
+
+
+@dataclass(frozen=True)
+class AudienceMember:
+    phone: str
+    external_id: str | None
+    attributes: dict[str, str]
+    variant: str
+    #: Device and country of the recipient's first click, if any.
+    device: str | None
+    country: str | None
+    clicked_at: dt.datetime | None
+    converted: bool
+
+
+def audience(
+    campaign: Campaign,
+    segment: str = "all",
+    *,
+    variant: str | None = None,
+    device: str | None = None,
+    country: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[AudienceMember]:
+    """The recipients a message went to, filtered for the next send.
+
+    ``segment`` is ``all``, ``clicked`` (a human click from the recipient,
+    forwards excepted), ``clicked_not_converted``, ``not_clicked`` or
+    ``converted``. ``device`` and ``country`` filter on the recipient's first
+    click, so they select clickers only; ``variant`` is a variant's name.
+    """
+    from .models import SENT_CONDITION, Recipient
+
+    session = get_state().db.session
+    r, c, v = Recipient.__table__.c, Click.__table__.c, Conversion.__table__.c
+    first = (
+        select(c.recipient_id, func.min(c.id).label("click_pk"))
+        .where(c.campaign_id == campaign.id, c.recipient_id.is_not(None), c.kind == "human")
+        .group_by(c.recipient_id)
+        .subquery()
+    )
+    first_click = Click.__table__.alias("first_click")
+    fc = first_click.c
+    converted = (
+        select(v.recipient_id)
+        .where(v.campaign_id == campaign.id, v.recipient_id.is_not(None))
+        .distinct()
+        .subquery()
+    )
+    names = {row.id: row.name for row in campaign.variants}
+    query = (
+        select(
+            r.phone, r.external_id, r.attributes, r.variant_id, fc.device_type, fc.country, fc.created_at,
+            converted.c.recipient_id.is_not(None).label("converted"),
+        )
+        .select_from(
+            Recipient.__table__.outerjoin(first, first.c.recipient_id == r.id)
+            .outerjoin(first_click, fc.id == first.c.click_pk)
+            .outerjoin(converted, converted.c.recipient_id == r.id)
+        )
+        .where(r.campaign_id == campaign.id, *SENT_CONDITION)
+        .order_by(r.id)
+    )
+    clicked = first.c.recipient_id.is_not(None)
+    is_converted = converted.c.recipient_id.is_not(None)
+    if segment == "clicked":
+        query = query.where(clicked)
+    elif segment == "clicked_not_converted":
+        query = query.where(clicked, ~is_converted)
+    elif segment == "not_clicked":
+        query = query.where(~clicked)
+    elif segment == "converted":
+        query = query.where(is_converted)
+    if variant is not None:
+        ids = [vid for vid, name in names.items() if name == variant]
+        query = query.where(r.variant_id.in_(ids))
+    if device is not None:
+        query = query.where(fc.device_type == device.lower())
+    if country is not None:
+        query = query.where(fc.country == country.upper())
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    return [
+        AudienceMember(
+            phone, external_id, dict(attributes or {}), names.get(variant_id, ""), device_type, ctry, at, bool(conv)
+        )
+        for phone, external_id, attributes, variant_id, device_type, ctry, at, conv in session.execute(query)
+    ]

@@ -132,13 +132,16 @@ _RATE_Q = Decimal("0.000001")
 
 def api_value(value: Any, kind: str) -> Any:
     """A number as the API and CSV write it: money (``kind="money"``) as a
-    decimal string, rates (``"rate"``) as fractions to six places."""
+    decimal string, rates (``"rate"``) as fractions and other fractional
+    numbers (``"number"``, such as p-values) to six places."""
     if value is None:
         return None
     if kind == "money":
         return format_money(value)
     if kind == "rate":
         return float(Decimal(value).quantize(_RATE_Q, rounding=ROUND_HALF_EVEN))
+    if kind == "number":
+        return round(float(value), 6)
     return value
 
 

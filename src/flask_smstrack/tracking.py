@@ -680,3 +680,79 @@ def _find_order(event: str, order_id: str) -> Conversion | None:
     return get_state().db.session.execute(
         select(Conversion).where(Conversion.event == event, Conversion.order_id == order_id)
     ).scalar_one_or_none()
+
+
+# -- clicks reported by Twilio's Link Shortening -----------------------------
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.strip().rstrip("/") == b.strip().rstrip("/")
+
+
+def record_twilio_click(
+    message_sid: str, *, link: str | None = None, user_agent: str | None = None, preview: bool = False
+) -> str | None:
+    """Record a click event of Twilio's Link Shortening as a click.
+
+    The click belongs to the recipient whose message is ``message_sid``, and
+    to the campaign link whose destination is ``link`` (else the campaign's
+    first link). It is classified by ``user_agent`` (``preview`` forces a
+    link preview) and placed like a click on the recipient's own link (see
+    :func:`join_recipient`). Written in one transaction with ``created_at``
+    now, like every click.
+
+    Returns the new click id, or ``None`` when nothing is recorded: the
+    message is not one of ours, its campaign has no link, or ``link`` is
+    one of our own short links, whose redirect records the click itself.
+    """
+    from .models import Recipient
+
+    state = get_state()
+    r = Recipient.__table__.c
+    links = Link.__table__.c
+    prefix = current_app.config["SMSTRACK_LINK_PREFIX"].rstrip("/") + "/"
+    with state.db.engine.begin() as conn:
+        recipient = conn.execute(
+            select(r.id, r.campaign_id, r.variant_id).where(r.message_sid == message_sid)
+        ).first()
+        if recipient is None:
+            return None
+        if link:
+            path = urlsplit(link.strip()).path
+            if path.startswith(prefix):
+                code = path[len(prefix):].strip("/")
+                if code and conn.execute(select(links.id).where(links.code == code)).first() is not None:
+                    return None
+        candidates = conn.execute(
+            select(links.id, links.destination_url)
+            .where(links.campaign_id == recipient.campaign_id, links.recipient_id.is_(None))
+            .order_by(links.id)
+        ).all()
+        if not candidates:
+            return None
+        chosen = next((c for c in candidates if link and _same_url(c.destination_url, link)), candidates[0])
+        agent = classify_agent(user_agent or "")
+        kind = "preview" if preview else agent.kind
+        row = {
+            "click_id": new_click_id(),
+            "created_at": utcnow(),
+            "link_id": chosen.id,
+            "campaign_id": recipient.campaign_id,
+            "recipient_id": recipient.id,
+            "variant_id": recipient.variant_id,
+            "kind": kind,
+            "source": "twilio",
+            "is_first": kind == "human",
+            "human_confirmed": False,
+            "visitor_id": None,
+            "device_type": agent.device_type,
+            "os": agent.os,
+            "browser": agent.browser,
+            "country": None,
+            "ip": None,
+            "referrer_host": None,
+        }
+        if kind == "human":
+            join_recipient(conn, row)
+        conn.execute(_INSERT_CLICK, row)
+    return row["click_id"]

@@ -1,26 +1,41 @@
 """The JSON API under ``/smstrack/api/v1``."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+import itertools
+
+from flask import Blueprint, current_app, g, jsonify, request, stream_with_context
 from flask_wtf.csrf import validate_csrf
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFInvalid
 
 from .auth import current_principal
 from .errors import error_response, http_error_as_json
-from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_campaigns, short_url
-from .models import Campaign, Conversion, Link
-from .export import table_csv, table_json
-from .reports import TABLES, CampaignData, campaign_list_table, campaign_report, campaign_table, send_date
+from .manage import (
+    CodeTaken,
+    add_variant,
+    create_campaign,
+    create_link,
+    get_campaign,
+    list_campaigns,
+    remove_variant,
+    short_url,
+)
+from .messages import UNSENT, PrepareError, link_number, message_rows, placeholders, prepare_messages, preview
+from .models import Campaign, Conversion, Link, Recipient
+from .export import audience_csv, audience_json, messages_csv, table_csv, table_json
+from .reports import TABLES, CampaignData, audience, campaign_list_table, campaign_report, campaign_table, send_date
 from .schemas import (
+    AudienceSchema,
     CampaignSchema,
     ConversionOutSchema,
     ConversionSchema,
     LinkSchema,
     MessagePreviewSchema,
+    VariantSchema,
+    api_value,
     is_timezone,
     parse_body,
 )
@@ -249,8 +264,16 @@ def _conversion_out(result) -> dict:
 @bp.post("/messages/preview")
 def messages_preview() -> Response:
     """Encoding, characters and segments of a message, as an SMS network
-    will count them."""
-    info = segment_info(_load(MessagePreviewSchema())["text"])
+    will count them. A template's ``{link}`` placeholders are filled with a
+    short link as long as a real one first."""
+    text = _load(MessagePreviewSchema())["text"]
+    body: dict = {}
+    if placeholders(text):
+        shown = preview(text, links=max((link_number(n) or 0) + 1 for n in placeholders(text)))
+        info = shown.info
+        body.update(rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning())
+    else:
+        info = segment_info(text)
     return jsonify(
         encoding=info.encoding,
         characters=info.characters,
@@ -258,7 +281,111 @@ def messages_preview() -> Response:
         segments=info.segments,
         per_segment=info.per_segment,
         remaining=info.remaining,
+        **body,
     )
+
+
+# -- variants, messages and audiences ---------------------------------------
+
+
+def _unsent_or_409(campaign: Campaign) -> None:
+    r = Recipient.__table__.c
+    sent = get_state().db.session.execute(
+        select(func.count()).where(r.campaign_id == campaign.id, r.status.not_in(UNSENT))
+    ).scalar_one()
+    if sent:
+        raise _Invalid({"variants": [f"{sent} messages are already sent: variants cannot change now."]}, 409)
+
+
+@bp.get("/campaigns/<int:campaign_id>/variants")
+def variants_list(campaign_id: int) -> Response:
+    campaign = _campaign_or_404(campaign_id)
+    return jsonify(variants=VariantSchema(many=True).dump(campaign.variants))
+
+
+@bp.post("/campaigns/<int:campaign_id>/variants")
+def variants_create(campaign_id: int) -> tuple[Response, int]:
+    campaign = _campaign_or_404(campaign_id)
+    data = _load(VariantSchema())
+    _unsent_or_409(campaign)
+    if any(v.name == data["name"] for v in campaign.variants):
+        raise _Invalid({"name": [f"The campaign already has a variant {data['name']!r}."]}, 409)
+    variant = add_variant(campaign, data)
+    return jsonify(VariantSchema().dump(variant)), 201
+
+
+@bp.delete("/campaigns/<int:campaign_id>/variants/<int:variant_id>")
+def variants_delete(campaign_id: int, variant_id: int) -> tuple[str, int]:
+    campaign = _campaign_or_404(campaign_id)
+    variant = next((v for v in campaign.variants if v.id == variant_id), None)
+    if variant is None:
+        raise _Invalid({"variant_id": [f"No variant {variant_id} in this campaign."]}, 404)
+    _unsent_or_409(campaign)
+    remove_variant(variant)
+    return "", 204
+
+
+@bp.post("/campaigns/<int:campaign_id>/messages/prepare")
+def messages_prepare(campaign_id: int) -> Response:
+    """Give every unsent recipient a variant, links and a rendered message."""
+    campaign = _campaign_or_404(campaign_id)
+    try:
+        result = prepare_messages(campaign)
+    except PrepareError as err:
+        raise _Invalid({"message_template": [str(err)]}, 409) from None
+    messages, segments = campaign.message_counts()
+    return jsonify(
+        prepared=result.prepared,
+        assigned=result.assigned,
+        links_created=result.links_created,
+        link_adds_segment=result.link_adds_segment,
+        per_variant=result.per_variant,
+        messages=messages,
+        segments=segments,
+        cost=api_value(campaign.total_cost, "money"),
+    )
+
+
+def _stream_csv(lines, filename: str) -> Response:
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+@bp.get("/campaigns/<int:campaign_id>/messages")
+def messages_export(campaign_id: int) -> Response:
+    """The rendered messages (phone, message, variant): CSV for upload to
+    any SMS platform, or JSON pages with ``?limit=`` and ``?offset=``."""
+    campaign = _campaign_or_404(campaign_id)
+    fmt = request.args.get("format", "csv")
+    if fmt == "csv":
+        return _stream_csv(messages_csv(message_rows(campaign)), f"campaign-{campaign.id}-messages")
+    if fmt != "json":
+        raise _Invalid({"format": ["Must be csv or json."]})
+    limit = min(max(request.args.get("limit", 100, type=int), 1), 10_000)
+    offset = max(request.args.get("offset", 0, type=int), 0)
+    rows = itertools.islice(message_rows(campaign), offset, offset + limit)
+    return jsonify(messages=[{"phone": p, "message": m, "variant": v or None} for p, m, v in rows])
+
+
+@bp.get("/campaigns/<int:campaign_id>/recipients")
+def recipients_audience(campaign_id: int) -> Response:
+    """Recipients for the next send: ``?segment=`` clicked_not_converted,
+    not_clicked, converted, clicked or all; ``?variant=``, ``?device=``,
+    ``?country=``; JSON or ``?format=csv``."""
+    campaign = _campaign_or_404(campaign_id)
+    try:
+        query = AudienceSchema().load(request.args.to_dict())
+    except ValidationError as err:
+        raise _Invalid(err.messages) from None
+    filters = {k: query[k] for k in ("variant", "device", "country")}
+    if query["format"] == "csv":
+        members = audience(campaign, query["segment"], **filters)
+        return _stream_csv(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
+    members = audience(campaign, query["segment"], **filters, limit=query["limit"], offset=query["offset"])
+    return jsonify(segment=query["segment"], recipients=[audience_json(m) for m in members])
 
 
 @bp.post("/conversions")

@@ -550,6 +550,30 @@ def install(campaign_id: int) -> str:
     )
 
 
+class LinkCheckForm(FlaskForm):
+    """CSRF only: "Test links" has no fields."""
+
+
+@bp.route("/campaigns/<int:campaign_id>/check-links", methods=["GET", "POST"])
+@login_required
+def check_links(campaign_id: int) -> str:
+    from .linkcheck import check_campaign_links
+
+    campaign = _campaign_or_404(campaign_id)
+    form = LinkCheckForm()
+    checks = None
+    if request.method == "POST":
+        form.validate_on_submit() or abort(400, "The form expired; please go back and press “Test links” again.")
+        checks = check_campaign_links(campaign)
+    return render_template(
+        "smstrack/link_check.html",
+        campaign=campaign,
+        form=form,
+        checks=checks,
+        timeout=current_app.config["SMSTRACK_LINK_CHECK_TIMEOUT"],
+    )
+
+
 # -- forms ----------------------------------------------------------------------
 
 
