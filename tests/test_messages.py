@@ -284,3 +284,44 @@ def test_export_needs_a_public_base_url(make_app):
     # Through the API, the request's own address is used.
     assert actions.api("POST", f"/campaigns/{campaign['id']}/messages/prepare", key).status_code == 200
     assert IPHONE
+
+
+def test_campaign_form_edits_variants_and_shows_their_cost(sms, sms_app):
+    import html
+
+    from test_dashboard import csrf_token, login
+
+    key, campaign, _ = _setup(sms, variants=())
+    client = login(sms_app)
+    page = f"/smstrack/campaigns/{campaign['id']}/edit"
+    token = csrf_token(client, page)
+    form = {
+        "csrf_token": token, "name": "Spring sale", "currency": "USD", "cost_per_segment": "0.0079",
+        "variant_0_name": "A", "variant_0_weight": "1", "variant_0_message_template": "Hi {first_name}, 20% off: {link}",
+        "variant_1_name": "B", "variant_1_weight": "2", "variant_1_message_template": "{first_name}, 20% off 🌷 " + "x" * 40 + " {link} {shoe_size}",
+    }
+    shown = client.post(page, data={**form, "action": "preview"})
+    assert shown.status_code == 200
+    text = html.unescape(shown.text)
+    assert "GSM-7" in text and "UCS-2" in text
+    # B has an emoji: UCS-2, and its link pushes it into a second segment.
+    assert "The short link takes this message from 1 to 2 segments" in text
+    assert "Not in the recipients' file: {shoe_size}" in text
+    with sms_app.app_context():
+        from wsgi import db
+        from flask_smstrack.models import Variant
+
+        assert db.session.execute(select(Variant)).first() is None  # a preview saves nothing
+    saved = client.post(page, data=form)
+    assert saved.status_code == 302
+    names = [v["name"] for v in sms.api("GET", f"/campaigns/{campaign['id']}/variants", key).json["variants"]]
+    assert names == ["A", "B"]
+    again = client.get(page)
+    text = html.unescape(again.text)
+    # 12 recipients split 1:2; A costs one segment each, B two.
+    assert ">4<" in again.text and ">8<" in again.text
+    assert "0.0316" in text and "0.1264" in text
+    one = {**form, "csrf_token": csrf_token(client, page), "variant_1_name": "", "variant_1_message_template": ""}
+    refused = client.post(page, data=one)
+    assert refused.status_code == 400
+    assert "An A/B test needs at least two variants" in html.unescape(refused.text)

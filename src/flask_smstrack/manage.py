@@ -77,6 +77,26 @@ def remove_variant(variant: Variant) -> None:
     db.session.commit()
 
 
+def sync_variants(campaign: Campaign, wanted: list[dict[str, Any]]) -> None:
+    """Make the campaign's variants ``wanted`` (each with its ``id`` when it
+    exists already); the caller commits. Only before messages are sent."""
+    db = get_state().db
+    keep = {item["id"] for item in wanted if item.get("id")}
+    for variant in list(campaign.variants):
+        if variant.id not in keep:
+            campaign.variants.remove(variant)
+    db.session.flush()
+    existing = {v.id: v for v in campaign.variants}
+    for item in wanted:
+        fields = {k: item[k] for k in ("name", "message_template", "weight")}
+        variant = existing.get(item.get("id"))
+        if variant is None:
+            campaign.variants.append(Variant(**fields))
+        else:
+            for key, value in fields.items():
+                setattr(variant, key, value)
+
+
 def short_url(link: Link) -> str:
     """The public short URL of ``link``."""
     base = current_app.config["SMSTRACK_BASE_URL"]

@@ -28,7 +28,7 @@ from flask import current_app, has_request_context, request
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 
 from .manage import generate_code
-from .models import SENT_CONDITION, Campaign, Link, Recipient, counts_as_sent, utcnow  # noqa: F401
+from .models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
 from .sms import SegmentInfo, segment_info
 from .state import get_state
 

@@ -176,6 +176,24 @@ class Campaign(Base):
         sent = messages or self.sent
         return None if sent is None else self.cost_per_message * sent
 
+    def recipient_count(self) -> int:
+        """How many recipients are imported."""
+        return self._count_recipients()
+
+    def messages_sent(self) -> int:
+        """Messages handed to a provider (no longer ``pending`` or ``ready``)."""
+        return self._count_recipients(Recipient.__table__.c.status.not_in(("pending", "ready")))
+
+    def _count_recipients(self, *conditions) -> int:
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import object_session
+
+        session = object_session(self)
+        if session is None or self.id is None:
+            return 0
+        r = Recipient.__table__.c
+        return session.execute(select(func.count()).where(r.campaign_id == self.id, *conditions)).scalar_one()
+
     def message_counts(self) -> tuple[int, int]:
         """Messages that count as sent to imported recipients, and their
         segments (``(0, 0)`` without recipients)."""
@@ -452,7 +470,3 @@ SENT_CONDITION = (
     ~((Recipient.__table__.c.status == "failed") & Recipient.__table__.c.message_sid.is_(None)),
 )
 
-
-def counts_as_sent(status: str, has_sid: bool) -> bool:
-    """:data:`SENT_CONDITION` for one recipient."""
-    return status != "pending" and not (status == "failed" and not has_sid)

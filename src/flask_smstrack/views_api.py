@@ -6,7 +6,7 @@ import itertools
 from flask import Blueprint, current_app, g, jsonify, request, stream_with_context
 from flask_wtf.csrf import validate_csrf
 from marshmallow import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFInvalid
@@ -23,8 +23,8 @@ from .manage import (
     remove_variant,
     short_url,
 )
-from .messages import UNSENT, PrepareError, link_number, message_rows, placeholders, prepare_messages, preview
-from .models import Campaign, Conversion, Link, Recipient
+from .messages import PrepareError, link_number, message_rows, placeholders, prepare_messages, preview
+from .models import Campaign, Conversion, Link
 from .export import audience_csv, audience_json, messages_csv, table_csv, table_json
 from .reports import TABLES, CampaignData, audience, campaign_list_table, campaign_report, campaign_table, send_date
 from .schemas import (
@@ -289,10 +289,7 @@ def messages_preview() -> Response:
 
 
 def _unsent_or_409(campaign: Campaign) -> None:
-    r = Recipient.__table__.c
-    sent = get_state().db.session.execute(
-        select(func.count()).where(r.campaign_id == campaign.id, r.status.not_in(UNSENT))
-    ).scalar_one()
+    sent = campaign.messages_sent()
     if sent:
         raise _Invalid({"variants": [f"{sent} messages are already sent: variants cannot change now."]}, 409)
 

@@ -29,7 +29,7 @@ from wtforms.validators import DataRequired, Length
 
 from .auth import Principal, find_user, principal_from_user
 from .export import table_csv
-from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_campaigns, short_url
+from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_campaigns, short_url, sync_variants
 from .models import Campaign
 from .reports import (
     BREAKDOWNS,
@@ -41,7 +41,7 @@ from .reports import (
     send_date,
     campaign_table,
 )
-from .schemas import UTM_KEYS, CampaignSchema, LinkSchema, format_money, is_timezone
+from .schemas import UTM_KEYS, CampaignSchema, LinkSchema, VariantSchema, format_money, is_timezone
 from .state import get_state
 
 bp = Blueprint("smstrack_dashboard", __name__)
@@ -516,6 +516,7 @@ def campaign(campaign_id: int) -> tuple[str, int]:
         tz_arg=tz if request.args.get("tz") and not tz_error else None,
         timezones=_timezone_names(),
         sent_at=_local(campaign.sent_at, tz),
+        messages_card=_messages_card(data),
     ), (400 if tz_error else 200)
 
 
@@ -594,7 +595,12 @@ def _errors(err: ValidationError) -> dict[str, list[str]]:
     return {field: _flat_messages(value) for field, value in messages.items()}
 
 
-_CAMPAIGN_FIELDS = ("name", "currency", "cost", "cost_per_message", "sent", "sent_at")
+_CAMPAIGN_FIELDS = (
+    "name", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template"
+)
+#: Variant slots on the campaign form (an A/B/C/D test at most there).
+_VARIANT_SLOTS = 4
+_MONEY_FIELDS = ("cost", "cost_per_message", "cost_per_segment")
 
 
 def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
@@ -603,16 +609,17 @@ def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
         "name": campaign.name,
         "currency": campaign.currency,
         "cost": format_money(campaign.cost) if campaign.cost is not None else "",
-        "cost_per_message": format_money(campaign.cost_per_message) if campaign.cost_per_message is not None else "",
+        **{k: format_money(getattr(campaign, k)) if getattr(campaign, k) is not None else "" for k in _MONEY_FIELDS},
         "sent": str(campaign.sent) if campaign.sent is not None else "",
         "sent_at": f"{sent_at:%Y-%m-%dT%H:%M}" if sent_at else "",
+        "message_template": campaign.message_template or "",
     }
 
 
 def _campaign_payload(values: dict[str, str], tz: str) -> dict[str, Any]:
     """Form strings as the API's JSON would carry them; the schema judges."""
     payload: dict[str, Any] = {"name": values["name"], "currency": values["currency"]}
-    for key in ("cost", "cost_per_message"):
+    for key in (*_MONEY_FIELDS, "message_template"):
         payload[key] = values[key] or None
     sent = re.sub(r"[\s,_]", "", values["sent"])
     payload["sent"] = int(sent) if sent.isdigit() else (values["sent"] or None)
@@ -633,6 +640,102 @@ def _campaign_payload(values: dict[str, str], tz: str) -> dict[str, Any]:
 
 def _form_values(fields: tuple[str, ...]) -> dict[str, str]:
     return {k: request.form.get(k, "").strip()[:4096] for k in fields}
+
+
+def _variant_slots(campaign: Campaign | None) -> list[dict[str, str]]:
+    """The variant slots of the form: the campaign's variants, then blanks."""
+    slots = [
+        {"id": str(v.id), "name": v.name, "weight": str(v.weight), "message_template": v.message_template}
+        for v in (campaign.variants if campaign else [])
+    ]
+    while len(slots) < _VARIANT_SLOTS:
+        slots.append({"id": "", "name": "", "weight": "1", "message_template": ""})
+    return slots
+
+
+def _posted_variants() -> list[dict[str, str]]:
+    return [
+        {k: request.form.get(f"variant_{i}_{k}", "").strip()[:4096] for k in ("id", "name", "weight", "message_template")}
+        for i in range(_VARIANT_SLOTS)
+    ]
+
+
+def _load_variants(slots: list[dict[str, str]]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The filled slots, validated by :class:`.schemas.VariantSchema`; errors
+    are keyed ``variant_<slot>_<field>``."""
+    wanted: list[dict[str, Any]] = []
+    errors: dict[str, list[str]] = {}
+    names: set[str] = set()
+    for i, slot in enumerate(slots):
+        if not slot["name"] and not slot["message_template"]:
+            continue
+        weight = slot["weight"] or "1"
+        try:
+            data = VariantSchema().load(
+                {"name": slot["name"], "message_template": slot["message_template"],
+                 "weight": int(weight) if weight.isdigit() else weight}
+            )
+        except ValidationError as err:
+            for key, messages in _errors(err).items():
+                errors[f"variant_{i}_{key}"] = messages
+            continue
+        if data["name"] in names:
+            errors[f"variant_{i}_name"] = [f"Another variant is already called {data['name']!r}."]
+            continue
+        names.add(data["name"])
+        data["id"] = int(slot["id"]) if slot["id"].isdigit() else None
+        wanted.append(data)
+    if len(wanted) == 1:
+        errors["variant_1_message_template"] = [
+            "An A/B test needs at least two variants: add a second one, or put the message above."
+        ]
+    return wanted, errors
+
+
+@dataclass
+class _MessagePreview:
+    label: str
+    text: str
+    encoding: str
+    characters: int
+    segments: int
+    warning: str | None
+    unknown: list[str]
+    price: Decimal | None
+    recipients: int | None
+    cost: Decimal | None
+
+
+def _message_previews(campaign: Campaign | None, values: dict[str, str], slots: list[dict[str, str]]) -> list[_MessagePreview]:
+    """Each message version rendered with sample links: what it costs."""
+    from .messages import attribute_names, preview
+
+    versions = [(f"Variant {s['name'] or i + 1}", s["message_template"], s["weight"]) for i, s in enumerate(slots) if s["message_template"]]
+    if not versions and values.get("message_template"):
+        versions = [("Message", values["message_template"], "1")]
+    if not versions:
+        return []
+    links = len(campaign.links) if campaign else 1
+    known = attribute_names(campaign.id) if campaign else set()
+    recipients = campaign.recipient_count() if campaign else 0
+    try:
+        price = Decimal(values.get("cost_per_segment") or "x")
+    except ArithmeticError:
+        price = None
+    weights = [int(w) if w.isdigit() and int(w) > 0 else 1 for _, _, w in versions]
+    out = []
+    for (label, text, _), weight in zip(versions, weights):
+        shown = preview(text, links=max(links, 1), known=known)
+        share = round(recipients * weight / sum(weights)) if recipients else None
+        per_message = price * shown.info.segments if price is not None else None
+        out.append(
+            _MessagePreview(
+                label, shown.text, shown.info.encoding, shown.info.characters, shown.info.segments, shown.warning(),
+                shown.unknown, per_message, share,
+                per_message * share if per_message is not None and share is not None else None,
+            )
+        )
+    return out
 
 
 def _expired(form: FlaskForm) -> dict[str, list[str]]:
@@ -661,13 +764,19 @@ def campaign_new() -> str | Response | tuple[str, int]:
             except ValidationError as err:
                 errors = _errors(err)
             else:
+                if request.form.get("action") == "preview":
+                    return render_template(
+                        "smstrack/campaign_form.html", form=form, values=values, errors={}, campaign=None, tz=tz,
+                        previews=_message_previews(None, values, []), slots=[],
+                    )
                 created = create_campaign(data, principal.owner_id)
                 flash(f"Campaign “{created.name}” created. Now add the link that goes in your SMS.")
                 return redirect(url_for(".link_new", campaign_id=created.id))
         else:
             errors = _expired(form)
     return render_template(
-        "smstrack/campaign_form.html", form=form, values=values, errors=errors, campaign=None, tz=tz
+        "smstrack/campaign_form.html", form=form, values=values, errors=errors, campaign=None, tz=tz,
+        previews=_message_previews(None, values, []), slots=[],
     ), (400 if errors else 200)
 
 
@@ -678,24 +787,34 @@ def campaign_edit(campaign_id: int) -> str | Response | tuple[str, int]:
     form = CampaignForm()
     tz = _default_tz()
     values = _campaign_values(campaign, tz)
+    slots = _variant_slots(campaign)
+    locked = campaign.messages_sent() > 0
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         values = _form_values(_CAMPAIGN_FIELDS)
+        if not locked:
+            slots = _posted_variants()
         if form.validate_on_submit():
             try:
                 data = CampaignSchema().load(_campaign_payload(values, tz), partial=True)
             except ValidationError as err:
                 errors = _errors(err)
-            else:
+                data = {}
+            wanted, variant_errors = ([], {}) if locked else _load_variants(slots)
+            errors.update(variant_errors)
+            if not errors and request.form.get("action") != "preview":
                 for key, value in data.items():
                     setattr(campaign, key, value)
+                if not locked:
+                    sync_variants(campaign, wanted)
                 get_state().db.session.commit()
                 flash(f"Campaign “{campaign.name}” saved.")
                 return redirect(url_for(".campaign", campaign_id=campaign.id))
         else:
             errors = _expired(form)
     return render_template(
-        "smstrack/campaign_form.html", form=form, values=values, errors=errors, campaign=campaign, tz=tz
+        "smstrack/campaign_form.html", form=form, values=values, errors=errors, campaign=campaign, tz=tz,
+        previews=_message_previews(campaign, values, slots), slots=slots, locked=locked,
     ), (400 if errors else 200)
 
 
@@ -750,3 +869,205 @@ def _short_url_prefix() -> tuple[str, str]:
     base = current_app.config["SMSTRACK_BASE_URL"] or request.host_url
     prefix = current_app.config["SMSTRACK_LINK_PREFIX"].strip("/")
     return base.rstrip("/"), (f"/{prefix}/" if prefix else "/")
+
+
+# -- messages: variants, per-recipient links, the next send ---------------------
+
+#: A recipient's status on the Messages card, in the order a message moves,
+#: with what it means.
+RECIPIENT_STATUSES = {
+    "pending": ("Pending", "imported, no message yet"),
+    "ready": ("Ready", "message written, not sent yet"),
+    "sending": ("Sending", "handed to the provider"),
+    "queued": ("Queued", "waiting at the provider"),
+    "sent": ("Sent", "on its way, no delivery receipt yet"),
+    "delivered": ("Delivered", "the phone received it"),
+    "undelivered": ("Undelivered", "the carrier could not deliver it"),
+    "failed": ("Failed", "the provider could not send it"),
+}
+
+#: The audiences for the next send (:data:`.schemas.AUDIENCE_SEGMENTS`) in
+#: the order the page offers them: label, and what to send them.
+AUDIENCE_LABELS = {
+    "clicked_not_converted": ("Clicked, did not convert", "a reminder, or a better offer"),
+    "not_clicked": ("Did not click", "another message"),
+    "converted": ("Converted", "a thank-you, or the next product"),
+    "clicked": ("Clicked", "everyone who tapped a link"),
+    "all": ("Everyone", "everyone the message went to"),
+}
+
+
+class PrepareForm(FlaskForm):
+    """CSRF only: "Prepare messages" has no fields."""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+
+def _variant_bars(test: Table) -> list[dict[str, Any]]:
+    """CTR per variant as horizontal bars, the best one full width."""
+    top = max((row["ctr"] for row in test.rows if row["ctr"] is not None), default=None)
+    return [
+        {"variant": row["variant"], "ctr": row["ctr"], "bar": _decimal_pct(row["ctr"] or 0, top) if top else "0"}
+        for row in test.rows
+    ]
+
+
+def _cost_note(campaign: Campaign, report: CampaignReport) -> str:
+    """How the cost on the Messages card was reached."""
+    cur = campaign.currency
+    if campaign.cost is not None:
+        return "the flat cost set in Edit"
+    if campaign.cost_per_segment is not None:
+        price = f"{format_money(campaign.cost_per_segment)} {cur}"
+        if report.segments is None:
+            return f"{price} per segment, once messages are written"
+        return f"{_plural(report.segments, 'segment')} × {price}"
+    if campaign.cost_per_message is not None:
+        price = f"{format_money(campaign.cost_per_message)} {cur}"
+        return f"{_plural(report.sent, 'message')} × {price}" if report.sent is not None else f"{price} per message"
+    return "set a price per segment in Edit"
+
+
+def _ctr_note(report: CampaignReport, messages: int, receipts: int) -> str:
+    """Which count CTR divides by, in words."""
+    if receipts:
+        return (
+            f"CTR = unique clicks ÷ delivered ({report.delivered:,}): delivery receipts came for "
+            f"{receipts:,} of {_plural(messages, 'message')}."
+        )
+    if messages:
+        return f"CTR = unique clicks ÷ sent ({messages:,}) until delivery receipts arrive, then ÷ delivered."
+    if report.delivered is not None:
+        return f"CTR = unique clicks ÷ delivered ({report.delivered:,}) as entered in Edit, until messages are written here."
+    if report.sent is not None:
+        return f"CTR = unique clicks ÷ sent ({report.sent:,}) as entered in Edit, until messages are written here."
+    return "CTR = unique clicks ÷ sent, once messages are written (or delivered, once delivery receipts arrive)."
+
+
+def _messages_card(data: CampaignData) -> dict[str, Any] | None:
+    """What the campaign page's Messages card shows: recipients per status,
+    messages, segments and cost, forwards, and the A/B test; ``None`` for a
+    campaign without imported recipients or variants."""
+    from .reports import variant_test
+
+    campaign = data.campaign
+    totals = list(data.recipients.values())
+    if not totals and not campaign.variants:
+        return None
+    statuses = [
+        {"key": key, "label": label, "hint": hint, "count": sum(t[key] for t in totals)}
+        for key, (label, hint) in RECIPIENT_STATUSES.items()
+    ]
+    recipients = sum(t["recipients"] for t in totals)
+    pending = statuses[0]["count"]
+    messages = sum(t["messages"] for t in totals)
+    receipts = sum(t["receipts"] for t in totals)
+    test = variant_test(data) if len(campaign.variants) >= 2 else None
+    return {
+        "statuses": statuses,
+        "recipients": recipients,
+        "written": recipients - pending,
+        "pending": pending,
+        "messages": messages,
+        "cost_note": _cost_note(campaign, data.report),
+        "ctr_note": _ctr_note(data.report, messages, receipts),
+        "verdicts": [
+            {"text": note, "called": not note.startswith(("Too early", "No winner", "Nothing to compare"))}
+            for note in (test.notes if test else [])
+        ],
+        "audiences": [
+            {"segment": key, "label": label, "hint": hint} for key, (label, hint) in AUDIENCE_LABELS.items()
+        ],
+        "variants": [v.name for v in campaign.variants],
+        "test": test,
+        "bars": _variant_bars(test) if test else [],
+    }
+
+
+def _prepared_message(campaign: Campaign, result: Any) -> str:
+    """ "12 messages ready (A: 6, B: 6); the short link pushes 3 messages into
+    another segment." """
+    order = {v.name: i for i, v in enumerate(campaign.variants)}
+    shares = sorted(((name, n) for name, n in result.per_variant.items() if name), key=lambda s: order.get(s[0], 0))
+    text = f"{_plural(result.prepared, 'message')} ready"
+    if shares:
+        text += " (" + ", ".join(f"{name}: {n:,}" for name, n in shares) + ")"
+    if result.link_adds_segment:
+        text += f"; the short link pushes {_plural(result.link_adds_segment, 'message')} into another segment"
+    return text + "."
+
+
+@bp.post("/campaigns/<int:campaign_id>/messages/prepare")
+@login_required
+def messages_prepare(campaign_id: int) -> Response:
+    from .messages import PrepareError, prepare_messages
+
+    campaign = _campaign_or_404(campaign_id)
+    PrepareForm().validate_on_submit() or abort(
+        400, "The form expired; please go back and press “Prepare messages” again."
+    )
+    back = url_for(".campaign", campaign_id=campaign.id) + "#messages"
+    if not CampaignData(campaign).recipients:
+        flash(
+            "This campaign has no recipients yet: import them (flask smstrack import-recipients, or the API), "
+            "then prepare the messages.",
+            "error",
+        )
+        return redirect(back)
+    try:
+        result = prepare_messages(campaign)
+    except PrepareError as err:
+        flash(f"Messages not prepared — {err}.", "error")
+        return redirect(back)
+    if result.prepared:
+        flash(_prepared_message(campaign, result))
+    else:
+        flash("Every message is already sent: there is nothing left to prepare.")
+    return redirect(back)
+
+
+def _csv_stream(lines: Any, filename: str) -> Response:
+    from flask import stream_with_context
+
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}.csv"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@bp.get("/campaigns/<int:campaign_id>/messages.csv")
+@login_required
+def messages_csv_download(campaign_id: int) -> Response:
+    from .export import messages_csv
+    from .messages import message_rows
+
+    campaign = _campaign_or_404(campaign_id)
+    return _csv_stream(messages_csv(message_rows(campaign)), f"campaign-{campaign.id}-messages")
+
+
+@bp.get("/campaigns/<int:campaign_id>/recipients.csv")
+@login_required
+def recipients_csv_download(campaign_id: int) -> Response:
+    from .export import audience_csv
+    from .reports import audience
+    from .schemas import AudienceSchema
+
+    campaign = _campaign_or_404(campaign_id)
+    args = {k: v for k in ("segment", "variant", "device", "country") if (v := request.args.get(k, "").strip())}
+    try:
+        query = AudienceSchema().load(args)
+    except ValidationError as err:
+        problems = [
+            f"“{name}”: {' '.join(map(str, messages if isinstance(messages, list) else [messages]))}"
+            for name, messages in err.messages.items()
+        ]
+        abort(400, "These recipients cannot be downloaded. " + "; ".join(problems))
+    filters = {k: query[k] for k in ("variant", "device", "country")}
+    members = audience(campaign, query["segment"], **filters)
+    return _csv_stream(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
