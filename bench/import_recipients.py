@@ -1,11 +1,14 @@
-"""Benchmark: importing 100,000 recipients from CSV on SQLite.
+"""Benchmark: importing 100,000 recipients from CSV on SQLite, then
+rendering their messages.
 
     python bench/import_recipients.py [--rows 100000]
 
 Writes a CSV of distinct US mobile-format numbers with first names and
 cities (plus 1% invalid rows and 1% duplicates), creates a campaign in a new
 SQLite database and times ``flask smstrack import-recipients`` end to end,
-as a user runs it.
+as a user runs it. Then gives the campaign a link and two variants and times
+``flask smstrack export-messages``: variant assignment, a short code per
+recipient, rendering, segment counting and the CSV.
 """
 from __future__ import annotations
 
@@ -60,8 +63,17 @@ def main() -> None:
         start = time.perf_counter()
         out = cli("import-recipients", campaign_id, str(path))
         elapsed = time.perf_counter() - start
+        cli("create-link", campaign_id, "https://shop.example.com/spring")
+        cli("add-variant", campaign_id, "A", "Hi {first_name}, spring sale in {city}: 20% off today {link}")
+        cli("add-variant", campaign_id, "B", "{first_name}, 20% off everything until Sunday: {link}")
+        env["SMSTRACK_BASE_URL"] = '"https://sms.example.com"'
+        start = time.perf_counter()
+        messages = cli("export-messages", campaign_id)
+        rendered = time.perf_counter() - start
     print(out.strip().splitlines()[-1])
     print(f"import of {args.rows} rows: {elapsed:.1f} s ({args.rows / elapsed:,.0f} rows/s), limit 60 s")
+    count = messages.count("\n") - 1
+    print(f"export-messages of {count} messages: {rendered:.1f} s ({count / rendered:,.0f} messages/s)")
 
 
 if __name__ == "__main__":
