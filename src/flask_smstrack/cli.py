@@ -456,14 +456,16 @@ def check_links_command(campaign_id: int, as_json: bool, timeout: float | None) 
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return f"about {seconds} s"
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+        return f"about {minutes} min {seconds} s" if seconds else f"about {minutes} min"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return f"about {hours} h {minutes} min"
 
 
 def _unknown_note(count: int, retried: bool) -> str:
@@ -518,7 +520,7 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     question = (
         f"Send {plan.messages} message{'s' if plan.messages != 1 else ''} ({plan.segments} segment"
         f"{'s' if plan.segments != 1 else ''}{cost}) of campaign {campaign.id} ({campaign.name}) from"
-        f" {settings.sender}, at {pace:g} per second (about {_duration(todo / pace)})?"
+        f" {settings.sender}, at {pace:g} per second ({_duration(todo / pace)})?"
     )
     if retry_unknown and plan.unknown:
         question = f"{question[:-1]}, after checking {plan.unknown} in an unknown state with Twilio?"
@@ -544,4 +546,7 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     if result.unknown:
         click.echo(_unknown_note(result.unknown, retry_unknown))
     if result.stopped:
+        left = send_plan(campaign).messages
+        if left:
+            click.echo(f"{left} message{'s' if left != 1 else ''} not sent yet: run the same command again to send them.")
         raise click.ClickException(f"stopped: {result.stopped}")

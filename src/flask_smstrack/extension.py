@@ -152,11 +152,12 @@ class SmsTrack:
 
         Beacons carry no token, API keys are not sent by browsers on their
         own, and webhooks are signed by Twilio; API calls made with a
-        session cookie are checked for a token by the API itself. ``CSRFProtect`` may be set up before or
-        after this extension, so the exemption is also made on the first
-        request to those blueprints: their URL value preprocessors run
-        before any ``before_request`` hook, CSRFProtect's included, and
-        other requests (the tracked redirect above all) pay nothing.
+        session cookie are checked for a token by the API itself.
+        ``CSRFProtect`` may be set up before or after this extension, so the
+        exemption is also made on the first request to those blueprints:
+        their URL value preprocessors run before any ``before_request``
+        hook, CSRFProtect's included, and other requests (the tracked
+        redirect above all) pay nothing.
         """
         from .views_api import bp as api_bp
         from .views_collect import bp as collect_bp

@@ -191,18 +191,36 @@ def sample_link(base: str) -> str:
 
 def preview(template: str, *, values: dict[str, str] | None = None, links: int = 1, name: str = "",
             known: Iterable[str] = ()) -> Preview:
-    """Render ``template`` with sample links and count its segments."""
+    """Render ``template`` with sample links and count its segments.
+
+    ``values`` are a sample recipient's; without them, attribute
+    placeholders are counted as written. ``known`` are the attribute names
+    the recipients have: other placeholders are reported in ``unknown``.
+    """
     try:
         base = public_base_url()
     except PrepareError:
         base = "https://example.com"
     url = sample_link(base)
-    values = values or {}
+    names = [n for n in placeholders(template) if link_number(n) is None]
+    if values is None:
+        values = {n: f"{{{n}}}" for n in names}
     text = render(template, values, [url] * max(links, 1))
     bare = render(template, values, [""] * max(links, 1))
     known = set(known) | {"phone", "external_id"}
-    unknown = [n for n in placeholders(template) if link_number(n) is None and n not in known and n not in values]
+    unknown = [n for n in names if n not in known]
     return Preview(name, text, segment_info(text), segment_info(bare).segments, unknown)
+
+
+def sample_values(campaign_id: int) -> dict[str, str] | None:
+    """The first recipient's placeholder values, as a sample."""
+    r = Recipient.__table__.c
+    row = get_state().db.session.execute(
+        select(r.phone, r.external_id, r.attributes).where(r.campaign_id == campaign_id).order_by(r.id).limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {**(row.attributes or {}), "phone": row.phone, "external_id": row.external_id or ""}
 
 
 def attribute_names(campaign_id: int) -> set[str]:

@@ -388,7 +388,8 @@ class _Sender:
         recent = utcnow() - IN_FLIGHT
         for row in rows:
             if row.sent_at is not None and row.sent_at > recent:
-                continue  # another sender may still be waiting for Twilio's answer
+                self.progress(1)  # another sender may still be waiting for Twilio's answer
+                continue
             # Claimed again (a new claim time), so two runs never settle it both.
             same_claim = _r.sent_at == row.sent_at if row.sent_at is not None else _r.sent_at.is_(None)
             claimed = self.session.execute(

@@ -268,8 +268,9 @@ def messages_preview() -> Response:
     short link as long as a real one first."""
     text = _load(MessagePreviewSchema())["text"]
     body: dict = {}
-    if placeholders(text):
-        shown = preview(text, links=max((link_number(n) or 0) + 1 for n in placeholders(text)))
+    numbers = [n for name in placeholders(text) if (n := link_number(name)) is not None]
+    if numbers:
+        shown = preview(text, links=max(numbers) + 1)
         info = shown.info
         body.update(rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning())
     else:
