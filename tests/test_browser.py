@@ -9,7 +9,6 @@ stays on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.browser import Seen, launch, require_chromium, screenshot_on_failure
+from e2e.browser import BIN, Seen, launch, require_chromium, screenshot_on_failure
 
 require_chromium()
 
@@ -26,7 +25,6 @@ from playwright.sync_api import Browser, Page  # noqa: E402
 from conftest import ANDROID, IMESSAGE_PREVIEW, _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn, poll, report  # noqa: E402
 
-BIN = Path(sys.executable).parent
 OWNER = "browser-owner@example.com"
 
 

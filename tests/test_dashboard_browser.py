@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from e2e.browser import Seen, launch, require_chromium, screenshot
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, launch, require_chromium, screenshot
 
 require_chromium()
 
@@ -30,11 +29,8 @@ from sqlalchemy import create_engine, insert, select  # noqa: E402
 from conftest import _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn  # noqa: E402
 
-BIN = Path(sys.executable).parent
 OWNER = "dashboard-owner@example.com"
 PASSWORD = "correct horse battery"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 812}
 
 
 @dataclass

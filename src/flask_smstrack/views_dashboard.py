@@ -708,7 +708,7 @@ class _MessagePreview:
 
 def _message_previews(campaign: Campaign | None, values: dict[str, str], slots: list[dict[str, str]]) -> list[_MessagePreview]:
     """Each message version rendered with sample links: what it costs."""
-    from .messages import attribute_names, preview
+    from .messages import attribute_names, preview, sample_values
 
     versions = [(f"Variant {s['name'] or i + 1}", s["message_template"], s["weight"]) for i, s in enumerate(slots) if s["message_template"]]
     if not versions and values.get("message_template"):
@@ -717,6 +717,7 @@ def _message_previews(campaign: Campaign | None, values: dict[str, str], slots: 
         return []
     links = len(campaign.links) if campaign else 1
     known = attribute_names(campaign.id) if campaign else set()
+    sample = sample_values(campaign.id) if campaign else None
     recipients = campaign.recipient_count() if campaign else 0
     try:
         price = Decimal(values.get("cost_per_segment") or "x")
@@ -725,7 +726,7 @@ def _message_previews(campaign: Campaign | None, values: dict[str, str], slots: 
     weights = [int(w) if w.isdigit() and int(w) > 0 else 1 for _, _, w in versions]
     out = []
     for (label, text, _), weight in zip(versions, weights):
-        shown = preview(text, links=max(links, 1), known=known)
+        shown = preview(text, values=sample, links=max(links, 1), known=known)
         share = round(recipients * weight / sum(weights)) if recipients else None
         per_message = price * shown.info.segments if price is not None else None
         out.append(

@@ -1,0 +1,129 @@
+"""The Messages card in a real browser: gunicorn serving a campaign with two
+variants, 300 recipients and prepared messages made with the CLI, and 50
+people tapping their own links; headless Chromium logs in, presses "Prepare
+messages" and reads the flash and the A/B verdict, at desktop and phone
+widths. Screenshots are kept in ``test-artifacts/``."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, launch, require_chromium, screenshot, screenshot_on_failure
+
+require_chromium()
+
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
+
+from conftest import IPHONE, _empty_tables  # noqa: E402
+from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn  # noqa: E402
+
+OWNER = "messages-owner@example.com"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Site:
+    url: str
+    campaign_id: int
+
+
+@pytest.fixture(scope="module")
+def site(migrated, tmp_path_factory) -> Iterator[Site]:
+    _empty_tables(migrated)
+    tmp = tmp_path_factory.mktemp("messages-browser")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    env = clean_env(
+        DATABASE_URL=migrated,
+        SECRET_KEY="messages-browser-secret",
+        SMSTRACK_BASE_URL=url,
+        SMSTRACK_SPOOL_DIR=str(tmp / "spool"),
+    )
+    cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
+    cli("create-user", OWNER, "--password", PASSWORD)
+    out = cli("create-campaign", "--name", "Spring sale – A/B", "--currency", "USD", "--cost-per-segment", "0.0079",
+              "--owner", OWNER)
+    campaign_id = int(re.match(r"Campaign (\d+) created", out).group(1))
+    cli("create-link", str(campaign_id), "https://shop.example.com/spring")
+    cli("add-variant", str(campaign_id), "A", "Hi {first_name}, our spring sale is on: {link}")
+    cli("add-variant", str(campaign_id), "B", "{first_name}, 30% off everything until midnight: {link}")
+    people = tmp / "people.csv"
+    people.write_text("phone,first_name\n" + "".join(f"+1415555{1000 + i:04d},P{i}\n" for i in range(300)))
+    cli("import-recipients", str(campaign_id), str(people))
+    messages = list(csv.DictReader(io.StringIO(cli("export-messages", str(campaign_id)))))
+    assert len(messages) == 300
+    with gunicorn(
+        BIN / "gunicorn", "wsgi:app", port=port, cwd=ROOT, env=env, log=tmp / "messages.log",
+        workers=2, ready_path="/smstrack/login",
+    ) as server:
+        # 10 of A's 150 people tap their link, 40 of B's.
+        taps = {"A": 10, "B": 40}
+        for row in messages:
+            if taps[row["variant"]]:
+                taps[row["variant"]] -= 1
+                path = urlsplit(row["message"].rsplit(" ", 1)[1]).path
+                assert fetch(server.url + path, headers={"User-Agent": IPHONE}).status == 302
+        yield Site(server.url, campaign_id)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launch() as browser:
+        yield browser
+
+
+@contextlib.contextmanager
+def session(browser: Browser, site: Site, viewport: dict, **options) -> Iterator[tuple[Page, Seen]]:
+    """A logged-in browser tab, and what it saw."""
+    context = browser.new_context(viewport=viewport, **options)
+    seen = Seen()
+    context.on("request", lambda request: seen.urls.append(request.url))
+    page = context.new_page()
+    seen.watch(page, console=("error", "warning"))
+    page.on("response", lambda r: r.status >= 400 and seen.problems.append(f"HTTP {r.status}: {r.url}"))
+    try:
+        page.goto(f"{site.url}/smstrack/login")
+        page.fill("input[name=email]", OWNER)
+        page.fill("input[name=password]", PASSWORD)
+        with page.expect_navigation():
+            page.click("form.st-login button[type=submit]")
+        assert urlsplit(page.url).path == "/smstrack/"
+        yield page, seen
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size,viewport", [("desktop", DESKTOP), ("phone", PHONE)])
+def test_prepare_messages_and_read_the_ab_test(browser, site, size, viewport):
+    options = {"is_mobile": True, "has_touch": True} if size == "phone" else {}
+    with session(browser, site, viewport, **options) as (page, seen), screenshot_on_failure(page, f"messages-failed-{size}"):
+        page.goto(f"{site.url}/smstrack/campaigns/{site.campaign_id}")
+        card = page.locator("#messages")
+        expect(card.locator("[data-status=ready] .st-status-count")).to_have_text("300")
+        with page.expect_navigation():
+            card.get_by_role("button", name="Prepare messages").click()
+        assert urlsplit(page.url).path == f"/smstrack/campaigns/{site.campaign_id}"
+        expect(page.locator(".st-flash")).to_have_text("300 messages ready (A: 150, B: 150).")
+        verdict = card.locator(".st-verdict").first
+        expect(verdict).to_have_text("B beats A on CTR: 26.7% vs 6.7% (p < 0.001, >99.9% probability to be better).")
+        expect(verdict).to_have_class(re.compile(r"\bst-verdict-called\b"))
+        rows = card.locator("table.st-table-abtest tbody tr")
+        assert rows.count() == 2
+        assert rows.nth(1).locator("td").nth(4).inner_text() == "26.7%"
+        # 300 segments x 0.0079 USD.
+        assert "2.37 USD" in card.locator(".st-facts").inner_text()
+        expect(card.get_by_role("link", name="Download messages (CSV)")).to_be_visible()
+        expect(card.get_by_role("link", name="Clicked, did not convert", exact=True)).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], f"page is {width}px wide"
+        card.scroll_into_view_if_needed()
+        screenshot(page, f"dashboard-messages-{size}")
+    assert seen.problems == []
+    assert [u for u in seen.urls if urlsplit(u).hostname not in (HOST, None)] == []
