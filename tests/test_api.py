@@ -141,6 +141,7 @@ def test_report_numbers(actions, app):
         "human_confirmed": 0,
         "forwards": 0,
         "segments": None,
+        "undelivered": None,
         "ctr": 0.3,
         "conversions": 3,
         "unattributed_conversions": 0,

@@ -146,9 +146,10 @@ def test_delivered_is_the_ctr_denominator_once_receipts_exist(sms, sms_app):
             )
         db.session.commit()
     report = sms.report(key, campaign["id"])
-    # 12 rendered, one refused before sending: 11 sent; 3 delivered.
-    assert (report["sent"], report["delivered"], report["segments"]) == (11, 3, 11)
-    assert report["ctr"] == round(1 / 3, 6)
+    # 12 rendered, one refused before sending: 11 sent; 3 delivered, 1 not,
+    # 7 not known yet: CTR counts the 10 that may have arrived.
+    assert (report["sent"], report["delivered"], report["undelivered"], report["segments"]) == (11, 3, 1, 11)
+    assert report["ctr"] == round(1 / 10, 6)
     assert report["cost"] == "0.0869"
 
 
@@ -325,3 +326,38 @@ def test_campaign_form_edits_variants_and_shows_their_cost(sms, sms_app):
     refused = client.post(page, data=one)
     assert refused.status_code == 400
     assert "An A/B test needs at least two variants" in html.unescape(refused.text)
+
+
+def test_variants_added_after_a_first_prepare_reach_the_links(sms):
+    key, campaign, _ = _setup(sms, variants=(), template="-20% today, {first_name}: {link}")
+    sms.api("POST", f"/campaigns/{campaign['id']}/messages/prepare", key)
+    rows = _messages(sms, key, campaign["id"])
+    # The export is for SMS platforms: the message is written exactly.
+    assert rows[0]["message"].startswith("-20% today, P0: ")
+    for name, text in (("A", "A {link}"), ("B", "B {link}")):
+        sms.api("POST", f"/campaigns/{campaign['id']}/variants", key, json={"name": name, "message_template": text})
+    again = sms.api("POST", f"/campaigns/{campaign['id']}/messages/prepare", key).json
+    assert (again["assigned"], again["links_created"]) == (12, 0)
+    rows = _messages(sms, key, campaign["id"])
+    b = next(r for r in rows if r["variant"] == "B")
+    sms.click(b["message"].rsplit("/", 1)[1])
+    table = sms.api("GET", f"/campaigns/{campaign['id']}/tables/variant_test", key).json
+    assert {r["variant"]: r["unique_clicks"] for r in table["rows"]} == {"A": 0, "B": 1}
+
+
+def test_ab_test_with_more_conversions_than_clicks_says_so(sms, sms_app):
+    key, campaign, _ = _setup(sms)
+    sms.api("POST", f"/campaigns/{campaign['id']}/messages/prepare", key)
+    row = _messages(sms, key, campaign["id"])[0]
+    click = sms.click(row["message"].rsplit("/", 1)[1])
+    for event in ("signup", "purchase"):
+        body = {"click_id": click_id_of(click), "event": event, "order_id": "o-1"}
+        assert sms.api("POST", "/conversions", key, json=body).status_code == 201
+    table = sms.api("GET", f"/campaigns/{campaign['id']}/tables/variant_test", key).json
+    assert table["notes"][1] == (
+        f"Conversion rate cannot be tested: variant {row['variant']} has more conversions (2) than unique clicks (1)."
+    )
+    from test_dashboard import login
+
+    page = login(sms_app).get(f"/smstrack/campaigns/{campaign['id']}")
+    assert page.status_code == 200 and "Conversion rate cannot be tested" in page.text

@@ -55,20 +55,24 @@ def table_csv(table: Table) -> str:
     return out.getvalue()
 
 
-def _csv_lines(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    """CSV text, one line at a time (for streamed downloads)."""
+def _csv_lines(header: list[str], rows: Iterable[Iterable[Any]], *, safe: bool = True) -> Iterator[str]:
+    """CSV text, one line at a time (for streamed downloads). ``safe=False``
+    writes cells exactly, for files read by programs, not spreadsheets."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
+    cell_of = safe_csv_cell if safe else (lambda v: v)
     for row in itertools.chain([header], rows):
-        writer.writerow(["" if v is None else safe_csv_cell(v) for v in row])
+        writer.writerow(["" if v is None else cell_of(v) for v in row])
         yield out.getvalue()
         out.seek(0)
         out.truncate()
 
 
 def messages_csv(rows: Iterable[tuple[str, str, str]]) -> Iterator[str]:
-    """Rendered messages as ``phone,message,variant`` CSV lines."""
-    return _csv_lines(["phone", "message", "variant"], rows)
+    """Rendered messages as ``phone,message,variant`` CSV lines, exactly as
+    they are sent: the file is for SMS platforms, and a message that starts
+    with ``-`` or ``=`` must not gain an apostrophe."""
+    return _csv_lines(["phone", "message", "variant"], rows, safe=False)
 
 
 def audience_csv(members: list[AudienceMember]) -> Iterator[str]:

@@ -325,6 +325,7 @@ def prepare_messages(campaign: Campaign, progress: Callable[[int], None] | None 
             )
         )
     }
+    linked_before = {recipient for _, recipient in existing}
     missing = [
         (row, campaign_links[n], templates[index].variant_id)
         for row, index in zip(rows, chosen)
@@ -383,7 +384,23 @@ def prepare_messages(campaign: Campaign, progress: Callable[[int], None] | None 
     connection = session.connection()
     for start in range(0, len(updates), BATCH):
         connection.execute(statement, updates[start:start + BATCH])
+    # Links made before a recipient's variant changed (variants added or
+    # removed before sending) carry the new one, so clicks count for it.
+    moved = [
+        {"rid": row.id, "variant_id": templates[index].variant_id}
+        for row, index in zip(rows, chosen)
+        if row.id in linked_before and row.variant_id != templates[index].variant_id
+    ]
+    relink = (
+        update(Link.__table__)
+        .where(Link.__table__.c.recipient_id == bindparam("rid"), Link.__table__.c.parent_id.is_not(None))
+        .values(variant_id=bindparam("variant_id"))
+    )
+    for start in range(0, len(moved), BATCH):
+        connection.execute(relink, moved[start:start + BATCH])
     session.commit()
+    if moved:
+        state.links.clear()
     if progress is not None:
         progress(len(updates) % 500)
     result.prepared = len(updates)

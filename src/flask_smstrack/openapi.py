@@ -63,9 +63,9 @@ def build_spec(version: str, server_url: str) -> dict:
             "type": "object",
             "description": "Rates are fractions; money is a decimal string; revenue is keyed by currency.",
             "properties": {
-                **{k: {"type": "integer", "nullable": k in ("sent", "delivered", "segments")} for k in (
+                **{k: {"type": "integer", "nullable": k in ("sent", "delivered", "segments", "undelivered")} for k in (
                     "campaign_id", "sent", "delivered", "clicks", "unique_clicks", "previews", "bots",
-                    "human_confirmed", "forwards", "segments", "conversions", "unattributed_conversions")},
+                    "human_confirmed", "forwards", "segments", "undelivered", "conversions", "unattributed_conversions")},
                 **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
                 **{k: {"type": "string", "nullable": True} for k in ("cost", "profit", "epc", "aov", "cost_per_conversion")},
                 "currency": {"type": "string"},

@@ -56,10 +56,15 @@ class CampaignReport:
     forwards: int = 0
     #: SMS segments of the messages sent to imported recipients.
     segments: int | None = None
+    #: Messages a delivery receipt called undelivered or failed.
+    undelivered: int | None = None
 
     @property
     def audience(self) -> int | None:
-        """The CTR denominator: delivered when known, else sent."""
+        """The CTR denominator: each message counts when delivered, or while
+        its delivery is unknown (sent); one reported undelivered does not."""
+        if self.undelivered is not None and self.sent is not None:
+            return self.sent - self.undelivered
         return self.delivered if self.delivered is not None else self.sent
 
     @property
@@ -121,6 +126,7 @@ class CampaignReport:
             "human_confirmed": self.human_confirmed,
             "forwards": self.forwards,
             "segments": self.segments,
+            "undelivered": self.undelivered,
             "ctr": rate(self.ctr),
             "conversions": self.conversions,
             "unattributed_conversions": self.unattributed_conversions,
@@ -198,13 +204,14 @@ class CampaignData:
                 revenue[currency] += total
         human = by_kind["human"]
         c = self.campaign
-        sent, delivered, segments = audience_of(c, self.recipients.values())
+        sent, delivered, segments, undelivered = audience_of(c, self.recipients.values())
         return CampaignReport(
             campaign_id=c.id,
             currency=c.currency,
             sent=sent,
             delivered=delivered,
             segments=segments,
+            undelivered=undelivered,
             forwards=by_kind["forward"][0],
             clicks=human[0],
             unique_clicks=human[1],
@@ -218,17 +225,27 @@ class CampaignData:
         )
 
 
-def audience_of(campaign: Campaign, totals) -> tuple[int | None, int | None, int | None]:
-    """``(sent, delivered, segments)``: from the imported recipients' messages
-    once there are any (delivered once a delivery receipt came), else as
-    entered on the campaign."""
+def undelivered_of(t: Counter) -> int:
+    """Messages whose delivery receipt said undelivered or failed."""
+    return t["receipts"] - t["delivered"]
+
+
+def audience_of(campaign: Campaign, totals) -> tuple[int | None, int | None, int | None, int | None]:
+    """``(sent, delivered, segments, undelivered)``: from the imported
+    recipients' messages once there are any (delivered and undelivered once
+    a delivery receipt came), else as entered on the campaign."""
     totals = list(totals)
     messages = sum(t["messages"] for t in totals)
     if not messages:
-        return campaign.sent, campaign.delivered, None
-    receipts = sum(t["receipts"] for t in totals)
-    delivered = sum(t["delivered"] for t in totals) if receipts else campaign.delivered
-    return messages, delivered, sum(t["segments"] for t in totals)
+        return campaign.sent, campaign.delivered, None, None
+    if not sum(t["receipts"] for t in totals):
+        return messages, campaign.delivered, sum(t["segments"] for t in totals), None
+    return (
+        messages,
+        sum(t["delivered"] for t in totals),
+        sum(t["segments"] for t in totals),
+        sum(undelivered_of(t) for t in totals),
+    )
 
 
 def unattributed_count(campaign_id: int) -> int:
@@ -549,7 +566,7 @@ def variant_test(data: CampaignData) -> Table:
     for v in variants:
         t = totals.get(v.id, Counter())
         key = str(v.id)
-        audience = t["delivered"] if receipts else t["messages"]
+        audience = t["messages"] - undelivered_of(t)
         cost = None
         if campaign.cost_per_segment is not None:
             cost = campaign.cost_per_segment * t["segments"]
@@ -565,14 +582,25 @@ def variant_test(data: CampaignData) -> Table:
         )
     notes = []
     if len(rows) >= 2:
-        ctr = compare_variants("ctr", [(r["variant"], r["unique_clicks"], r["audience"]) for r in rows])
-        conv = compare_variants(
-            "conversion_rate", [(r["variant"], r["conversions"], r["unique_clicks"]) for r in rows]
+        tests = (
+            ("ctr", "unique_clicks", "audience", "ctr_p", "ctr_beats", "CTR", "unique clicks", "messages"),
+            ("conversion_rate", "conversions", "unique_clicks", "cr_p", "cr_beats", "Conversion rate", "conversions",
+             "unique clicks"),
         )
-        for row, a, b in zip(rows[1:], ctr, conv):
-            row.update(ctr_p=a.p_value, ctr_beats=a.probability_to_beat, cr_p=b.p_value, cr_beats=b.probability_to_beat)
-        notes = [summary_verdict(ctr), summary_verdict(conv)]
-    denominator = "Delivered" if receipts else "Sent"
+        for metric, hits, base, p_key, beats_key, label, hit_words, base_words in tests:
+            over = [r for r in rows if r[hits] > r[base]]
+            if over:
+                r = over[0]
+                notes.append(
+                    f"{label} cannot be tested: variant {r['variant']} has more {hit_words} ({r[hits]}) than "
+                    f"{base_words} ({r[base]})."
+                )
+                continue
+            comparisons = compare_variants(metric, [(r["variant"], r[hits], r[base]) for r in rows])
+            for row, c in zip(rows[1:], comparisons):
+                row.update({p_key: c.p_value, beats_key: c.probability_to_beat})
+            notes.append(summary_verdict(comparisons))
+    denominator = "Delivered or pending" if receipts else "Sent"
     columns = [
         Column("variant", "Variant", "text"),
         Column("weight", "Weight"),

@@ -723,6 +723,8 @@ def _message_previews(campaign: Campaign | None, values: dict[str, str], slots: 
         price = Decimal(values.get("cost_per_segment") or "x")
     except ArithmeticError:
         price = None
+    if price is not None and not (price.is_finite() and 0 <= price < 10**6):
+        price = None
     weights = [int(w) if w.isdigit() and int(w) > 0 else 1 for _, _, w in versions]
     out = []
     for (label, text, _), weight in zip(versions, weights):
