@@ -140,8 +140,8 @@ def test_prepare_messages_from_the_page(sms, sms_app):
     card = _card(page)
     assert "12 recipients, 12 without a message yet: press “Prepare messages” to write them." in _text(card)
     assert _statuses(card) == {
-        "pending": "12", "ready": "0", "sending": "0", "queued": "0", "sent": "0", "delivered": "0",
-        "undelivered": "0", "failed": "0",
+        "pending": "12", "ready": "0", "exported": "0", "sending": "0", "queued": "0", "sent": "0",
+        "delivered": "0", "undelivered": "0", "failed": "0",
     }
     assert "Download messages (CSV)" not in card and "Recipients for the next send" not in card
 
@@ -157,18 +157,25 @@ def test_prepare_messages_from_the_page(sms, sms_app):
     assert "without a message yet" not in card
     assert _statuses(card)["pending"] == "0" and _statuses(card)["ready"] == "12"
     facts = _facts(card)
-    assert facts["Messages"][0] == "12"
-    assert facts["Segments"][0] == "18"
-    # 18 segments x 0.0079 USD = 0.1422 USD.
-    assert facts["Cost"] == ("0.14 USD", "18 segments × 0.0079 USD")
+    assert facts["Messages sent"][0] == "0"
+    # 18 segments x 0.0079 USD = 0.1422 USD, once sent.
+    assert facts["Ready to send"] == ("12", "18 segments, 0.14 USD")
     assert facts["Forwards"] == ("0", "clicks from a second device: the message was passed on — not counted in CTR")
+    # Downloading the messages for another platform counts them as sent.
+    client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv")
+    card = _card(client.get(f"/smstrack/campaigns/{campaign_id}").text)
+    facts = _facts(card)
+    assert _statuses(card)["exported"] == "12" and "Ready to send" not in facts
+    assert facts["Messages sent"][0] == "12"
+    assert facts["Segments"][0] == "18"
+    assert facts["Cost"] == ("0.14 USD", "18 segments × 0.0079 USD")
     assert "CTR = unique clicks ÷ sent (12) until delivery receipts arrive, then ÷ delivered." in _text(card)
     assert "Download messages (CSV)" in card and "Recipients for the next send" in card
 
-    # Preparing again keeps every message as it was.
+    # Once exported, preparing again changes nothing.
     before = client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv").text
     again = client.get(_prepare(client, campaign_id).headers["Location"]).text
-    assert _flashes(again)[0][1].startswith("12 messages ready (A: 6, B: 6)")
+    assert _flashes(again)[0][1] == "Every message is already sent or exported: there is nothing left to prepare."
     assert client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv").text == before
 
 
@@ -206,8 +213,11 @@ def test_receipts_make_delivered_the_ctr_denominator(sms, sms_app):
     statuses = _statuses(card)
     assert (statuses["delivered"], statuses["undelivered"], statuses["failed"], statuses["ready"]) == ("9", "2", "1", "0")
     # Refused before sending: not a message, not paid for.
-    assert _facts(card)["Messages"][0] == "11"
-    assert "CTR = unique clicks ÷ delivered (9): delivery receipts came for 11 of 11 messages." in _text(card)
+    assert _facts(card)["Messages sent"][0] == "11"
+    assert (
+        "CTR = unique clicks ÷ messages delivered or still on their way (9): delivery receipts came for 11 of "
+        "11 messages, 9 delivered and 2 not." in _text(card)
+    )
     assert "A/B test" not in card  # one message, no test
 
 

@@ -59,6 +59,10 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
     cli("import-recipients", str(campaign_id), str(people))
     messages = list(csv.DictReader(io.StringIO(cli("export-messages", str(campaign_id)))))
     assert len(messages) == 300
+    # Latecomers for the next batch: imported, not prepared yet.
+    late = tmp / "late.csv"
+    late.write_text("phone,first_name\n" + "".join(f"+1415555{2000 + i:04d},L{i}\n" for i in range(12)))
+    cli("import-recipients", str(campaign_id), str(late))
     with gunicorn(
         BIN / "gunicorn", "wsgi:app", port=port, cwd=ROOT, env=env, log=tmp / "messages.log",
         workers=2, ready_path="/smstrack/login",
@@ -106,11 +110,12 @@ def test_prepare_messages_and_read_the_ab_test(browser, site, size, viewport):
     with session(browser, site, viewport, **options) as (page, seen), screenshot_on_failure(page, f"messages-failed-{size}"):
         page.goto(f"{site.url}/smstrack/campaigns/{site.campaign_id}")
         card = page.locator("#messages")
-        expect(card.locator("[data-status=ready] .st-status-count")).to_have_text("300")
+        expect(card.locator("[data-status=exported] .st-status-count")).to_have_text("300")
         with page.expect_navigation():
             card.get_by_role("button", name="Prepare messages").click()
         assert urlsplit(page.url).path == f"/smstrack/campaigns/{site.campaign_id}"
-        expect(page.locator(".st-flash")).to_have_text("300 messages ready (A: 150, B: 150).")
+        expect(page.locator(".st-flash")).to_have_text("12 messages ready (A: 6, B: 6).")
+        expect(card.locator("[data-status=ready] .st-status-count")).to_have_text("12")
         verdict = card.locator(".st-verdict").first
         expect(verdict).to_have_text("B beats A on CTR: 26.7% vs 6.7% (p < 0.001, >99.9% probability to be better).")
         expect(verdict).to_have_class(re.compile(r"\bst-verdict-called\b"))

@@ -78,7 +78,9 @@ def test_prepare_renders_each_recipient_with_own_links(sms, sms_app):
     body = prepared.json
     assert (body["prepared"], body["assigned"], body["links_created"]) == (12, 12, 12)
     assert body["per_variant"] == {"A": 6, "B": 6}
-    assert (body["messages"], body["segments"], body["cost"]) == (12, 12, "0.0948")
+    assert (body["ready"], body["segments"], body["cost"]) == (12, 12, "0.0948")
+    report = sms.report(key, campaign["id"])
+    assert (report["sent"], report["cost"]) == (None, None)  # ready is not sent
     rows = _messages(sms, key, campaign["id"])
     assert [r["phone"] for r in rows] == [f"+1415555{100 + i:04d}" for i in range(12)]
     codes = set()
@@ -266,8 +268,12 @@ def test_cli_variants_and_message_export(sms, sms_app, tmp_path):
     out = tmp_path / "messages.csv"
     result = runner.invoke(args=["smstrack", "export-messages", cid, "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "12 messages rendered (A: 6, B: 6); 12 messages, 12 segments in all." in result.stderr
+    assert "12 messages rendered (A: 6, B: 6); 12 ready to send, 12 segments." in result.stderr
     assert "Cost: 0.0948 USD" in result.stderr
+    assert "12 messages exported: the reports count them as sent." in result.stderr
+    again = runner.invoke(args=["smstrack", "export-messages", cid, "-o", str(out)])
+    assert "0 messages rendered (none); 0 ready to send, 0 segments." in again.stderr
+    assert len(list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))) == 12
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert len(rows) == 12 and {r["variant"] for r in rows} == {"A", "B"}
     assert all(r["message"].endswith(" €") for r in rows if r["variant"] == "B")
@@ -331,14 +337,15 @@ def test_campaign_form_edits_variants_and_shows_their_cost(sms, sms_app):
 def test_variants_added_after_a_first_prepare_reach_the_links(sms):
     key, campaign, _ = _setup(sms, variants=(), template="-20% today, {first_name}: {link}")
     sms.api("POST", f"/campaigns/{campaign['id']}/messages/prepare", key)
-    rows = _messages(sms, key, campaign["id"])
-    # The export is for SMS platforms: the message is written exactly.
-    assert rows[0]["message"].startswith("-20% today, P0: ")
+    listed = sms.api("GET", f"/campaigns/{campaign['id']}/messages?format=json&limit=1", key).json["messages"]
+    assert listed[0]["message"].startswith("-20% today, P0: ")
     for name, text in (("A", "A {link}"), ("B", "B {link}")):
         sms.api("POST", f"/campaigns/{campaign['id']}/variants", key, json={"name": name, "message_template": text})
     again = sms.api("POST", f"/campaigns/{campaign['id']}/messages/prepare", key).json
     assert (again["assigned"], again["links_created"]) == (12, 0)
     rows = _messages(sms, key, campaign["id"])
+    # The export is for SMS platforms: the message is written exactly.
+    assert all(r["message"].startswith(f"{r['variant']} {BASE}/s/") for r in rows)
     b = next(r for r in rows if r["variant"] == "B")
     sms.click(b["message"].rsplit("/", 1)[1])
     table = sms.api("GET", f"/campaigns/{campaign['id']}/tables/variant_test", key).json

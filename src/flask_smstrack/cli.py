@@ -287,7 +287,7 @@ def add_variant_command(campaign_id: int, name: str, message: str, weight: int) 
 
 
 def _prepare(campaign: Campaign) -> None:
-    from .messages import PrepareError, prepare_messages
+    from .messages import PrepareError, prepare_messages, ready_counts
 
     r = Recipient.__table__.c
     total = _state().db.session.execute(
@@ -298,14 +298,14 @@ def _prepare(campaign: Campaign) -> None:
             result = prepare_messages(campaign, progress=bar.update)
     except PrepareError as err:
         raise click.ClickException(str(err)) from None
-    messages, segments = campaign.message_counts()
+    ready, segments = ready_counts(campaign.id)
     shares = ", ".join(f"{name or 'message'}: {n}" for name, n in sorted(result.per_variant.items()))
     click.echo(
-        f"{result.prepared} messages rendered ({shares or 'none'}); {messages} messages, {segments} segments in all.",
+        f"{result.prepared} messages rendered ({shares or 'none'}); {ready} ready to send, {segments} segments.",
         err=True,
     )
-    if campaign.total_cost is not None:
-        click.echo(f"Cost: {campaign.total_cost:.4f} {campaign.currency}", err=True)
+    if campaign.cost_per_segment is not None:
+        click.echo(f"Cost: {campaign.cost_per_segment * segments:.4f} {campaign.currency}", err=True)
     if result.link_adds_segment:
         click.echo(f"Warning: the short link pushes {result.link_adds_segment} messages into one more segment.", err=True)
 
@@ -316,15 +316,18 @@ def _prepare(campaign: Campaign) -> None:
               help="File to write (default: standard output).")
 def export_messages_command(campaign_id: int, output: str) -> None:
     """Render a campaign's messages and write them as CSV (phone, message,
-    variant) for upload to any SMS platform."""
+    variant) for upload to any SMS platform. The messages then count as sent
+    (and are not sent again by ``send``)."""
     from .export import messages_csv
-    from .messages import message_rows
+    from .messages import mark_exported, message_rows
 
     campaign = _campaign_or_fail(campaign_id)
     _prepare(campaign)
     with click.open_file(output, "w", encoding="utf-8") as f:
         for line in messages_csv(message_rows(campaign)):
             f.write(line)
+    exported = mark_exported(campaign.id)
+    click.echo(f"{exported} messages exported: the reports count them as sent.", err=True)
 
 
 @smstrack_cli.command("export-recipients")

@@ -412,6 +412,31 @@ def variant_names(campaign: Campaign) -> dict[int, str]:
     return {v.id: v.name for v in campaign.variants}
 
 
+def ready_counts(campaign_id: int) -> tuple[int, int]:
+    """Messages rendered and not yet sent or exported, and their segments."""
+    r = Recipient.__table__.c
+    messages, segments = get_state().db.session.execute(
+        select(func.count(), func.coalesce(func.sum(r.segments), 0)).where(
+            r.campaign_id == campaign_id, r.status == "ready"
+        )
+    ).one()
+    return int(messages), int(segments)
+
+
+def mark_exported(campaign_id: int) -> int:
+    """Count the ready messages as sent through another platform: they were
+    downloaded for it. Returns how many."""
+    r = Recipient.__table__.c
+    session = get_state().db.session
+    changed = session.execute(
+        update(Recipient.__table__)
+        .where(r.campaign_id == campaign_id, r.status == "ready")
+        .values(status="exported", status_at=utcnow())
+    ).rowcount
+    session.commit()
+    return changed
+
+
 def message_rows(campaign: Campaign) -> list[tuple[str, str, str]]:
     """``(phone, message, variant)`` of every rendered message, by recipient."""
     names = variant_names(campaign)

@@ -426,9 +426,10 @@ class Recipient(Base):
     """One person a campaign's message goes to, and what happened to it.
 
     ``status`` moves forward only: ``pending`` (imported), ``ready`` (message
-    rendered, links made), ``sending`` (handed to the provider, answer not yet
-    stored), then the provider's ``queued``, ``sent``, ``delivered``,
-    ``undelivered`` or ``failed``.
+    rendered, links made), then ``exported`` (downloaded for another SMS
+    platform), or ``sending`` (handed to the provider, answer not yet stored)
+    and the provider's ``queued``, ``sent``, ``delivered``, ``undelivered`` or
+    ``failed``.
     """
 
     __tablename__ = "smstrack_recipients"
@@ -462,11 +463,11 @@ class Recipient(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-#: A recipient's message counts as sent (and paid for) once rendered, unless
-#: the provider refused it before sending: a rendered message may have gone
-#: out through another platform from the export.
+#: A recipient's message counts as sent (and paid for) once it is handed to a
+#: provider or exported for another platform, unless the provider refused it
+#: before sending.
 SENT_CONDITION = (
-    Recipient.__table__.c.status != "pending",
+    Recipient.__table__.c.status.not_in(("pending", "ready")),
     ~((Recipient.__table__.c.status == "failed") & Recipient.__table__.c.message_sid.is_(None)),
 )
 

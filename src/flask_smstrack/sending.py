@@ -41,7 +41,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from .messages import prepare_messages
+from .messages import prepare_messages, ready_counts
 from .models import Campaign, Recipient, utcnow
 from .state import get_state
 
@@ -241,15 +241,10 @@ def unknown_count(campaign_id: int) -> int:
 
 def send_plan(campaign: Campaign) -> SendPlan:
     """The messages, segments and cost of the campaign's ready recipients."""
-    session = get_state().db.session
-    messages, segments = session.execute(
-        select(func.count(), func.coalesce(func.sum(_r.segments), 0)).where(
-            _r.campaign_id == campaign.id, _r.status == "ready"
-        )
-    ).one()
+    messages, segments = ready_counts(campaign.id)
     price = campaign.cost_per_segment
-    cost = price * int(segments) if price is not None else None
-    return SendPlan(int(messages), int(segments), unknown_count(campaign.id), cost, campaign.currency)
+    cost = price * segments if price is not None else None
+    return SendPlan(messages, segments, unknown_count(campaign.id), cost, campaign.currency)
 
 
 def send_campaign(

@@ -23,7 +23,7 @@ from .manage import (
     remove_variant,
     short_url,
 )
-from .messages import PrepareError, link_number, message_rows, placeholders, prepare_messages, preview
+from .messages import PrepareError, mark_exported, ready_counts, link_number, message_rows, placeholders, prepare_messages, preview
 from .models import Campaign, Conversion, Link
 from .export import audience_csv, audience_json, messages_csv, table_csv, table_json
 from .reports import TABLES, CampaignData, audience, campaign_list_table, campaign_report, campaign_table, send_date
@@ -331,16 +331,17 @@ def messages_prepare(campaign_id: int) -> Response:
         result = prepare_messages(campaign)
     except PrepareError as err:
         raise _Invalid({"message_template": [str(err)]}, 409) from None
-    messages, segments = campaign.message_counts()
+    ready, segments = ready_counts(campaign.id)
+    price = campaign.cost_per_segment
     return jsonify(
         prepared=result.prepared,
         assigned=result.assigned,
         links_created=result.links_created,
         link_adds_segment=result.link_adds_segment,
         per_variant=result.per_variant,
-        messages=messages,
+        ready=ready,
         segments=segments,
-        cost=api_value(campaign.total_cost, "money"),
+        cost=api_value(price * segments if price is not None else None, "money"),
     )
 
 
@@ -355,11 +356,14 @@ def _stream_csv(lines, filename: str) -> Response:
 @bp.get("/campaigns/<int:campaign_id>/messages")
 def messages_export(campaign_id: int) -> Response:
     """The rendered messages (phone, message, variant): CSV for upload to
-    any SMS platform, or JSON pages with ``?limit=`` and ``?offset=``."""
+    any SMS platform, which counts them as sent from then on; or JSON pages
+    with ``?limit=`` and ``?offset=``, which change nothing."""
     campaign = _campaign_or_404(campaign_id)
     fmt = request.args.get("format", "csv")
     if fmt == "csv":
-        return _stream_csv(messages_csv(message_rows(campaign)), f"campaign-{campaign.id}-messages")
+        rows = message_rows(campaign)
+        mark_exported(campaign.id)
+        return _stream_csv(messages_csv(rows), f"campaign-{campaign.id}-messages")
     if fmt != "json":
         raise _Invalid({"format": ["Must be csv or json."]})
     limit = min(max(request.args.get("limit", 100, type=int), 1), 10_000)

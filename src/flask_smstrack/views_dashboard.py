@@ -881,6 +881,7 @@ def _short_url_prefix() -> tuple[str, str]:
 RECIPIENT_STATUSES = {
     "pending": ("Pending", "imported, no message yet"),
     "ready": ("Ready", "message written, not sent yet"),
+    "exported": ("Exported", "downloaded for another SMS platform: counted as sent"),
     "sending": ("Sending", "handed to the provider"),
     "queued": ("Queued", "waiting at the provider"),
     "sent": ("Sent", "on its way, no delivery receipt yet"),
@@ -937,8 +938,9 @@ def _ctr_note(report: CampaignReport, messages: int, receipts: int) -> str:
     """Which count CTR divides by, in words."""
     if receipts:
         return (
-            f"CTR = unique clicks ÷ delivered ({report.delivered:,}): delivery receipts came for "
-            f"{receipts:,} of {_plural(messages, 'message')}."
+            f"CTR = unique clicks ÷ messages delivered or still on their way ({report.audience:,}): "
+            f"delivery receipts came for {receipts:,} of {_plural(messages, 'message')}, "
+            f"{report.delivered:,} delivered and {report.undelivered:,} not."
         )
     if messages:
         return f"CTR = unique clicks ÷ sent ({messages:,}) until delivery receipts arrive, then ÷ delivered."
@@ -953,6 +955,7 @@ def _messages_card(data: CampaignData) -> dict[str, Any] | None:
     """What the campaign page's Messages card shows: recipients per status,
     messages, segments and cost, forwards, and the A/B test; ``None`` for a
     campaign without imported recipients or variants."""
+    from .messages import ready_counts
     from .reports import variant_test
 
     campaign = data.campaign
@@ -968,7 +971,12 @@ def _messages_card(data: CampaignData) -> dict[str, Any] | None:
     messages = sum(t["messages"] for t in totals)
     receipts = sum(t["receipts"] for t in totals)
     test = variant_test(data) if len(campaign.variants) >= 2 else None
+    ready, ready_segments = ready_counts(campaign.id)
+    price = campaign.cost_per_segment
     return {
+        "ready": ready,
+        "ready_segments": ready_segments,
+        "ready_cost": price * ready_segments if price is not None else None,
         "statuses": statuses,
         "recipients": recipients,
         "written": recipients - pending,
@@ -1027,7 +1035,7 @@ def messages_prepare(campaign_id: int) -> Response:
     if result.prepared:
         flash(_prepared_message(campaign, result))
     else:
-        flash("Every message is already sent: there is nothing left to prepare.")
+        flash("Every message is already sent or exported: there is nothing left to prepare.")
     return redirect(back)
 
 
@@ -1048,10 +1056,12 @@ def _csv_stream(lines: Any, filename: str) -> Response:
 @login_required
 def messages_csv_download(campaign_id: int) -> Response:
     from .export import messages_csv
-    from .messages import message_rows
+    from .messages import mark_exported, message_rows
 
     campaign = _campaign_or_404(campaign_id)
-    return _csv_stream(messages_csv(message_rows(campaign)), f"campaign-{campaign.id}-messages")
+    rows = message_rows(campaign)
+    mark_exported(campaign.id)
+    return _csv_stream(messages_csv(rows), f"campaign-{campaign.id}-messages")
 
 
 @bp.get("/campaigns/<int:campaign_id>/recipients.csv")
