@@ -368,3 +368,29 @@ def test_ab_test_with_more_conversions_than_clicks_says_so(sms, sms_app):
 
     page = login(sms_app).get(f"/smstrack/campaigns/{campaign['id']}")
     assert page.status_code == 200 and "Conversion rate cannot be tested" in page.text
+
+
+def test_two_prepares_at_once_both_succeed(sms, sms_app):
+    """Two "Prepare messages" at the same moment: the second finds the
+    first's links instead of failing on them."""
+    import threading
+
+    key, campaign, _ = _setup(sms)
+    results = []
+
+    def prepare():
+        results.append(sms_app.test_client().post(
+            f"/smstrack/api/v1/campaigns/{campaign['id']}/messages/prepare", headers={"Authorization": f"Bearer {key}"}
+        ).status_code)
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200, 200]
+    with sms_app.app_context():
+        from wsgi import db
+
+        links = db.session.execute(select(Link.recipient_id).where(Link.recipient_id.is_not(None))).scalars().all()
+        assert sorted(links) == sorted(set(links)) and len(links) == 12

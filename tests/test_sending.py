@@ -336,3 +336,31 @@ def test_cli_config_error(make_app, fake):
     assert fake.requests == []
     missing = app.test_cli_runner().invoke(args=["smstrack", "send", "999", "--yes"])
     assert missing.exit_code == 1 and "no campaign 999" in missing.output
+
+
+def test_a_claim_taken_over_while_waiting_is_not_sent(sms_app, fake):
+    """A sender waiting for its pace whose claim another sender took over
+    (``--retry-unknown`` after a long wait) leaves that message alone."""
+    from wsgi import db
+
+    from flask_smstrack.messages import prepare_messages
+    from flask_smstrack.sending import _Pacer, _Sender, twilio_client
+
+    campaign_id = _campaign(sms_app)
+    with sms_app.app_context():
+        prepare_messages(db.session.get(Campaign, campaign_id))
+        settings = twilio_settings()
+        sender = _Sender(campaign_id, settings, twilio_client(settings), _Pacer(1000), None)
+        row = db.session.execute(
+            select(Recipient.id, Recipient.phone, Recipient.message, Recipient.segments)
+            .where(Recipient.campaign_id == campaign_id).order_by(Recipient.id).limit(1)
+        ).one()
+        assert sender._claim(row.id)
+        # Meanwhile another run re-claims it with a claim time of its own.
+        db.session.execute(
+            update(Recipient).where(Recipient.id == row.id).values(sent_at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+        )
+        db.session.commit()
+        assert sender._send(row) is True
+        assert sender.result.skipped == 1
+    assert fake.creates == []

@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 from flask import current_app, has_request_context, request
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .manage import generate_code
 from .models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
@@ -268,8 +269,21 @@ def prepare_messages(campaign: Campaign, progress: Callable[[int], None] | None 
     """Give each unsent recipient a variant, links and a rendered message.
 
     Raises :class:`PrepareError` when the templates cannot be rendered.
-    ``progress`` is called with the number of recipients done.
+    ``progress`` is called with the number of recipients done. Two prepares
+    of one campaign at once (a double click, two senders) both succeed: the
+    one that loses the race for a recipient's link starts again and finds it.
     """
+    for attempt in range(3):
+        try:
+            return _prepare(campaign, progress)
+        except IntegrityError:
+            get_state().db.session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> PrepareResult:
     problems = check_templates(campaign)
     if problems:
         raise PrepareError("; ".join(problems))

@@ -345,6 +345,8 @@ class _Sender:
         self.session = get_state().db.session
         self.result = SendResult()
         self._campaign_marked = False
+        #: Each claimed recipient's claim time, as this sender wrote it.
+        self._claims: dict[int, dt.datetime] = {}
 
     # -- the two passes --------------------------------------------------
 
@@ -387,12 +389,15 @@ class _Sender:
                 continue
             # Claimed again (a new claim time), so two runs never settle it both.
             same_claim = _r.sent_at == row.sent_at if row.sent_at is not None else _r.sent_at.is_(None)
+            stamp = utcnow()
             claimed = self.session.execute(
                 update(_recipients)
                 .where(_r.id == row.id, _r.status == "sending", _r.message_sid.is_(None), same_claim)
-                .values(sent_at=utcnow())
+                .values(sent_at=stamp)
             ).rowcount
             self.session.commit()
+            if claimed:
+                self._claims[row.id] = stamp
             if not claimed:
                 self.result.skipped += 1
                 self.progress(1)
@@ -414,13 +419,34 @@ class _Sender:
     # -- one recipient ---------------------------------------------------
 
     def _claim(self, recipient_id: int) -> bool:
+        stamp = utcnow()
         claimed = self.session.execute(
             update(_recipients)
             .where(_r.id == recipient_id, _r.status == "ready")
-            .values(status="sending", sent_at=utcnow())
+            .values(status="sending", sent_at=stamp)
         ).rowcount
         self.session.commit()
+        if claimed:
+            self._claims[recipient_id] = stamp
         return bool(claimed)
+
+    def _renew(self, recipient_id: int) -> bool:
+        """Renew this sender's claim just before Twilio is called, so a claim
+        that waited (for the pace, or after a 429) never looks abandoned to
+        ``retry_unknown``; ``False`` when another sender took it over."""
+        stamp = utcnow()
+        renewed = self.session.execute(
+            update(_recipients)
+            .where(
+                _r.id == recipient_id, _r.status == "sending", _r.message_sid.is_(None),
+                _r.sent_at == self._claims.get(recipient_id),
+            )
+            .values(sent_at=stamp)
+        ).rowcount
+        self.session.commit()
+        if renewed:
+            self._claims[recipient_id] = stamp
+        return bool(renewed)
 
     def _release(self, recipient_id: int) -> None:
         """Give a claimed recipient back: its message surely did not go out."""
@@ -444,6 +470,9 @@ class _Sender:
         phone = row.phone
         for attempt in range(RATE_LIMITED_TRIES):
             self.pacer.wait()
+            if not self._renew(row.id):
+                self.result.skipped += 1
+                return True
             try:
                 message = self.client.messages.create(**self._create_args(row))
             except requests.RequestException as err:
