@@ -245,9 +245,12 @@ def test_click_event_is_a_click_of_the_recipient(hook_app):
         links = db.session.get(Campaign, campaign_id).links
         assert click.link_id == links[1].id
 
-    # The same phone again: a repeat. Another device: the message was forwarded.
+    # Twilio retrying the same event (or the request sent again): still one click.
     assert _post_click(client, _click_event()).status_code == 204
-    assert _post_click(client, _click_event(user_agent=DESKTOP)).status_code == 204
+    assert len(_clicks(hook_app)) == 1
+    # The same phone a minute later: a repeat. Another device: the message was forwarded.
+    assert _post_click(client, _click_event(click_time="2026-03-01T10:01:00Z")).status_code == 204
+    assert _post_click(client, _click_event(click_time="2026-03-01T10:02:00Z", user_agent=DESKTOP)).status_code == 204
     first, repeat, forward = _clicks(hook_app)
     assert (repeat.kind, repeat.is_first) == ("human", False)
     assert (forward.kind, forward.is_first, forward.device_type) == ("forward", False, "desktop")
@@ -293,6 +296,8 @@ def test_click_event_errors(hook_app):
     assert no_sid.status_code == 400 and "sms_sid" in no_sid.json["errors"]
     not_an_object = _post_click(client, [1, 2])
     assert not_an_object.status_code == 400
+    bad_time = _post_click(client, _click_event(click_time="yesterday"))
+    assert bad_time.status_code == 400 and bad_time.json["errors"] == {"click_time": ["Not an ISO 8601 time."]}
     unknown = _post_click(client, _click_event(sid="SM" + "f" * 32))
     assert unknown.status_code == 200 and "ignored" in unknown.json
     # A body other than the one signed, or no signature at all.

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import datetime as dt
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -690,7 +691,12 @@ def _same_url(a: str, b: str) -> bool:
 
 
 def record_twilio_click(
-    message_sid: str, *, link: str | None = None, user_agent: str | None = None, preview: bool = False
+    message_sid: str,
+    *,
+    link: str | None = None,
+    user_agent: str | None = None,
+    preview: bool = False,
+    event: tuple[dt.datetime, str] | None = None,
 ) -> str | None:
     """Record a click event of Twilio's Link Shortening as a click.
 
@@ -701,7 +707,11 @@ def record_twilio_click(
     :func:`join_recipient`). Written in one transaction with ``created_at``
     now, like every click.
 
-    Returns the new click id, or ``None`` when nothing is recorded: the
+    ``event`` is the click's time and a key naming the event (its message,
+    time, link...): the click id is derived from them, so Twilio retrying a
+    webhook, or the same request sent again, records the click once.
+
+    Returns the click id, or ``None`` when nothing is recorded: the
     message is not one of ours, its campaign has no link, or ``link`` is
     one of our own short links, whose redirect records the click itself.
     """
@@ -733,9 +743,18 @@ def record_twilio_click(
         chosen = next((c for c in candidates if link and _same_url(c.destination_url, link)), candidates[0])
         agent = classify_agent(user_agent or "")
         kind = "preview" if preview else agent.kind
+        now = utcnow()
+        if event is None:
+            click_id = new_click_id()
+        else:
+            clicked_at, key = event
+            digest = hashlib.sha256(f"twilio-click|{key}".encode()).digest()[:12]
+            click_id = click_id_at(int(clicked_at.timestamp() * 1000), digest)
+            if conn.execute(select(_clicks.c.id).where(_clicks.c.click_id == click_id)).first() is not None:
+                return click_id  # already recorded
         row = {
-            "click_id": new_click_id(),
-            "created_at": utcnow(),
+            "click_id": click_id,
+            "created_at": now,
             "link_id": chosen.id,
             "campaign_id": recipient.campaign_id,
             "recipient_id": recipient.id,

@@ -9,6 +9,7 @@ is the public URL, which ``request.url`` is when ``ProxyFix`` is applied
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -127,8 +128,19 @@ def twilio_clicks() -> Response:
     event_type = (event.get("event_type") or "click").lower()
     if event_type not in ("click", "preview"):
         return _ignored(f"event_type {event_type!r} is not a click")
+    raw_time = event.get("click_time")
+    clicked_at = None
+    if raw_time is not None:
+        try:
+            clicked_at = dt.datetime.fromisoformat(str(raw_time).replace("Z", "+00:00"))
+        except ValueError:
+            return error_response({"click_time": ["Not an ISO 8601 time."]}, 400)
+        if clicked_at.tzinfo is None:
+            return error_response({"click_time": ["Needs a timezone, e.g. 2026-11-27T10:05:00Z."]}, 400)
     click_id = record_twilio_click(
-        sid, link=event.get("link"), user_agent=event.get("user_agent"), preview=event_type == "preview"
+        sid, link=event.get("link"), user_agent=event.get("user_agent"), preview=event_type == "preview",
+        event=(clicked_at, "|".join((sid, str(raw_time), event.get("link") or "", event_type, event.get("user_agent") or "")))
+        if clicked_at else None,
     )
     if click_id is None:
         return _ignored("no message of ours with this sms_sid, or a link our own redirect counts")
