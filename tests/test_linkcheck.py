@@ -96,7 +96,7 @@ def closed_port() -> int:
 
 @pytest.fixture
 def app(make_app):
-    return make_app(SMSTRACK_LINK_CHECK_TIMEOUT=TIMEOUT)
+    return make_app(SMSTRACK_LINK_CHECK_TIMEOUT=TIMEOUT, SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES=True)
 
 
 # One link per case: code -> (path, verdict, words of the problem the user reads).
@@ -206,15 +206,15 @@ def test_check_url_reads_snippet_and_viewport_variants(site):
     assert linkcheck._is_snippet("https://go.example.com/tracker/t.js", "/tracker/t.js")
     assert not linkcheck._is_snippet("https://cdn.example.com/t.js", "/smstrack/t.js")
 
-    check = check_url(site.url("/ok"), 2)
+    check = check_url(site.url("/ok"), 2, allow_private=True)
     assert check.verdict == "ok" and check.final_url == site.url("/ok")
     # A snippet served under another URL prefix is found when told where.
-    assert check_url(site.url("/no-snippet"), 2, snippet_path="/js/analytics.js").verdict == "ok"
+    assert check_url(site.url("/no-snippet"), 2, snippet_path="/js/analytics.js", allow_private=True).verdict == "ok"
 
 
 def test_check_url_reports_failed_tls(site):
     """An https address whose server cannot do TLS is an error, not an exception."""
-    check = check_url(site.url("/ok").replace("http://", "https://"), 2)
+    check = check_url(site.url("/ok").replace("http://", "https://"), 2, allow_private=True)
     assert check.verdict == "error" and check.status is None
     assert check.errors[0].startswith("the secure (https) connection failed")
 
@@ -297,3 +297,14 @@ def test_dashboard_test_links_needs_token_and_owner(app, actions, site, campaign
     assert not site.seen
     anonymous = app.test_client().post(f"/smstrack/campaigns/{campaign}/check-links")
     assert anonymous.status_code == 302 and "/smstrack/login" in anonymous.headers["Location"]
+
+
+def test_pages_on_the_servers_own_network_are_not_fetched(site):
+    """The check runs on the server: without SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES
+    it does not fetch loopback, private or link-local addresses, not even
+    through a redirect."""
+    for url in (site.url("/ok"), "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/"):
+        check = check_url(url, 2)
+        assert check.verdict == "error"
+        assert "private address" in check.errors[0] and "SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES" in check.errors[0]
+    assert not site.seen

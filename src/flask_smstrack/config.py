@@ -109,6 +109,11 @@ SMSTRACK_BUILTIN_USERS = True
 #: loading the page together.
 SMSTRACK_LINK_CHECK_TIMEOUT = 10
 
+#: Let the link checker fetch pages on this server's own network (loopback,
+#: private and link-local addresses). Off, so that a dashboard user cannot
+#: use it to look inside the network; turn it on to check a staging site.
+SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES = False
+
 #: Twilio Account SID for ``flask smstrack send`` and the webhooks. ``None``
 #: reads the ``TWILIO_ACCOUNT_SID`` environment variable.
 SMSTRACK_TWILIO_ACCOUNT_SID: str | None = None

@@ -16,7 +16,9 @@ and the configuration first, in the caller's context.
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -181,7 +183,30 @@ def _seconds(timeout: float) -> str:
     return f"{timeout:g} s"
 
 
-def _fetch(session: requests.Session, url: str, deadline: float, result: LinkCheck) -> bytes | None:
+class _PrivateAddress(Exception):
+    """The address is on this server or its private network."""
+
+
+def _refuse_private(url: str) -> None:
+    """Raise :class:`_PrivateAddress` when ``url``'s host resolves to a
+    loopback, private, link-local or otherwise non-public address: the check
+    runs on the server, and must not become a way to look inside its network."""
+    host = urlsplit(url).hostname
+    if not host:
+        return
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return  # the request itself reports the unknown host
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not address.is_global:
+            raise _PrivateAddress(f"{host} is a private address ({address})")
+
+
+def _fetch(
+    session: requests.Session, url: str, deadline: float, result: LinkCheck, *, allow_private: bool = False
+) -> bytes | None:
     """GET ``url`` and what it redirects to; fill ``result`` with the last
     answer. Returns up to :data:`MAX_BODY_BYTES` of the final body, or
     ``None`` when the check stopped with an error."""
@@ -190,6 +215,8 @@ def _fetch(session: requests.Session, url: str, deadline: float, result: LinkChe
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise requests.Timeout()
+        if not allow_private:
+            _refuse_private(url)
         with session.get(url, allow_redirects=False, stream=True, timeout=(remaining, remaining)) as response:
             result.status = response.status_code
             result.final_url = url
@@ -228,6 +255,7 @@ def check_url(
     *,
     snippet_path: str = "/smstrack/t.js",
     click_param: str | None = None,
+    allow_private: bool = False,
 ) -> LinkCheck:
     """Fetch ``url`` as a visitor's phone would and report what it found.
 
@@ -238,6 +266,9 @@ def check_url(
     redirects land on must still carry it, since the snippet reads the click
     id from the page's address.
 
+    Addresses on the server's own network (loopback, private, link-local)
+    are refused unless ``allow_private``.
+
     Never raises for a network failure: it becomes one of the returned
     check's ``errors``.
     """
@@ -247,7 +278,13 @@ def check_url(
     try:
         with requests.Session() as session:
             session.headers.update({"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
-            body = _fetch(session, url, deadline, result)
+            body = _fetch(session, url, deadline, result, allow_private=allow_private)
+    except _PrivateAddress as err:
+        result.errors.append(
+            f"not checked: {err}, on this server's own network; set SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES"
+            " to check such pages"
+        )
+        body = None
     except requests.exceptions.SSLError:
         result.errors.append(
             "the secure (https) connection failed: the site's certificate is not valid for this address"
@@ -388,7 +425,10 @@ def check_campaign_links(
         return []
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(destinations)), thread_name_prefix="smstrack-linkcheck") as pool:
         futures = {
-            pool.submit(check_url, d.url, timeout, snippet_path=snippet_path, click_param=d.click_param): i
+            pool.submit(
+                check_url, d.url, timeout, snippet_path=snippet_path, click_param=d.click_param,
+                allow_private=bool(config["SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES"]),
+            ): i
             for i, d in enumerate(destinations)
         }
         for future in as_completed(futures):
