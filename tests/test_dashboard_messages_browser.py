@@ -132,3 +132,24 @@ def test_prepare_messages_and_read_the_ab_test(browser, site, size, viewport):
         screenshot(page, f"dashboard-messages-{size}")
     assert seen.problems == []
     assert [u for u in seen.urls if urlsplit(u).hostname not in (HOST, None)] == []
+
+
+def test_the_form_counts_segments_as_you_type(browser, site):
+    with session(browser, site, DESKTOP) as (page, seen), screenshot_on_failure(page, "form-live-failed"):
+        page.goto(f"{site.url}/smstrack/campaigns/{site.campaign_id}/edit")
+        # The variants' messages are counted as the page opens.
+        expect(page.locator("[data-live=variant_0_message_template]")).to_have_text(
+            re.compile(r"^GSM-7 · \d+ characters · 1 segment$")
+        )
+        area = page.locator("#f-message_template")
+        live = page.locator("[data-live=message_template]")
+        area.fill("Hi {first_name}, spring sale: {link}")
+        expect(live).to_have_text(re.compile(r"^GSM-7 · \d+ characters · 1 segment$"))
+        area.fill("Spring sale 🌷 " + "x" * 40 + " {link}")
+        expect(live).to_have_text(re.compile(
+            r"^UCS-2 · \d+ characters · 2 segments — The short link takes this message from 1 to 2 segments"
+        ))
+        expect(live).to_have_class(re.compile(r"\bst-warning\b"))
+        area.fill("")
+        expect(live).to_have_text("")
+    assert seen.problems == []

@@ -1,5 +1,6 @@
-/* flask-smstrack dashboard: copy buttons, and the numbers of a chart's bar
- * or a heatmap's square on hover and tap. The pages work without it. */
+/* flask-smstrack dashboard: copy buttons, the numbers of a chart's bar or a
+ * heatmap's square on hover and tap, and a message's encoding and segments
+ * as it is typed. The pages work without it. */
 (function (d) {
   'use strict';
 
@@ -70,5 +71,35 @@
   d.addEventListener('mouseover', function (event) {
     var tip = target(event);
     if (tip) show(tip);
+  });
+
+  // A message's encoding and segments, from the API, as it is typed.
+  function preview(area) {
+    var form = area.form;
+    var out = form && form.querySelector('[data-live="' + area.name + '"]');
+    var token = form && form.querySelector('input[name=csrf_token]');
+    if (!out || !token) return;
+    if (!area.value.trim()) { out.textContent = ''; return; }
+    fetch(form.getAttribute('data-preview-url'), {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRFToken': token.value },
+      body: JSON.stringify({ text: area.value })
+    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (p) {
+      if (!p) { out.textContent = ''; return; }
+      var text = p.encoding + ' · ' + p.characters + ' characters · ' + p.segments +
+        (p.segments === 1 ? ' segment' : ' segments') + (p.warning ? ' — ' + p.warning : '');
+      out.textContent = text;
+      out.classList.toggle('st-warning', !!p.warning);
+    }, function () { out.textContent = ''; });
+  }
+  d.addEventListener('input', function (event) {
+    var area = event.target;
+    if (!area.matches || !area.matches('textarea[data-preview]')) return;
+    clearTimeout(area._stTimer);
+    area._stTimer = setTimeout(function () { preview(area); }, 250);
+  });
+  Array.prototype.forEach.call(d.querySelectorAll('textarea[data-preview]'), function (area) {
+    if (area.value.trim()) preview(area);
   });
 })(document);
