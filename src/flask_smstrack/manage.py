@@ -23,9 +23,15 @@ class CodeTaken(ValueError):
 
 
 def generate_code(length: int | None = None) -> str:
-    """A random base62 code that cannot be guessed from other codes."""
+    """A random base62 code that cannot be guessed from other codes: one
+    uniform draw below 62^length, written in base62."""
     length = max(MIN_CODE_LENGTH, length or current_app.config["SMSTRACK_CODE_LENGTH"])
-    return "".join(secrets.choice(_BASE62) for _ in range(length))
+    number = secrets.randbelow(62**length)
+    digits = []
+    for _ in range(length):
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "".join(digits)
 
 
 def create_campaign(data: dict[str, Any], owner_id: str | None) -> Campaign:

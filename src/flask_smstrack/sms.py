@@ -44,8 +44,18 @@ class SegmentInfo:
         return self.segments * self.per_segment - self.units if self.segments else SINGLE[self.encoding]
 
 
+_GSM = GSM_BASIC | GSM_EXTENSION
+
+
 def encoding_of(text: str) -> str:
-    return "GSM-7" if all(c in GSM_BASIC or c in GSM_EXTENSION for c in text) else "UCS-2"
+    return "GSM-7" if _GSM.issuperset(text) else "UCS-2"
+
+
+def _units(text: str, encoding: str) -> int:
+    """Septets (GSM-7) or UTF-16 code units (UCS-2) of ``text``."""
+    if encoding == "GSM-7":
+        return len(text) + sum(text.count(c) for c in GSM_EXTENSION)
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _unit_sizes(text: str, encoding: str) -> list[int]:
@@ -58,14 +68,13 @@ def _unit_sizes(text: str, encoding: str) -> list[int]:
 def segment_info(text: str) -> SegmentInfo:
     """The encoding and segment count of ``text``."""
     encoding = encoding_of(text)
-    sizes = _unit_sizes(text, encoding)
-    units = sum(sizes)
+    units = _units(text, encoding)
     if units == 0:
         return SegmentInfo(encoding, 0, 0, 0)
     if units <= SINGLE[encoding]:
         return SegmentInfo(encoding, len(text), units, 1)
     limit, segments, used = PER_SEGMENT[encoding], 1, 0
-    for size in sizes:
+    for size in _unit_sizes(text, encoding):
         if used + size > limit:  # an escape pair or surrogate pair stays whole
             segments += 1
             used = 0
