@@ -150,6 +150,7 @@ def test_the_form_counts_segments_as_you_type(browser, site):
             r"^UCS-2 · \d+ characters · 2 segments — The short link takes this message from 1 to 2 segments"
         ))
         expect(live).to_have_class(re.compile(r"\bst-warning\b"))
+        screenshot(page, "campaign-form-variants")
         area.fill("")
         expect(live).to_have_text("")
     assert seen.problems == []

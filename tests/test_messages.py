@@ -326,8 +326,8 @@ def test_campaign_form_edits_variants_and_shows_their_cost(sms, sms_app):
     again = client.get(page)
     text = html.unescape(again.text)
     # 12 recipients split 1:2; A costs one segment each, B two.
-    assert ">4<" in again.text and ">8<" in again.text
-    assert "0.0316" in text and "0.1264" in text
+    assert "1 segment · 0.0079 each" in text and "2 segments · 0.0158 each" in text
+    assert "4 recipients · 0.0316" in text and "8 recipients · 0.1264" in text
     one = {**form, "csrf_token": csrf_token(client, page), "variant_1_name": "", "variant_1_message_template": ""}
     refused = client.post(page, data=one)
     assert refused.status_code == 400
@@ -394,3 +394,13 @@ def test_two_prepares_at_once_both_succeed(sms, sms_app):
 
         links = db.session.execute(select(Link.recipient_id).where(Link.recipient_id.is_not(None))).scalars().all()
         assert sorted(links) == sorted(set(links)) and len(links) == 12
+
+
+def test_preview_as_a_campaigns_first_recipient_gets_it(sms):
+    key, campaign, _ = _setup(sms, variants=())
+    body = {"text": "Hi {first_name} from {city}, {shoe} {link}", "campaign_id": campaign["id"]}
+    shown = sms.api("POST", "/messages/preview", key, json=body).json
+    assert shown["rendered"].startswith(f"Hi P0 from City0,  {BASE}/s/")
+    assert shown["unknown"] == ["shoe"] and shown["encoding"] == "GSM-7"
+    other = sms.api_key("other@example.com")
+    assert sms.api("POST", "/messages/preview", other, json=body).status_code == 404

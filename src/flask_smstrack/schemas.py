@@ -321,6 +321,9 @@ class MessagePreviewSchema(_Strict):
     """``POST /api/v1/messages/preview``: the text of one message."""
 
     text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
+    #: Render ``{link}`` and attribute placeholders as this campaign's first
+    #: recipient would get them.
+    campaign_id = fields.Integer(load_default=None, allow_none=True, strict=True)
 
 
 #: Who to send the next message to (``GET .../recipients?segment=``).

@@ -23,7 +23,18 @@ from .manage import (
     remove_variant,
     short_url,
 )
-from .messages import PrepareError, mark_exported, ready_counts, link_number, message_rows, placeholders, prepare_messages, preview
+from .messages import (
+    PrepareError,
+    attribute_names,
+    link_number,
+    mark_exported,
+    message_rows,
+    placeholders,
+    prepare_messages,
+    preview,
+    ready_counts,
+    sample_values,
+)
 from .models import Campaign, Conversion, Link
 from .export import audience_csv, audience_json, messages_csv, table_csv, table_json
 from .reports import TABLES, CampaignData, audience, campaign_list_table, campaign_report, campaign_table, send_date
@@ -266,10 +277,23 @@ def messages_preview() -> Response:
     """Encoding, characters and segments of a message, as an SMS network
     will count them. A template's ``{link}`` placeholders are filled with a
     short link as long as a real one first."""
-    text = _load(MessagePreviewSchema())["text"]
+    data = _load(MessagePreviewSchema())
+    text = data["text"]
     body: dict = {}
     numbers = [n for name in placeholders(text) if (n := link_number(name)) is not None]
-    if numbers:
+    if data["campaign_id"] is not None:
+        # As the campaign's first recipient would get it, with its links.
+        campaign = _campaign_or_404(data["campaign_id"])
+        shown = preview(
+            text, values=sample_values(campaign.id), links=max([len(campaign.links), *(n + 1 for n in numbers)]),
+            known=attribute_names(campaign.id),
+        )
+        info = shown.info
+        body.update(
+            rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning(),
+            unknown=shown.unknown,
+        )
+    elif numbers:
         shown = preview(text, links=max(numbers) + 1)
         info = shown.info
         body.update(rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning())

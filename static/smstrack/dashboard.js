@@ -84,11 +84,13 @@
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', 'X-CSRFToken': token.value },
-      body: JSON.stringify({ text: area.value })
+      body: JSON.stringify(form.hasAttribute('data-campaign-id')
+        ? { text: area.value, campaign_id: +form.getAttribute('data-campaign-id') } : { text: area.value })
     }).then(function (r) { return r.ok ? r.json() : null; }).then(function (p) {
       if (!p) { out.textContent = ''; return; }
       var text = p.encoding + ' · ' + p.characters + ' characters · ' + p.segments +
-        (p.segments === 1 ? ' segment' : ' segments') + (p.warning ? ' — ' + p.warning : '');
+        (p.segments === 1 ? ' segment' : ' segments') + (p.warning ? ' — ' + p.warning : '') +
+        (p.unknown && p.unknown.length ? ' Not in the recipients\' file: {' + p.unknown.join('}, {') + '}.' : '');
       out.textContent = text;
       out.classList.toggle('st-warning', !!p.warning);
     }, function () { out.textContent = ''; });
