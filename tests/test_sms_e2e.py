@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from conftest import ANDROID, DESKTOP, IPHONE, _empty_tables
 from e2e.browser import BIN
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn, report
+from e2e.support import ROOT, Cli, clean_env, fetch, free_port, gunicorn, report
 
 PUBLIC = "https://go.example.com"
 #: What the proxy in front of gunicorn tells it about the public address.
