@@ -11,6 +11,8 @@ import itertools
 import re
 from typing import Any, Iterable, Iterator
 
+from flask import Response, stream_with_context
+
 from .reports import AudienceMember, Table
 from .schemas import api_value
 #: A cell starting with one of these is a formula to Excel, LibreOffice and
@@ -19,6 +21,21 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 cell = api_value
+
+
+def csv_download(body: str | Iterator[str], filename: str) -> Response:
+    """A CSV file download: ``body`` is the text, or its lines (streamed, in
+    the request's context). Private: reports are nobody else's to cache."""
+    if not isinstance(body, str):
+        body = stream_with_context(body)
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}.csv"',
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 def table_json(table: Table) -> dict[str, Any]:

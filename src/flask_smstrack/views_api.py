@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from flask import Blueprint, current_app, g, jsonify, request, stream_with_context
+from flask import Blueprint, current_app, g, jsonify, request
 from flask_wtf.csrf import validate_csrf
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -36,7 +36,7 @@ from .messages import (
     sample_values,
 )
 from .models import Campaign, Conversion, Link
-from .export import audience_csv, audience_json, messages_csv, table_csv, table_json
+from .export import audience_csv, audience_json, csv_download, messages_csv, table_csv, table_json
 from .reports import TABLES, CampaignData, audience, campaign_list_table, campaign_report, campaign_table, send_date
 from .schemas import (
     AudienceSchema,
@@ -241,11 +241,7 @@ def table_response(table, filename: str) -> Response:
     """A report table as JSON, or as a CSV download with ``?format=csv``."""
     fmt = request.args.get("format", "json")
     if fmt == "csv":
-        return Response(
-            table_csv(table),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
-        )
+        return csv_download(table_csv(table), filename)
     if fmt != "json":
         raise _Invalid({"format": ["Must be json or csv."]})
     return jsonify(table_json(table))
@@ -369,14 +365,6 @@ def messages_prepare(campaign_id: int) -> Response:
     )
 
 
-def _stream_csv(lines, filename: str) -> Response:
-    return Response(
-        stream_with_context(lines),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
-    )
-
-
 @bp.get("/campaigns/<int:campaign_id>/messages")
 def messages_export(campaign_id: int) -> Response:
     """The rendered messages (phone, message, variant): CSV for upload to
@@ -387,7 +375,7 @@ def messages_export(campaign_id: int) -> Response:
     if fmt == "csv":
         rows = message_rows(campaign)
         mark_exported(campaign.id)
-        return _stream_csv(messages_csv(rows), f"campaign-{campaign.id}-messages")
+        return csv_download(messages_csv(rows), f"campaign-{campaign.id}-messages")
     if fmt != "json":
         raise _Invalid({"format": ["Must be csv or json."]})
     limit = min(max(request.args.get("limit", 100, type=int), 1), 10_000)
@@ -409,7 +397,7 @@ def recipients_audience(campaign_id: int) -> Response:
     filters = {k: query[k] for k in ("variant", "device", "country")}
     if query["format"] == "csv":
         members = audience(campaign, query["segment"], **filters)
-        return _stream_csv(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
+        return csv_download(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
     members = audience(campaign, query["segment"], **filters, limit=query["limit"], offset=query["offset"])
     return jsonify(segment=query["segment"], recipients=[audience_json(m) for m in members])
 

@@ -28,7 +28,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from .auth import Principal, find_user, principal_from_user
-from .export import table_csv
+from .export import csv_download, table_csv
 from .manage import CodeTaken, create_campaign, create_link, get_campaign, list_campaigns, short_url, sync_variants
 from .models import Campaign
 from .reports import (
@@ -258,17 +258,6 @@ def _list_table(listing: _CampaignList) -> Table:
     return campaign_list_table([(row.campaign, row.report, row.date) for row in listing.rows])
 
 
-def _csv_response(text: str, filename: str) -> Response:
-    return Response(
-        text,
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}.csv"',
-            "Cache-Control": "private, no-store",
-        },
-    )
-
-
 def _list_args(listing: _CampaignList, **changes: Any) -> dict[str, Any]:
     args = {
         "start": listing.start.isoformat() if listing.start else None,
@@ -316,7 +305,7 @@ def campaigns_csv() -> Response:
     listing = _campaign_list()
     if listing.errors:
         return Response(" ".join(listing.errors) + "\n", status=400, mimetype="text/plain")
-    return _csv_response(table_csv(_list_table(listing)), "campaigns")
+    return csv_download(table_csv(_list_table(listing)), "campaigns")
 
 
 # -- one campaign ---------------------------------------------------------------
@@ -530,7 +519,7 @@ def table_download(campaign_id: int, name: str) -> Response:
     if tz_error:
         return Response(tz_error + "\n", status=400, mimetype="text/plain")
     table = campaign_table(CampaignData(campaign, tz), name)
-    return _csv_response(table_csv(table), f"campaign-{campaign.id}-{name}")
+    return csv_download(table_csv(table), f"campaign-{campaign.id}-{name}")
 
 
 @bp.get("/campaigns/<int:campaign_id>/install")
@@ -1039,19 +1028,6 @@ def messages_prepare(campaign_id: int) -> Response:
     return redirect(back)
 
 
-def _csv_stream(lines: Any, filename: str) -> Response:
-    from flask import stream_with_context
-
-    return Response(
-        stream_with_context(lines),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}.csv"',
-            "Cache-Control": "private, no-store",
-        },
-    )
-
-
 @bp.get("/campaigns/<int:campaign_id>/messages.csv")
 @login_required
 def messages_csv_download(campaign_id: int) -> Response:
@@ -1061,7 +1037,7 @@ def messages_csv_download(campaign_id: int) -> Response:
     campaign = _campaign_or_404(campaign_id)
     rows = message_rows(campaign)
     mark_exported(campaign.id)
-    return _csv_stream(messages_csv(rows), f"campaign-{campaign.id}-messages")
+    return csv_download(messages_csv(rows), f"campaign-{campaign.id}-messages")
 
 
 @bp.get("/campaigns/<int:campaign_id>/recipients.csv")
@@ -1083,4 +1059,4 @@ def recipients_csv_download(campaign_id: int) -> Response:
         abort(400, "These recipients cannot be downloaded. " + "; ".join(problems))
     filters = {k: query[k] for k in ("variant", "device", "country")}
     members = audience(campaign, query["segment"], **filters)
-    return _csv_stream(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
+    return csv_download(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
