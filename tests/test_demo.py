@@ -1,4 +1,5 @@
 import datetime as dt
+import html
 import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -10,19 +11,21 @@ from sqlalchemy.orm import aliased
 
 from flask_smstrack.tracking import click_id_millis
 
-from flask_smstrack import demo
+from flask_smstrack import demo, demo_sms
 from flask_smstrack.auth import find_user
 from flask_smstrack.classify import classify_agent
-from flask_smstrack.models import Campaign, Click, Conversion, Link, RollupState, utcnow
-from flask_smstrack.reports import campaign_report
+from flask_smstrack.models import Campaign, Click, Conversion, Link, Recipient, RollupState, Variant, utcnow
+from flask_smstrack.reports import CampaignData, campaign_report, variant_test
 from flask_smstrack.schemas import format_money
 from flask_smstrack.state import get_state
+from test_dashboard import login
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def _run(runner, *args):
-    return runner.invoke(args=["smstrack", "demo", *args])
+    """The Spring sale demo alone (the A/B test demo is tested below)."""
+    return runner.invoke(args=["smstrack", "demo", "--no-sms", *args])
 
 
 def _campaign_id(output: str) -> int:
@@ -283,3 +286,227 @@ def test_networks_belong_to_their_countries():
     for _, _, prefix, country in demo._BOT_AGENTS:
         sample = f"{prefix}.7" if prefix.count(".") == 2 else f"{prefix}.7.0"
         assert iptocc.country_code(sample) == country, prefix
+
+
+# -- the A/B test demo: imported recipients, variants, receipts, forwards ------
+
+
+def _sms_campaign_id(output: str) -> int:
+    return int(re.search(r"^Campaign (\d+) created: Demo: A/B test \(SMS\)", output, re.M).group(1))
+
+
+def test_demo_command_makes_an_ab_test(app, runner, actions):
+    key = actions.api_key("admin@example.com", admin=True)
+    result = runner.invoke(args=["smstrack", "demo", "--clicks", "300", "--seed", "8"])
+    assert result.exit_code == 0, result.output
+    spring_id, campaign_id = _campaign_id(result.output), _sms_campaign_id(result.output)
+    assert spring_id < campaign_id
+    assert f"/smstrack/campaigns/{campaign_id}" in result.output
+
+    n = demo_sms.RECIPIENTS
+    report = actions.report(key, campaign_id)
+    assert (report["sent"], report["segments"], report["cost"]) == (n, n, "15.80")
+    assert 0.93 * n < report["delivered"] < 0.97 * n
+    assert 0.015 * n < report["undelivered"] < 0.05 * n
+    no_receipt = n - report["delivered"] - report["undelivered"]
+    assert 0.005 * n < no_receipt < 0.04 * n
+    assert 0.095 < report["ctr"] < 0.135
+    assert report["forwards"] > 0 and report["previews"] > 0 and report["bots"] == 0
+    assert report["unique_clicks"] < report["clicks"] < 1.3 * report["unique_clicks"]
+    assert 0.04 < report["conversion_rate"] < 0.22
+    assert f"{report['delivered']} delivered, {report['undelivered']} undelivered, {no_receipt} without a receipt" in result.output
+    assert f"{report['clicks']} human ({report['unique_clicks']} unique), {report['forwards']} forwards" in result.output
+    assert "A/B test:    B beats A on CTR: " in result.output
+
+    with app.app_context():
+        session = _session()
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign.owner_id == str(find_user("admin@example.com").id) and campaign.status == "sent"
+        assert campaign.sent_at == session.get(Campaign, spring_id).sent_at
+        assert (campaign.currency, campaign.cost_per_segment) == ("USD", Decimal("0.0079"))
+        assert app.config["SMSTRACK_BASE_URL"] is None  # set for the messages only
+        [link] = campaign.links
+        assert link.destination_url == "https://shop.example.com/spring" and link.utm["utm_source"] == "sms"
+        variants = {v.id: v for v in campaign.variants}
+        assert [(v.name, v.weight) for v in variants.values()] == [("A", 1), ("B", 1)]
+
+        # The test: B's CTR is higher, and the verdict says so.
+        test = variant_test(CampaignData(campaign))
+        a, b = test.rows
+        assert (a["messages"], b["messages"]) == (n // 2, n // 2)
+        assert 0.08 < a["ctr"] < 0.10 and 0.13 < b["ctr"] < 0.15
+        assert test.notes[0].startswith("B beats A on CTR: ")
+
+        # Recipients: imported, each with a message, a MessageSid and a receipt (or not).
+        recipients = {r.id: r for r in session.execute(select(Recipient).where(Recipient.campaign_id == campaign_id)).scalars()}
+        assert len(recipients) == n
+        sids = [r.message_sid for r in recipients.values()]
+        assert len(set(sids)) == n and all(re.fullmatch(r"SM[0-9a-f]{32}", sid) for sid in sids)
+        by_status = {}
+        for r in recipients.values():
+            by_status.setdefault(r.status, []).append(r)
+            assert re.fullmatch(r"\+1\d{3}55501\d\d", r.phone) and set(r.attributes) == {"first_name", "city"}
+            assert r.message.startswith((f"Hi {r.attributes['first_name']}, ", f"{r.attributes['first_name']}: "))
+            assert r.variant_id in variants and r.segments == 1
+            assert dt.timedelta(0) <= r.sent_at - campaign.sent_at <= dt.timedelta(seconds=demo_sms.SEND_SECONDS)
+            assert r.sent_at <= r.status_at <= r.sent_at + dt.timedelta(minutes=15)
+            assert (r.error_code in ("30003", "30005")) == (r.status == "undelivered")
+        assert {s: len(rs) for s, rs in by_status.items()} == {
+            "delivered": report["delivered"], "undelivered": report["undelivered"], "sent": no_receipt,
+        }
+
+        # Each recipient's own link, for the campaign link, in their message.
+        own = session.execute(select(Link).where(Link.campaign_id == campaign_id, Link.recipient_id.is_not(None))).scalars().all()
+        assert len(own) == n and {l.recipient_id for l in own} == set(recipients)
+        for l in own:
+            r = recipients[l.recipient_id]
+            assert l.parent_id == link.id and l.variant_id == r.variant_id
+            assert r.message.endswith(f" http://127.0.0.1:8000/s/{l.code}")
+
+        # Clicks, as the redirect records clicks on recipients' own links.
+        clicks = session.execute(select(Click).where(Click.campaign_id == campaign_id).order_by(Click.id)).scalars().all()
+        assert [c.created_at for c in clicks] == sorted(c.created_at for c in clicks)
+        firsts = {}
+        for c in clicks:
+            r = recipients[c.recipient_id]
+            assert (c.link_id, c.variant_id, c.source) == (link.id, r.variant_id, None)
+            assert click_id_millis(c.click_id) == _millis(c.created_at)
+            assert campaign.sent_at < c.created_at <= campaign.sent_at + demo.HORIZON
+            assert c.ip.endswith((".0", "::")) and iptocc.country_code(c.ip) == c.country
+            if c.is_first:
+                assert c.kind == "human" and c.visitor_id is None and c.recipient_id not in firsts
+                assert r.status != "undelivered" and c.created_at > r.status_at and c.country == "US"
+                firsts[c.recipient_id] = c
+        assert len(firsts) == report["unique_clicks"]
+        human = [c for c in clicks if c.kind == "human"]
+        assert {c.device_type for c in human} == {"mobile", "desktop"} and {c.os for c in human} >= {"iOS", "Android"}
+        for c in clicks:
+            first = firsts.get(c.recipient_id)
+            if c.kind == "human" and not c.is_first:  # back on the same device
+                assert c.visitor_id == first.click_id and c.created_at > first.created_at
+                assert (c.device_type, c.os, c.browser, c.ip) == (first.device_type, first.os, first.browser, first.ip)
+            elif c.kind == "forward":  # passed on: another device
+                assert not c.is_first and c.visitor_id is None and c.created_at > first.created_at
+                assert (c.device_type, c.os, c.browser, c.ip) != (first.device_type, first.os, first.browser, first.ip)
+            elif c.kind == "preview":  # iMessage, as the message arrives
+                r = recipients[c.recipient_id]
+                assert r.status == "delivered" and c.browser == "Facebook / iMessage preview" and not c.is_first
+                assert r.status_at < c.created_at < r.status_at + dt.timedelta(seconds=5)
+        assert {c.kind for c in clicks} == {"human", "preview", "forward"}
+        assert sum(c.country == "US" for c in clicks) > 0.95 * len(clicks)
+
+        # Conversions follow confirmed human clicks, and carry their ids.
+        conversions = session.execute(select(Conversion).where(Conversion.campaign_id == campaign_id)).scalars().all()
+        assert len(conversions) == report["conversions"]
+        orders = [v.order_id for v in conversions]
+        assert len(set(orders)) == len(orders) and all(o.startswith(f"DEMO-{campaign_id}-") for o in orders)
+        for v in conversions:
+            click = session.get(Click, v.click_pk)
+            assert click.kind == "human" and click.human_confirmed and click.click_id == v.reported_click_id
+            assert (v.link_id, v.recipient_id, v.variant_id) == (click.link_id, click.recipient_id, click.variant_id)
+            assert (v.event, v.currency) == ("purchase", "USD") and isinstance(v.revenue, Decimal)
+            assert click.created_at < v.created_at
+        revenue = sum((v.revenue for v in conversions), Decimal(0))
+        assert report["revenue"] == {"USD": format_money(revenue)}
+        assert f"conversions: {len(conversions)}, revenue {format_money(revenue)} USD" in result.output
+
+
+def _ab_numbers(campaign: Campaign):
+    data = CampaignData(campaign)
+    report = {k: v for k, v in data.report.as_dict().items() if k != "campaign_id"}
+    test = variant_test(data)
+    return report, test.rows, test.notes
+
+
+def test_ab_demo_same_seed_same_numbers(app):
+    now = dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.timezone.utc)
+    with app.app_context():
+        first, second, other = (demo_sms.create_demo_sms_campaign(seed=s, now=now) for s in (21, 21, 22))
+        assert len({first.id, second.id, other.id}) == 3
+        assert first.sent_at == dt.datetime(2025, 2, 25, 15, 0, tzinfo=dt.timezone.utc)  # 10:00 EST
+        numbers = _ab_numbers(first)
+        assert numbers == _ab_numbers(second)
+        assert numbers != _ab_numbers(other)
+        assert numbers[2][0].startswith("B beats A on CTR: ")
+        # The same phones in each campaign, and no MessageSid twice.
+        assert _count(Recipient) == 3 * demo_sms.RECIPIENTS
+        assert _session().execute(select(func.count(func.distinct(Recipient.message_sid)))).scalar_one() == _count(Recipient)
+
+
+def test_ab_demo_leaves_no_rollups_and_uses_the_base_url(make_app):
+    app = make_app(SMSTRACK_BASE_URL="https://sms.example.com")
+    with app.app_context():
+        campaign = demo_sms.create_demo_sms_campaign(recipients=150, seed=4)
+        assert _count(RollupState) == 0
+        messages = _session().execute(select(Recipient.message)).scalars().all()
+        assert len(messages) == 150 and all(" https://sms.example.com/s/" in m for m in messages)
+        assert campaign_report(campaign).sent == 150
+        assert app.config["SMSTRACK_BASE_URL"] == "https://sms.example.com"
+    with pytest.raises(ValueError, match="recipients must be between 1 and 2000"):
+        demo_sms.create_demo_sms_campaign(recipients=2001)
+
+
+@pytest.mark.parametrize("stage", ["messages", "clicks"])
+def test_ab_demo_failure_leaves_nothing_behind(app, monkeypatch, stage):
+    n = demo_sms.RECIPIENTS
+    if stage == "messages":
+        progress = None
+        prepare = demo_sms.prepare_messages
+
+        def prepare_then_fail(campaign, progress=None):
+            prepare(campaign, progress=progress)
+            assert _count(Link) == 3 + 1 + n
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(demo_sms, "prepare_messages", prepare_then_fail)
+        error = RuntimeError
+    else:
+        done = []
+
+        def progress(count):
+            done.append(count)
+            if sum(done) == n * demo_sms.STEPS_PER_RECIPIENT:
+                # Ctrl-C with the send, the clicks and the conversions written.
+                assert _count(Click) > 50 and _count(Conversion) > 0
+                raise KeyboardInterrupt
+
+        error = KeyboardInterrupt
+    with app.app_context():
+        # Another campaign is left as it is.
+        spring = demo.create_demo_campaign(clicks=50, seed=1)
+        before = {model: _count(model) for model in (Campaign, Link, Click, Conversion)}
+        with pytest.raises(error):
+            demo_sms.create_demo_sms_campaign(seed=3, progress=progress)
+        assert {model: _count(model) for model in before} == before
+        for model in (Recipient, Variant, RollupState):
+            assert _count(model) == 0
+        assert _session().execute(select(Campaign.id)).scalars().all() == [spring.id]
+        assert app.config["SMSTRACK_BASE_URL"] is None
+
+
+def test_ab_demo_on_the_dashboard(app, runner, actions):
+    actions.user("admin@example.com", admin=True)
+    result = runner.invoke(args=["smstrack", "demo", "--clicks", "100", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    campaign_id = _sms_campaign_id(result.output)
+    with app.app_context():
+        campaign = _session().get(Campaign, campaign_id)
+        report = campaign_report(campaign)
+        verdict = variant_test(CampaignData(campaign)).notes[0]
+
+    client = login(app, "admin@example.com")
+    page = client.get(f"/smstrack/campaigns/{campaign_id}")
+    assert page.status_code == 200
+    card = re.search(r'<section class="st-card" id="messages".*?</section>', page.text, re.S).group(0)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", card)).split())
+    assert "2,000 recipients." in text
+    statuses = dict(re.findall(r'data-status="(\w+)">.*?<strong class="st-status-count">([^<]+)</strong>', card))
+    assert statuses["delivered"] == f"{report.delivered:,}" and statuses["pending"] == "0"
+    assert int(statuses["undelivered"]) == report.undelivered and int(statuses["sent"]) > 0
+    assert f"Forwards {report.forwards}" in text and "Cost 15.80 USD" in text
+    called = re.findall(r'<p class="st-verdict st-verdict-called">(.*?)</p>', card, re.S)
+    assert html.unescape(called[0]) == verdict and verdict.startswith("B beats A on CTR: ")
+    assert "Variant A" in text and "Variant B" in text
+
+    listed = client.get("/smstrack/").text
+    assert "Demo: A/B test (SMS)" in listed and "Demo: Spring sale" in listed

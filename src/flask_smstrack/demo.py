@@ -47,7 +47,7 @@ from .models import Campaign, Click, Conversion, Link, User, utcnow
 from .rollups import reset as reset_rollups
 from .schemas import CampaignSchema, LinkSchema
 from .state import get_state
-from .tracking import click_id_at
+from .tracking import click_id_at, click_row
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -273,20 +273,41 @@ def create_demo_campaign(
             if progress is not None:
                 progress(len(click_rows))
         db.session.execute(insert(conversions_table), plan.unattributed(clicks))
-        # Sent only now, with its data complete: a report that ran meanwhile
-        # saw a draft. The rows were written after their time, like replayed
-        # clicks: rollups a report made meanwhile are rebuilt.
-        campaign.sent_at = sent_at
-        campaign.status = "sent"
-        db.session.commit()
-        reset_rollups(campaign.id)
+        mark_sent(campaign, sent_at)
     except BaseException:
-        try:
-            _remove(campaign.id)
-        except Exception:
-            logger.exception("Could not remove the unfinished demo campaign %s", campaign.id)
+        remove_unfinished(campaign.id, _remove)
         raise
     return campaign
+
+
+def mark_sent(campaign: Campaign, sent_at: dt.datetime) -> None:
+    """Mark a demo campaign sent, only now that its data is complete: a
+    report that ran meanwhile saw a draft. The rows were written after their
+    time, like replayed clicks: rollups a report made meanwhile are rebuilt."""
+    campaign.sent_at = sent_at
+    campaign.status = "sent"
+    get_state().db.session.commit()
+    reset_rollups(campaign.id)
+
+
+def remove_unfinished(campaign_id: int, remove: Callable[[int], None]) -> None:
+    """Remove what a failed or interrupted demo wrote, with ``remove``."""
+    try:
+        remove(campaign_id)
+    except Exception:
+        logger.exception("Could not remove the unfinished demo campaign %s", campaign_id)
+
+
+def carrier_ip(rng: random.Random, prefixes: tuple[str, ...]) -> str | None:
+    """An anonymized address in one of a carrier's networks."""
+    prefix = prefixes[rng.randrange(len(prefixes))]
+    if ":" in prefix:
+        ip = f"{prefix}:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{rng.randrange(1, 65536):x}"
+    elif prefix.count(".") == 2:
+        ip = f"{prefix}.{rng.randrange(1, 255)}"
+    else:
+        ip = f"{prefix}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    return anonymize_ip(ip)
 
 
 def _remove(campaign_id: int) -> None:
@@ -442,37 +463,10 @@ class _Plan:
         return demo_click_id(micros, self.id_rng.getrandbits(96).to_bytes(12, "big"))
 
     def _ip(self, prefixes: tuple[str, ...]) -> str | None:
-        rng = self.rng
-        prefix = prefixes[rng.randrange(len(prefixes))]
-        if ":" in prefix:
-            ip = f"{prefix}:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{rng.randrange(1, 65536):x}"
-        elif prefix.count(".") == 2:
-            ip = f"{prefix}.{rng.randrange(1, 255)}"
-        else:
-            ip = f"{prefix}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        return anonymize_ip(ip)
+        return carrier_ip(self.rng, prefixes)
 
     def _row(self, click_id: str, micros: int, link_id: int, kind: str, agent: Agent, **fields) -> dict[str, Any]:
-        row = {
-            "click_id": click_id,
-            "created_at": _from_micros(micros),
-            "link_id": link_id,
-            "campaign_id": self.campaign_id,
-            "recipient_id": None,
-            "variant_id": None,
-            "kind": kind,
-            "is_first": False,
-            "human_confirmed": False,
-            "visitor_id": None,
-            "device_type": agent.device_type,
-            "os": agent.os,
-            "browser": agent.browser,
-            "country": None,
-            "ip": None,
-            "referrer_host": None,
-        }
-        row.update(fields)
-        return row
+        return click_row(click_id, _from_micros(micros), link_id, self.campaign_id, kind, agent, **fields)
 
     def _conversion(self, click: dict[str, Any], micros: int) -> dict[str, Any]:
         rng = self.rng

@@ -378,6 +378,41 @@ def _click_writer(state) -> ClickWriter:
     return writer
 
 
+def click_row(
+    click_id: str,
+    created_at: dt.datetime,
+    link_id: int,
+    campaign_id: int,
+    kind: str,
+    agent: Agent,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A row of the clicks table, every column given: the one shape the
+    redirect, Twilio's click events and the demos write. ``fields`` set the
+    others (``recipient_id``, ``is_first``, ``country``...)."""
+    row = {
+        "click_id": click_id,
+        "created_at": created_at,
+        "link_id": link_id,
+        "campaign_id": campaign_id,
+        "recipient_id": None,
+        "variant_id": None,
+        "kind": kind,
+        "source": None,
+        "is_first": False,
+        "human_confirmed": False,
+        "visitor_id": None,
+        "device_type": agent.device_type,
+        "os": agent.os,
+        "browser": agent.browser,
+        "country": None,
+        "ip": None,
+        "referrer_host": None,
+    }
+    row.update(fields)
+    return row
+
+
 def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
     """Record one request to ``link`` and return its click id and agent.
 
@@ -393,26 +428,16 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
             agent = Agent("bot", agent.device_type, agent.os, agent.browser)
         ip = environ.get("REMOTE_ADDR")
         referrer = environ.get("HTTP_REFERER")
-        row = {
-            "click_id": click_id,
-            "created_at": utcnow(),
-            "link_id": link.id,
-            "campaign_id": link.campaign_id,
-            "recipient_id": link.recipient_id,
-            "variant_id": link.variant_id,
-            "kind": agent.kind,
-            "source": None,
-            "is_first": agent.kind == "human",
-            "human_confirmed": False,
-            "visitor_id": None,
-            "device_type": agent.device_type,
-            "os": agent.os,
-            "browser": agent.browser,
-            "country": state.country(ip, environ),
+        row = click_row(
+            click_id, utcnow(), link.id, link.campaign_id, agent.kind, agent,
+            recipient_id=link.recipient_id,
+            variant_id=link.variant_id,
+            is_first=agent.kind == "human",
+            country=state.country(ip, environ),
             # Anonymized only after the country lookup above.
-            "ip": anonymize_ip(ip),
-            "referrer_host": _referrer_host(referrer) if referrer else None,
-        }
+            ip=anonymize_ip(ip),
+            referrer_host=_referrer_host(referrer) if referrer else None,
+        )
     except Exception:  # pragma: no cover - defensive: the visitor must get the redirect
         logger.exception("Could not classify a click on link %s", link.id)
         return click_id, Agent("human", None, None, None)
@@ -752,25 +777,10 @@ def record_twilio_click(
             click_id = click_id_at(int(clicked_at.timestamp() * 1000), digest)
             if conn.execute(select(_clicks.c.id).where(_clicks.c.click_id == click_id)).first() is not None:
                 return click_id  # already recorded
-        row = {
-            "click_id": click_id,
-            "created_at": now,
-            "link_id": chosen.id,
-            "campaign_id": recipient.campaign_id,
-            "recipient_id": recipient.id,
-            "variant_id": recipient.variant_id,
-            "kind": kind,
-            "source": "twilio",
-            "is_first": kind == "human",
-            "human_confirmed": False,
-            "visitor_id": None,
-            "device_type": agent.device_type,
-            "os": agent.os,
-            "browser": agent.browser,
-            "country": None,
-            "ip": None,
-            "referrer_host": None,
-        }
+        row = click_row(
+            click_id, now, chosen.id, recipient.campaign_id, kind, agent,
+            recipient_id=recipient.id, variant_id=recipient.variant_id, source="twilio", is_first=kind == "human",
+        )
         if kind == "human":
             join_recipient(conn, row)
         conn.execute(_INSERT_CLICK, row)
