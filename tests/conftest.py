@@ -32,6 +32,17 @@ DESKTOP = (
 IMESSAGE_PREVIEW = "facebookexternalhit/1.1 Facebot Twitterbot/1.0"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL pass runs the tests that use a database: the others
+    (segment counting, statistics, user agents...) ran in the SQLite pass."""
+    if not os.environ.get("SMSTRACK_TEST_DATABASE_URL"):
+        return
+    keep = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
 def _drop_everything(url: str) -> None:
     """Remove tables left by an earlier run (PostgreSQL keeps them)."""
     engine = create_engine(url)
