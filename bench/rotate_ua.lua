@@ -1,6 +1,7 @@
 -- wrk script used by bench/run.py.
 -- * request(): rotates through the user agents in $SMSTRACK_BENCH_UA_FILE, one per request
---   (requests are pre-formatted in init(), so the hook costs one table lookup).
+--   (requests are pre-formatted in init(), so the hook costs one table lookup); with
+--   $SMSTRACK_BENCH_PATHS_FILE, through those paths too.
 -- * response(): counts responses by status code (the redirect must answer 302).
 -- * done(): prints one line "SMSTRACK_BENCH_RESULT {json}" with counts, errors and latency
 --   percentiles in microseconds, for run.py to parse.
@@ -37,6 +38,39 @@ function init(args)
    end
    f:close()
    assert(n > 0, "no user agents in " .. path)
+   -- With $SMSTRACK_BENCH_PATHS_FILE (recipients' own links), the requests go to
+   -- those paths in turn, each path twice per cycle with two different agents.
+   local paths_file = os.getenv("SMSTRACK_BENCH_PATHS_FILE")
+   if paths_file and paths_file ~= "" then
+      local agents = {}
+      for k = 1, n do agents[k] = reqs[k] end
+      local uas = {}
+      f = assert(io.open(path, "r"))
+      for line in f:lines() do
+         line = line:gsub("^%s+", ""):gsub("%s+$", "")
+         if line ~= "" and line:sub(1, 1) ~= "#" then uas[#uas + 1] = line end
+      end
+      f:close()
+      local paths = {}
+      local pf = assert(io.open(paths_file, "r"))
+      for line in pf:lines() do
+         if line ~= "" then paths[#paths + 1] = line end
+      end
+      pf:close()
+      assert(#paths > 0, "no paths in " .. paths_file)
+      reqs = {}
+      n = 0
+      for cycle = 0, 1 do
+         for k = 1, #paths do
+            n = n + 1
+            reqs[n] = wrk.format("GET", paths[k], {
+               ["User-Agent"] = uas[((k - 1) + cycle * 7) % #uas + 1],
+               ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+               ["Accept-Language"] = "en-US,en;q=0.9",
+            })
+         end
+      end
+   end
    -- threads start at different points of the pool
    i = ((tid or 0) * 101) % n
 end

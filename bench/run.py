@@ -9,7 +9,11 @@ What it measures
     both under the same gunicorn config (2 sync workers on 127.0.0.1, a free port),
     loaded by wrk with a Lua script (``bench/rotate_ua.lua``) that sends a different
     user agent from ``bench/user_agents.txt`` with each request. wrk does not follow
-    redirects, so every request is one redirect response.
+    redirects, so every request is one redirect response. With ``--recipients N`` the
+    tracked campaign gets N imported recipients with their own links, and both apps are
+    sent to those N paths in turn: each recipient's link is clicked again and again from
+    different user agents, so the tracked side also tells a recipient's repeat from a
+    forward on every click.
 
     The two apps are run alternately (bare, tracked, bare, tracked, ...), each run
     preceded by a short warm-up on a freshly started gunicorn. The result is the median
@@ -26,6 +30,7 @@ How to run (from the repo root, with the project installed in the current Python
     python bench/run.py                      # 3 rounds x 10 s per app, SQLite
     python bench/run.py --rounds 5 --duration 20 --json /tmp/bench.json
     python bench/run.py --only bare --rounds 1 --duration 3
+    python bench/run.py --recipients 2000    # per-recipient links
     python bench/run.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
     Needs wrk (``apt-get install wrk``) and gunicorn in the same environment as the
@@ -58,6 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from urllib.parse import urlsplit
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -99,6 +105,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="database for the tracked app (default: a fresh temporary SQLite file); "
         "nothing is dropped from it",
     )
+    parser.add_argument(
+        "--recipients", type=int, default=0, metavar="N",
+        help="click N recipients' own links in turn instead of one shared link (default: a shared link)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     parser.add_argument("--wrk", default=None, help="path to wrk (default: from PATH, then /usr/bin/wrk)")
     parser.add_argument(
@@ -111,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0:
         parser.error("--warmup must be 0 or more")
+    if args.recipients < 0:
+        parser.error("--recipients must be 0 or more")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one connection per thread)")
     return args
@@ -239,12 +251,14 @@ class Server:
 # --------------------------------------------------------------------------- wrk
 
 
-def run_wrk(wrk: str, args: argparse.Namespace, url: str, seconds: int) -> dict:
+def run_wrk(wrk: str, args: argparse.Namespace, url: str, seconds: int, paths_file: Path | None = None) -> dict:
     cmd = [
         wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s",
         "--timeout", f"{args.timeout}s", "-s", str(LUA_SCRIPT), url,
     ]
     env = dict(os.environ, SMSTRACK_BENCH_UA_FILE=str(UA_FILE))
+    if paths_file is not None:
+        env["SMSTRACK_BENCH_PATHS_FILE"] = str(paths_file)
     try:
         proc = subprocess.run(
             cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -309,8 +323,10 @@ def preflight_tracked() -> None:
         )
 
 
-def prepare_tracked(database_url: str | None, workdir: Path) -> dict:
-    """Create the tables, a user, a campaign and a link; returns env, code and database URL."""
+def prepare_tracked(database_url: str | None, workdir: Path, recipients: int = 0) -> dict:
+    """Create the tables, a user, a campaign and a link; returns env, code and database URL.
+    With ``recipients``, also that many recipients with their own links, whose paths
+    are written to a file for wrk."""
     preflight_tracked()
     if database_url:
         suffix = secrets.token_hex(3)  # reruns against the same database must not collide
@@ -332,7 +348,32 @@ def prepare_tracked(database_url: str | None, workdir: Path) -> dict:
     campaign_id = match.group(1)
     flask_cli(env, "create-link", campaign_id, DESTINATION, "--code", code)
     log(f"tracked: campaign {campaign_id}, link /s/{code}")
-    return {"env": env, "code": code, "database_url": database_url, "campaign_id": campaign_id}
+    tracked = {"env": env, "code": code, "database_url": database_url, "campaign_id": campaign_id}
+    if recipients:
+        tracked["paths_file"] = prepare_recipients(env, campaign_id, recipients, workdir)
+    return tracked
+
+
+def prepare_recipients(env: dict[str, str], campaign_id: str, count: int, workdir: Path) -> Path:
+    """Import ``count`` recipients, render their messages (one link each) and
+    write their links' paths to a file, one per line."""
+    people = workdir / "recipients.csv"
+    with open(people, "w", encoding="utf-8") as f:
+        f.write("phone\n")
+        for i in range(count):
+            area = (212, 213, 305, 310, 312, 415, 503, 617, 646, 702)[i // 100 % 10]
+            f.write(f"+1{area}{555 + i // 1000}{100 + i % 100:04d}\n")
+    flask_cli(env, "import-recipients", campaign_id, str(people))
+    flask_cli(env, "add-variant", campaign_id, "A", "Spring sale: {link}")
+    flask_cli(env, "add-variant", campaign_id, "B", "20% off today: {link}")
+    out = flask_cli(dict(env, SMSTRACK_BASE_URL='"https://sms.example.com"'), "export-messages", campaign_id)
+    paths = [urlsplit(line.rsplit(" ", 1)[-1].split(",")[0]).path for line in out.splitlines() if "/s/" in line]
+    if len(paths) < count:
+        raise BenchError(f"expected {count} recipients' links, got {len(paths)}:\n{out[-2000:]}")
+    paths_file = workdir / "paths.txt"
+    paths_file.write_text("\n".join(paths) + "\n", encoding="utf-8")
+    log(f"tracked: {len(paths)} recipients with their own links")
+    return paths_file
 
 
 def redact(url: str) -> str:
@@ -443,6 +484,7 @@ def print_summary(summary: dict) -> None:
 
 
 def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | None) -> dict:
+    paths_file = tracked.get("paths_file") if tracked else None
     if app == "bare":
         module, chdir, env, path = "bare_app", BENCH_DIR, dict(os.environ), "/s/bench01"
     else:
@@ -459,8 +501,8 @@ def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | N
                 f"expected a 302 to {DESTINATION}...; gunicorn log:\n{tail(server.log_path)}"
             )
         url = f"http://{HOST}:{server.port}{path}"
-        warm = run_wrk(wrk, args, url, args.warmup) if args.warmup else None
-        result = run_wrk(wrk, args, url, args.duration)
+        warm = run_wrk(wrk, args, url, args.warmup, paths_file) if args.warmup else None
+        result = run_wrk(wrk, args, url, args.duration, paths_file)
     finally:
         server.stop()
         current_servers.remove(server)
@@ -492,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         tracked = None
         clicks_before = None
         if "tracked" in apps:
-            tracked = prepare_tracked(args.database_url, workdir)
+            tracked = prepare_tracked(args.database_url, workdir, args.recipients)
             clicks_before = count_clicks(tracked["database_url"])
 
         load = os.getloadavg()

@@ -30,7 +30,7 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-from sqlalchemy import event, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, event, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .classify import Agent, anonymize_ip, classify_agent
@@ -120,27 +120,45 @@ def destination_for(link: Link) -> str:
     return with_query(link.destination_url, dict(link.utm or {}))
 
 
+_links = Link.__table__
+_parents = _links.alias("parent")
+#: The link and, for a recipient's own link, its campaign link, which says
+#: where both go now: one Core query, since recipients' links are mostly
+#: clicked once and so are rarely in the cache.
+_FIND_LINK = (
+    select(
+        func.coalesce(_links.c.parent_id, _links.c.id).label("id"),
+        _links.c.campaign_id,
+        _links.c.recipient_id,
+        _links.c.variant_id,
+        func.coalesce(_parents.c.destination_url, _links.c.destination_url).label("destination_url"),
+        case((_parents.c.id.is_(None), _links.c.utm), else_=_parents.c.utm).label("utm"),
+        func.coalesce(_parents.c.append_click_id, _links.c.append_click_id).label("append_click_id"),
+    )
+    .select_from(_links.outerjoin(_parents, _parents.c.id == _links.c.parent_id))
+    .where(_links.c.code == bindparam("code"))
+)
+
+
 def find_link(code: str, state=None) -> CachedLink | None:
     """The link for ``code``, from the in-process cache or the database."""
     state = state or get_state()
     cached = state.links.get(code)
     if cached is not None:
         return cached
-    link = state.db.session.execute(select(Link).where(Link.code == code)).scalar_one_or_none()
+    link = state.db.session.connection().execute(_FIND_LINK, {"code": code}).first()
     if link is None:
         return None
-    # A recipient's own link goes where its campaign link goes now.
-    target = state.db.session.get(Link, link.parent_id) if link.parent_id else link
-    destination = destination_for(target)
+    destination = with_query(link.destination_url, dict(link.utm or {}))
     before, after = click_id_slot(destination, current_app.config["SMSTRACK_CLICK_PARAM"])
     cached = CachedLink(
         # A recipient's own link counts its clicks for its campaign link.
-        id=link.parent_id or link.id,
+        id=link.id,
         campaign_id=link.campaign_id,
         recipient_id=link.recipient_id,
         variant_id=link.variant_id,
         destination=destination,
-        append_click_id=target.append_click_id,
+        append_click_id=bool(link.append_click_id),
         before=before,
         after=after,
     )
@@ -448,8 +466,9 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
                 if previous and CLICK_ID_RE.match(previous):
                     _join_visitor(state, row, previous)
             if link.recipient_id is not None:
-                with state.db.engine.connect() as conn:
-                    join_recipient(conn, row)
+                # The request's own connection: a recipient's link is rarely
+                # cached, so find_link has usually just opened it.
+                join_recipient(state.db.session.connection(), row)
         _click_writer(state).write(row)
     except Exception:
         logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
@@ -483,6 +502,14 @@ def _join_visitor_on(conn, row: dict[str, Any], previous_click_id: str) -> None:
     row["is_first"] = not seen
 
 
+_RECIPIENT_FIRST = (
+    select(_clicks.c.click_id, _clicks.c.visitor_id, _clicks.c.device_type, _clicks.c.os, _clicks.c.browser, _clicks.c.ip)
+    .where(_clicks.c.recipient_id == bindparam("recipient_id"), _clicks.c.kind == "human", _clicks.c.is_first.is_(True))
+    .order_by(_clicks.c.id)
+    .limit(1)
+)
+
+
 def join_recipient(conn, row: dict[str, Any]) -> None:
     """Place a human click on a recipient's own link.
 
@@ -491,13 +518,7 @@ def join_recipient(conn, row: dict[str, Any]) -> None:
     browser and network) is a repeat; from another device it is a
     ``forward``: the message was passed on, and the click is counted apart.
     """
-    c = _clicks.c
-    first = conn.execute(
-        select(c.click_id, c.visitor_id, c.device_type, c.os, c.browser, c.ip)
-        .where(c.recipient_id == row["recipient_id"], c.kind == "human", c.is_first.is_(True))
-        .order_by(c.id)
-        .limit(1)
-    ).first()
+    first = conn.execute(_RECIPIENT_FIRST, {"recipient_id": row["recipient_id"]}).first()
     if first is None:
         row["is_first"] = True
         return
