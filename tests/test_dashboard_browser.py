@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from e2e.browser import BIN, DESKTOP, PHONE, Seen, launch, require_chromium, screenshot
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, launch, require_chromium, screenshot
 
 require_chromium()
 
@@ -137,24 +136,8 @@ def browser() -> Iterator[Browser]:
 @contextlib.contextmanager
 def session(browser: Browser, dashboard: Dashboard, viewport: dict, **options) -> Iterator[tuple[Page, Seen]]:
     """A logged-in browser tab, and what it saw."""
-    context = browser.new_context(viewport=viewport, **options)
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dashboard.url)
-    seen = Seen()
-    context.on("request", lambda request: seen.urls.append(request.url))
-    page = context.new_page()
-    seen.watch(page, console=("error", "warning"))
-    page.on("response", lambda r: r.status >= 400 and seen.problems.append(f"HTTP {r.status}: {r.url}"))
-    try:
-        page.goto(f"{dashboard.url}/smstrack/")
-        assert urlsplit(page.url).path == "/smstrack/login"
-        page.fill("input[name=email]", OWNER)
-        page.fill("input[name=password]", PASSWORD)
-        with page.expect_navigation():
-            page.click("form.st-login button[type=submit]")
-        assert urlsplit(page.url).path == "/smstrack/"
-        yield page, seen
-    finally:
-        context.close()
+    with dashboard_tab(browser, dashboard.url, OWNER, PASSWORD, viewport, clipboard=True, **options) as tab:
+        yield tab
 
 
 def assert_fits(page: Page) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from e2e.browser import BIN, DESKTOP, PHONE, Seen, launch, require_chromium, screenshot, screenshot_on_failure
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, launch, require_chromium, screenshot, screenshot_on_failure
 
 require_chromium()
 
@@ -86,22 +86,8 @@ def browser() -> Iterator[Browser]:
 @contextlib.contextmanager
 def session(browser: Browser, site: Site, viewport: dict, **options) -> Iterator[tuple[Page, Seen]]:
     """A logged-in browser tab, and what it saw."""
-    context = browser.new_context(viewport=viewport, **options)
-    seen = Seen()
-    context.on("request", lambda request: seen.urls.append(request.url))
-    page = context.new_page()
-    seen.watch(page, console=("error", "warning"))
-    page.on("response", lambda r: r.status >= 400 and seen.problems.append(f"HTTP {r.status}: {r.url}"))
-    try:
-        page.goto(f"{site.url}/smstrack/login")
-        page.fill("input[name=email]", OWNER)
-        page.fill("input[name=password]", PASSWORD)
-        with page.expect_navigation():
-            page.click("form.st-login button[type=submit]")
-        assert urlsplit(page.url).path == "/smstrack/"
-        yield page, seen
-    finally:
-        context.close()
+    with dashboard_tab(browser, site.url, OWNER, PASSWORD, viewport, **options) as tab:
+        yield tab
 
 
 @pytest.mark.parametrize("size,viewport", [("desktop", DESKTOP), ("phone", PHONE)])

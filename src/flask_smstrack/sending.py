@@ -389,16 +389,7 @@ class _Sender:
                 continue
             # Claimed again (a new claim time), so two runs never settle it both.
             same_claim = _r.sent_at == row.sent_at if row.sent_at is not None else _r.sent_at.is_(None)
-            stamp = utcnow()
-            claimed = self.session.execute(
-                update(_recipients)
-                .where(_r.id == row.id, _r.status == "sending", _r.message_sid.is_(None), same_claim)
-                .values(sent_at=stamp)
-            ).rowcount
-            self.session.commit()
-            if claimed:
-                self._claims[row.id] = stamp
-            if not claimed:
+            if not self._stamp(row.id, _r.status == "sending", _r.message_sid.is_(None), same_claim):
                 self.result.skipped += 1
                 self.progress(1)
                 continue
@@ -418,35 +409,30 @@ class _Sender:
 
     # -- one recipient ---------------------------------------------------
 
-    def _claim(self, recipient_id: int) -> bool:
+    def _stamp(self, recipient_id: int, *conditions: Any, **values: Any) -> bool:
+        """Claim the recipient now (``sent_at``, and ``values``) where
+        ``conditions`` hold, committed, and remember the claim time;
+        whether it was claimed."""
         stamp = utcnow()
         claimed = self.session.execute(
-            update(_recipients)
-            .where(_r.id == recipient_id, _r.status == "ready")
-            .values(status="sending", sent_at=stamp)
+            update(_recipients).where(_r.id == recipient_id, *conditions).values(sent_at=stamp, **values)
         ).rowcount
         self.session.commit()
         if claimed:
             self._claims[recipient_id] = stamp
         return bool(claimed)
 
+    def _claim(self, recipient_id: int) -> bool:
+        return self._stamp(recipient_id, _r.status == "ready", status="sending")
+
     def _renew(self, recipient_id: int) -> bool:
         """Renew this sender's claim just before Twilio is called, so a claim
         that waited (for the pace, or after a 429) never looks abandoned to
         ``retry_unknown``; ``False`` when another sender took it over."""
-        stamp = utcnow()
-        renewed = self.session.execute(
-            update(_recipients)
-            .where(
-                _r.id == recipient_id, _r.status == "sending", _r.message_sid.is_(None),
-                _r.sent_at == self._claims.get(recipient_id),
-            )
-            .values(sent_at=stamp)
-        ).rowcount
-        self.session.commit()
-        if renewed:
-            self._claims[recipient_id] = stamp
-        return bool(renewed)
+        return self._stamp(
+            recipient_id, _r.status == "sending", _r.message_sid.is_(None),
+            _r.sent_at == self._claims.get(recipient_id),
+        )
 
     def _release(self, recipient_id: int) -> None:
         """Give a claimed recipient back: its message surely did not go out."""

@@ -204,9 +204,10 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
     if request.mimetype not in ("text/csv", "text/plain"):
         raise _Invalid({"Content-Type": ["Send the file as text/csv."]}, 415)
     limit = current_app.config["SMSTRACK_MAX_IMPORT_BYTES"]
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise _Invalid({"_body": [f"The file is larger than {limit} bytes; split it."]}, 413)
+    try:
+        raw = read_limited_body(limit)
+    except ValidationError:
+        raise _Invalid({"_body": [f"The file is larger than {limit} bytes; split it."]}, 413) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -38,9 +38,11 @@ def snippet() -> Response:
     return response.make_conditional(request)
 
 
-def read_limited_body() -> bytes:
-    """The request body, or a 413 when it is over ``SMSTRACK_MAX_PAYLOAD_BYTES``."""
-    limit = current_app.config["SMSTRACK_MAX_PAYLOAD_BYTES"]
+def read_limited_body(limit: int | None = None) -> bytes:
+    """The request body; ``ValidationError`` when it is over ``limit`` bytes
+    (default ``SMSTRACK_MAX_PAYLOAD_BYTES``), for a 413."""
+    if limit is None:
+        limit = current_app.config["SMSTRACK_MAX_PAYLOAD_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise ValidationError({"_body": [f"Body is larger than {limit} bytes."]})
     raw = request.stream.read(limit + 1)

@@ -756,14 +756,10 @@ def campaign_new() -> str | Response | tuple[str, int]:
             except ValidationError as err:
                 errors = _errors(err)
             else:
-                if request.form.get("action") == "preview":
-                    return render_template(
-                        "smstrack/campaign_form.html", form=form, values=values, errors={}, campaign=None, tz=tz,
-                        previews=_message_previews(None, values, []), slots=[],
-                    )
-                created = create_campaign(data, principal.owner_id)
-                flash(f"Campaign “{created.name}” created. Now add the link that goes in your SMS.")
-                return redirect(url_for(".link_new", campaign_id=created.id))
+                if request.form.get("action") != "preview":
+                    created = create_campaign(data, principal.owner_id)
+                    flash(f"Campaign “{created.name}” created. Now add the link that goes in your SMS.")
+                    return redirect(url_for(".link_new", campaign_id=created.id))
         else:
             errors = _expired(form)
     return render_template(

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from marshmallow import ValidationError
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -21,6 +22,7 @@ from werkzeug.wrappers import Response
 from .errors import error_response, http_error_as_json
 from .sending import CLICK_CALLBACK_PATH, STATUS_CALLBACK_PATH, record_status, twilio_auth_token
 from .tracking import record_twilio_click
+from .views_collect import read_limited_body
 
 bp = Blueprint("smstrack_webhooks", __name__)
 bp.register_error_handler(HTTPException, http_error_as_json)
@@ -101,11 +103,10 @@ def twilio_status() -> Response:
 
 @bp.post(CLICK_CALLBACK_PATH)
 def twilio_clicks() -> Response:
-    if request.content_length is not None and request.content_length > MAX_CLICK_BYTES:
-        return error_response({"_body": [f"Body is larger than {MAX_CLICK_BYTES} bytes."]}, 413)
-    raw = request.stream.read(MAX_CLICK_BYTES + 1)
-    if len(raw) > MAX_CLICK_BYTES:
-        return error_response({"_body": [f"Body is larger than {MAX_CLICK_BYTES} bytes."]}, 413)
+    try:
+        raw = read_limited_body(MAX_CLICK_BYTES)
+    except ValidationError as err:
+        return error_response(err.messages, 413)
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -73,6 +73,34 @@ class Seen:
         ]
 
 
+@contextlib.contextmanager
+def dashboard_tab(
+    browser, url: str, email: str, password: str, viewport: dict, *, clipboard: bool = False, **options
+) -> Iterator[tuple[object, Seen]]:
+    """A browser tab logged in to the dashboard at ``url`` through its login
+    page (the dashboard sends a visitor there first), and what it saw:
+    console errors and warnings, failed requests and 4xx/5xx answers."""
+    context = browser.new_context(viewport=viewport, **options)
+    if clipboard:
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+    seen = Seen()
+    context.on("request", lambda request: seen.urls.append(request.url))
+    page = context.new_page()
+    seen.watch(page, console=("error", "warning"))
+    page.on("response", lambda r: r.status >= 400 and seen.problems.append(f"HTTP {r.status}: {r.url}"))
+    try:
+        page.goto(f"{url}/smstrack/")
+        assert urlsplit(page.url).path == "/smstrack/login"
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", password)
+        with page.expect_navigation():
+            page.click("form.st-login button[type=submit]")
+        assert urlsplit(page.url).path == "/smstrack/"
+        yield page, seen
+    finally:
+        context.close()
+
+
 def screenshot(page, name: str) -> None:
     """Keep a full-page screenshot under test-artifacts/ (gitignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
