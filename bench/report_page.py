@@ -100,10 +100,10 @@ def measure(url: str, clicks: int, conversions: int, runs: int) -> dict:
 
     from sqlalchemy import text
 
-    from flask_smstrack import rollups
+    from flask_smstrack.reports import rollups
     from flask_smstrack.auth import create_user
     from flask_smstrack.manage import create_campaign, create_link
-    from flask_smstrack.migrate import upgrade
+    from flask_smstrack.db.migrate import upgrade
     from flask_smstrack.models import Campaign
     from flask_smstrack.schemas import CampaignSchema, LinkSchema
     from wsgi import create_app, db

@@ -68,7 +68,7 @@ def database_url(tmp_path_factory) -> str:
 def migrated(database_url, tmp_path_factory) -> str:
     """The test database with the smstrack tables at the newest revision."""
     from wsgi import create_app, db
-    from flask_smstrack.migrate import upgrade
+    from flask_smstrack.db.migrate import upgrade
 
     app = create_app(_test_config(database_url, tmp_path_factory.mktemp("instance")))
     with app.app_context():

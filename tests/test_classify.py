@@ -1,6 +1,6 @@
 import pytest
 
-from flask_smstrack.classify import CountryLookup, anonymize_ip, classify_agent
+from flask_smstrack.tracking.classify import CountryLookup, anonymize_ip, classify_agent
 
 PREVIEWS = [
     "facebookexternalhit/1.1 Facebot Twitterbot/1.0",

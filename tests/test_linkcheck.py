@@ -13,7 +13,7 @@ import pytest
 from flask import Flask, redirect, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from flask_smstrack.linkcheck import check_campaign_links, check_url
+from flask_smstrack.sms.linkcheck import check_campaign_links, check_url
 from flask_smstrack.manage import get_campaign
 from test_dashboard import PASSWORD, csrf_token, login
 
@@ -193,7 +193,7 @@ def test_check_campaign_links(app, site, campaign):
 
 def test_check_url_reads_snippet_and_viewport_variants(site):
     """Only the script path counts; the viewport may be written loosely."""
-    import flask_smstrack.linkcheck as linkcheck
+    import flask_smstrack.sms.linkcheck as linkcheck
 
     parser = linkcheck._PageParser()
     parser.feed(

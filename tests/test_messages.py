@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import ANDROID, DESKTOP, IPHONE, click_id_of
-from flask_smstrack.messages import assign_variants, placeholders, render
+from flask_smstrack.sms.messages import assign_variants, placeholders, render
 from flask_smstrack.models import Click, Link, Recipient
 
 BASE = "https://sms.example.com"

@@ -2,7 +2,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from flask_smstrack.migrate import VERSION_TABLE, current_revision, head_revision, include_name, upgrade
+from flask_smstrack.db.migrate import VERSION_TABLE, current_revision, head_revision, include_name, upgrade
 from flask_smstrack.models import Base
 
 

@@ -179,7 +179,7 @@ def test_failed_write_still_redirects_and_is_replayed(app, actions, runner, capl
     ],
 )
 def test_click_id_keeps_the_destination_as_written(destination, expected):
-    from flask_smstrack.tracking import click_id_slot
+    from flask_smstrack.tracking.clicks import click_id_slot
 
     before, after = click_id_slot(destination, "smsclid")
     assert before + "ID" + after == expected

@@ -4,14 +4,14 @@ import datetime as dt
 from sqlalchemy import func, select, update
 
 from conftest import ANDROID
-from flask_smstrack import rollups
+from flask_smstrack.reports import rollups
 from flask_smstrack.models import Campaign, Click, ClickRollup, RollupState
-from flask_smstrack.reports import TABLES, CampaignData, campaign_table
+from flask_smstrack.reports.campaign import TABLES, CampaignData, campaign_table
 from test_reports import SENT, fixture  # noqa: F401  (the hand-worked fixture)
 
 
 def _all_tables(app, campaign_id, refresh_after):
-    from flask_smstrack.export import table_json
+    from flask_smstrack.reports.export import table_json
     from wsgi import db
 
     with app.test_request_context():

@@ -12,7 +12,7 @@ from conftest import Actions
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from e2e.support import free_port
 from flask_smstrack.models import Campaign, Recipient
-from flask_smstrack.sending import SendError, send_campaign, twilio_settings
+from flask_smstrack.sms.sending import SendError, send_campaign, twilio_settings
 
 BASE = "https://sms.example.com"
 FROM = "+15005550006"
@@ -218,7 +218,7 @@ def test_rate_limit(sms_app, fake):
 def test_two_senders_at_once_never_send_twice(sms_app, fake):
     from wsgi import db
 
-    from flask_smstrack.messages import prepare_messages
+    from flask_smstrack.sms.messages import prepare_messages
 
     campaign_id = _campaign(sms_app)
     with sms_app.app_context():
@@ -343,8 +343,8 @@ def test_a_claim_taken_over_while_waiting_is_not_sent(sms_app, fake):
     (``--retry-unknown`` after a long wait) leaves that message alone."""
     from wsgi import db
 
-    from flask_smstrack.messages import prepare_messages
-    from flask_smstrack.sending import _Pacer, _Sender, twilio_client
+    from flask_smstrack.sms.messages import prepare_messages
+    from flask_smstrack.sms.sending import _Pacer, _Sender, twilio_client
 
     campaign_id = _campaign(sms_app)
     with sms_app.app_context():

@@ -1,6 +1,6 @@
 import pytest
 
-from flask_smstrack.sms import segment_info
+from flask_smstrack.sms.segments import segment_info
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from statistics import NormalDist
 
 import pytest
 
-from flask_smstrack.stats import (
+from flask_smstrack.reports.stats import (
     EXACT_TERMS_LIMIT,
     _beta_exact,
     _beta_normal,

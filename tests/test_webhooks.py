@@ -35,7 +35,7 @@ def _sent_campaign(app) -> int:
     """A campaign whose two messages Twilio has queued."""
     from wsgi import db
 
-    from flask_smstrack.messages import prepare_messages
+    from flask_smstrack.sms.messages import prepare_messages
 
     actions = Actions(app)
     key = actions.api_key()

@@ -107,7 +107,7 @@ def test_wheel_in_a_clean_virtualenv(tmp_path, database):
     # The package, its assets and its migrations come from the new venv.
     where = json.loads(_run(
         bin_dir / "python", "-c",
-        "import json, sysconfig, flask_smstrack, flask_smstrack.paths as p;"
+        "import json, sysconfig, flask_smstrack, flask_smstrack.web.assets as p;"
         " print(json.dumps([sysconfig.get_paths()['purelib'], flask_smstrack.__file__, str(p.SNIPPET_PATH)]))",
         cwd=app_dir, env=env,
     ))

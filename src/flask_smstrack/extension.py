@@ -9,13 +9,13 @@ from flask import Flask, current_app, has_request_context, request
 from marshmallow import ValidationError
 
 from . import config
-from .classify import CountryLookup
-from .formatting import FILTERS
 from .models import Click, User
-from .paths import asset_dir
+from .reports.formatting import FILTERS
 from .schemas import ConversionSchema
 from .state import LinkCache, State, get_state
-from .tracking import ConversionResult, find_click, record_conversion
+from .tracking.classify import CountryLookup
+from .tracking.clicks import ConversionResult, find_click, record_conversion
+from .web.assets import asset_dir
 
 
 class SmsTrack:
@@ -120,11 +120,11 @@ class SmsTrack:
     def _register_blueprints(app: Flask) -> None:
         from flask import Blueprint
 
-        from .views_api import bp as api_bp
-        from .views_collect import bp as collect_bp
-        from .views_dashboard import bp as dashboard_bp
-        from .views_redirect import bp as redirect_bp
-        from .views_webhooks import bp as webhooks_bp
+        from .web.api import bp as api_bp
+        from .web.collect import bp as collect_bp
+        from .web.dashboard import bp as dashboard_bp
+        from .web.redirect import bp as redirect_bp
+        from .web.webhooks import bp as webhooks_bp
 
         prefix = app.config["SMSTRACK_URL_PREFIX"].rstrip("/")
         # Templates and static files, overridable by the host's own
@@ -159,16 +159,16 @@ class SmsTrack:
         hook, CSRFProtect's included, and other requests (the tracked
         redirect above all) pay nothing.
         """
-        from .views_api import bp as api_bp
-        from .views_collect import bp as collect_bp
-        from .views_webhooks import bp as webhooks_bp
+        from .web.api import bp as api_bp
+        from .web.collect import bp as collect_bp
+        from .web.webhooks import bp as webhooks_bp
 
         def exempt(*_args) -> None:
             csrf = app.extensions.get("csrf")
             state = app.extensions["smstrack"]
             if csrf is None or state.extra.get("csrf_exempted") is csrf:
                 return
-            csrf.exempt("flask_smstrack.views_collect.collect")
+            csrf.exempt("flask_smstrack.web.collect.collect")
             csrf.exempt(api_bp)
             csrf.exempt(webhooks_bp)
             state.extra["csrf_exempted"] = csrf

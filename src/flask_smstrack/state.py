@@ -10,7 +10,7 @@ from flask import current_app
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .classify import CountryLookup
+    from .tracking.classify import CountryLookup
 
 
 class LinkCache:

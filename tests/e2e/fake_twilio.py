@@ -21,7 +21,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from flask_smstrack.sms import segment_info
+from flask_smstrack.sms.segments import segment_info
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "fake-auth-token"

@@ -4,7 +4,7 @@ It has its own Flask-SQLAlchemy ``db`` and models (tables ``host_*``), its
 own Flask-Login users and login view, Flask-WTF's ``CSRFProtect`` on every
 view, and a checkout that reports purchases to smstrack from server code.
 The smstrack tables are not part of the host's metadata: they come from
-``flask_smstrack.migrate.upgrade()``.
+``flask_smstrack.db.migrate.upgrade()``.
 """
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def create_app(database_url: str, **config: Any) -> Flask:
 def create_tables() -> None:
     """Create the shop's own tables, and only those (inside an app context).
 
-    The smstrack tables are created by ``flask_smstrack.migrate.upgrade()``.
+    The smstrack tables are created by ``flask_smstrack.db.migrate.upgrade()``.
     """
     db.metadata.create_all(db.engine, tables=list(db.metadata.tables.values()))
 

@@ -1,0 +1,1 @@
+"""Schema migrations: the Alembic environment and its revisions."""

@@ -1,0 +1,66 @@
+"""Schema migrations with Alembic, kept apart from the host app's own.
+
+The extension's migrations live in ``flask_smstrack/migrations`` and record
+their state in the table ``smstrack_alembic_version``, so they never meet a
+host app's Flask-Migrate history. SQLite runs in batch mode.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ..state import get_state
+
+VERSION_TABLE = "smstrack_alembic_version"
+_SCRIPTS = Path(__file__).resolve().parent / "migrations"
+
+
+def include_name(name: str | None, type_: str, parent_names) -> bool:
+    """An Alembic ``include_name`` hook that keeps only smstrack tables.
+
+    Host apps that autogenerate their own migrations pass the opposite,
+    ``not flask_smstrack.db.migrate.include_name(...)``, for tables, so that
+    neither history tries to create or drop the other's tables.
+    """
+    if type_ == "table":
+        return bool(name) and name.startswith("smstrack_") and name != VERSION_TABLE
+    return True
+
+
+def _config(connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_SCRIPTS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(revision: str = "head") -> None:
+    """Create or upgrade the smstrack tables of the current app's database."""
+    engine = get_state().db.engine
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), revision)
+
+
+def current_revision() -> str | None:
+    engine = get_state().db.engine
+    with engine.connect() as connection:
+        return MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE}
+        ).get_current_revision()
+
+
+def head_revision() -> str | None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_SCRIPTS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def new_revision(message: str) -> None:
+    """Autogenerate a migration from the models (for developers of flask-smstrack)."""
+    engine = get_state().db.engine
+    with engine.begin() as connection:
+        command.revision(_config(connection), message=message, autogenerate=True)

@@ -1,0 +1,1 @@
+"""Demo campaigns with realistic clicks, conversions and messages."""

@@ -1,0 +1,1 @@
+"""Reads: campaign reports, tables, rollups, statistics and CSV export."""

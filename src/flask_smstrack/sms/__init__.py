@@ -1,0 +1,1 @@
+"""SMS campaigns: segments, messages, recipients, sending and link checks."""

@@ -1,0 +1,1 @@
+"""Writes: click recording, the click writer, the spool and conversions."""

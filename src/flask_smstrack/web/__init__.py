@@ -1,0 +1,1 @@
+"""HTTP: one module per blueprint (redirect, collect, api, webhooks, dashboard)."""

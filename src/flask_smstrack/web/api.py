@@ -1,0 +1,481 @@
+"""The JSON API under ``/smstrack/api/v1``."""
+from __future__ import annotations
+
+import itertools
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_wtf.csrf import validate_csrf
+from marshmallow import ValidationError
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+from wtforms.validators import ValidationError as CSRFInvalid
+
+from ..auth import current_principal
+from ..errors import error_response, http_error_as_json
+from ..manage import (
+    CodeTaken,
+    add_variant,
+    create_campaign,
+    create_link,
+    get_campaign,
+    list_campaigns,
+    remove_variant,
+    short_url,
+)
+from ..models import Campaign, Conversion, Link
+from ..reports.campaign import (
+    TABLES,
+    CampaignData,
+    audience,
+    campaign_list_table,
+    campaign_report,
+    campaign_table,
+    send_date,
+)
+from ..reports.export import (
+    audience_csv,
+    audience_json,
+    csv_download,
+    messages_csv,
+    table_csv,
+    table_json,
+)
+from ..schemas import (
+    AudienceSchema,
+    CampaignSchema,
+    ConversionOutSchema,
+    ConversionSchema,
+    LinkSchema,
+    MessagePreviewSchema,
+    VariantSchema,
+    api_value,
+    is_timezone,
+    parse_body,
+)
+from ..sms.messages import (
+    PrepareError,
+    attribute_names,
+    link_number,
+    mark_exported,
+    message_rows,
+    placeholders,
+    prepare_messages,
+    preview,
+    ready_counts,
+    sample_values,
+)
+from ..sms.segments import segment_info
+from ..state import get_state
+from ..tracking.clicks import record_conversion
+from .collect import read_limited_body
+
+bp = Blueprint("smstrack_api", __name__)
+bp.register_error_handler(HTTPException, http_error_as_json)
+
+
+class _Invalid(Exception):
+    def __init__(self, messages: dict, status: int = 400) -> None:
+        self.messages, self.status = messages, status
+
+
+@bp.errorhandler(_Invalid)
+def _invalid(err: _Invalid) -> Response:
+    return error_response(err.messages, err.status)
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    if request.endpoint == "smstrack_api.openapi":
+        return None
+    principal, by_session = current_principal()
+    if principal is None:
+        return error_response(
+            {"Authorization": ["Send 'Authorization: Bearer <api key>' (create one with flask smstrack create-api-key)."]},
+            401,
+            {"WWW-Authenticate": 'Bearer realm="smstrack"'},
+        )
+    if by_session and request.method not in ("GET", "HEAD", "OPTIONS"):
+        # A browser sends the session cookie on its own: ask for the token.
+        token = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
+        try:
+            validate_csrf(token)
+        except CSRFInvalid as err:
+            return error_response(
+                {"X-CSRFToken": [f"{err.args[0]} Send the page's CSRF token, or use an API key."]}, 400
+            )
+        if request.mimetype != "application/json":
+            return error_response({"Content-Type": ["Send application/json."]}, 415)
+    g.smstrack_principal = principal
+    return None
+
+
+def _load(schema) -> dict:
+    """Validate the JSON body with ``schema`` or answer 400/413/415."""
+    if request.mimetype not in ("application/json", ""):
+        raise _Invalid({"Content-Type": ["Send application/json."]}, 415)
+    try:
+        raw = read_limited_body()
+    except ValidationError as err:
+        raise _Invalid(err.messages, 413) from None
+    try:
+        return schema.load(parse_body(raw))
+    except ValidationError as err:
+        raise _Invalid(err.messages) from None
+
+
+def _campaign_or_404(campaign_id: int) -> Campaign:
+    campaign = get_campaign(campaign_id)
+    if campaign is None or not g.smstrack_principal.can_see(campaign):
+        raise _Invalid({"campaign_id": [f"No campaign {campaign_id}."]}, 404)
+    return campaign
+
+
+def _link_out(link: Link) -> dict:
+    out = LinkSchema().dump(link)
+    out["short_url"] = short_url(link)
+    return out
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .openapi import build_spec
+
+    try:
+        release = version("flask-smstrack")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        release = "0"
+    return jsonify(build_spec(release, request.base_url.rsplit("/", 1)[0]))
+
+
+@bp.get("/campaigns")
+def campaigns_list() -> Response:
+    p = g.smstrack_principal
+    return jsonify(campaigns=CampaignSchema(many=True).dump(list_campaigns(p.owner_id, is_admin=p.is_admin)))
+
+
+@bp.post("/campaigns")
+def campaigns_create() -> tuple[Response, int]:
+    data = _load(CampaignSchema())
+    campaign = create_campaign(data, g.smstrack_principal.owner_id)
+    return jsonify(CampaignSchema().dump(campaign)), 201
+
+
+@bp.get("/campaigns/table")
+def campaigns_table() -> Response:
+    """The campaign list with its numbers (as on the dashboard), newest
+    first; ``?start=`` and ``?end=`` (YYYY-MM-DD) filter on the send date."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    bounds = {}
+    for name in ("start", "end"):
+        raw = request.args.get(name)
+        try:
+            bounds[name] = dt.date.fromisoformat(raw) if raw else None
+        except ValueError:
+            raise _Invalid({name: ["Not a date: use YYYY-MM-DD."]}) from None
+    tz = ZoneInfo(_tz_arg() or current_app.config["SMSTRACK_TIMEZONE"])
+    p = g.smstrack_principal
+    rows = []
+    for campaign in list_campaigns(p.owner_id, is_admin=p.is_admin):
+        day = send_date(campaign, tz)
+        if (bounds["start"] and day < bounds["start"]) or (bounds["end"] and day > bounds["end"]):
+            continue
+        rows.append((campaign, CampaignData(campaign).report, day))
+    return table_response(campaign_list_table(rows), "campaigns")
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+def campaigns_get(campaign_id: int) -> Response:
+    return jsonify(CampaignSchema().dump(_campaign_or_404(campaign_id)))
+
+
+@bp.get("/campaigns/<int:campaign_id>/links")
+def links_list(campaign_id: int) -> Response:
+    campaign = _campaign_or_404(campaign_id)
+    return jsonify(links=[_link_out(link) for link in campaign.links])
+
+
+@bp.post("/campaigns/<int:campaign_id>/links")
+def links_create(campaign_id: int) -> tuple[Response, int]:
+    campaign = _campaign_or_404(campaign_id)
+    data = _load(LinkSchema())
+    try:
+        link = create_link(campaign, data)
+    except CodeTaken:
+        raise _Invalid({"code": [f"The code {data['code']!r} is already in use."]}, 409) from None
+    return jsonify(_link_out(link)), 201
+
+
+@bp.post("/campaigns/<int:campaign_id>/recipients")
+def recipients_import(campaign_id: int) -> tuple[Response, int]:
+    """Import recipients from a CSV body (``text/csv``, a phone column)."""
+    from ..sms.recipients import ImportError_, import_recipients, read_csv
+
+    campaign = _campaign_or_404(campaign_id)
+    if request.mimetype not in ("text/csv", "text/plain"):
+        raise _Invalid({"Content-Type": ["Send the file as text/csv."]}, 415)
+    limit = current_app.config["SMSTRACK_MAX_IMPORT_BYTES"]
+    try:
+        raw = read_limited_body(limit)
+    except ValidationError:
+        raise _Invalid({"_body": [f"The file is larger than {limit} bytes; split it."]}, 413) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _Invalid({"_body": ["The file is not UTF-8 text."]}) from None
+    try:
+        result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"))
+    except ImportError_ as err:
+        raise _Invalid({"_body": [str(err)]}) from None
+    body = {
+        "imported": result.imported,
+        "merged": result.merged,
+        "errors": [{"line": line, "message": message} for line, message in result.errors],
+    }
+    return jsonify(body), 200
+
+
+@bp.get("/campaigns/<int:campaign_id>/report")
+def campaigns_report(campaign_id: int) -> Response:
+    return jsonify(campaign_report(_campaign_or_404(campaign_id)).as_dict())
+
+
+def _tz_arg() -> str | None:
+    tz = request.args.get("tz")
+    if tz is None:
+        return None
+    if not is_timezone(tz):
+        raise _Invalid({"tz": [f"Unknown timezone {tz[:64]!r}; use an IANA name such as Europe/Paris."]})
+    return tz
+
+
+def table_response(table, filename: str) -> Response:
+    """A report table as JSON, or as a CSV download with ``?format=csv``."""
+    fmt = request.args.get("format", "json")
+    if fmt == "csv":
+        return csv_download(table_csv(table), filename)
+    if fmt != "json":
+        raise _Invalid({"format": ["Must be json or csv."]})
+    return jsonify(table_json(table))
+
+
+@bp.get("/campaigns/<int:campaign_id>/tables")
+def tables_index(campaign_id: int) -> Response:
+    _campaign_or_404(campaign_id)
+    return jsonify(tables=sorted(TABLES))
+
+
+@bp.get("/campaigns/<int:campaign_id>/tables/<name>")
+def tables_get(campaign_id: int, name: str) -> Response:
+    campaign = _campaign_or_404(campaign_id)
+    if name not in TABLES:
+        raise _Invalid({"name": [f"No table {name!r}; one of: {', '.join(sorted(TABLES))}."]}, 404)
+    table = campaign_table(CampaignData(campaign, _tz_arg()), name)
+    return table_response(table, f"campaign-{campaign.id}-{name}")
+
+
+def _conversion_out(result) -> dict:
+    out = ConversionOutSchema().dump(result.conversion)
+    out.update(attributed=result.attributed, duplicate=result.duplicate)
+    return out
+
+
+@bp.post("/messages/preview")
+def messages_preview() -> Response:
+    """Encoding, characters and segments of a message, as an SMS network
+    will count them. A template's ``{link}`` placeholders are filled with a
+    short link as long as a real one first."""
+    data = _load(MessagePreviewSchema())
+    text = data["text"]
+    body: dict = {}
+    numbers = [n for name in placeholders(text) if (n := link_number(name)) is not None]
+    if data["campaign_id"] is not None:
+        # As the campaign's first recipient would get it, with its links.
+        campaign = _campaign_or_404(data["campaign_id"])
+        shown = preview(
+            text, values=sample_values(campaign.id), links=max([len(campaign.links), *(n + 1 for n in numbers)]),
+            known=attribute_names(campaign.id),
+        )
+        info = shown.info
+        body.update(
+            rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning(),
+            unknown=shown.unknown,
+        )
+    elif numbers:
+        shown = preview(text, links=max(numbers) + 1)
+        info = shown.info
+        body.update(rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning())
+    else:
+        info = segment_info(text)
+    return jsonify(
+        encoding=info.encoding,
+        characters=info.characters,
+        units=info.units,
+        segments=info.segments,
+        per_segment=info.per_segment,
+        remaining=info.remaining,
+        **body,
+    )
+
+
+# -- variants, messages and audiences ---------------------------------------
+
+
+def _unsent_or_409(campaign: Campaign) -> None:
+    sent = campaign.messages_sent()
+    if sent:
+        raise _Invalid({"variants": [f"{sent} messages are already sent: variants cannot change now."]}, 409)
+
+
+@bp.get("/campaigns/<int:campaign_id>/variants")
+def variants_list(campaign_id: int) -> Response:
+    campaign = _campaign_or_404(campaign_id)
+    return jsonify(variants=VariantSchema(many=True).dump(campaign.variants))
+
+
+@bp.post("/campaigns/<int:campaign_id>/variants")
+def variants_create(campaign_id: int) -> tuple[Response, int]:
+    campaign = _campaign_or_404(campaign_id)
+    data = _load(VariantSchema())
+    _unsent_or_409(campaign)
+    if any(v.name == data["name"] for v in campaign.variants):
+        raise _Invalid({"name": [f"The campaign already has a variant {data['name']!r}."]}, 409)
+    variant = add_variant(campaign, data)
+    return jsonify(VariantSchema().dump(variant)), 201
+
+
+@bp.delete("/campaigns/<int:campaign_id>/variants/<int:variant_id>")
+def variants_delete(campaign_id: int, variant_id: int) -> tuple[str, int]:
+    campaign = _campaign_or_404(campaign_id)
+    variant = next((v for v in campaign.variants if v.id == variant_id), None)
+    if variant is None:
+        raise _Invalid({"variant_id": [f"No variant {variant_id} in this campaign."]}, 404)
+    _unsent_or_409(campaign)
+    remove_variant(variant)
+    return "", 204
+
+
+@bp.post("/campaigns/<int:campaign_id>/messages/prepare")
+def messages_prepare(campaign_id: int) -> Response:
+    """Give every unsent recipient a variant, links and a rendered message."""
+    campaign = _campaign_or_404(campaign_id)
+    try:
+        result = prepare_messages(campaign)
+    except PrepareError as err:
+        raise _Invalid({"message_template": [str(err)]}, 409) from None
+    ready, segments = ready_counts(campaign.id)
+    price = campaign.cost_per_segment
+    return jsonify(
+        prepared=result.prepared,
+        assigned=result.assigned,
+        links_created=result.links_created,
+        link_adds_segment=result.link_adds_segment,
+        per_variant=result.per_variant,
+        ready=ready,
+        segments=segments,
+        cost=api_value(price * segments if price is not None else None, "money"),
+    )
+
+
+@bp.get("/campaigns/<int:campaign_id>/messages")
+def messages_export(campaign_id: int) -> Response:
+    """The rendered messages (phone, message, variant): CSV for upload to
+    any SMS platform, which counts them as sent from then on; or JSON pages
+    with ``?limit=`` and ``?offset=``, which change nothing."""
+    campaign = _campaign_or_404(campaign_id)
+    fmt = request.args.get("format", "csv")
+    if fmt == "csv":
+        rows = message_rows(campaign)
+        mark_exported(campaign.id)
+        return csv_download(messages_csv(rows), f"campaign-{campaign.id}-messages")
+    if fmt != "json":
+        raise _Invalid({"format": ["Must be csv or json."]})
+    limit = min(max(request.args.get("limit", 100, type=int), 1), 10_000)
+    offset = max(request.args.get("offset", 0, type=int), 0)
+    rows = itertools.islice(message_rows(campaign), offset, offset + limit)
+    return jsonify(messages=[{"phone": p, "message": m, "variant": v or None} for p, m, v in rows])
+
+
+@bp.get("/campaigns/<int:campaign_id>/recipients")
+def recipients_audience(campaign_id: int) -> Response:
+    """Recipients for the next send: ``?segment=`` clicked_not_converted,
+    not_clicked, converted, clicked or all; ``?variant=``, ``?device=``,
+    ``?country=``; JSON or ``?format=csv``."""
+    campaign = _campaign_or_404(campaign_id)
+    try:
+        query = AudienceSchema().load(request.args.to_dict())
+    except ValidationError as err:
+        raise _Invalid(err.messages) from None
+    filters = {k: query[k] for k in ("variant", "device", "country")}
+    if query["format"] == "csv":
+        members = audience(campaign, query["segment"], **filters)
+        return csv_download(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
+    members = audience(campaign, query["segment"], **filters, limit=query["limit"], offset=query["offset"])
+    return jsonify(segment=query["segment"], recipients=[audience_json(m) for m in members])
+
+
+@bp.post("/conversions")
+def conversions_create() -> tuple[Response, int]:
+    data = _load(ConversionSchema())
+    principal = g.smstrack_principal
+    result = record_conversion(
+        data,
+        source="server",
+        trust="verified",
+        click_filter=lambda click: principal.can_see(get_campaign(click.campaign_id)),
+    )
+    return jsonify(_conversion_out(result)), 200 if result.duplicate else 201
+
+
+@bp.get("/conversions")
+def conversions_list() -> Response:
+    """Recent conversions; ``?attributed=false`` lists the unattributed ones
+    (only admins see those, since they belong to no campaign)."""
+    p = g.smstrack_principal
+    query = select(Conversion).order_by(Conversion.id.desc())
+    attributed = request.args.get("attributed")
+    if attributed not in (None, "true", "false"):
+        raise _Invalid({"attributed": ["Must be true or false."]})
+    if attributed == "false":
+        if not p.is_admin:
+            raise _Invalid({"attributed": ["Only admins can list unattributed conversions."]}, 403)
+        query = query.where(Conversion.click_pk.is_(None))
+    else:
+        visible = select(Campaign.id)
+        if not p.is_admin:
+            visible = visible.where(Campaign.owner_id == p.owner_id)
+        query = query.where(Conversion.campaign_id.in_(visible))
+    campaign_id = request.args.get("campaign_id", type=int)
+    if campaign_id is not None:
+        _campaign_or_404(campaign_id)
+        query = query.where(Conversion.campaign_id == campaign_id)
+    limit = min(max(request.args.get("limit", 100, type=int), 1), 1000)
+    rows = get_state().db.session.execute(query.limit(limit)).scalars()
+    return jsonify(
+        conversions=[dict(ConversionOutSchema().dump(c), attributed=c.click_pk is not None) for c in rows]
+    )
+
+
+@bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_found(_rest: str) -> Response:
+    """JSON for unknown API paths, and 405 for a known path with the wrong method."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.append(method)
+    if allowed:
+        return error_response(
+            {"_request": [f"{request.method} is not allowed here; use {', '.join(allowed)}."]},
+            405,
+            {"Allow": ", ".join(allowed)},
+        )
+    return error_response({"_request": [f"No API endpoint at {request.path}."]}, 404)

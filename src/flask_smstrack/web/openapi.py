@@ -1,0 +1,172 @@
+"""The OpenAPI document of the JSON API, generated from the marshmallow schemas."""
+from __future__ import annotations
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from ..schemas import (
+    AUDIENCE_SEGMENTS,
+    CampaignSchema,
+    ConversionOutSchema,
+    ConversionSchema,
+    LinkSchema,
+    MessagePreviewSchema,
+    VariantSchema,
+)
+
+_ERRORS = {
+    "description": "Invalid input: each field with its messages.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
+}
+
+
+def _json(ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _body(ref: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_ID = [{"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+
+
+def build_spec(version: str, server_url: str) -> dict:
+    spec = APISpec(
+        title="flask-smstrack",
+        version=version,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        servers=[{"url": server_url}],
+        security=[{"bearer": []}],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Campaign", schema=CampaignSchema)
+    spec.components.schema("Link", schema=LinkSchema)
+    spec.components.schema("ConversionIn", schema=ConversionSchema)
+    spec.components.schema("Conversion", schema=ConversionOutSchema)
+    spec.components.schema(
+        "Errors",
+        {
+            "type": "object",
+            "properties": {
+                "errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                }
+            },
+        },
+    )
+    spec.components.schema(
+        "Report",
+        {
+            "type": "object",
+            "description": "Rates are fractions; money is a decimal string; revenue is keyed by currency.",
+            "properties": {
+                **{k: {"type": "integer", "nullable": k in ("sent", "delivered", "segments", "undelivered")} for k in (
+                    "campaign_id", "sent", "delivered", "clicks", "unique_clicks", "previews", "bots",
+                    "human_confirmed", "forwards", "segments", "undelivered", "conversions", "unattributed_conversions")},
+                **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
+                **{k: {"type": "string", "nullable": True} for k in ("cost", "profit", "epc", "aov", "cost_per_conversion")},
+                "currency": {"type": "string"},
+                "revenue": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+    )
+    spec.path(
+        "/campaigns",
+        operations={
+            "get": {"summary": "List your campaigns", "responses": {"200": {"description": "Campaigns"}}},
+            "post": {
+                "summary": "Create a campaign",
+                "requestBody": _body("Campaign"),
+                "responses": {"201": _json("Campaign", "Created"), "400": _ERRORS},
+            },
+        },
+    )
+    spec.path("/campaigns/{campaign_id}", parameters=_ID, operations={
+        "get": {"summary": "One campaign", "responses": {"200": _json("Campaign", "The campaign"), "404": _ERRORS}},
+    })
+    spec.path("/campaigns/{campaign_id}/links", parameters=_ID, operations={
+        "get": {"summary": "The campaign's links", "responses": {"200": {"description": "Links"}}},
+        "post": {
+            "summary": "Create a tracked link",
+            "requestBody": _body("Link"),
+            "responses": {"201": _json("Link", "Created"), "400": _ERRORS, "409": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/report", parameters=_ID, operations={
+        "get": {"summary": "The campaign's numbers", "responses": {"200": _json("Report", "Report"), "404": _ERRORS}},
+    })
+    spec.components.schema("MessagePreviewIn", schema=MessagePreviewSchema)
+    spec.path("/messages/preview", operations={
+        "post": {
+            "summary": "Encoding and segments of a message",
+            "requestBody": _body("MessagePreviewIn"),
+            "responses": {"200": {"description": "encoding, characters, units, segments, per_segment, remaining"}, "400": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/table", operations={
+        "get": {"summary": "The campaign list with its numbers (?start=, ?end=, ?format=csv)", "responses": {"200": {"description": "A table"}}},
+    })
+    spec.path("/campaigns/{campaign_id}/recipients", parameters=_ID, operations={
+        "post": {
+            "summary": "Import recipients from CSV (a phone column; other columns become attributes)",
+            "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+            "responses": {"200": {"description": "imported, merged, and errors with their line numbers"}, "400": _ERRORS},
+        },
+        "get": {
+            "summary": "Recipients for the next send, by what they did (?segment=, ?variant=, ?device=, ?country=, ?format=csv)",
+            "parameters": [
+                {"name": "segment", "in": "query", "schema": {"type": "string", "enum": list(AUDIENCE_SEGMENTS)}},
+                {"name": "variant", "in": "query", "schema": {"type": "string"}},
+                {"name": "device", "in": "query", "schema": {"type": "string"}},
+                {"name": "country", "in": "query", "schema": {"type": "string"}},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+            ],
+            "responses": {"200": {"description": "Recipients"}, "400": _ERRORS},
+        },
+    })
+    spec.components.schema("Variant", schema=VariantSchema)
+    spec.path("/campaigns/{campaign_id}/variants", parameters=_ID, operations={
+        "get": {"summary": "The campaign's message variants", "responses": {"200": {"description": "Variants"}}},
+        "post": {
+            "summary": "Add a message variant (A/B/n test)",
+            "requestBody": _body("Variant"),
+            "responses": {"201": _json("Variant", "Created"), "400": _ERRORS, "409": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/variants/{variant_id}", parameters=_ID + [
+        {"name": "variant_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+    ], operations={
+        "delete": {"summary": "Remove a variant before sending", "responses": {"204": {"description": "Removed"}, "409": _ERRORS}},
+    })
+    spec.path("/campaigns/{campaign_id}/messages/prepare", parameters=_ID, operations={
+        "post": {
+            "summary": "Render every unsent recipient's message: variant, own links, segments",
+            "responses": {"200": {"description": "Counts, segments and cost"}, "409": _ERRORS},
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/messages", parameters=_ID, operations={
+        "get": {
+            "summary": "The rendered messages (phone, message, variant) as CSV, or JSON with ?format=json",
+            "responses": {"200": {"description": "Messages"}},
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/tables", parameters=_ID, operations={
+        "get": {"summary": "The names of the campaign's report tables", "responses": {"200": {"description": "Names"}}},
+    })
+    spec.path("/campaigns/{campaign_id}/tables/{name}", parameters=_ID + [
+        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+    ], operations={
+        "get": {"summary": "One report table (?tz=, ?format=csv)", "responses": {"200": {"description": "A table"}, "404": _ERRORS}},
+    })
+    spec.path("/conversions", operations={
+        "get": {"summary": "Recent conversions", "responses": {"200": {"description": "Conversions"}}},
+        "post": {
+            "summary": "Record a verified server-side conversion",
+            "requestBody": _body("ConversionIn"),
+            "responses": {"201": _json("Conversion", "Recorded"), "200": _json("Conversion", "Already recorded"), "400": _ERRORS},
+        },
+    })
+    return spec.to_dict()
