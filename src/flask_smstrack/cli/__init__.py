@@ -1,4 +1,8 @@
-"""The ``flask smstrack`` command group, split by topic."""
-from .commands import smstrack_cli
+"""The ``flask smstrack`` command group, split by topic.
+
+Each topic module adds its commands to :data:`smstrack_cli` when imported.
+"""
+from . import campaigns, demo, sms, users  # noqa: F401  (registers the commands)
+from .base import smstrack_cli
 
 __all__ = ["smstrack_cli"]

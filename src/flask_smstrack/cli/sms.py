@@ -1,230 +1,17 @@
-"""``flask smstrack ...`` commands."""
+"""SMS campaigns: recipients, variants, message export, link checks, sending."""
 from __future__ import annotations
 
 import json
-import secrets
 import sys
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
-from ..auth import create_api_key, create_user, find_user
-from ..db.migrate import current_revision, head_revision, upgrade
-from ..manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
-from ..models import Campaign, Recipient, User
-from ..reports.campaign import campaign_report
-from ..schemas import AUDIENCE_SEGMENTS, CampaignSchema, LinkSchema
-from ..state import get_state
-from ..tracking.clicks import replay_spool, spooled_count
-
-smstrack_cli = AppGroup("smstrack", help="SMS link tracking: database, users, campaigns, reports.")
-
-
-def _state():
-    try:
-        return get_state()
-    except RuntimeError as err:
-        raise click.ClickException(str(err)) from None
-
-
-def _validation_error(err: ValidationError) -> click.ClickException:
-    lines = [
-        f"{field}: {' '.join(m if isinstance(m, str) else json.dumps(m) for m in msgs)}"
-        for field, msgs in err.messages.items()
-    ]
-    return click.ClickException("invalid input:\n  " + "\n  ".join(lines))
-
-
-def _owner(email: str | None) -> str | None:
-    if email is None:
-        return None
-    user = find_user(email)
-    if user is None:
-        raise click.ClickException(f"no user {email}; create one with: flask smstrack create-user {email} --password ...")
-    return str(user.id)
-
-
-@smstrack_cli.command("init-db")
-def init_db_command() -> None:
-    """Create the smstrack tables, or upgrade them to this version."""
-    _state()
-    before = current_revision()
-    upgrade()
-    after = current_revision()
-    if before == after:
-        click.echo(f"Database is up to date (revision {after}).")
-    else:
-        click.echo(f"Database upgraded from {before or 'empty'} to {after}.")
-
-
-@smstrack_cli.command("create-user")
-@click.argument("email")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
-@click.option("--admin", is_flag=True, help="Admins see every campaign.")
-def create_user_command(email: str, password: str, admin: bool) -> None:
-    """Create a dashboard and API user."""
-    _state()
-    try:
-        user = create_user(email, password, is_admin=admin)
-    except ValueError as err:
-        raise click.ClickException(str(err)) from None
-    click.echo(f"Created {'admin' if admin else 'user'} {user.email} (id {user.id}).")
-
-
-@smstrack_cli.command("create-api-key")
-@click.argument("email")
-@click.option("--name", help="A note to recognise the key by.")
-def create_api_key_command(email: str, name: str | None) -> None:
-    """Create an API key for a user and print it (it is shown only once)."""
-    _state()
-    user = find_user(email)
-    if user is None:
-        raise click.ClickException(f"no user {email}; create one with: flask smstrack create-user {email}")
-    key, _ = create_api_key(str(user.id), is_admin=user.is_admin, name=name)
-    click.echo(key)
-    click.echo("Keep this key: it cannot be shown again. Send it as 'Authorization: Bearer <key>'.", err=True)
-
-
-@smstrack_cli.command("list-api-keys")
-@click.argument("email")
-def list_api_keys_command(email: str) -> None:
-    """List a user's API keys (their first characters only)."""
-    from ..models import ApiKey
-
-    state = _state()
-    owner = _owner(email)
-    keys = state.db.session.query(ApiKey).filter_by(owner_id=owner).order_by(ApiKey.id).all()
-    if not keys:
-        click.echo(f"{email} has no API keys.")
-    for key in keys:
-        status = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-        used = f"last used {key.last_used_at:%Y-%m-%d %H:%M} UTC" if key.last_used_at else "never used"
-        click.echo(f"{key.prefix}...  {status}, {used}, created {key.created_at:%Y-%m-%d}{'  ' + key.name if key.name else ''}")
-
-
-@smstrack_cli.command("revoke-api-key")
-@click.argument("prefix")
-def revoke_api_key_command(prefix: str) -> None:
-    """Revoke an API key by its first characters, as list-api-keys shows them."""
-    from ..auth import KEY_PREFIX, revoke_api_keys
-
-    _state()
-    if not prefix.startswith(KEY_PREFIX) or len(prefix) < len(KEY_PREFIX) + 6:
-        raise click.ClickException(f"give the key's first {len(KEY_PREFIX) + 6} characters, e.g. {KEY_PREFIX}AbC123")
-    count = revoke_api_keys(prefix)
-    if not count:
-        raise click.ClickException(f"no active key starts with {prefix}; see flask smstrack list-api-keys EMAIL")
-    click.echo(f"Revoked {count} key(s) starting with {prefix[: len(KEY_PREFIX) + 6]}.")
-
-
-@smstrack_cli.command("create-campaign")
-@click.option("--name", required=True)
-@click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
-@click.option("--cost", help="Total cost of the send, e.g. 12.50.")
-@click.option("--cost-per-message", help="Price of one message, e.g. 0.0079.")
-@click.option("--cost-per-segment", help="Price of one SMS segment, e.g. 0.0079 (with imported recipients).")
-@click.option("--message", "message_template", help="The message, with {link} and {first_name}-style placeholders.")
-@click.option("--sent", type=int, help="How many messages were sent.")
-@click.option("--owner", help="Email of the owning user.")
-def create_campaign_command(name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner) -> None:
-    """Create a campaign."""
-    _state()
-    raw = {
-        "name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message,
-        "cost_per_segment": cost_per_segment, "message_template": message_template, "sent": sent,
-    }
-    try:
-        data = CampaignSchema().load({k: v for k, v in raw.items() if v is not None})
-    except ValidationError as err:
-        raise _validation_error(err) from None
-    campaign = create_campaign(data, _owner(owner))
-    click.echo(f"Campaign {campaign.id} created: {campaign.name}")
-
-
-@smstrack_cli.command("create-link")
-@click.argument("campaign_id", type=int)
-@click.argument("destination_url")
-@click.option("--code", help="A custom short code (3-64 of A-Z a-z 0-9 _ -).")
-@click.option("--no-click-id", is_flag=True, help="Do not append the click id to the destination.")
-def create_link_command(campaign_id: int, destination_url: str, code: str | None, no_click_id: bool) -> None:
-    """Create a tracked link in a campaign and print its short URL."""
-    _state()
-    campaign = get_campaign(campaign_id)
-    if campaign is None:
-        raise click.ClickException(f"no campaign {campaign_id}; list them with the API or the dashboard")
-    raw = {"destination_url": destination_url, "append_click_id": not no_click_id}
-    if code:
-        raw["code"] = code
-    try:
-        data = LinkSchema().load(raw)
-        link = create_link(campaign, data)
-    except ValidationError as err:
-        raise _validation_error(err) from None
-    except CodeTaken:
-        raise click.ClickException(f"the code {code!r} is already in use; choose another") from None
-    click.echo(f"Link {link.code} -> {link.destination_url}")
-    click.echo(short_url(link))
-
-
-@smstrack_cli.command("report")
-@click.argument("campaign_id", type=int)
-def report_command(campaign_id: int) -> None:
-    """Print a campaign's report as JSON."""
-    _state()
-    campaign = get_campaign(campaign_id)
-    if campaign is None:
-        raise click.ClickException(f"no campaign {campaign_id}")
-    click.echo(json.dumps(campaign_report(campaign).as_dict(), indent=2))
-
-
-@smstrack_cli.command("replay-spool")
-def replay_spool_command() -> None:
-    """Write clicks that were spooled while the database was unreachable."""
-    _state()
-    total = spooled_count()
-    if not total:
-        click.echo("The spool is empty.")
-        return
-    with click.progressbar(length=total, label="Replaying clicks") as bar:
-        written, present = replay_spool(progress=bar.update)
-    click.echo(f"Wrote {written} clicks; {present} were already stored.")
-
-
-@smstrack_cli.command("quickstart")
-@click.option("--admin-email", default="admin@example.com", show_default=True)
-@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
-@click.option("--demo", is_flag=True, help="Also create a demo campaign full of data, once.")
-@click.pass_context
-def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo: bool) -> None:
-    """Set up a new install: tables, a first admin, a sample campaign and link."""
-    state = _state()
-    if current_revision() != head_revision():
-        upgrade()
-        click.echo("Database tables created.")
-    db = state.db
-    if db.session.query(User.id).first() is None:
-        password = secrets.token_urlsafe(12)
-        create_user(admin_email, password, is_admin=True)
-        click.echo(f"Admin created. Log in at {base_url}{current_app.config['SMSTRACK_URL_PREFIX']}/login")
-        click.echo(f"  email:    {admin_email}")
-        click.echo(f"  password: {password}   (shown once; keep it)")
-    else:
-        click.echo(f"Log in at {base_url}{current_app.config['SMSTRACK_URL_PREFIX']}/login with your user.")
-    if db.session.query(Campaign.id).first() is None:
-        admin = db.session.query(User).filter_by(is_admin=True).order_by(User.id).first()
-        campaign = create_campaign(
-            CampaignSchema().load({"name": "Sample campaign", "currency": "USD", "cost_per_message": "0.0079", "sent": 1000}),
-            str(admin.id) if admin else None,
-        )
-        link = create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/?utm_source=sms"}))
-        click.echo(f"Sample tracked link: {base_url.rstrip('/')}{current_app.config['SMSTRACK_LINK_PREFIX']}/{link.code}")
-        if demo:
-            ctx.invoke(demo_command)
-        else:
-            click.echo("See a full dashboard at once: flask --app wsgi smstrack demo (or make run DEMO=1)")
+from ..manage import get_campaign
+from ..models import Campaign, Recipient
+from ..schemas import AUDIENCE_SEGMENTS
+from .base import app_state, campaign_or_fail, smstrack_cli, validation_error
 
 
 @smstrack_cli.command("import-recipients")
@@ -239,7 +26,7 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None) -
     """
     from ..sms.recipients import ImportError_, import_recipients, read_csv
 
-    _state()
+    app_state()
     if get_campaign(campaign_id) is None:
         raise click.ClickException(f"no campaign {campaign_id}")
     with click.open_file(file, encoding="utf-8-sig") as f:
@@ -257,14 +44,6 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None) -
         click.echo(f"  ... and {len(result.errors) - 50} more", err=True)
 
 
-def _campaign_or_fail(campaign_id: int) -> Campaign:
-    _state()
-    campaign = get_campaign(campaign_id)
-    if campaign is None:
-        raise click.ClickException(f"no campaign {campaign_id}")
-    return campaign
-
-
 @smstrack_cli.command("add-variant")
 @click.argument("campaign_id", type=int)
 @click.argument("name")
@@ -275,11 +54,11 @@ def add_variant_command(campaign_id: int, name: str, message: str, weight: int) 
     from ..manage import add_variant
     from ..schemas import VariantSchema
 
-    campaign = _campaign_or_fail(campaign_id)
+    campaign = campaign_or_fail(campaign_id)
     try:
         data = VariantSchema().load({"name": name, "message_template": message, "weight": weight})
     except ValidationError as err:
-        raise _validation_error(err) from None
+        raise validation_error(err) from None
     if any(v.name == data["name"] for v in campaign.variants):
         raise click.ClickException(f"campaign {campaign_id} already has a variant {data['name']!r}")
     variant = add_variant(campaign, data)
@@ -290,7 +69,7 @@ def _prepare(campaign: Campaign) -> None:
     from ..sms.messages import PrepareError, prepare_messages, ready_counts
 
     r = Recipient.__table__.c
-    total = _state().db.session.execute(
+    total = app_state().db.session.execute(
         select(func.count()).where(r.campaign_id == campaign.id, r.status.in_(("pending", "ready")))
     ).scalar_one()
     try:
@@ -321,7 +100,7 @@ def export_messages_command(campaign_id: int, output: str) -> None:
     from ..reports.export import messages_csv
     from ..sms.messages import mark_exported, message_rows
 
-    campaign = _campaign_or_fail(campaign_id)
+    campaign = campaign_or_fail(campaign_id)
     _prepare(campaign)
     with click.open_file(output, "w", encoding="utf-8") as f:
         for line in messages_csv(message_rows(campaign)):
@@ -343,92 +122,12 @@ def export_recipients_command(campaign_id, segment, variant, device, country, ou
     from ..reports.campaign import audience
     from ..reports.export import audience_csv
 
-    campaign = _campaign_or_fail(campaign_id)
+    campaign = campaign_or_fail(campaign_id)
     members = audience(campaign, segment, variant=variant, device=device, country=country)
     with click.open_file(output, "w", encoding="utf-8") as f:
         for line in audience_csv(members):
             f.write(line)
     click.echo(f"{len(members)} recipients ({segment}).", err=True)
-
-
-@smstrack_cli.command("rollup")
-@click.argument("campaign_ids", nargs=-1, type=int)
-def rollup_command(campaign_ids: tuple[int, ...]) -> None:
-    """Bring the report rollups of campaigns (default: all) up to date.
-
-    Reports do this on their own; run it from cron to keep page views fast
-    after large imports.
-    """
-    from ..reports.rollups import refresh
-
-    state = _state()
-    query = state.db.session.query(Campaign).order_by(Campaign.id)
-    if campaign_ids:
-        query = query.filter(Campaign.id.in_(campaign_ids))
-    campaigns = query.all()
-    missing = sorted(set(campaign_ids) - {c.id for c in campaigns})
-    if missing:
-        raise click.ClickException(f"no campaign {', '.join(map(str, missing))}")
-    with click.progressbar(campaigns, label="Rolling up campaigns", item_show_func=lambda c: c and c.name) as bar:
-        for campaign in bar:
-            refresh(campaign)
-    click.echo(f"Rollups up to date for {len(campaigns)} campaign(s).")
-
-
-@smstrack_cli.command("demo")
-@click.option("--clicks", type=click.IntRange(1, 10_000_000), default=6000, show_default=True, help="How many clicks to make.")
-@click.option("--owner", help="Email of the owning user (default: the first admin).")
-@click.option("--seed", type=int, help="Make the same data again (default: a random seed, printed).")
-@click.option("--no-sms", is_flag=True, help="Skip the second demo, an A/B test sent to imported recipients.")
-def demo_command(clicks: int, owner: str | None, seed: int | None, no_sms: bool) -> None:
-    """Create a demo campaign with a week of realistic clicks and conversions,
-    and a second one: an A/B test sent to 2,000 imported recipients, with
-    delivery receipts, forwards and a verdict."""
-    from ..demo.spring_sale import create_demo_campaign, default_owner_id
-    from ..schemas import format_money
-
-    _state()
-    owner_id = _owner(owner) if owner is not None else default_owner_id()
-    if seed is None:
-        seed = secrets.randbelow(1_000_000)
-    with click.progressbar(length=clicks, label="Creating demo clicks") as bar:
-        campaign = create_demo_campaign(clicks=clicks, owner_id=owner_id, seed=seed, progress=bar.update)
-    report = campaign_report(campaign)
-    revenue = ", ".join(f"{format_money(v)} {cur}" for cur, v in sorted(report.revenue.items())) or "none"
-    click.echo(f"Campaign {campaign.id} created: {campaign.name} (seed {seed})")
-    click.echo(f"  clicks:      {report.clicks} human ({report.unique_clicks} unique), {report.previews} previews, {report.bots} bots")
-    click.echo(f"  conversions: {report.conversions}, revenue {revenue}")
-    click.echo(f"  dashboard:   {current_app.config['SMSTRACK_URL_PREFIX']}/campaigns/{campaign.id}")
-    if not no_sms:
-        _demo_sms(owner_id, seed)
-
-
-def _demo_sms(owner_id: str | None, seed: int) -> None:
-    """The A/B test demo campaign, and what it shows."""
-    from ..demo.ab_test import RECIPIENTS, STEPS_PER_RECIPIENT, create_demo_sms_campaign
-    from ..reports.campaign import CampaignData, variant_test
-    from ..schemas import format_money
-
-    with click.progressbar(length=RECIPIENTS * STEPS_PER_RECIPIENT, label="Creating the A/B test demo") as bar:
-        campaign = create_demo_sms_campaign(owner_id=owner_id, seed=seed, progress=bar.update)
-    data = CampaignData(campaign)
-    report = data.report
-    no_receipt = (report.sent or 0) - (report.delivered or 0) - (report.undelivered or 0)
-    revenue = ", ".join(f"{format_money(v)} {cur}" for cur, v in sorted(report.revenue.items())) or "none"
-    cost = f"{format_money(report.cost)} {campaign.currency}" if report.cost is not None else "unknown"
-    click.echo(f"Campaign {campaign.id} created: {campaign.name} (seed {seed})")
-    click.echo(
-        f"  messages:    {report.sent} sent ({report.segments} segments, {cost}), {report.delivered} delivered,"
-        f" {report.undelivered} undelivered, {no_receipt} without a receipt"
-    )
-    click.echo(
-        f"  clicks:      {report.clicks} human ({report.unique_clicks} unique), {report.forwards} forwards,"
-        f" {report.previews} previews"
-    )
-    for note in variant_test(data).notes:
-        click.echo(f"  A/B test:    {note}")
-    click.echo(f"  conversions: {report.conversions}, revenue {revenue}")
-    click.echo(f"  dashboard:   {current_app.config['SMSTRACK_URL_PREFIX']}/campaigns/{campaign.id}")
 
 
 @smstrack_cli.command("check-links")
@@ -445,7 +144,7 @@ def check_links_command(campaign_id: int, as_json: bool, timeout: float | None) 
 
     from ..sms.linkcheck import check_campaign_links, count_destinations
 
-    _state()
+    app_state()
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}; list them with the API or the dashboard")
@@ -541,7 +240,7 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
         twilio_settings,
     )
 
-    _state()
+    app_state()
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
