@@ -12,7 +12,7 @@ import re
 import pytest
 
 from conftest import ANDROID, DESKTOP, IMESSAGE_PREVIEW, IPHONE, click_id_of
-from flask_smstrack.reports.campaign import BREAKDOWNS, TABLES
+from flask_smstrack.reports.tables import BREAKDOWNS, TABLES
 
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 _TILE = re.compile(r'<div class="st-tile-label">([^<]+)</div>\s*<div class="st-tile-value">(.*?)</div>')

@@ -9,16 +9,25 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from flask_smstrack.tracking.clicks import click_id_millis
-
+from flask_smstrack.auth import find_user
 from flask_smstrack.demo import ab_test as demo_sms
 from flask_smstrack.demo import spring_sale as demo
-from flask_smstrack.auth import find_user
-from flask_smstrack.tracking.classify import classify_agent
-from flask_smstrack.models import Campaign, Click, Conversion, Link, Recipient, RollupState, Variant, utcnow
-from flask_smstrack.reports.campaign import CampaignData, campaign_report, variant_test
+from flask_smstrack.models import (
+    Campaign,
+    Click,
+    Conversion,
+    Link,
+    Recipient,
+    RollupState,
+    Variant,
+    utcnow,
+)
+from flask_smstrack.reports.campaign import CampaignData, campaign_report
+from flask_smstrack.reports.tables import variant_test
 from flask_smstrack.schemas import format_money
 from flask_smstrack.state import get_state
+from flask_smstrack.tracking.classify import classify_agent
+from flask_smstrack.tracking.clicks import click_id_millis
 from test_dashboard import login
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

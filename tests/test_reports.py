@@ -155,7 +155,7 @@ def test_unknown_table_and_timezone(actions, fixture):
 
 def test_csv_neutralises_formulas():
     from flask_smstrack.reports.export import table_csv
-    from flask_smstrack.reports.campaign import Column, Table
+    from flask_smstrack.reports.tables import Column, Table
 
     table = Table("t", "T", [Column("value", "V", "text"), Column("n", "N")], [
         {"value": "=HYPERLINK(\"http://x\")", "n": 1}, {"value": "+1", "n": 2}, {"value": "-2", "n": 3},

@@ -4,15 +4,17 @@ import datetime as dt
 from sqlalchemy import func, select, update
 
 from conftest import ANDROID
-from flask_smstrack.reports import rollups
 from flask_smstrack.models import Campaign, Click, ClickRollup, RollupState
-from flask_smstrack.reports.campaign import TABLES, CampaignData, campaign_table
+from flask_smstrack.reports import rollups
+from flask_smstrack.reports.campaign import CampaignData
+from flask_smstrack.reports.tables import TABLES, campaign_table
 from test_reports import SENT, fixture  # noqa: F401  (the hand-worked fixture)
 
 
 def _all_tables(app, campaign_id, refresh_after):
-    from flask_smstrack.reports.export import table_json
     from wsgi import db
+
+    from flask_smstrack.reports.export import table_json
 
     with app.test_request_context():
         campaign = db.session.get(Campaign, campaign_id)

@@ -11,12 +11,14 @@ from flask_smstrack.reports.stats import (
     EXACT_TERMS_LIMIT,
     _beta_exact,
     _beta_normal,
+    probability_to_beat,
+    two_proportion_test,
+)
+from flask_smstrack.reports.verdicts import (
     _format_p,
     compare,
     compare_variants,
-    probability_to_beat,
     summary_verdict,
-    two_proportion_test,
 )
 
 # -- the z-test ---------------------------------------------------------------------

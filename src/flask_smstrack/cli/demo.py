@@ -41,7 +41,8 @@ def demo_command(clicks: int, owner: str | None, seed: int | None, no_sms: bool)
 def _demo_sms(owner_id: str | None, seed: int) -> None:
     """The A/B test demo campaign, and what it shows."""
     from ..demo.ab_test import RECIPIENTS, STEPS_PER_RECIPIENT, create_demo_sms_campaign
-    from ..reports.campaign import CampaignData, variant_test
+    from ..reports.campaign import CampaignData
+    from ..reports.tables import variant_test
     from ..schemas import format_money
 
     with click.progressbar(length=RECIPIENTS * STEPS_PER_RECIPIENT, label="Creating the A/B test demo") as bar:

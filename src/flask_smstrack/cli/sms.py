@@ -119,7 +119,7 @@ def export_messages_command(campaign_id: int, output: str) -> None:
 def export_recipients_command(campaign_id, segment, variant, device, country, output) -> None:
     """Write the recipients for the next send as CSV, e.g. those who clicked
     and did not convert; the file imports back with import-recipients."""
-    from ..reports.campaign import audience
+    from ..reports.audience import audience
     from ..reports.export import audience_csv
 
     campaign = campaign_or_fail(campaign_id)

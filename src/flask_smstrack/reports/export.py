@@ -14,7 +14,8 @@ from typing import Any, Iterable, Iterator
 from flask import Response, stream_with_context
 
 from ..schemas import api_value
-from .campaign import AudienceMember, Table
+from .audience import AudienceMember
+from .tables import Table
 
 #: A cell starting with one of these is a formula to Excel, LibreOffice and
 #: Google Sheets; a leading apostrophe makes it text.

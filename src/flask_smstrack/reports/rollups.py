@@ -58,6 +58,19 @@ DIMENSIONS: dict[str, Any] = {
 
 #: Upper bounds of the delay bins, in minutes (``None``: no bound).
 DELAY_BOUNDS = (5, 15, 60, 180, 720, 1440, 2880, 10080, None)
+#: Labels of the delay bins of DELAY_BOUNDS, one each.
+DELAY_LABELS = (
+    "under 5 min",
+    "5–15 min",
+    "15–60 min",
+    "1–3 h",
+    "3–12 h",
+    "12–24 h",
+    "1–2 days",
+    "2–7 days",
+    "over 7 days",
+)
+assert len(DELAY_LABELS) == len(DELAY_BOUNDS)
 
 
 def _dialect() -> str:

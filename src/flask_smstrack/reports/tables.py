@@ -1,269 +1,16 @@
-"""Every number the API, dashboard and CSV show, each computed once here.
-
-Reports are plain functions with explicit parameters that return plain data.
-Money stays ``Decimal``; revenue is grouped by currency and never summed
-across currencies. Profit, ROI, ROAS, EPC, AOV and cost per conversion use
-the revenue in the campaign's own currency.
-"""
+"""The tables behind every view: breakdowns, time series, heatmaps, delays, the A/B test and the campaign list."""
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
-from functools import cached_property
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
-
-from ..models import Campaign, Click, Conversion
-from ..sms.messages import recipient_totals
-from ..state import get_state
-from .rollups import DELAY_BOUNDS, CampaignCounts
-
-_MONEY_Q = Decimal("0.0001")
-
-
-def _money(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(_MONEY_Q, rounding=ROUND_HALF_EVEN)
-
-
-def _ratio(num: Decimal | int | None, den: Decimal | int | None) -> Decimal | None:
-    if num is None or den is None or den == 0:
-        return None
-    return Decimal(num) / Decimal(den)
-
-
-@dataclass
-class CampaignReport:
-    """The headline numbers of one campaign (see DESIGN.md, Metrics)."""
-
-    campaign_id: int
-    currency: str
-    sent: int | None
-    delivered: int | None
-    clicks: int
-    unique_clicks: int
-    previews: int
-    bots: int
-    human_confirmed: int
-    conversions: int
-    unattributed_conversions: int
-    revenue: dict[str, Decimal] = field(default_factory=dict)
-    cost: Decimal | None = None
-    #: Human clicks on a recipient's own link from another device.
-    forwards: int = 0
-    #: SMS segments of the messages sent to imported recipients.
-    segments: int | None = None
-    #: Messages a delivery receipt called undelivered or failed.
-    undelivered: int | None = None
-
-    @property
-    def audience(self) -> int | None:
-        """The CTR denominator: each message counts when delivered, or while
-        its delivery is unknown (sent); one reported undelivered does not."""
-        if self.undelivered is not None and self.sent is not None:
-            return self.sent - self.undelivered
-        return self.delivered if self.delivered is not None else self.sent
-
-    @property
-    def own_revenue(self) -> Decimal:
-        return self.revenue.get(self.currency, Decimal(0))
-
-    @property
-    def ctr(self) -> Decimal | None:
-        return _ratio(self.unique_clicks, self.audience)
-
-    @property
-    def conversion_rate(self) -> Decimal | None:
-        return _ratio(self.conversions, self.unique_clicks)
-
-    @property
-    def profit(self) -> Decimal | None:
-        return None if self.cost is None else self.own_revenue - self.cost
-
-    @property
-    def roi(self) -> Decimal | None:
-        return _ratio(self.profit, self.cost)
-
-    @property
-    def roas(self) -> Decimal | None:
-        return _ratio(self.own_revenue, self.cost)
-
-    @property
-    def epc(self) -> Decimal | None:
-        return _money(_ratio(self.own_revenue, self.unique_clicks))
-
-    @property
-    def aov(self) -> Decimal | None:
-        return _money(_ratio(self.own_revenue, self.conversions))
-
-    @property
-    def cost_per_conversion(self) -> Decimal | None:
-        return _money(_ratio(self.cost, self.conversions))
-
-    def as_dict(self) -> dict:
-        """The report as the API serialises it: rates as numbers (fractions),
-        money as decimal strings."""
-        from ..schemas import api_value
-
-        def money(v):
-            return api_value(v, "money")
-
-        def rate(v):
-            return api_value(v, "rate")
-
-        return {
-            "campaign_id": self.campaign_id,
-            "currency": self.currency,
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "clicks": self.clicks,
-            "unique_clicks": self.unique_clicks,
-            "previews": self.previews,
-            "bots": self.bots,
-            "human_confirmed": self.human_confirmed,
-            "forwards": self.forwards,
-            "segments": self.segments,
-            "undelivered": self.undelivered,
-            "ctr": rate(self.ctr),
-            "conversions": self.conversions,
-            "unattributed_conversions": self.unattributed_conversions,
-            "conversion_rate": rate(self.conversion_rate),
-            "revenue": {cur: money(v) for cur, v in sorted(self.revenue.items())},
-            "cost": money(self.cost),
-            "profit": money(self.profit),
-            "roi": rate(self.roi),
-            "roas": rate(self.roas),
-            "epc": money(self.epc),
-            "aov": money(self.aov),
-            "cost_per_conversion": money(self.cost_per_conversion),
-        }
-
-
-# -- the campaign's aggregates ----------------------------------------------
-
-
-class CampaignData:
-    """Everything the views of one campaign need, each aggregate read once
-    (from the rollups plus the live rows after their cut, see rollups.py)."""
-
-    def __init__(self, campaign: Campaign, tz: str | None = None, counts: CampaignCounts | None = None) -> None:
-        from flask import current_app
-
-        self.campaign = campaign
-        self.tz = ZoneInfo(tz or current_app.config["SMSTRACK_TIMEZONE"])
-        self.counts = counts or CampaignCounts(campaign)
-        self._clicks: dict[str, list[tuple]] = {}
-        self._conversions: dict[str, list[tuple]] = {}
-
-    @cached_property
-    def buckets(self) -> list[tuple]:
-        """``(start, kind, clicks, firsts, confirmed)`` per 15 minutes."""
-        return self.counts.click_buckets()
-
-    def clicks_by(self, dimension: str) -> list[tuple]:
-        """``(value, kind, clicks, firsts)``, ``value`` a string (``""``: unknown)."""
-        if dimension not in self._clicks:
-            self._clicks[dimension] = self.counts.click_dimension(dimension)
-        return self._clicks[dimension]
-
-    def conversions_by(self, dimension: str) -> list[tuple]:
-        """``(value, currency, conversions, revenue)``."""
-        if dimension not in self._conversions:
-            self._conversions[dimension] = self.counts.conversion_dimension(dimension)
-        return self._conversions[dimension]
-
-    @cached_property
-    def conversion_buckets(self) -> list[tuple]:
-        """``(start, currency, conversions, revenue)`` per 15 minutes."""
-        return [
-            (dt.datetime.fromtimestamp(int(value), dt.timezone.utc), cur, n, total)
-            for value, cur, n, total in self.conversions_by("bucket")
-        ]
-
-    @cached_property
-    def recipients(self) -> dict[int | None, Counter]:
-        """Per variant id, the recipients' counts (see ``recipient_totals``)."""
-        return recipient_totals(self.campaign.id)
-
-    @cached_property
-    def report(self) -> CampaignReport:
-        by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for _, kind, clicks, firsts, confirmed in self.buckets:
-            totals = by_kind[kind]
-            totals[0] += clicks
-            totals[1] += firsts
-            totals[2] += confirmed
-        revenue: dict[str, Decimal] = defaultdict(Decimal)
-        conversions = 0
-        for _, currency, n, total in self.conversion_buckets:
-            conversions += n
-            if currency:
-                revenue[currency] += total
-        human = by_kind["human"]
-        c = self.campaign
-        sent, delivered, segments, undelivered = audience_of(c, self.recipients.values())
-        return CampaignReport(
-            campaign_id=c.id,
-            currency=c.currency,
-            sent=sent,
-            delivered=delivered,
-            segments=segments,
-            undelivered=undelivered,
-            forwards=by_kind["forward"][0],
-            clicks=human[0],
-            unique_clicks=human[1],
-            previews=by_kind["preview"][0],
-            bots=by_kind["bot"][0],
-            human_confirmed=human[2],
-            conversions=conversions,
-            unattributed_conversions=unattributed_count(c.id),
-            revenue=dict(revenue),
-            cost=c.total_cost,
-        )
-
-
-def undelivered_of(t: Counter) -> int:
-    """Messages whose delivery receipt said undelivered or failed."""
-    return t["receipts"] - t["delivered"]
-
-
-def audience_of(campaign: Campaign, totals) -> tuple[int | None, int | None, int | None, int | None]:
-    """``(sent, delivered, segments, undelivered)``: from the imported
-    recipients' messages once there are any (delivered and undelivered once
-    a delivery receipt came), else as entered on the campaign."""
-    totals = list(totals)
-    messages = sum(t["messages"] for t in totals)
-    if not messages:
-        return campaign.sent, campaign.delivered, None, None
-    if not sum(t["receipts"] for t in totals):
-        return messages, campaign.delivered, sum(t["segments"] for t in totals), None
-    return (
-        messages,
-        sum(t["delivered"] for t in totals),
-        sum(t["segments"] for t in totals),
-        sum(undelivered_of(t) for t in totals),
-    )
-
-
-def unattributed_count(campaign_id: int) -> int:
-    """Conversions that named one of the campaign's clicks too late."""
-    c, v = Click.__table__.c, Conversion.__table__.c
-    return get_state().db.session.execute(
-        select(func.count())
-        .select_from(Conversion.__table__.join(Click.__table__, v.reported_click_id == c.click_id))
-        .where(and_(v.click_pk.is_(None), c.campaign_id == campaign_id))
-    ).scalar_one()
-
-
-def campaign_report(campaign: Campaign) -> CampaignReport:
-    """Compute the headline numbers of ``campaign``."""
-    return CampaignData(campaign).report
-
-
-# -- tables: the same rows for the page, the JSON API and CSV -----------------
+from ..models import Campaign
+from .campaign import CampaignData, CampaignReport, ratio, undelivered_of
+from .rollups import DELAY_LABELS
 
 
 @dataclass(frozen=True)
@@ -292,6 +39,7 @@ _METRIC_COLUMNS = [
     Column("revenue", "Revenue", "money"),
     Column("share", "Share of clicks", "rate"),
 ]
+
 
 #: The breakdown tables: name -> (dimension, title, label of the value column).
 BREAKDOWNS = {
@@ -337,8 +85,8 @@ def breakdown(data: CampaignData, name: str) -> Table:
             {
                 "value": str(text),
                 **row,
-                "conversion_rate": _ratio(row["conversions"], row["unique_clicks"]),
-                "share": _ratio(row["clicks"], total),
+                "conversion_rate": ratio(row["conversions"], row["unique_clicks"]),
+                "share": ratio(row["clicks"], total),
             }
         )
     rows.sort(key=lambda r: (-r["clicks"], -r["conversions"], r["value"]))
@@ -438,25 +186,12 @@ def heatmap(data: CampaignData, metric: str) -> Table:
     return Table(f"heatmap_{metric}", title, columns, rows)
 
 
-#: Labels of the delay bins of rollups.DELAY_BOUNDS.
-DELAY_LABELS = (
-    "under 5 min",
-    "5–15 min",
-    "15–60 min",
-    "1–3 h",
-    "3–12 h",
-    "12–24 h",
-    "1–2 days",
-    "2–7 days",
-    "over 7 days",
-)
-assert len(DELAY_LABELS) == len(DELAY_BOUNDS)
 
 
 def _delay_table(name: str, title: str, counts_by_bin: dict[str, int]) -> Table:
     counts = [counts_by_bin.get(str(i), 0) for i in range(len(DELAY_LABELS))]
     total = sum(counts)
-    rows = [{"delay": label, "count": n, "share": _ratio(n, total)} for label, n in zip(DELAY_LABELS, counts)]
+    rows = [{"delay": label, "count": n, "share": ratio(n, total)} for label, n in zip(DELAY_LABELS, counts)]
     columns = [Column("delay", "Delay", "text"), Column("count", "Count"), Column("share", "Share", "rate")]
     return Table(name, title, columns, rows)
 
@@ -546,7 +281,7 @@ def variant_test(data: CampaignData) -> Table:
     """The A/B/n test: each variant's CTR and conversion rate against the
     first variant's, with a two-proportion test, the probability to be
     better, and a verdict that waits for enough data."""
-    from .stats import compare_variants, summary_verdict
+    from .verdicts import compare_variants, summary_verdict
 
     campaign = data.campaign
     variants = list(campaign.variants)
@@ -575,8 +310,8 @@ def variant_test(data: CampaignData) -> Table:
         rows.append(
             {
                 "variant": v.name, "weight": v.weight, "messages": t["messages"], "audience": audience,
-                "segments": t["segments"], "unique_clicks": firsts[key], "ctr": _ratio(firsts[key], audience),
-                "conversions": conversions[key], "conversion_rate": _ratio(conversions[key], firsts[key]),
+                "segments": t["segments"], "unique_clicks": firsts[key], "ctr": ratio(firsts[key], audience),
+                "conversions": conversions[key], "conversion_rate": ratio(conversions[key], firsts[key]),
                 "revenue": revenue[key], "cost": cost,
             }
         )
@@ -637,97 +372,3 @@ TABLES = {
     "variant_test": variant_test,
     **{name: (lambda d, n=name: breakdown(d, n)) for name in BREAKDOWNS},
 }
-
-
-# -- audiences: who to send the next message to ------------------------------
-
-
-@dataclass(frozen=True)
-class AudienceMember:
-    phone: str
-    external_id: str | None
-    attributes: dict[str, str]
-    variant: str
-    #: Device and country of the recipient's first click, if any.
-    device: str | None
-    country: str | None
-    clicked_at: dt.datetime | None
-    converted: bool
-
-
-def audience(
-    campaign: Campaign,
-    segment: str = "all",
-    *,
-    variant: str | None = None,
-    device: str | None = None,
-    country: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> list[AudienceMember]:
-    """The recipients a message went to, filtered for the next send.
-
-    ``segment`` is ``all``, ``clicked`` (a human click from the recipient,
-    forwards excepted), ``clicked_not_converted``, ``not_clicked`` or
-    ``converted``. ``device`` and ``country`` filter on the recipient's first
-    click, so they select clickers only; ``variant`` is a variant's name.
-    """
-    from ..models import SENT_CONDITION, Recipient
-
-    session = get_state().db.session
-    r, c, v = Recipient.__table__.c, Click.__table__.c, Conversion.__table__.c
-    first = (
-        select(c.recipient_id, func.min(c.id).label("click_pk"))
-        .where(c.campaign_id == campaign.id, c.recipient_id.is_not(None), c.kind == "human")
-        .group_by(c.recipient_id)
-        .subquery()
-    )
-    first_click = Click.__table__.alias("first_click")
-    fc = first_click.c
-    converted = (
-        select(v.recipient_id)
-        .where(v.campaign_id == campaign.id, v.recipient_id.is_not(None))
-        .distinct()
-        .subquery()
-    )
-    names = {row.id: row.name for row in campaign.variants}
-    query = (
-        select(
-            r.phone, r.external_id, r.attributes, r.variant_id, fc.device_type, fc.country, fc.created_at,
-            converted.c.recipient_id.is_not(None).label("converted"),
-        )
-        .select_from(
-            Recipient.__table__.outerjoin(first, first.c.recipient_id == r.id)
-            .outerjoin(first_click, fc.id == first.c.click_pk)
-            .outerjoin(converted, converted.c.recipient_id == r.id)
-        )
-        .where(r.campaign_id == campaign.id, *SENT_CONDITION)
-        .order_by(r.id)
-    )
-    clicked = first.c.recipient_id.is_not(None)
-    is_converted = converted.c.recipient_id.is_not(None)
-    if segment == "clicked":
-        query = query.where(clicked)
-    elif segment == "clicked_not_converted":
-        query = query.where(clicked, ~is_converted)
-    elif segment == "not_clicked":
-        query = query.where(~clicked)
-    elif segment == "converted":
-        query = query.where(is_converted)
-    if variant is not None:
-        ids = [vid for vid, name in names.items() if name == variant]
-        query = query.where(r.variant_id.in_(ids))
-    if device is not None:
-        query = query.where(fc.device_type == device.lower())
-    if country is not None:
-        query = query.where(fc.country == country.upper())
-    if limit is not None:
-        query = query.limit(limit)
-    if offset:
-        query = query.offset(offset)
-    return [
-        AudienceMember(
-            phone, external_id, dict(attributes or {}), names.get(variant_id, ""), device_type, ctry, at, bool(conv)
-        )
-        for phone, external_id, attributes, variant_id, device_type, ctry, at, conv in session.execute(query)
-    ]

@@ -24,15 +24,8 @@ from ..manage import (
     short_url,
 )
 from ..models import Campaign, Conversion, Link
-from ..reports.campaign import (
-    TABLES,
-    CampaignData,
-    audience,
-    campaign_list_table,
-    campaign_report,
-    campaign_table,
-    send_date,
-)
+from ..reports.audience import audience
+from ..reports.campaign import CampaignData, campaign_report
 from ..reports.export import (
     audience_csv,
     audience_json,
@@ -41,6 +34,7 @@ from ..reports.export import (
     table_csv,
     table_json,
 )
+from ..reports.tables import TABLES, campaign_list_table, campaign_table, send_date
 from ..schemas import (
     AudienceSchema,
     CampaignSchema,

@@ -47,17 +47,16 @@ from ...manage import (
     sync_variants,
 )
 from ...models import Campaign
-from ...reports.campaign import (
+from ...reports.campaign import CampaignData, CampaignReport
+from ...reports.export import csv_download, table_csv
+from ...reports.tables import (
     BREAKDOWNS,
     TABLES,
-    CampaignData,
-    CampaignReport,
     Table,
     campaign_list_table,
     campaign_table,
     send_date,
 )
-from ...reports.export import csv_download, table_csv
 from ...schemas import (
     UTM_KEYS,
     CampaignSchema,
@@ -964,7 +963,7 @@ def _messages_card(data: CampaignData) -> dict[str, Any] | None:
     """What the campaign page's Messages card shows: recipients per status,
     messages, segments and cost, forwards, and the A/B test; ``None`` for a
     campaign without imported recipients or variants."""
-    from ...reports.campaign import variant_test
+    from ...reports.tables import variant_test
     from ...sms.messages import ready_counts
 
     campaign = data.campaign
@@ -1063,7 +1062,7 @@ def messages_csv_download(campaign_id: int) -> Response:
 @bp.get("/campaigns/<int:campaign_id>/recipients.csv")
 @login_required
 def recipients_csv_download(campaign_id: int) -> Response:
-    from ...reports.campaign import audience
+    from ...reports.audience import audience
     from ...reports.export import audience_csv
     from ...schemas import AudienceSchema
 
