@@ -1,7 +1,7 @@
 """Tracked short links, conversions and ROI reports for SMS campaigns."""
 from .extension import SmsTrack
 from .models import ApiKey, Campaign, Click, Conversion, Link, User
-from .tracking.clicks import ConversionResult
+from .tracking.conversions import ConversionResult
 
 __all__ = [
     "ApiKey",

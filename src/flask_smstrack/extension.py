@@ -14,7 +14,7 @@ from .reports.formatting import FILTERS
 from .schemas import ConversionSchema
 from .state import LinkCache, State, get_state
 from .tracking.classify import CountryLookup
-from .tracking.clicks import ConversionResult, find_click, record_conversion
+from .tracking.conversions import ConversionResult, find_click, record_conversion
 from .web.assets import asset_dir
 
 

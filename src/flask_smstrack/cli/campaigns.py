@@ -14,7 +14,7 @@ from ..manage import CodeTaken, create_campaign, create_link, get_campaign, shor
 from ..models import Campaign, User
 from ..reports.campaign import campaign_report
 from ..schemas import CampaignSchema, LinkSchema
-from ..tracking.clicks import replay_spool, spooled_count
+from ..tracking.spool import replay_spool, spooled_count
 from .base import app_state, find_owner, smstrack_cli, validation_error
 from .demo import demo_command
 

@@ -61,7 +61,7 @@ from ..sms.messages import (
 )
 from ..sms.segments import segment_info
 from ..state import get_state
-from ..tracking.clicks import record_conversion
+from ..tracking.conversions import record_conversion
 from .collect import read_limited_body
 
 bp = Blueprint("smstrack_api", __name__)

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from ..errors import error_response, http_error_as_json
 from ..schemas import load_beacon, parse_body
-from ..tracking.clicks import confirm_landing, record_conversion
+from ..tracking.conversions import confirm_landing, record_conversion
 from .assets import SNIPPET_PATH
 
 bp = Blueprint("smstrack_collect", __name__)

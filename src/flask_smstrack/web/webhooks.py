@@ -26,7 +26,7 @@ from ..sms.sending import (
     record_status,
     twilio_auth_token,
 )
-from ..tracking.clicks import record_twilio_click
+from ..sms.twilio_clicks import record_twilio_click
 from .collect import read_limited_body
 
 bp = Blueprint("smstrack_webhooks", __name__)
