@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from conftest import DESKTOP, Actions, click_id_of
 from flask_smstrack.models import Recipient
 from flask_smstrack.schemas import AUDIENCE_SEGMENTS
-from flask_smstrack.web.dashboard.views import AUDIENCE_LABELS
+from flask_smstrack.web.dashboard.messages import AUDIENCE_LABELS
 from test_dashboard import csrf_token, login, rows_of
 
 BASE = "https://sms.example.com"
