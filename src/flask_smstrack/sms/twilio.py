@@ -1,0 +1,628 @@
+"""Sending a campaign's messages through Twilio, and their delivery receipts.
+
+Every message goes out at most once, even when a send is interrupted, run
+again, or run from two machines at the same time:
+
+1. The campaign is prepared (see :mod:`.messages`): each unsent recipient
+   gets a rendered message and the status ``ready``.
+2. Each ``ready`` recipient is *claimed* before Twilio is called: one
+   ``UPDATE ... SET status = 'sending' WHERE status = 'ready'``, committed.
+   Only one sender wins it.
+3. Twilio's answer is stored: the message SID, its segments and Twilio's
+   status (``queued``, or ``accepted`` for a Messaging Service). A message
+   Twilio refuses (an invalid number...) is stored as ``failed`` with
+   Twilio's error code, and the send goes on.
+
+A recipient left ``sending`` without a message SID is in an unknown state:
+its request left, but the answer never came back (a crash, a lost
+connection). It is never sent again blindly: with ``retry_unknown`` Twilio
+is first asked for the messages sent to that number since the claim, a
+matching one is adopted, and only when there is none is the message sent.
+
+Messages are paced at ``SMSTRACK_SEND_RATE`` per second. Delivery receipts
+(:func:`record_status`) only ever move a message's status forward.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ..models import Campaign, Recipient, utcnow
+from ..state import get_state
+from .messages import prepare_messages, ready_counts
+
+logger = logging.getLogger("flask_smstrack")
+
+#: Where Twilio posts delivery receipts and link-shortening click events,
+#: under ``SMSTRACK_URL_PREFIX``.
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+CLICK_CALLBACK_PATH = "/webhooks/twilio/clicks"
+
+#: Seconds to wait for one answer from Twilio.
+TIMEOUT = 30
+#: A message claimed this recently may still be on its way to Twilio:
+#: ``retry_unknown`` leaves it alone.
+IN_FLIGHT = dt.timedelta(seconds=2 * TIMEOUT)
+#: How far Twilio's clock and ours may be apart.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+#: Attempts of one message while Twilio answers 429 Too Many Requests.
+RATE_LIMITED_TRIES = 5
+BATCH = 500
+
+#: Statuses in the order a message goes through them; a receipt never moves
+#: a message back, and the last four are final.
+STATUS_RANK = {
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+#: Twilio errors about the account or the sender rather than one recipient:
+#: the send stops, and the message stays ready for the next run.
+ACCOUNT_ERRORS = frozenset({20003, 20005, 20404, 21212, 21603, 21606, 21659, 21701, 21702, 21703, 21704, 21705})
+
+_recipients = Recipient.__table__
+_r = _recipients.c
+_campaigns = Campaign.__table__
+
+
+class SendError(RuntimeError):
+    """The campaign cannot be sent as configured; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str
+    messaging_service_sid: str | None
+    from_: str | None
+    api_url: str | None
+    status_callback: str
+
+    @property
+    def sender(self) -> str:
+        """What the messages are sent from, as a person would name it."""
+        if self.messaging_service_sid:
+            return f"Messaging Service {self.messaging_service_sid}"
+        return str(self.from_)
+
+
+def twilio_auth_token() -> str | None:
+    """The Auth Token: ``SMSTRACK_TWILIO_AUTH_TOKEN``, else ``$TWILIO_AUTH_TOKEN``."""
+    return current_app.config["SMSTRACK_TWILIO_AUTH_TOKEN"] or os.environ.get("TWILIO_AUTH_TOKEN") or None
+
+
+def webhook_url(path: str) -> str | None:
+    """The public URL of one of the webhooks, or ``None`` without
+    ``SMSTRACK_BASE_URL``."""
+    base = current_app.config["SMSTRACK_BASE_URL"]
+    if not base:
+        return None
+    return base.rstrip("/") + current_app.config["SMSTRACK_URL_PREFIX"].rstrip("/") + path
+
+
+def twilio_settings() -> TwilioSettings:
+    """Twilio's settings from the config; :class:`SendError` lists what is missing."""
+    c = current_app.config
+    account_sid = c["SMSTRACK_TWILIO_ACCOUNT_SID"] or os.environ.get("TWILIO_ACCOUNT_SID")
+    auth_token = twilio_auth_token()
+    service, sender = c["SMSTRACK_TWILIO_MESSAGING_SERVICE_SID"], c["SMSTRACK_TWILIO_FROM"]
+    callback = webhook_url(STATUS_CALLBACK_PATH)
+    problems = []
+    if not account_sid:
+        problems.append("set SMSTRACK_TWILIO_ACCOUNT_SID (or TWILIO_ACCOUNT_SID in the environment) to your Account SID")
+    if not auth_token:
+        problems.append("set SMSTRACK_TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN in the environment) to your Auth Token")
+    if not service and not sender:
+        problems.append(
+            "set SMSTRACK_TWILIO_MESSAGING_SERVICE_SID (MG...) or SMSTRACK_TWILIO_FROM (a Twilio number) to send from"
+        )
+    if callback is None:
+        problems.append(
+            "set SMSTRACK_BASE_URL to this app's public address (for example https://go.example.com):"
+            " messages carry links to it, and Twilio posts delivery receipts to"
+            f" SMSTRACK_BASE_URL{c['SMSTRACK_URL_PREFIX'].rstrip('/')}{STATUS_CALLBACK_PATH}"
+        )
+    if problems:
+        raise SendError("cannot send through Twilio: " + "; ".join(problems))
+    return TwilioSettings(account_sid, auth_token, service or None, sender or None, c["SMSTRACK_TWILIO_API_URL"], callback)
+
+
+class ApiUrlHttpClient(TwilioHttpClient):
+    """Twilio's HTTP client, sending the requests meant for
+    ``https://api.twilio.com`` to ``api_url`` instead: a Twilio-compatible
+    API, or a proxy in front of Twilio."""
+
+    def __init__(self, api_url: str, **kwargs: Any) -> None:
+        parts = urlsplit(api_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SendError(
+                f"SMSTRACK_TWILIO_API_URL must be an http(s) URL such as https://twilio-proxy.example.com, not {api_url!r}"
+            )
+        super().__init__(**kwargs)
+        self.api_url = parts
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any):
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        # api.twilio.com, or api.<edge>.<region>.twilio.com with TWILIO_REGION.
+        if host.startswith("api.") and (host == "api.twilio.com" or host.endswith(".twilio.com")):
+            url = urlunsplit(
+                (self.api_url.scheme, self.api_url.netloc, self.api_url.path.rstrip("/") + parts.path, parts.query, "")
+            )
+        return super().request(method, url, *args, **kwargs)
+
+
+def twilio_client(settings: TwilioSettings) -> Client:
+    """A Twilio REST client for ``settings``."""
+    if settings.api_url:
+        http_client: TwilioHttpClient = ApiUrlHttpClient(settings.api_url, timeout=TIMEOUT)
+    else:
+        http_client = TwilioHttpClient(timeout=TIMEOUT)
+    return Client(settings.account_sid, settings.auth_token, http_client=http_client)
+
+
+def send_rate(rate: float | None = None) -> float:
+    """Messages per second: ``rate``, else ``SMSTRACK_SEND_RATE``."""
+    value = current_app.config["SMSTRACK_SEND_RATE"] if rate is None else rate
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = 0.0
+    if not value > 0:
+        raise SendError(f"the send rate must be a number of messages per second above 0, not {value!r}")
+    return value
+
+
+class Failure(NamedTuple):
+    phone: str
+    code: str
+    message: str
+
+
+@dataclass
+class SendResult:
+    #: Messages Twilio accepted in this run.
+    sent: int = 0
+    #: Messages Twilio refused: ``(phone, error code, message)``.
+    failed: list[Failure] = field(default_factory=list)
+    #: Messages in an unknown state after the run (see the module doc).
+    unknown: int = 0
+    #: Recipients another sender claimed first.
+    skipped: int = 0
+    #: Segments of the messages sent in this run.
+    segments: int = 0
+    #: Messages in an unknown state found at Twilio, and not sent again.
+    reconciled: int = 0
+    #: Why the run stopped before the end, if it did.
+    stopped: str | None = None
+
+
+@dataclass
+class SendPlan:
+    """What sending a prepared campaign would do, for a confirmation."""
+
+    #: Messages ready to send.
+    messages: int
+    segments: int
+    #: Messages in an unknown state (see the module doc).
+    unknown: int
+    #: ``cost_per_segment`` x segments, when the campaign has that price.
+    cost: Decimal | None
+    currency: str
+
+
+def unknown_count(campaign_id: int) -> int:
+    """Messages of the campaign in an unknown state."""
+    return get_state().db.session.execute(
+        select(func.count()).where(_r.campaign_id == campaign_id, _r.status == "sending", _r.message_sid.is_(None))
+    ).scalar_one()
+
+
+def send_plan(campaign: Campaign) -> SendPlan:
+    """The messages, segments and cost of the campaign's ready recipients."""
+    messages, segments = ready_counts(campaign.id)
+    price = campaign.cost_per_segment
+    cost = price * segments if price is not None else None
+    return SendPlan(messages, segments, unknown_count(campaign.id), cost, campaign.currency)
+
+
+def send_campaign(
+    campaign: Campaign,
+    *,
+    client: Client | None = None,
+    progress: Callable[[int], None] | None = None,
+    rate: float | None = None,
+    retry_unknown: bool = False,
+) -> SendResult:
+    """Send the campaign's messages through Twilio; safe to run again.
+
+    Prepares the campaign first (see :func:`.messages.prepare_messages`),
+    then sends each ``ready`` recipient's message once, in recipient order,
+    at ``rate`` messages per second (default ``SMSTRACK_SEND_RATE``).
+    ``retry_unknown`` first settles the messages left in an unknown state by
+    an earlier run. ``progress`` is called with the number of recipients
+    done. Raises :class:`SendError` (or :class:`.messages.PrepareError`)
+    when nothing can be sent as configured; problems met on the way end
+    the run early with ``SendResult.stopped`` saying why.
+    """
+    settings = twilio_settings()
+    pace = send_rate(rate)
+    prepare_messages(campaign)
+    own_client = client is None
+    sender = _Sender(campaign.id, settings, client or twilio_client(settings), _Pacer(pace), progress)
+    try:
+        if retry_unknown:
+            sender.settle_unknown()
+        if sender.result.stopped is None:
+            sender.send_ready()
+    finally:
+        if own_client:
+            session = getattr(sender.client.http_client, "session", None)
+            if session is not None:
+                session.close()
+    sender.result.unknown = unknown_count(campaign.id)
+    return sender.result
+
+
+class _Pacer:
+    """Starts one request per ``1 / rate`` seconds at most."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next_at: float | None = None
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        while self.next_at is not None and now < self.next_at:
+            time.sleep(self.next_at - now)
+            now = time.monotonic()
+        self.next_at = now + self.interval
+
+
+def _error_info(err: Exception) -> tuple[int, int | None, str]:
+    """``(HTTP status, Twilio error code, message)`` of a Twilio error."""
+    status = int(getattr(err, "status", 0) or 0)
+    code = getattr(err, "code", None)
+    try:
+        code = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    text = getattr(err, "detail", None) or getattr(err, "title", None) or getattr(err, "msg", None) or str(err)
+    text = str(text).removeprefix("Unable to create record: ")
+    return status, code, text
+
+
+def _surely_not_sent(err: requests.RequestException) -> bool:
+    """Whether the request never reached the server (no connection made)."""
+    if isinstance(err, requests.ConnectTimeout):
+        return True
+    if isinstance(err, requests.ConnectionError):
+        from urllib3.exceptions import NewConnectionError
+
+        reason = err.args[0] if err.args else None
+        return isinstance(getattr(reason, "reason", reason), NewConnectionError)
+    return False
+
+
+def _segments(value: Any) -> int | None:
+    """A positive segment count from Twilio, else ``None`` (Twilio answers 0
+    for messages sent through a Messaging Service)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+class _Sender:
+    def __init__(self, campaign_id: int, settings: TwilioSettings, client: Client, pacer: _Pacer, progress) -> None:
+        self.campaign_id = campaign_id
+        self.settings = settings
+        self.client = client
+        self.pacer = pacer
+        self.progress = progress or (lambda n: None)
+        self.session = get_state().db.session
+        self.result = SendResult()
+        self._campaign_marked = False
+        #: Each claimed recipient's claim time, as this sender wrote it.
+        self._claims: dict[int, dt.datetime] = {}
+
+    # -- the two passes --------------------------------------------------
+
+    def send_ready(self) -> None:
+        """Claim and send every ready recipient, in id order."""
+        last = 0
+        while True:
+            rows = self.session.execute(
+                select(_r.id, _r.phone, _r.message, _r.segments)
+                .where(_r.campaign_id == self.campaign_id, _r.status == "ready", _r.id > last)
+                .order_by(_r.id)
+                .limit(BATCH)
+            ).all()
+            self.session.commit()
+            if not rows:
+                return
+            for row in rows:
+                last = row.id
+                if not self._claim(row.id):
+                    self.result.skipped += 1
+                    self.progress(1)
+                    continue
+                going = self._send(row)
+                self.progress(1)
+                if not going:
+                    return
+
+    def settle_unknown(self) -> None:
+        """Adopt the messages of unknown state that Twilio has, send the others."""
+        rows = self.session.execute(
+            select(_r.id, _r.phone, _r.message, _r.segments, _r.sent_at)
+            .where(_r.campaign_id == self.campaign_id, _r.status == "sending", _r.message_sid.is_(None))
+            .order_by(_r.id)
+        ).all()
+        self.session.commit()
+        recent = utcnow() - IN_FLIGHT
+        for row in rows:
+            if row.sent_at is not None and row.sent_at > recent:
+                self.progress(1)  # another sender may still be waiting for Twilio's answer
+                continue
+            # Claimed again (a new claim time), so two runs never settle it both.
+            same_claim = _r.sent_at == row.sent_at if row.sent_at is not None else _r.sent_at.is_(None)
+            if not self._stamp(row.id, _r.status == "sending", _r.message_sid.is_(None), same_claim):
+                self.result.skipped += 1
+                self.progress(1)
+                continue
+            try:
+                found = self._find_at_twilio(row)
+            except (TwilioException, requests.RequestException) as err:
+                self.result.stopped = f"could not ask Twilio about the message to {row.phone}: {err}"
+                return
+            if found is not None:
+                self._store(row, found, reconciled=True)
+                going = True
+            else:
+                going = self._send(row)
+            self.progress(1)
+            if not going:
+                return
+
+    # -- one recipient ---------------------------------------------------
+
+    def _stamp(self, recipient_id: int, *conditions: Any, **values: Any) -> bool:
+        """Claim the recipient now (``sent_at``, and ``values``) where
+        ``conditions`` hold, committed, and remember the claim time;
+        whether it was claimed."""
+        stamp = utcnow()
+        claimed = self.session.execute(
+            update(_recipients).where(_r.id == recipient_id, *conditions).values(sent_at=stamp, **values)
+        ).rowcount
+        self.session.commit()
+        if claimed:
+            self._claims[recipient_id] = stamp
+        return bool(claimed)
+
+    def _claim(self, recipient_id: int) -> bool:
+        return self._stamp(recipient_id, _r.status == "ready", status="sending")
+
+    def _renew(self, recipient_id: int) -> bool:
+        """Renew this sender's claim just before Twilio is called, so a claim
+        that waited (for the pace, or after a 429) never looks abandoned to
+        ``retry_unknown``; ``False`` when another sender took it over."""
+        return self._stamp(
+            recipient_id, _r.status == "sending", _r.message_sid.is_(None),
+            _r.sent_at == self._claims.get(recipient_id),
+        )
+
+    def _release(self, recipient_id: int) -> None:
+        """Give a claimed recipient back: its message surely did not go out."""
+        self.session.execute(
+            update(_recipients)
+            .where(_r.id == recipient_id, _r.status == "sending", _r.message_sid.is_(None))
+            .values(status="ready", sent_at=None)
+        )
+        self.session.commit()
+
+    def _create_args(self, row) -> dict[str, Any]:
+        args: dict[str, Any] = {"to": row.phone, "body": row.message, "status_callback": self.settings.status_callback}
+        if self.settings.messaging_service_sid:
+            args["messaging_service_sid"] = self.settings.messaging_service_sid
+        else:
+            args["from_"] = self.settings.from_
+        return args
+
+    def _send(self, row) -> bool:
+        """Send one claimed recipient's message; ``False`` stops the run."""
+        phone = row.phone
+        for attempt in range(RATE_LIMITED_TRIES):
+            self.pacer.wait()
+            if not self._renew(row.id):
+                self.result.skipped += 1
+                return True
+            try:
+                message = self.client.messages.create(**self._create_args(row))
+            except requests.RequestException as err:
+                if _surely_not_sent(err):
+                    self._release(row.id)
+                    self.result.stopped = f"could not reach Twilio: {err}"
+                else:
+                    self.result.stopped = (
+                        f"lost the connection to Twilio while sending to {phone} ({err}): that message may or"
+                        " may not have gone out. Run again to send the rest; --retry-unknown asks Twilio about it first."
+                    )
+                return False
+            except TwilioException as err:
+                status, code, text = _error_info(err)
+                if status == 429 or code == 20429:
+                    time.sleep(min(2**attempt, 30))
+                    continue
+                if status in (401, 403, 404) or code in ACCOUNT_ERRORS:
+                    self._release(row.id)
+                    self.result.stopped = (
+                        f"Twilio refused the request: {text} (error {code}). Check SMSTRACK_TWILIO_ACCOUNT_SID,"
+                        " SMSTRACK_TWILIO_AUTH_TOKEN and the sender (SMSTRACK_TWILIO_MESSAGING_SERVICE_SID or"
+                        " SMSTRACK_TWILIO_FROM)."
+                    )
+                    return False
+                if status >= 500 or not status:
+                    self.result.stopped = (
+                        f"Twilio answered {status or 'an error'} while sending to {phone} ({text}): that message"
+                        " may or may not have gone out. Run again later; --retry-unknown asks Twilio about it first."
+                    )
+                    return False
+                self._store_failure(row, code, text)
+                return True
+            except Exception as err:  # an answer that cannot be read: its fate is unknown
+                logger.exception("Unreadable answer from Twilio for the message to %s", phone)
+                self.result.stopped = f"could not read Twilio's answer for the message to {phone}: {err}"
+                return False
+            self._store(row, message)
+            return True
+        self._release(row.id)
+        self.result.stopped = (
+            "Twilio kept answering 429 Too Many Requests: lower SMSTRACK_SEND_RATE or pass --rate, then run again."
+        )
+        return False
+
+    def _store(self, row, message, *, reconciled: bool = False) -> None:
+        segments = _segments(getattr(message, "num_segments", None)) or row.segments
+        status = str(getattr(message, "status", None) or "queued")
+        error_code = getattr(message, "error_code", None)
+        try:
+            stored = self.session.execute(
+                update(_recipients)
+                .where(_r.id == row.id, _r.status == "sending", _r.message_sid.is_(None))
+                .values(
+                    message_sid=message.sid,
+                    segments=segments,
+                    status=status,
+                    status_at=utcnow(),
+                    error_code=str(error_code) if error_code else None,
+                )
+            ).rowcount
+            if stored:
+                self._mark_campaign_sent()
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            logger.error("Message %s to %s is already stored for another recipient", message.sid, row.phone)
+            return
+        if not stored:
+            logger.warning("Recipient %s changed while its message %s was sent", row.id, message.sid)
+            return
+        if reconciled:
+            self.result.reconciled += 1
+        else:
+            self.result.sent += 1
+            self.result.segments += segments or 0
+
+    def _store_failure(self, row, code: int | None, text: str) -> None:
+        self.session.execute(
+            update(_recipients)
+            .where(_r.id == row.id, _r.status == "sending", _r.message_sid.is_(None))
+            .values(status="failed", error_code=str(code) if code is not None else None, status_at=utcnow())
+        )
+        self.session.commit()
+        self.result.failed.append(Failure(row.phone, str(code) if code is not None else "", text))
+
+    def _mark_campaign_sent(self) -> None:
+        """The first message out marks the campaign sent, at that time."""
+        if self._campaign_marked:
+            return
+        c = _campaigns.c
+        self.session.execute(
+            update(_campaigns).where(c.id == self.campaign_id, c.sent_at.is_(None)).values(sent_at=utcnow())
+        )
+        self.session.execute(update(_campaigns).where(c.id == self.campaign_id, c.status != "sent").values(status="sent"))
+        self._campaign_marked = True
+
+    # -- settling unknown messages ----------------------------------------
+
+    def _find_at_twilio(self, row):
+        """The message Twilio has for ``row`` since its claim, if any."""
+        since = row.sent_at - CLOCK_SKEW if row.sent_at is not None else None
+        seen: set[str] = set()
+        # Messages still queued have no send date yet: the second look-up,
+        # without a date, finds them among the number's latest messages.
+        lookups = ([{"date_sent_after": since}] if since is not None else []) + [{}]
+        for extra in lookups:
+            for message in self.client.messages.list(to=row.phone, limit=50, **extra):
+                if message.sid in seen:
+                    continue
+                seen.add(message.sid)
+                if self._matches(message, row, since):
+                    return message
+        return None
+
+    def _matches(self, message, row, since: dt.datetime | None) -> bool:
+        direction = str(getattr(message, "direction", "") or "")
+        if direction and not direction.startswith("outbound"):
+            return False
+        created = getattr(message, "date_created", None)
+        if since is not None and isinstance(created, dt.datetime) and created < since:
+            return False
+        service = getattr(message, "messaging_service_sid", None)
+        if self.settings.messaging_service_sid and service and service != self.settings.messaging_service_sid:
+            return False
+        sender = getattr(message, "from_", None)
+        if not self.settings.messaging_service_sid and sender and sender != self.settings.from_:
+            return False
+        body = getattr(message, "body", None)
+        # Trial accounts prefix the body; a redacted body cannot be compared.
+        if body and row.message and row.message.strip() not in body:
+            return False
+        taken = self.session.execute(select(_r.id).where(_r.message_sid == message.sid)).first()
+        self.session.commit()
+        return taken is None
+
+
+def record_status(
+    message_sid: str, status: str, *, error_code: str | None = None, segments: Any = None
+) -> bool | None:
+    """Store a delivery receipt: the message's new status, if it moves forward.
+
+    A status of the same or a lower rank than the stored one changes nothing
+    (a late ``sent`` after ``delivered``, the same receipt twice); the
+    compare and the write are one ``UPDATE``, so receipts arriving at once
+    are safe. Returns whether the status changed, or ``None`` when no
+    recipient has this message SID (or the status is not a known one).
+    """
+    rank = STATUS_RANK.get(status)
+    session = get_state().db.session
+    if rank is None:
+        return None
+    values: dict[str, Any] = {"status": status, "status_at": utcnow()}
+    if status in ("undelivered", "failed") and error_code:
+        values["error_code"] = str(error_code)[:16]
+    if (count := _segments(segments)) is not None:
+        values["segments"] = count
+    lower = [name for name, r in STATUS_RANK.items() if r < rank]
+    changed = session.execute(
+        update(_recipients).where(_r.message_sid == message_sid, _r.status.in_(lower)).values(**values)
+    ).rowcount
+    session.commit()
+    if changed:
+        return True
+    known = session.execute(select(_r.id).where(_r.message_sid == message_sid)).first()
+    session.commit()
+    return False if known else None
