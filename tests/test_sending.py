@@ -12,7 +12,8 @@ from conftest import Actions
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from e2e.support import free_port
 from flask_smstrack.models import Campaign, Recipient
-from flask_smstrack.sms.sending import SendError, send_campaign, twilio_settings
+from flask_smstrack.sms.sending import send_campaign
+from flask_smstrack.sms.twilio import SendError, twilio_settings
 
 BASE = "https://sms.example.com"
 FROM = "+15005550006"
@@ -344,7 +345,8 @@ def test_a_claim_taken_over_while_waiting_is_not_sent(sms_app, fake):
     from wsgi import db
 
     from flask_smstrack.sms.messages import prepare_messages
-    from flask_smstrack.sms.sending import _Pacer, _Sender, twilio_client
+    from flask_smstrack.sms.sending import _Pacer, _Sender
+    from flask_smstrack.sms.twilio import twilio_client
 
     campaign_id = _campaign(sms_app)
     with sms_app.app_context():

@@ -232,13 +232,8 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     """
     from ..schemas import format_money
     from ..sms.messages import PrepareError, prepare_messages
-    from ..sms.sending import (
-        SendError,
-        send_campaign,
-        send_plan,
-        send_rate,
-        twilio_settings,
-    )
+    from ..sms.sending import send_campaign, send_plan, send_rate
+    from ..sms.twilio import SendError, twilio_settings
 
     app_state()
     campaign = get_campaign(campaign_id)

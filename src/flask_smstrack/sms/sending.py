@@ -1,4 +1,4 @@
-"""Sending a campaign's messages through Twilio, and their delivery receipts.
+"""Sending a campaign's messages through Twilio.
 
 Every message goes out at most once, even when a send is interrupted, run
 again, or run from two machines at the same time:
@@ -20,166 +20,61 @@ is first asked for the messages sent to that number since the claim, a
 matching one is adopted, and only when there is none is the message sent.
 
 Messages are paced at ``SMSTRACK_SEND_RATE`` per second. Delivery receipts
-(:func:`record_status`) only ever move a message's status forward.
+(:func:`.receipts.record_status`) only ever move a message's status forward.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from twilio.base.exceptions import TwilioException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
 from .messages import prepare_messages, ready_counts
+from .receipts import segment_count
+from .twilio import TIMEOUT, SendError, TwilioSettings, twilio_client, twilio_settings
 
 logger = logging.getLogger("flask_smstrack")
 
-#: Where Twilio posts delivery receipts and link-shortening click events,
-#: under ``SMSTRACK_URL_PREFIX``.
-STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
-CLICK_CALLBACK_PATH = "/webhooks/twilio/clicks"
 
-#: Seconds to wait for one answer from Twilio.
-TIMEOUT = 30
 #: A message claimed this recently may still be on its way to Twilio:
 #: ``retry_unknown`` leaves it alone.
 IN_FLIGHT = dt.timedelta(seconds=2 * TIMEOUT)
+
+
 #: How far Twilio's clock and ours may be apart.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
 #: Attempts of one message while Twilio answers 429 Too Many Requests.
 RATE_LIMITED_TRIES = 5
+
+
 BATCH = 500
 
-#: Statuses in the order a message goes through them; a receipt never moves
-#: a message back, and the last four are final.
-STATUS_RANK = {
-    "accepted": 1,
-    "scheduled": 1,
-    "queued": 1,
-    "sending": 2,
-    "sent": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "canceled": 4,
-    "read": 5,
-}
+
 #: Twilio errors about the account or the sender rather than one recipient:
 #: the send stops, and the message stays ready for the next run.
 ACCOUNT_ERRORS = frozenset({20003, 20005, 20404, 21212, 21603, 21606, 21659, 21701, 21702, 21703, 21704, 21705})
 
+
 _recipients = Recipient.__table__
+
+
 _r = _recipients.c
+
+
 _campaigns = Campaign.__table__
-
-
-class SendError(RuntimeError):
-    """The campaign cannot be sent as configured; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class TwilioSettings:
-    account_sid: str
-    auth_token: str
-    messaging_service_sid: str | None
-    from_: str | None
-    api_url: str | None
-    status_callback: str
-
-    @property
-    def sender(self) -> str:
-        """What the messages are sent from, as a person would name it."""
-        if self.messaging_service_sid:
-            return f"Messaging Service {self.messaging_service_sid}"
-        return str(self.from_)
-
-
-def twilio_auth_token() -> str | None:
-    """The Auth Token: ``SMSTRACK_TWILIO_AUTH_TOKEN``, else ``$TWILIO_AUTH_TOKEN``."""
-    return current_app.config["SMSTRACK_TWILIO_AUTH_TOKEN"] or os.environ.get("TWILIO_AUTH_TOKEN") or None
-
-
-def webhook_url(path: str) -> str | None:
-    """The public URL of one of the webhooks, or ``None`` without
-    ``SMSTRACK_BASE_URL``."""
-    base = current_app.config["SMSTRACK_BASE_URL"]
-    if not base:
-        return None
-    return base.rstrip("/") + current_app.config["SMSTRACK_URL_PREFIX"].rstrip("/") + path
-
-
-def twilio_settings() -> TwilioSettings:
-    """Twilio's settings from the config; :class:`SendError` lists what is missing."""
-    c = current_app.config
-    account_sid = c["SMSTRACK_TWILIO_ACCOUNT_SID"] or os.environ.get("TWILIO_ACCOUNT_SID")
-    auth_token = twilio_auth_token()
-    service, sender = c["SMSTRACK_TWILIO_MESSAGING_SERVICE_SID"], c["SMSTRACK_TWILIO_FROM"]
-    callback = webhook_url(STATUS_CALLBACK_PATH)
-    problems = []
-    if not account_sid:
-        problems.append("set SMSTRACK_TWILIO_ACCOUNT_SID (or TWILIO_ACCOUNT_SID in the environment) to your Account SID")
-    if not auth_token:
-        problems.append("set SMSTRACK_TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN in the environment) to your Auth Token")
-    if not service and not sender:
-        problems.append(
-            "set SMSTRACK_TWILIO_MESSAGING_SERVICE_SID (MG...) or SMSTRACK_TWILIO_FROM (a Twilio number) to send from"
-        )
-    if callback is None:
-        problems.append(
-            "set SMSTRACK_BASE_URL to this app's public address (for example https://go.example.com):"
-            " messages carry links to it, and Twilio posts delivery receipts to"
-            f" SMSTRACK_BASE_URL{c['SMSTRACK_URL_PREFIX'].rstrip('/')}{STATUS_CALLBACK_PATH}"
-        )
-    if problems:
-        raise SendError("cannot send through Twilio: " + "; ".join(problems))
-    return TwilioSettings(account_sid, auth_token, service or None, sender or None, c["SMSTRACK_TWILIO_API_URL"], callback)
-
-
-class ApiUrlHttpClient(TwilioHttpClient):
-    """Twilio's HTTP client, sending the requests meant for
-    ``https://api.twilio.com`` to ``api_url`` instead: a Twilio-compatible
-    API, or a proxy in front of Twilio."""
-
-    def __init__(self, api_url: str, **kwargs: Any) -> None:
-        parts = urlsplit(api_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SendError(
-                f"SMSTRACK_TWILIO_API_URL must be an http(s) URL such as https://twilio-proxy.example.com, not {api_url!r}"
-            )
-        super().__init__(**kwargs)
-        self.api_url = parts
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any):
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        # api.twilio.com, or api.<edge>.<region>.twilio.com with TWILIO_REGION.
-        if host.startswith("api.") and (host == "api.twilio.com" or host.endswith(".twilio.com")):
-            url = urlunsplit(
-                (self.api_url.scheme, self.api_url.netloc, self.api_url.path.rstrip("/") + parts.path, parts.query, "")
-            )
-        return super().request(method, url, *args, **kwargs)
-
-
-def twilio_client(settings: TwilioSettings) -> Client:
-    """A Twilio REST client for ``settings``."""
-    if settings.api_url:
-        http_client: TwilioHttpClient = ApiUrlHttpClient(settings.api_url, timeout=TIMEOUT)
-    else:
-        http_client = TwilioHttpClient(timeout=TIMEOUT)
-    return Client(settings.account_sid, settings.auth_token, http_client=http_client)
 
 
 def send_rate(rate: float | None = None) -> float:
@@ -323,16 +218,6 @@ def _surely_not_sent(err: requests.RequestException) -> bool:
         reason = err.args[0] if err.args else None
         return isinstance(getattr(reason, "reason", reason), NewConnectionError)
     return False
-
-
-def _segments(value: Any) -> int | None:
-    """A positive segment count from Twilio, else ``None`` (Twilio answers 0
-    for messages sent through a Messaging Service)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None
 
 
 class _Sender:
@@ -505,7 +390,7 @@ class _Sender:
         return False
 
     def _store(self, row, message, *, reconciled: bool = False) -> None:
-        segments = _segments(getattr(message, "num_segments", None)) or row.segments
+        segments = segment_count(getattr(message, "numsegment_count", None)) or row.segments
         status = str(getattr(message, "status", None) or "queued")
         error_code = getattr(message, "error_code", None)
         try:
@@ -594,35 +479,3 @@ class _Sender:
         taken = self.session.execute(select(_r.id).where(_r.message_sid == message.sid)).first()
         self.session.commit()
         return taken is None
-
-
-def record_status(
-    message_sid: str, status: str, *, error_code: str | None = None, segments: Any = None
-) -> bool | None:
-    """Store a delivery receipt: the message's new status, if it moves forward.
-
-    A status of the same or a lower rank than the stored one changes nothing
-    (a late ``sent`` after ``delivered``, the same receipt twice); the
-    compare and the write are one ``UPDATE``, so receipts arriving at once
-    are safe. Returns whether the status changed, or ``None`` when no
-    recipient has this message SID (or the status is not a known one).
-    """
-    rank = STATUS_RANK.get(status)
-    session = get_state().db.session
-    if rank is None:
-        return None
-    values: dict[str, Any] = {"status": status, "status_at": utcnow()}
-    if status in ("undelivered", "failed") and error_code:
-        values["error_code"] = str(error_code)[:16]
-    if (count := _segments(segments)) is not None:
-        values["segments"] = count
-    lower = [name for name, r in STATUS_RANK.items() if r < rank]
-    changed = session.execute(
-        update(_recipients).where(_r.message_sid == message_sid, _r.status.in_(lower)).values(**values)
-    ).rowcount
-    session.commit()
-    if changed:
-        return True
-    known = session.execute(select(_r.id).where(_r.message_sid == message_sid)).first()
-    session.commit()
-    return False if known else None

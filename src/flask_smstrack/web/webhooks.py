@@ -20,12 +20,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from ..errors import error_response, http_error_as_json
-from ..sms.sending import (
-    CLICK_CALLBACK_PATH,
-    STATUS_CALLBACK_PATH,
-    record_status,
-    twilio_auth_token,
-)
+from ..sms.receipts import record_status
+from ..sms.twilio import CLICK_CALLBACK_PATH, STATUS_CALLBACK_PATH, twilio_auth_token
 from ..sms.twilio_clicks import record_twilio_click
 from .collect import read_limited_body
 
