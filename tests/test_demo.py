@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 
 from flask_smstrack.auth import find_user
 from flask_smstrack.demo import ab_test as demo_sms
+from flask_smstrack.demo import ab_traffic, agents, common
 from flask_smstrack.demo import spring_sale as demo
 from flask_smstrack.models import (
     Campaign,
@@ -101,7 +102,7 @@ def test_demo_command_fills_a_campaign(app, runner, actions):
         times = [c.created_at for c in clicks]
         assert all(t > campaign.sent_at for t in times)
         assert times == sorted(times)
-        assert times[-1] <= campaign.sent_at + demo.HORIZON
+        assert times[-1] <= campaign.sent_at + common.HORIZON
         for c in clicks:
             # The click id carries the click's own time, like new_click_id's.
             assert len(c.click_id) == 29
@@ -279,9 +280,9 @@ def test_failure_leaves_nothing_behind(app):
 @pytest.mark.parametrize(
     ("agents", "kind"),
     [
-        ([ua for _, ua, _ in demo._HUMAN_AGENTS], "human"),
-        ([ua for _, ua in demo._PREVIEW_AGENTS], "preview"),
-        ([ua for _, ua, _, _ in demo._BOT_AGENTS], "bot"),
+        ([ua for _, ua, _ in agents.HUMAN_AGENTS], "human"),
+        ([ua for _, ua in agents.PREVIEW_AGENTS], "preview"),
+        ([ua for _, ua, _, _ in agents.BOT_AGENTS], "bot"),
     ],
 )
 def test_agents_classify_as_their_kind(agents, kind):
@@ -289,11 +290,11 @@ def test_agents_classify_as_their_kind(agents, kind):
 
 
 def test_networks_belong_to_their_countries():
-    for country, _, _, prefixes in demo._COUNTRIES:
+    for country, _, _, prefixes in agents.COUNTRIES:
         for prefix in prefixes:
             sample = f"{prefix}:1234::" if ":" in prefix else f"{prefix}.200.0"
             assert iptocc.country_code(sample) == country, prefix
-    for _, _, prefix, country in demo._BOT_AGENTS:
+    for _, _, prefix, country in agents.BOT_AGENTS:
         sample = f"{prefix}.7" if prefix.count(".") == 2 else f"{prefix}.7.0"
         assert iptocc.country_code(sample) == country, prefix
 
@@ -358,7 +359,7 @@ def test_demo_command_makes_an_ab_test(app, runner, actions):
             assert re.fullmatch(r"\+1\d{3}55501\d\d", r.phone) and set(r.attributes) == {"first_name", "city"}
             assert r.message.startswith((f"Hi {r.attributes['first_name']}, ", f"{r.attributes['first_name']}: "))
             assert r.variant_id in variants and r.segments == 1
-            assert dt.timedelta(0) <= r.sent_at - campaign.sent_at <= dt.timedelta(seconds=demo_sms.SEND_SECONDS)
+            assert dt.timedelta(0) <= r.sent_at - campaign.sent_at <= dt.timedelta(seconds=ab_traffic.SEND_SECONDS)
             assert r.sent_at <= r.status_at <= r.sent_at + dt.timedelta(minutes=15)
             assert (r.error_code in ("30003", "30005")) == (r.status == "undelivered")
         assert {s: len(rs) for s, rs in by_status.items()} == {
@@ -381,7 +382,7 @@ def test_demo_command_makes_an_ab_test(app, runner, actions):
             r = recipients[c.recipient_id]
             assert (c.link_id, c.variant_id, c.source) == (link.id, r.variant_id, None)
             assert click_id_millis(c.click_id) == _millis(c.created_at)
-            assert campaign.sent_at < c.created_at <= campaign.sent_at + demo.HORIZON
+            assert campaign.sent_at < c.created_at <= campaign.sent_at + common.HORIZON
             assert c.ip.endswith((".0", "::")) and iptocc.country_code(c.ip) == c.country
             if c.is_first:
                 assert c.kind == "human" and c.visitor_id is None and c.recipient_id not in firsts

@@ -19,7 +19,8 @@ def demo_command(clicks: int, owner: str | None, seed: int | None, no_sms: bool)
     """Create a demo campaign with a week of realistic clicks and conversions,
     and a second one: an A/B test sent to 2,000 imported recipients, with
     delivery receipts, forwards and a verdict."""
-    from ..demo.spring_sale import create_demo_campaign, default_owner_id
+    from ..demo.common import default_owner_id
+    from ..demo.spring_sale import create_demo_campaign
     from ..schemas import format_money
 
     app_state()
