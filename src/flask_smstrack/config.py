@@ -1,147 +1,213 @@
-"""Every configuration key flask-smstrack reads, with its default.
+"""Every configuration key flask-smstrack reads, spelled once, with its default.
 
-Keys are applied to ``app.config`` with ``setdefault`` in
-:meth:`flask_smstrack.SmsTrack.init_app`, so a host app can set any of them
-before or after constructing the extension. The README's config table lists
+Code reads a key through its name here, never through a string of its own::
+
+    from .config import Keys
+    current_app.config[Keys.LINK_PREFIX]
+
+:meth:`flask_smstrack.SmsTrack.init_app` applies the defaults to
+``app.config`` with ``setdefault``, so a host app can set any key before or
+after constructing the extension, and warns about ``SMSTRACK_*`` names that
+are not keys (a typo names the nearest key). The README's config table lists
 the same keys.
 """
 from __future__ import annotations
 
-#: URL prefix of the tracked redirect: ``/s/<code>``.
-SMSTRACK_LINK_PREFIX = "/s"
+import difflib
+from typing import Any, Mapping
 
-#: URL prefix of the snippet, collector, API and dashboard.
-SMSTRACK_URL_PREFIX = "/smstrack"
-
-#: Public base URL used to build short links (``https://go.example.com``).
-#: ``None`` uses the URL of the current request.
-SMSTRACK_BASE_URL: str | None = None
-
-#: Query parameter that carries the click id to the landing page.
-SMSTRACK_CLICK_PARAM = "smsclid"
-
-#: Name of the attribution cookie set by the redirect (HttpOnly).
-SMSTRACK_COOKIE_NAME = "smsclid"
-
-#: Name of the first-party cookie the snippet keeps on the landing domain.
-SMSTRACK_SNIPPET_COOKIE_NAME = "_smsclid"
-
-#: Domain of the attribution cookie, e.g. ``.example.com``. ``None`` means
-#: the host that served the redirect.
-SMSTRACK_COOKIE_DOMAIN: str | None = None
-
-#: Lifetime of the attribution cookie, in days.
-SMSTRACK_COOKIE_DAYS = 30
-
-#: ``True``, ``False`` or ``None`` (secure when the request came over https).
-SMSTRACK_COOKIE_SECURE: bool | None = None
-
-#: Conversions count for a click made at most this many days before.
-SMSTRACK_ATTRIBUTION_WINDOW_DAYS = 30
-
-#: ``"last"`` (the click named by the conversion) or ``"first"`` (the
-#: visitor's first click within the window).
-SMSTRACK_ATTRIBUTION_MODEL = "last"
-
-#: Where unknown codes are redirected. ``None`` answers with a 404 page.
-SMSTRACK_FALLBACK_URL: str | None = None
-
-#: Seconds a link looked up by the redirect stays in the in-process cache.
-#: Short, so that several nodes stay consistent after an edit.
-SMSTRACK_LINK_CACHE_TTL = 30
-
-#: How many links the in-process cache holds at most.
-SMSTRACK_LINK_CACHE_SIZE = 10_000
-
-#: Length of generated short codes (base62, at least 7).
-SMSTRACK_CODE_LENGTH = 8
-
-#: Request header holding the visitor's country, set by a trusted proxy
-#: (``"CF-IPCountry"`` behind Cloudflare). ``None`` never reads a header.
-SMSTRACK_COUNTRY_HEADER: str | None = None
-
-#: Path to a MaxMind-format ``.mmdb`` country or city database. ``None`` uses
-#: the offline table shipped with the ``iptocc`` package.
-SMSTRACK_GEOIP_DB: str | None = None
-
-#: Origins allowed to post to the collector: ``"*"`` or a list such as
-#: ``["https://shop.example.com"]``.
-SMSTRACK_ALLOWED_ORIGINS: str | list[str] = "*"
-
-#: Largest collector or API body accepted, in bytes.
-SMSTRACK_MAX_PAYLOAD_BYTES = 4096
-
-#: Largest revenue accepted for one conversion.
-SMSTRACK_MAX_REVENUE = "1000000000"
-
-#: Where clicks that could not be written are kept until
-#: ``flask smstrack replay-spool`` writes them. ``None`` uses
-#: ``<instance folder>/smstrack-spool``.
-SMSTRACK_SPOOL_DIR: str | None = None
-
-#: Put SQLite databases in WAL mode with ``synchronous=NORMAL`` on connect.
-SMSTRACK_SQLITE_WAL = True
-
-#: Region of phone numbers written without a country code, such as
-#: ``(415) 555-0100``: an ISO 3166 code like ``US`` or ``GB``.
-SMSTRACK_DEFAULT_REGION = "US"
-
-#: Largest recipient file accepted by the API, in bytes.
-SMSTRACK_MAX_IMPORT_BYTES = 20 * 1024 * 1024
-
-#: Timezone of the dashboard's hours and days (an IANA name such as
-#: ``America/New_York``); each view can pick another.
-SMSTRACK_TIMEZONE = "UTC"
-
-#: Wait for PostgreSQL to flush each click to disk before the redirect.
-#: ``False`` sets ``synchronous_commit = off`` on the connections that write
-#: clicks only: each click is still committed before its ``302``, but a crash
-#: of the database server may lose the last fraction of a second of clicks.
-#: Several times the click throughput on disks with slow fsync.
-SMSTRACK_CLICK_SYNC_COMMIT = True
-
-#: Register the dashboard login view and user loader when the host app has
-#: no Flask-Login ``LoginManager`` of its own.
-SMSTRACK_BUILTIN_USERS = True
-
-#: Seconds the link checker (``flask smstrack check-links``, "Test links" on
-#: the dashboard) waits for each destination: connecting, redirects and
-#: loading the page together.
-SMSTRACK_LINK_CHECK_TIMEOUT = 10
-
-#: Let the link checker fetch pages on this server's own network (loopback,
-#: private and link-local addresses). Off, so that a dashboard user cannot
-#: use it to look inside the network; turn it on to check a staging site.
-SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES = False
-
-#: Twilio Account SID for ``flask smstrack send`` and the webhooks. ``None``
-#: reads the ``TWILIO_ACCOUNT_SID`` environment variable.
-SMSTRACK_TWILIO_ACCOUNT_SID: str | None = None
-
-#: Twilio Auth Token: authenticates sends and verifies the signature of
-#: Twilio's webhooks. ``None`` reads the ``TWILIO_AUTH_TOKEN`` environment
-#: variable.
-SMSTRACK_TWILIO_AUTH_TOKEN: str | None = None
-
-#: Messaging Service SID (``MG...``) to send from. Either this or
-#: ``SMSTRACK_TWILIO_FROM`` is needed; the service wins when both are set.
-SMSTRACK_TWILIO_MESSAGING_SERVICE_SID: str | None = None
-
-#: Twilio phone number (E.164), short code or alphanumeric sender ID to send
-#: from, when no Messaging Service is set.
-SMSTRACK_TWILIO_FROM: str | None = None
-
-#: Base URL of a Twilio-compatible API or a proxy in front of Twilio, such as
-#: ``http://127.0.0.1:8080``: requests for ``https://api.twilio.com`` go there
-#: instead. ``None`` talks to Twilio itself.
-SMSTRACK_TWILIO_API_URL: str | None = None
-
-#: Messages per second sent by ``flask smstrack send``. 1 is the limit of a
-#: Twilio long code; a Messaging Service with several numbers, a toll-free
-#: number or a short code allows more.
-SMSTRACK_SEND_RATE = 1.0
+#: Every key read from ``app.config``, with its default.
+DEFAULTS: dict[str, Any] = {}
+#: Keys that the standalone app reads from the environment only, with their
+#: defaults; they are never read from ``app.config``.
+ENVIRONMENT_ONLY: dict[str, Any] = {}
+PREFIX = "SMSTRACK_"
 
 
-def defaults() -> dict[str, object]:
-    """Return every ``SMSTRACK_*`` key defined above with its default."""
-    return {k: v for k, v in globals().items() if k.startswith("SMSTRACK_")}
+def _key(name: str, default: Any) -> str:
+    DEFAULTS[name] = default
+    return name
+
+
+def _env_key(name: str, default: Any) -> str:
+    ENVIRONMENT_ONLY[name] = default
+    return name
+
+
+class Keys:
+    """The name of every key, as ``Keys.LINK_PREFIX == "SMSTRACK_LINK_PREFIX"``."""
+
+    #: URL prefix of the tracked redirect: ``/s/<code>``.
+    LINK_PREFIX = _key("SMSTRACK_LINK_PREFIX", "/s")
+
+    #: URL prefix of the snippet, collector, API and dashboard.
+    URL_PREFIX = _key("SMSTRACK_URL_PREFIX", "/smstrack")
+
+    #: Public base URL used to build short links (``https://go.example.com``).
+    #: ``None`` uses the URL of the current request.
+    BASE_URL = _key("SMSTRACK_BASE_URL", None)
+
+    #: Query parameter that carries the click id to the landing page.
+    CLICK_PARAM = _key("SMSTRACK_CLICK_PARAM", "smsclid")
+
+    #: Name of the attribution cookie set by the redirect (HttpOnly).
+    COOKIE_NAME = _key("SMSTRACK_COOKIE_NAME", "smsclid")
+
+    #: Name of the first-party cookie the snippet keeps on the landing domain.
+    SNIPPET_COOKIE_NAME = _key("SMSTRACK_SNIPPET_COOKIE_NAME", "_smsclid")
+
+    #: Domain of the attribution cookie, e.g. ``.example.com``. ``None`` means
+    #: the host that served the redirect.
+    COOKIE_DOMAIN = _key("SMSTRACK_COOKIE_DOMAIN", None)
+
+    #: Lifetime of the attribution cookie, in days.
+    COOKIE_DAYS = _key("SMSTRACK_COOKIE_DAYS", 30)
+
+    #: ``True``, ``False`` or ``None`` (secure when the request came over
+    #: https).
+    COOKIE_SECURE = _key("SMSTRACK_COOKIE_SECURE", None)
+
+    #: Conversions count for a click made at most this many days before.
+    ATTRIBUTION_WINDOW_DAYS = _key("SMSTRACK_ATTRIBUTION_WINDOW_DAYS", 30)
+
+    #: ``"last"`` (the click named by the conversion) or ``"first"`` (the
+    #: visitor's first click within the window).
+    ATTRIBUTION_MODEL = _key("SMSTRACK_ATTRIBUTION_MODEL", "last")
+
+    #: Where unknown codes are redirected. ``None`` answers with a 404 page.
+    FALLBACK_URL = _key("SMSTRACK_FALLBACK_URL", None)
+
+    #: Seconds a link looked up by the redirect stays in the in-process cache.
+    #: Short, so that several nodes stay consistent after an edit.
+    LINK_CACHE_TTL = _key("SMSTRACK_LINK_CACHE_TTL", 30)
+
+    #: How many links the in-process cache holds at most.
+    LINK_CACHE_SIZE = _key("SMSTRACK_LINK_CACHE_SIZE", 10_000)
+
+    #: Length of generated short codes (base62, at least 7).
+    CODE_LENGTH = _key("SMSTRACK_CODE_LENGTH", 8)
+
+    #: Request header holding the visitor's country, set by a trusted proxy
+    #: (``"CF-IPCountry"`` behind Cloudflare). ``None`` never reads a header.
+    COUNTRY_HEADER = _key("SMSTRACK_COUNTRY_HEADER", None)
+
+    #: Path to a MaxMind-format ``.mmdb`` country or city database. ``None``
+    #: uses the offline table shipped with the ``iptocc`` package.
+    GEOIP_DB = _key("SMSTRACK_GEOIP_DB", None)
+
+    #: Origins allowed to post to the collector: ``"*"`` or a list such as
+    #: ``["https://shop.example.com"]``.
+    ALLOWED_ORIGINS = _key("SMSTRACK_ALLOWED_ORIGINS", "*")
+
+    #: Largest collector or API body accepted, in bytes.
+    MAX_PAYLOAD_BYTES = _key("SMSTRACK_MAX_PAYLOAD_BYTES", 4096)
+
+    #: Largest revenue accepted for one conversion.
+    MAX_REVENUE = _key("SMSTRACK_MAX_REVENUE", "1000000000")
+
+    #: Where clicks that could not be written are kept until ``flask smstrack
+    #: replay-spool`` writes them. ``None`` uses ``<instance folder>/smstrack-
+    #: spool``.
+    SPOOL_DIR = _key("SMSTRACK_SPOOL_DIR", None)
+
+    #: Put SQLite databases in WAL mode with ``synchronous=NORMAL`` on connect.
+    SQLITE_WAL = _key("SMSTRACK_SQLITE_WAL", True)
+
+    #: Region of phone numbers written without a country code, such as ``(415)
+    #: 555-0100``: an ISO 3166 code like ``US`` or ``GB``.
+    DEFAULT_REGION = _key("SMSTRACK_DEFAULT_REGION", "US")
+
+    #: Largest recipient file accepted by the API, in bytes.
+    MAX_IMPORT_BYTES = _key("SMSTRACK_MAX_IMPORT_BYTES", 20 * 1024 * 1024)
+
+    #: Timezone of the dashboard's hours and days (an IANA name such as
+    #: ``America/New_York``); each view can pick another.
+    TIMEZONE = _key("SMSTRACK_TIMEZONE", "UTC")
+
+    #: Wait for PostgreSQL to flush each click to disk before the redirect.
+    #: ``False`` sets ``synchronous_commit = off`` on the connections that
+    #: write clicks only: each click is still committed before its ``302``, but
+    #: a crash of the database server may lose the last fraction of a second of
+    #: clicks. Several times the click throughput on disks with slow fsync.
+    CLICK_SYNC_COMMIT = _key("SMSTRACK_CLICK_SYNC_COMMIT", True)
+
+    #: Register the dashboard login view and user loader when the host app has
+    #: no Flask-Login ``LoginManager`` of its own.
+    BUILTIN_USERS = _key("SMSTRACK_BUILTIN_USERS", True)
+
+    #: Seconds the link checker (``flask smstrack check-links``, "Test links"
+    #: on the dashboard) waits for each destination: connecting, redirects and
+    #: loading the page together.
+    LINK_CHECK_TIMEOUT = _key("SMSTRACK_LINK_CHECK_TIMEOUT", 10)
+
+    #: Let the link checker fetch pages on this server's own network (loopback,
+    #: private and link-local addresses). Off, so that a dashboard user cannot
+    #: use it to look inside the network; turn it on to check a staging site.
+    LINK_CHECK_PRIVATE_ADDRESSES = _key("SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES", False)
+
+    #: Twilio Account SID for ``flask smstrack send`` and the webhooks.
+    #: ``None`` reads the ``TWILIO_ACCOUNT_SID`` environment variable.
+    TWILIO_ACCOUNT_SID = _key("SMSTRACK_TWILIO_ACCOUNT_SID", None)
+
+    #: Twilio Auth Token: authenticates sends and verifies the signature of
+    #: Twilio's webhooks. ``None`` reads the ``TWILIO_AUTH_TOKEN`` environment
+    #: variable.
+    TWILIO_AUTH_TOKEN = _key("SMSTRACK_TWILIO_AUTH_TOKEN", None)
+
+    #: Messaging Service SID (``MG...``) to send from. Either this or
+    #: ``SMSTRACK_TWILIO_FROM`` is needed; the service wins when both are set.
+    TWILIO_MESSAGING_SERVICE_SID = _key("SMSTRACK_TWILIO_MESSAGING_SERVICE_SID", None)
+
+    #: Twilio phone number (E.164), short code or alphanumeric sender ID to
+    #: send from, when no Messaging Service is set.
+    TWILIO_FROM = _key("SMSTRACK_TWILIO_FROM", None)
+
+    #: Base URL of a Twilio-compatible API or a proxy in front of Twilio, such
+    #: as ``http://127.0.0.1:8080``: requests for ``https://api.twilio.com`` go
+    #: there instead. ``None`` talks to Twilio itself.
+    TWILIO_API_URL = _key("SMSTRACK_TWILIO_API_URL", None)
+
+    #: Messages per second sent by ``flask smstrack send``. 1 is the limit of a
+    #: Twilio long code; a Messaging Service with several numbers, a toll-free
+    #: number or a short code allows more.
+    SEND_RATE = _key("SMSTRACK_SEND_RATE", 1.0)
+
+    # -- read by the standalone app (``wsgi.py``) from the environment -------
+
+    #: How many proxies stand in front of the standalone app (``ProxyFix``):
+    #: 0 for none.
+    PROXY_HOPS = _env_key("SMSTRACK_PROXY_HOPS", 0)
+
+    #: The standalone app's instance folder (SQLite database, secret key,
+    #: spool). ``None``: ``instance/`` beside ``wsgi.py``.
+    INSTANCE_PATH = _env_key("SMSTRACK_INSTANCE_PATH", None)
+
+
+def defaults() -> dict[str, Any]:
+    """Every key read from ``app.config``, with its default."""
+    return dict(DEFAULTS)
+
+
+def unknown_keys(names: Mapping[str, Any] | list[str], *, environment: bool = False) -> list[str]:
+    """A sentence for each ``SMSTRACK_*`` name in ``names`` that is not a key.
+
+    Each names the nearest key (a typo), or says where an environment-only
+    key is read. ``environment`` says that ``names`` are environment
+    variables, which may also be the standalone app's own keys.
+    """
+    known = set(DEFAULTS) | (set(ENVIRONMENT_ONLY) if environment else set())
+    where = "environment variable" if environment else "app.config key"
+    problems = []
+    for name in sorted(n for n in names if isinstance(n, str) and n.startswith(PREFIX)):
+        if name in known:
+            continue
+        if name in ENVIRONMENT_ONLY:
+            problems.append(
+                f"{where} {name} is not read from app.config: the standalone app reads it from"
+                " the environment only."
+            )
+            continue
+        close = difflib.get_close_matches(name, sorted(DEFAULTS | ENVIRONMENT_ONLY), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else " See the config table in the README."
+        problems.append(f"Unknown {where} {name}: flask-smstrack has no such setting.{hint}")
+    return problems
