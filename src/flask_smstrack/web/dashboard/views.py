@@ -549,17 +549,14 @@ def table_download(campaign_id: int, name: str) -> Response:
 @bp.get("/campaigns/<int:campaign_id>/install")
 @login_required
 def install(campaign_id: int) -> str:
+    from ..snippet import snippet_tag
+
     campaign = _campaign_or_404(campaign_id)
-    base = current_app.config["SMSTRACK_BASE_URL"]
-    if base:
-        snippet_url = base.rstrip("/") + url_for("smstrack_collect.snippet")
-    else:
-        snippet_url = url_for("smstrack_collect.snippet", _external=True)
     return render_template(
         "smstrack/install.html",
         campaign=campaign,
         r=CampaignData(campaign).report,
-        snippet_url=snippet_url,
+        snippet_tag=snippet_tag(),
         links=[(link, short_url(link)) for link in campaign.links],
     )
 
