@@ -12,14 +12,12 @@ CUSTOM = {"SMSTRACK_CLICK_PARAM": "ref", "SMSTRACK_SNIPPET_COOKIE_NAME": "sms_re
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
-def install_page(app) -> str:
-    """The install page of a new campaign, as its owner sees it."""
-    actions = Actions(app)
-    campaign = actions.campaign(actions.api_key())
+def install_page(app, campaign_id: int) -> str:
+    """A campaign's install page, as its owner (owner@example.com) sees it."""
     client = app.test_client()
     token = _CSRF.search(client.get("/smstrack/login").text).group(1)
     client.post("/smstrack/login", data={"email": "owner@example.com", "password": "correct horse", "csrf_token": token})
-    response = client.get(f"/smstrack/campaigns/{campaign['id']}/install")
+    response = client.get(f"/smstrack/campaigns/{campaign_id}/install")
     assert response.status_code == 200
     return html.unescape(response.text)
 
@@ -32,7 +30,9 @@ def tag_of(app, **request) -> str:
 
 
 def test_install_page_shows_the_tag_for_this_config(make_app):
-    page = install_page(make_app(SMSTRACK_BASE_URL="https://go.example.com", **CUSTOM))
+    app = make_app(SMSTRACK_BASE_URL="https://go.example.com", **CUSTOM)
+    actions = Actions(app)
+    page = install_page(app, actions.campaign(actions.api_key())["id"])
     assert (
         '<script async src="https://go.example.com/smstrack/t.js"'
         ' data-param="ref" data-cookie="sms_ref" data-cookie-days="7"></script>\n<script>\n'
