@@ -124,6 +124,7 @@
       return;
     }
     // By default the collector is next to this script: .../smstrack/t.js -> .../smstrack/collect
+    // The defaults below are also in _OPTIONS of flask_smstrack/web/snippet.py.
     var src = script.src.split(/[?#]/)[0];
     endpoint = option('api', src.slice(0, src.lastIndexOf('/') + 1) + 'collect');
     cookieName = option('cookie', '_smsclid');
@@ -143,8 +144,11 @@
         writeCookie(landingId, cookieSeconds);
       }
       send({type: 'landing', click_id: landingId});
-    } else if (isClickId(readCookie())) {
-      clickId = readCookie();
+    } else {
+      var fromCookie = readCookie();
+      if (isClickId(fromCookie)) {
+        clickId = fromCookie;
+      }
     }
 
     // Replay the calls that the page made before this script loaded.
