@@ -29,11 +29,11 @@ PACKAGE_FILES = [
     "flask_smstrack/static/smstrack/t.js",
     "flask_smstrack/templates/smstrack/404.html",
     "flask_smstrack/templates/smstrack/base.html",
-    "flask_smstrack/migrations/env.py",
-    "flask_smstrack/migrations/script.py.mako",
+    "flask_smstrack/db/migrations/env.py",
+    "flask_smstrack/db/migrations/script.py.mako",
 ] + sorted(
-    f"flask_smstrack/migrations/versions/{p.name}"
-    for p in (ROOT / "src" / "flask_smstrack" / "migrations" / "versions").glob("*.py")
+    f"flask_smstrack/db/migrations/versions/{p.name}"
+    for p in (ROOT / "src" / "flask_smstrack" / "db" / "migrations" / "versions").glob("*.py")
 )
 
 HOST_APP = """\
