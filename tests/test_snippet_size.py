@@ -1,4 +1,5 @@
-"""The landing-page snippet stays tiny, self-contained and valid JavaScript."""
+"""The landing-page snippet, as ``GET /smstrack/t.js`` serves it: tiny,
+self-contained, valid JavaScript that does its job on a bare page."""
 
 import gzip
 import json
@@ -9,76 +10,151 @@ from pathlib import Path
 
 import pytest
 
-SNIPPET = Path(__file__).resolve().parents[1] / "static" / "smstrack" / "t.js"
-BUDGET = 1200  # bytes, gzip -9
+SOURCE = Path(__file__).resolve().parents[1] / "static" / "smstrack" / "t.js"
+BUDGET = 1200  # bytes, gzip -9 of what is served
 
 # Runs the snippet in a bare Node context standing in for a landing page, and
-# prints the globals it added and the beacons it sent.
+# prints the globals it added, the beacons it sent and the cookie it wrote.
+# argv: the script's path, then the page as JSON: the script tag's data-*
+# attributes, the URL's query string, the page's cookies, the protocol, the
+# calls queued before the script loaded and the calls made after.
 NODE_PAGE = r"""
 const vm = require('vm'), fs = require('fs');
+const given = JSON.parse(process.argv[2]);
 const beacons = [];
 const page = {
   document: {
-    cookie: '',
-    currentScript: {src: 'https://go.example.com/smstrack/t.js?v=1', getAttribute: () => null},
+    cookie: given.cookie,
+    currentScript: {
+      src: 'https://go.example.com/smstrack/t.js?v=1',
+      getAttribute: (name) => given.attributes[name] ?? null,
+    },
     querySelectorAll: () => [],
   },
-  location: {search: '?smsclid=abc123', protocol: 'https:'},
+  location: {search: given.search, protocol: given.protocol},
   navigator: {sendBeacon: (url, body) => (beacons.push([url, JSON.parse(body)]), true)},
   URLSearchParams,
 };
 page.window = page;
+if (given.queued.length) {
+  page.smstrack = function () {};
+  page.smstrack.q = given.queued;
+}
 const before = new Set(Object.keys(page));
 vm.createContext(page);
 vm.runInContext(fs.readFileSync(process.argv[1], 'utf8'), page);
-page.smstrack('conversion', {revenue: '9.50', currency: 'EUR'});
-page.smstrack('conversion', null);
-page.smstrack(42);
+for (const call of given.calls) page.smstrack(...call);
 const added = Object.keys(page).filter((k) => !before.has(k));
 console.log(JSON.stringify({added, beacons, cookie: page.document.cookie}));
 """
+COLLECT = "https://go.example.com/smstrack/collect"
+NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
 
-def test_snippet_gzipped_size_within_budget():
-    size = len(gzip.compress(SNIPPET.read_bytes(), compresslevel=9))
-    assert size <= BUDGET, f"t.js is {size} bytes gzipped, budget is {BUDGET}"
+@pytest.fixture
+def served(client) -> bytes:
+    response = client.get("/smstrack/t.js")
+    assert response.status_code == 200
+    return response.data
 
 
-def test_snippet_shape():
-    source = SNIPPET.read_text(encoding="utf-8")
-    code = re.sub(r"^/\*.*?\*/\s*", "", source, flags=re.S)
+@pytest.fixture
+def served_file(served, tmp_path) -> Path:
+    path = tmp_path / "t.js"
+    path.write_bytes(served)
+    return path
+
+
+def run_page(script: Path, *, attributes=None, search="", cookie="", protocol="https:", queued=(), calls=()) -> dict:
+    page = {"attributes": attributes or {}, "search": search, "cookie": cookie, "protocol": protocol,
+            "queued": list(queued), "calls": list(calls)}
+    out = subprocess.run(
+        ["node", "-e", NODE_PAGE, str(script), json.dumps(page)], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out)
+
+
+def test_snippet_gzipped_size_within_budget(served):
+    size = len(gzip.compress(served, compresslevel=9))
+    assert size <= BUDGET, f"t.js is served as {size} bytes gzipped, budget is {BUDGET}"
+
+
+def test_snippet_is_served_minified(served):
+    from flask_smstrack.web.snippet import minify
+
+    source = SOURCE.read_text(encoding="utf-8")
+    assert served == minify(source)
+    assert len(served) < len(source.encode()) * 0.6
+    # The readable source's comments stay home; the short header goes along.
+    assert served.startswith(b"/*! flask-smstrack */(function")
+    assert served.count(b"/*") == 1
+
+
+def test_snippet_shape(served):
+    code = re.sub(r"^/\*.*?\*/\s*", "", served.decode(), flags=re.S)
     # One IIFE: nothing declared at the top level.
     assert code.startswith("(function")
     assert code.rstrip().endswith(");")
     # The only global it writes is `smstrack`.
     written = re.findall(r"\b(?:w|window)\.(\w+)\s*=(?!=)", code)
     assert written == ["smstrack"]
-    assert "sendBeacon" in source
-    assert "keepalive" in source
+    assert "sendBeacon" in code
+    assert "keepalive" in code
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_snippet_is_valid_javascript():
-    subprocess.run(["node", "--check", str(SNIPPET)], check=True)
+@NEEDS_NODE
+def test_snippet_is_valid_javascript(served_file):
+    subprocess.run(["node", "--check", str(served_file)], check=True)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_snippet_on_a_bare_page():
-    out = subprocess.run(
-        ["node", "-e", NODE_PAGE, str(SNIPPET)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = json.loads(out)
+@NEEDS_NODE
+def test_snippet_on_a_bare_page(served_file):
+    result = run_page(
+        served_file, search="?smsclid=abc123",
+        calls=[["conversion", {"revenue": "9.50", "currency": "EUR"}], ["conversion", None], [42]],
+    )
     assert result["added"] == ["smstrack"]
-    collect = "https://go.example.com/smstrack/collect"
     assert result["beacons"] == [
-        [collect, {"type": "landing", "click_id": "abc123"}],
-        [
-            collect,
-            {"type": "conversion", "click_id": "abc123", "revenue": "9.50", "currency": "EUR"},
-        ],
+        [COLLECT, {"type": "landing", "click_id": "abc123"}],
+        [COLLECT, {"type": "conversion", "click_id": "abc123", "revenue": "9.50", "currency": "EUR"}],
     ]
-    assert result["cookie"].startswith("_smsclid=abc123;path=/;")
-    assert "Secure" in result["cookie"]
+    assert result["cookie"] == "_smsclid=abc123;path=/;max-age=2592000;SameSite=Lax;Secure"
+
+
+@NEEDS_NODE
+def test_snippet_options_from_data_attributes(served_file):
+    attributes = {"data-param": "ref", "data-cookie": "sms_ref", "data-cookie-days": "7",
+                  "data-cookie-domain": ".example.com", "data-api": "https://t.example.net/in"}
+    result = run_page(served_file, attributes=attributes, search="?smsclid=not-this&ref=xyz-789", protocol="http:")
+    assert result["beacons"] == [["https://t.example.net/in", {"type": "landing", "click_id": "xyz-789"}]]
+    assert result["cookie"] == "sms_ref=xyz-789;path=/;max-age=604800;SameSite=Lax;domain=.example.com"
+
+
+@NEEDS_NODE
+def test_snippet_replays_the_queue_with_the_click_id_from_its_cookie(served_file):
+    # The thank-you page: no click id in its URL, the purchase queued before the script loaded.
+    order = {"event": "purchase", "revenue": "49.90", "currency": "USD", "order_id": "A-1001"}
+    result = run_page(served_file, cookie="theme=dark; _smsclid=from-cookie", queued=[["conversion", order]])
+    assert result["added"] == []  # the page's stub is replaced, not added
+    assert result["beacons"] == [[COLLECT, {"type": "conversion", "click_id": "from-cookie", **order}]]
+    assert result["cookie"] == "theme=dark; _smsclid=from-cookie"
+
+
+@NEEDS_NODE
+@pytest.mark.parametrize("search,cookie", [("?smsclid=no%20spaces", ""), ("", "_smsclid=" + "x" * 65), ("", "")])
+def test_snippet_without_a_valid_click_id_sends_none(served_file, search, cookie):
+    result = run_page(served_file, search=search, cookie=cookie, calls=[["conversion", {"event": "signup"}]])
+    assert result["beacons"] == [[COLLECT, {"type": "conversion", "event": "signup"}]]
+    assert result["cookie"] == cookie
+
+
+@NEEDS_NODE
+def test_snippet_waits_for_consent_when_required(served_file):
+    page = {"attributes": {"data-consent": "required"}, "search": "?smsclid=abc123"}
+    waiting = run_page(served_file, **page)
+    assert waiting["beacons"] == [[COLLECT, {"type": "landing", "click_id": "abc123"}]]
+    assert waiting["cookie"] == ""
+    given = run_page(served_file, **page, calls=[["consent", True]])
+    assert given["cookie"] == "_smsclid=abc123;path=/;max-age=2592000;SameSite=Lax;Secure"
+    refused = run_page(served_file, **page, cookie="_smsclid=old", calls=[["consent", False]])
+    assert refused["cookie"] == "_smsclid=;path=/;max-age=0;SameSite=Lax;Secure"

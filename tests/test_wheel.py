@@ -21,6 +21,7 @@ import pytest
 
 from conftest import IPHONE
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn, report
+from flask_smstrack.web.snippet import minify
 
 PACKAGE_FILES = [
     "flask_smstrack/__init__.py",
@@ -28,11 +29,11 @@ PACKAGE_FILES = [
     "flask_smstrack/static/smstrack/t.js",
     "flask_smstrack/templates/smstrack/404.html",
     "flask_smstrack/templates/smstrack/base.html",
-    "flask_smstrack/migrations/env.py",
-    "flask_smstrack/migrations/script.py.mako",
+    "flask_smstrack/db/migrations/env.py",
+    "flask_smstrack/db/migrations/script.py.mako",
 ] + sorted(
-    f"flask_smstrack/migrations/versions/{p.name}"
-    for p in (ROOT / "src" / "flask_smstrack" / "migrations" / "versions").glob("*.py")
+    f"flask_smstrack/db/migrations/versions/{p.name}"
+    for p in (ROOT / "src" / "flask_smstrack" / "db" / "migrations" / "versions").glob("*.py")
 )
 
 HOST_APP = """\
@@ -134,7 +135,9 @@ def test_wheel_in_a_clean_virtualenv(tmp_path, database):
         snippet = fetch(f"{base_url}/smstrack/t.js")
         assert snippet.status == 200
         assert snippet.headers["Content-Type"].startswith("text/javascript")
-        assert snippet.body == installed_snippet.read_bytes()
+        # Served minified; the installed file keeps the readable source.
+        assert snippet.body == minify(installed_snippet.read_text(encoding="utf-8"))
+        assert len(snippet.body) < installed_snippet.stat().st_size
         etag = snippet.headers["ETag"]
         assert etag
         again = fetch(f"{base_url}/smstrack/t.js", headers={"If-None-Match": etag})

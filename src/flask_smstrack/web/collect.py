@@ -2,8 +2,6 @@
 (``POST /smstrack/collect``)."""
 from __future__ import annotations
 
-import hashlib
-
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -12,7 +10,7 @@ from werkzeug.wrappers import Response
 from ..errors import error_response, http_error_as_json
 from ..schemas import load_beacon, parse_body
 from ..tracking.conversions import confirm_landing, record_conversion
-from .assets import SNIPPET_PATH
+from .snippet import served_snippet
 
 bp = Blueprint("smstrack_collect", __name__)
 bp.register_error_handler(HTTPException, http_error_as_json)
@@ -20,19 +18,11 @@ bp.register_error_handler(HTTPException, http_error_as_json)
 _BODY_TYPES = ("", "text/plain", "application/json")
 
 
-def _snippet() -> tuple[bytes, str]:
-    cache = current_app.extensions["smstrack"].extra
-    if "snippet" not in cache or current_app.debug:
-        body = SNIPPET_PATH.read_bytes()
-        cache["snippet"] = (body, hashlib.sha256(body).hexdigest()[:16])
-    return cache["snippet"]
-
-
 @bp.get("/t.js")
 def snippet() -> Response:
-    body, etag = _snippet()
-    response = Response(body, mimetype="text/javascript")
-    response.set_etag(etag)
+    served = served_snippet()
+    response = Response(served.body, mimetype="text/javascript")
+    response.set_etag(served.etag)
     response.headers["Cache-Control"] = "public, max-age=3600, stale-while-revalidate=86400"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response.make_conditional(request)

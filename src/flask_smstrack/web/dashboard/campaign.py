@@ -10,7 +10,6 @@ from flask import (
     current_app,
     render_template,
     request,
-    url_for,
 )
 from flask_login import login_required
 from flask_wtf import FlaskForm
@@ -26,6 +25,7 @@ from ...reports.tables import (
     TABLES,
     campaign_table,
 )
+from ..snippet import snippet_tag
 from .base import bp, campaign_or_404, local, timezone_names, tz_arg
 from .charts import breakdown, chart, delays, heatmap
 from .messages import messages_card
@@ -83,16 +83,11 @@ def table_download(campaign_id: int, name: str) -> Response:
 @login_required
 def install(campaign_id: int) -> str:
     campaign = campaign_or_404(campaign_id)
-    base = current_app.config["SMSTRACK_BASE_URL"]
-    if base:
-        snippet_url = base.rstrip("/") + url_for("smstrack_collect.snippet")
-    else:
-        snippet_url = url_for("smstrack_collect.snippet", _external=True)
     return render_template(
         "smstrack/install.html",
         campaign=campaign,
         r=CampaignData(campaign).report,
-        snippet_url=snippet_url,
+        snippet_tag=snippet_tag(),
         links=[(link, short_url(link)) for link in campaign.links],
     )
 
