@@ -1,5 +1,5 @@
 """Fixtures: a real database (SQLite, or PostgreSQL with
-``SMSTRACK_TEST_DATABASE_URL``), the standalone app, a client, a CLI runner,
+``FLASK_SMSTRACK_TEST_DATABASE_URL``), the standalone app, a client, a CLI runner,
 and helpers that act as a user would.
 
 The schema is created once per test session with the extension's own
@@ -35,7 +35,7 @@ IMESSAGE_PREVIEW = "facebookexternalhit/1.1 Facebot Twitterbot/1.0"
 def pytest_collection_modifyitems(config, items):
     """The PostgreSQL pass runs the tests that use a database: the others
     (segment counting, statistics, user agents...) ran in the SQLite pass."""
-    if not os.environ.get("SMSTRACK_TEST_DATABASE_URL"):
+    if not os.environ.get("FLASK_SMSTRACK_TEST_DATABASE_URL"):
         return
     keep = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
     if len(keep) != len(items):
@@ -57,7 +57,7 @@ def _drop_everything(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
-    url = os.environ.get("SMSTRACK_TEST_DATABASE_URL")
+    url = os.environ.get("FLASK_SMSTRACK_TEST_DATABASE_URL")
     if not url:
         return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "smstrack.db")
     _drop_everything(url)

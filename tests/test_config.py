@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from flask_smstrack import config
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -14,3 +16,69 @@ def test_defaults_are_applied_without_overriding(make_app):
     app = make_app(SMSTRACK_COOKIE_DAYS=7)
     assert app.config["SMSTRACK_COOKIE_DAYS"] == 7
     assert app.config["SMSTRACK_ATTRIBUTION_WINDOW_DAYS"] == 30
+
+
+def test_every_key_is_spelled_once_in_the_package():
+    """Code reads keys through config.Keys: no other module spells a key's name
+    as a string of its own (docstrings and comments may mention them)."""
+    import ast
+
+    package = Path(config.__file__).resolve().parent
+    names = set(config.DEFAULTS) | set(config.ENVIRONMENT_ONLY)
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "config.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                found += [f"{path.name}:{node.lineno} {n}" for n in names if n in node.value]
+    assert found == []
+
+
+def test_a_typo_in_app_config_warns_with_the_nearest_key(make_app):
+    with pytest.warns(config.SmsTrackConfigWarning, match="SMSTRACK_COOKIE_DAY.*Did you mean SMSTRACK_COOKIE_DAYS"):
+        app = make_app(SMSTRACK_COOKIE_DAY=7)
+    assert app.config["SMSTRACK_COOKIE_DAYS"] == 30
+
+
+def test_an_environment_only_key_in_app_config_warns(make_app):
+    with pytest.warns(config.SmsTrackConfigWarning, match="SMSTRACK_PROXY_HOPS is not read from app.config"):
+        make_app(SMSTRACK_PROXY_HOPS=1)
+
+
+def test_a_typo_in_the_environment_warns_and_is_not_applied(make_app, monkeypatch):
+    monkeypatch.setenv("SMSTRACK_TIMEZONE", "Europe/Paris")
+    monkeypatch.setenv("SMSTRACK_TIMEZNOE", "Asia/Tokyo")
+    monkeypatch.setenv("SMSTRACK_PROXY_HOPS", "0")
+    with pytest.warns(config.SmsTrackConfigWarning) as record:
+        app = make_app()
+    messages = [str(w.message) for w in record]
+    assert messages == [
+        "Unknown environment variable SMSTRACK_TIMEZNOE: flask-smstrack has no such setting."
+        " Did you mean SMSTRACK_TIMEZONE?"
+    ]
+    assert app.config["SMSTRACK_TIMEZONE"] == "Europe/Paris"
+    assert "SMSTRACK_TIMEZNOE" not in app.config
+
+
+def test_known_keys_do_not_warn(make_app):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_app(SMSTRACK_COOKIE_DAYS=7, SMSTRACK_TIMEZONE="Europe/Paris")
+
+
+def test_init_app_docstring_lists_every_key():
+    from flask_smstrack import SmsTrack
+
+    doc = " ".join(SmsTrack.init_app.__doc__.split())
+    missing = [key for key in [*config.DEFAULTS, *config.ENVIRONMENT_ONLY] if f"``{key}``" not in doc]
+    assert missing == []

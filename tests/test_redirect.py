@@ -196,7 +196,7 @@ def test_clicks_without_synchronous_commit(make_app):
     link = actions.link(key, campaign["id"])
     assert actions.click(link["code"]).status_code == 302
     assert actions.report(key, campaign["id"])["clicks"] == 1
-    writer = app.extensions["smstrack"].extra["click_writer"]
+    writer = app.extensions["smstrack"].click_writer
     if writer.engine.dialect.name == "postgresql":
         with app.app_context():
             cursor = writer._connection().cursor()

@@ -71,7 +71,7 @@ def database(tmp_path) -> str:
     from nothing. The package is the same whatever the database: it is
     checked once, in the SQLite pass (the host app on PostgreSQL is
     test_extension's)."""
-    if os.environ.get("SMSTRACK_TEST_DATABASE_URL"):
+    if os.environ.get("FLASK_SMSTRACK_TEST_DATABASE_URL"):
         pytest.skip("the wheel is checked in the SQLite pass")
     return "sqlite:///" + str(tmp_path / "shop.db")
 

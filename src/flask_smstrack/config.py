@@ -14,6 +14,8 @@ the same keys.
 from __future__ import annotations
 
 import difflib
+import textwrap
+import warnings
 from typing import Any, Mapping
 
 #: Every key read from ``app.config``, with its default.
@@ -183,6 +185,11 @@ class Keys:
     INSTANCE_PATH = _env_key("SMSTRACK_INSTANCE_PATH", None)
 
 
+class SmsTrackConfigWarning(UserWarning):
+    """An ``SMSTRACK_*`` setting that flask-smstrack does not read: most
+    likely a typo, which would otherwise be ignored without a word."""
+
+
 def defaults() -> dict[str, Any]:
     """Every key read from ``app.config``, with its default."""
     return dict(DEFAULTS)
@@ -211,3 +218,20 @@ def unknown_keys(names: Mapping[str, Any] | list[str], *, environment: bool = Fa
         hint = f" Did you mean {close[0]}?" if close else " See the config table in the README."
         problems.append(f"Unknown {where} {name}: flask-smstrack has no such setting.{hint}")
     return problems
+
+
+def warn_unknown(names: Mapping[str, Any] | list[str], *, environment: bool = False) -> None:
+    """Warn (:class:`SmsTrackConfigWarning`) about each name :func:`unknown_keys` finds."""
+    for problem in unknown_keys(names, environment=environment):
+        warnings.warn(problem, SmsTrackConfigWarning, stacklevel=3)
+
+
+def keys_doc(indent: str = "") -> str:
+    """The keys as a docstring paragraph: what ``init_app`` reads."""
+    app_keys = ", ".join(f"``{name}``" for name in DEFAULTS)
+    env_keys = ", ".join(f"``{name}``" for name in ENVIRONMENT_ONLY)
+    text = (
+        f"Reads these keys of ``app.config``: {app_keys}. "
+        f"The standalone app also reads {env_keys} from the environment."
+    )
+    return "\n" + textwrap.fill(text, 72, initial_indent=indent, subsequent_indent=indent) + "\n"

@@ -9,12 +9,14 @@ from flask import Flask, current_app, has_request_context, request
 from marshmallow import ValidationError
 
 from . import config
+from .config import Keys
 from .models import Click, User
 from .reports.formatting import FILTERS
 from .schemas import ConversionSchema
 from .state import LinkCache, State, get_state
 from .tracking.classify import CountryLookup
 from .tracking.conversions import ConversionResult, find_click, record_conversion
+from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
 
 
@@ -49,13 +51,14 @@ class SmsTrack:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Set up ``app``: config defaults, blueprints, CLI, login.
+        """Set up ``app``: config defaults, the click writer, blueprints, CLI,
+        login.
 
-        Reads every ``SMSTRACK_*`` key of :mod:`flask_smstrack.config`; the
-        most used are ``SMSTRACK_BASE_URL``, ``SMSTRACK_LINK_PREFIX``,
-        ``SMSTRACK_URL_PREFIX``, ``SMSTRACK_COOKIE_DOMAIN``,
-        ``SMSTRACK_ATTRIBUTION_WINDOW_DAYS``, ``SMSTRACK_ALLOWED_ORIGINS``,
-        ``SMSTRACK_COUNTRY_HEADER`` and ``SMSTRACK_GEOIP_DB``.
+        Defaults are applied with ``setdefault``; an ``SMSTRACK_*`` name in
+        ``app.config`` that is not a key gives a
+        :class:`~flask_smstrack.config.SmsTrackConfigWarning` naming the
+        nearest key. Every key it reads is listed below (their meanings and
+        defaults are in :mod:`flask_smstrack.config` and the README).
         """
         if "smstrack" in app.extensions:
             raise RuntimeError(
@@ -73,46 +76,49 @@ class SmsTrack:
             )
         for key, value in config.defaults().items():
             app.config.setdefault(key, value)
+        config.warn_unknown(app.config)
         self._check_config(app)
 
-        spool = app.config["SMSTRACK_SPOOL_DIR"] or os.path.join(app.instance_path, "smstrack-spool")
+        c = app.config
+        with app.app_context():
+            engine = db.engine
+        if c[Keys.SQLITE_WAL]:
+            _sqlite_wal(engine)
         app.extensions["smstrack"] = State(
             db=db,
-            links=LinkCache(app.config["SMSTRACK_LINK_CACHE_SIZE"], app.config["SMSTRACK_LINK_CACHE_TTL"]),
-            country=CountryLookup(app.config["SMSTRACK_COUNTRY_HEADER"], app.config["SMSTRACK_GEOIP_DB"]),
-            spool_dir=spool,
+            links=LinkCache(c[Keys.LINK_CACHE_SIZE], c[Keys.LINK_CACHE_TTL]),
+            country=CountryLookup(c[Keys.COUNTRY_HEADER], c[Keys.GEOIP_DB]),
+            spool_dir=c[Keys.SPOOL_DIR] or os.path.join(app.instance_path, "smstrack-spool"),
+            click_writer=ClickWriter(engine, sync_commit=c[Keys.CLICK_SYNC_COMMIT]),
             ext=self,
         )
-        if app.config["SMSTRACK_SQLITE_WAL"]:
-            with app.app_context():
-                _sqlite_wal(db.engine)
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)
         from .cli import smstrack_cli
 
         app.cli.add_command(smstrack_cli)
-        if app.config["SMSTRACK_BUILTIN_USERS"] and getattr(app, "login_manager", None) is None:
+        if app.config[Keys.BUILTIN_USERS] and getattr(app, "login_manager", None) is None:
             _builtin_login(app)
             app.extensions["smstrack"].builtin_login = True
 
     @staticmethod
     def _check_config(app: Flask) -> None:
         c = app.config
-        if c["SMSTRACK_ATTRIBUTION_MODEL"] not in ("last", "first"):
-            raise RuntimeError("SMSTRACK_ATTRIBUTION_MODEL must be 'last' or 'first'.")
-        if int(c["SMSTRACK_CODE_LENGTH"]) < 7:
-            raise RuntimeError("SMSTRACK_CODE_LENGTH must be at least 7 so codes cannot be guessed.")
-        for key in ("SMSTRACK_LINK_PREFIX", "SMSTRACK_URL_PREFIX"):
+        if c[Keys.ATTRIBUTION_MODEL] not in ("last", "first"):
+            raise RuntimeError(f"{Keys.ATTRIBUTION_MODEL} must be 'last' or 'first'.")
+        if int(c[Keys.CODE_LENGTH]) < 7:
+            raise RuntimeError(f"{Keys.CODE_LENGTH} must be at least 7 so codes cannot be guessed.")
+        for key in (Keys.LINK_PREFIX, Keys.URL_PREFIX):
             if not str(c[key]).startswith("/"):
                 raise RuntimeError(f"{key} must start with '/', for example '/s'.")
         try:
-            Decimal(str(c["SMSTRACK_MAX_REVENUE"]))
+            Decimal(str(c[Keys.MAX_REVENUE]))
         except ArithmeticError:
-            raise RuntimeError("SMSTRACK_MAX_REVENUE must be a number, for example '1000000'.") from None
-        if c["SMSTRACK_GEOIP_DB"] and not os.path.isfile(c["SMSTRACK_GEOIP_DB"]):
+            raise RuntimeError(f"{Keys.MAX_REVENUE} must be a number, for example '1000000'.") from None
+        if c[Keys.GEOIP_DB] and not os.path.isfile(c[Keys.GEOIP_DB]):
             raise RuntimeError(
-                f"SMSTRACK_GEOIP_DB is {c['SMSTRACK_GEOIP_DB']!r}, which is not a file:"
+                f"{Keys.GEOIP_DB} is {c[Keys.GEOIP_DB]!r}, which is not a file:"
                 " point it at a MaxMind-format .mmdb, or unset it to use the built-in table."
             )
 
@@ -126,7 +132,7 @@ class SmsTrack:
         from .web.redirect import bp as redirect_bp
         from .web.webhooks import bp as webhooks_bp
 
-        prefix = app.config["SMSTRACK_URL_PREFIX"].rstrip("/")
+        prefix = app.config[Keys.URL_PREFIX].rstrip("/")
         # Templates and static files, overridable by the host's own
         # templates/smstrack/... files.
         assets = Blueprint(
@@ -139,7 +145,7 @@ class SmsTrack:
         for name, f in FILTERS.items():
             assets.add_app_template_filter(f, name)
         app.register_blueprint(assets, url_prefix=prefix)
-        app.register_blueprint(redirect_bp, url_prefix=app.config["SMSTRACK_LINK_PREFIX"].rstrip("/"))
+        app.register_blueprint(redirect_bp, url_prefix=app.config[Keys.LINK_PREFIX].rstrip("/"))
         app.register_blueprint(collect_bp, url_prefix=prefix)
         app.register_blueprint(api_bp, url_prefix=f"{prefix}/api/v1")
         app.register_blueprint(dashboard_bp, url_prefix=prefix)
@@ -166,12 +172,12 @@ class SmsTrack:
         def exempt(*_args) -> None:
             csrf = app.extensions.get("csrf")
             state = app.extensions["smstrack"]
-            if csrf is None or state.extra.get("csrf_exempted") is csrf:
+            if csrf is None or state.csrf_exempted is csrf:
                 return
             csrf.exempt("flask_smstrack.web.collect.collect")
             csrf.exempt(api_bp)
             csrf.exempt(webhooks_bp)
-            state.extra["csrf_exempted"] = csrf
+            state.csrf_exempted = csrf
 
         exempt()
         for bp in (api_bp, collect_bp, webhooks_bp):
@@ -196,9 +202,9 @@ class SmsTrack:
         redirect's cookie, in that order."""
         c = current_app.config
         for value in (
-            request.args.get(c["SMSTRACK_CLICK_PARAM"]),
-            request.cookies.get(c["SMSTRACK_SNIPPET_COOKIE_NAME"]),
-            request.cookies.get(c["SMSTRACK_COOKIE_NAME"]),
+            request.args.get(c[Keys.CLICK_PARAM]),
+            request.cookies.get(c[Keys.SNIPPET_COOKIE_NAME]),
+            request.cookies.get(c[Keys.COOKIE_NAME]),
         ):
             click = find_click(value)
             if click is not None:
@@ -229,6 +235,9 @@ class SmsTrack:
         loaded = ConversionSchema().load({k: v for k, v in data.items() if v is not None})
         return record_conversion(loaded, source="server", trust="verified")
 
+
+
+SmsTrack.init_app.__doc__ = (SmsTrack.init_app.__doc__ or "") + config.keys_doc("        ")
 
 def _sqlite_wal(engine) -> None:
     """WAL lets readers and the click writer work at once; NORMAL sync is

@@ -10,6 +10,7 @@ from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from .config import Keys
 from .models import Campaign, Link, Variant
 from .state import get_state
 
@@ -25,7 +26,7 @@ class CodeTaken(ValueError):
 def generate_code(length: int | None = None) -> str:
     """A random base62 code that cannot be guessed from other codes: one
     uniform draw below 62^length, written in base62."""
-    length = max(MIN_CODE_LENGTH, length or current_app.config["SMSTRACK_CODE_LENGTH"])
+    length = max(MIN_CODE_LENGTH, length or current_app.config[Keys.CODE_LENGTH])
     number = secrets.randbelow(62**length)
     digits = []
     for _ in range(length):
@@ -64,7 +65,7 @@ def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
             continue
         get_state().links.discard(link.code)
         return link
-    raise RuntimeError("Could not find a free short code after 5 tries; raise SMSTRACK_CODE_LENGTH.")
+    raise RuntimeError(f"Could not find a free short code after 5 tries; raise {Keys.CODE_LENGTH}.")
 
 
 def add_variant(campaign: Campaign, data: dict[str, Any]) -> Variant:
@@ -105,13 +106,13 @@ def sync_variants(campaign: Campaign, wanted: list[dict[str, Any]]) -> None:
 
 def short_url(link: Link) -> str:
     """The public short URL of ``link``."""
-    base = current_app.config["SMSTRACK_BASE_URL"]
+    base = current_app.config[Keys.BASE_URL]
     if not base:
         try:
             base = request.host_url
         except RuntimeError:
             base = ""
-    prefix = current_app.config["SMSTRACK_LINK_PREFIX"].strip("/")
+    prefix = current_app.config[Keys.LINK_PREFIX].strip("/")
     path = f"/{prefix}/{link.code}" if prefix else f"/{link.code}"
     return base.rstrip("/") + path
 

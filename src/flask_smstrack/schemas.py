@@ -26,6 +26,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from .config import Keys
+
 #: Click ids and codes: URL-safe base64 alphabet.
 CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
@@ -158,7 +160,7 @@ class Currency(fields.String):
 def _max_revenue() -> str:
     from flask import current_app
 
-    return current_app.config["SMSTRACK_MAX_REVENUE"]
+    return current_app.config[Keys.MAX_REVENUE]
 
 
 ClickId = lambda **kw: fields.String(  # noqa: E731

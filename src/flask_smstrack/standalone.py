@@ -12,7 +12,8 @@ Configured from the environment:
 - ``SECRET_KEY``: signs sessions; a random key is made (and kept in the
   instance folder) when unset.
 - ``SMSTRACK_*``: any key of the config table, e.g. ``SMSTRACK_BASE_URL``.
-  Numbers, ``true``/``false`` and JSON lists are understood.
+  Numbers, ``true``/``false`` and JSON lists are understood; a name that
+  is not a key gives a warning naming the nearest one.
 - ``SMSTRACK_PROXY_HOPS``: how many proxies stand in front (ProxyFix), 0 for none.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .config import DEFAULTS, Keys, warn_unknown
 from .extension import SmsTrack
 
 db = SQLAlchemy()
@@ -92,18 +94,19 @@ def create_app(config: dict | None = None, import_name: str = __name__) -> Flask
     app = Flask(
         import_name,
         instance_relative_config=True,
-        instance_path=os.environ.get("SMSTRACK_INSTANCE_PATH") or None,
+        instance_path=os.environ.get(Keys.INSTANCE_PATH) or None,
     )
     os.makedirs(app.instance_path, exist_ok=True)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
+    warn_unknown(os.environ, environment=True)
     for key, raw in os.environ.items():
-        if key.startswith("SMSTRACK_") and key not in ("SMSTRACK_PROXY_HOPS", "SMSTRACK_INSTANCE_PATH"):
+        if key in DEFAULTS:
             app.config[key] = _env_value(raw)
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app)
     app.session_interface = _SessionInterface()
-    hops = int(os.environ.get("SMSTRACK_PROXY_HOPS", "0"))
+    hops = int(os.environ.get(Keys.PROXY_HOPS, "0"))
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 

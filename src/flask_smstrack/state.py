@@ -1,16 +1,21 @@
 """Per-app state kept in ``app.extensions["smstrack"]``."""
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
+from .config import Keys
+
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
     from .tracking.classify import CountryLookup
+    from .tracking.writer import ClickWriter
 
 
 class LinkCache:
@@ -50,18 +55,61 @@ class LinkCache:
         self._data.clear()
 
 
-@dataclass
+@dataclass(frozen=True)
+class CookieAttributes:
+    """The attribution cookie's name and its attributes, without and with
+    ``Secure``: written once per app, they only depend on the config."""
+
+    name: str
+    plain: str
+    secure: str
+
+
+@dataclass(eq=False)
 class State:
+    """What the extension keeps per app, in ``app.extensions["smstrack"]``.
+
+    Everything is built by :meth:`~flask_smstrack.SmsTrack.init_app`, before
+    the app serves a request, except what depends on config a host may still
+    change after ``init_app``: that is built once, on first use, under
+    :attr:`lock`, so concurrent first requests never build two.
+    """
+
     db: SQLAlchemy
     links: LinkCache
     country: CountryLookup
     spool_dir: str
+    #: Writes clicks on the redirect's hot path: one per app (and engine).
+    click_writer: ClickWriter
     #: The :class:`~flask_smstrack.SmsTrack` instance that set the app up.
     ext: Any = None
     #: The built-in users log in at ``/smstrack/login`` (the host app has
     #: no Flask-Login of its own).
     builtin_login: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The Flask-WTF ``CSRFProtect`` instance the collector, API and
+    #: webhooks were exempted from (it may be set up after this extension).
+    csrf_exempted: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cookie: CookieAttributes | None = field(default=None, repr=False)
+
+    def cookie(self, config: Mapping[str, Any]) -> CookieAttributes:
+        """The attribution cookie's attributes, from ``config`` on first use."""
+        cookie = self._cookie
+        if cookie is None:
+            with self.lock:
+                if self._cookie is None:
+                    self._cookie = _cookie_attributes(config)
+                cookie = self._cookie
+        return cookie
+
+
+def _cookie_attributes(config: Mapping[str, Any]) -> CookieAttributes:
+    parts = [f"Max-Age={int(config[Keys.COOKIE_DAYS]) * 86400}"]
+    if config[Keys.COOKIE_DOMAIN]:
+        parts.append(f"Domain={config[Keys.COOKIE_DOMAIN]}")
+    parts += ["HttpOnly", "Path=/", "SameSite=Lax"]
+    plain = "; ".join(parts)
+    return CookieAttributes(config[Keys.COOKIE_NAME], plain, f"{plain}; Secure")
 
 
 def get_state() -> State:

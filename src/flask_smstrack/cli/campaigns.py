@@ -9,6 +9,7 @@ from flask import current_app
 from marshmallow import ValidationError
 
 from ..auth import create_user
+from ..config import Keys
 from ..db.migrate import current_revision, head_revision, upgrade
 from ..manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
 from ..models import Campaign, User
@@ -120,11 +121,11 @@ def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo
     if db.session.query(User.id).first() is None:
         password = secrets.token_urlsafe(12)
         create_user(admin_email, password, is_admin=True)
-        click.echo(f"Admin created. Log in at {base_url}{current_app.config['SMSTRACK_URL_PREFIX']}/login")
+        click.echo(f"Admin created. Log in at {base_url}{current_app.config[Keys.URL_PREFIX]}/login")
         click.echo(f"  email:    {admin_email}")
         click.echo(f"  password: {password}   (shown once; keep it)")
     else:
-        click.echo(f"Log in at {base_url}{current_app.config['SMSTRACK_URL_PREFIX']}/login with your user.")
+        click.echo(f"Log in at {base_url}{current_app.config[Keys.URL_PREFIX]}/login with your user.")
     if db.session.query(Campaign.id).first() is None:
         admin = db.session.query(User).filter_by(is_admin=True).order_by(User.id).first()
         campaign = create_campaign(
@@ -132,7 +133,7 @@ def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo
             str(admin.id) if admin else None,
         )
         link = create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/?utm_source=sms"}))
-        click.echo(f"Sample tracked link: {base_url.rstrip('/')}{current_app.config['SMSTRACK_LINK_PREFIX']}/{link.code}")
+        click.echo(f"Sample tracked link: {base_url.rstrip('/')}{current_app.config[Keys.LINK_PREFIX]}/{link.code}")
         if demo:
             ctx.invoke(demo_command)
         else:

@@ -6,6 +6,7 @@ import secrets
 import click
 from flask import current_app
 
+from ..config import Keys
 from ..reports.campaign import campaign_report
 from .base import app_state, find_owner, smstrack_cli
 
@@ -34,7 +35,7 @@ def demo_command(clicks: int, owner: str | None, seed: int | None, no_sms: bool)
     click.echo(f"Campaign {campaign.id} created: {campaign.name} (seed {seed})")
     click.echo(f"  clicks:      {report.clicks} human ({report.unique_clicks} unique), {report.previews} previews, {report.bots} bots")
     click.echo(f"  conversions: {report.conversions}, revenue {revenue}")
-    click.echo(f"  dashboard:   {current_app.config['SMSTRACK_URL_PREFIX']}/campaigns/{campaign.id}")
+    click.echo(f"  dashboard:   {current_app.config[Keys.URL_PREFIX]}/campaigns/{campaign.id}")
     if not no_sms:
         _demo_sms(owner_id, seed)
 
@@ -65,4 +66,4 @@ def _demo_sms(owner_id: str | None, seed: int) -> None:
     for note in variant_test(data).notes:
         click.echo(f"  A/B test:    {note}")
     click.echo(f"  conversions: {report.conversions}, revenue {revenue}")
-    click.echo(f"  dashboard:   {current_app.config['SMSTRACK_URL_PREFIX']}/campaigns/{campaign.id}")
+    click.echo(f"  dashboard:   {current_app.config[Keys.URL_PREFIX]}/campaigns/{campaign.id}")

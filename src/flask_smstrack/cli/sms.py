@@ -8,6 +8,7 @@ import click
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
+from ..config import Keys
 from ..manage import get_campaign
 from ..models import Campaign, Recipient
 from ..schemas import AUDIENCE_SEGMENTS
@@ -17,7 +18,7 @@ from .base import app_state, campaign_or_fail, smstrack_cli, validation_error
 @smstrack_cli.command("import-recipients")
 @click.argument("campaign_id", type=int)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--region", help="Region of numbers without a country code (default SMSTRACK_DEFAULT_REGION).")
+@click.option("--region", help=f"Region of numbers without a country code (default {Keys.DEFAULT_REGION}).")
 def import_recipients_command(campaign_id: int, file: str, region: str | None) -> None:
     """Import a campaign's recipients from a CSV file with a phone column.
 
@@ -133,7 +134,7 @@ def export_recipients_command(campaign_id, segment, variant, device, country, ou
 @smstrack_cli.command("check-links")
 @click.argument("campaign_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per destination (default SMSTRACK_LINK_CHECK_TIMEOUT).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help=f"Seconds per destination (default {Keys.LINK_CHECK_TIMEOUT}).")
 def check_links_command(campaign_id: int, as_json: bool, timeout: float | None) -> None:
     """Test a campaign's links before sending: open each destination as a
     phone would and report errors and warnings.
@@ -217,7 +218,7 @@ def _unknown_note(count: int, retried: bool) -> str:
 @click.argument("campaign_id", type=int)
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True),
-    help="Messages per second (default SMSTRACK_SEND_RATE, 1: a long code's limit).",
+    help=f"Messages per second (default {Keys.SEND_RATE}, 1: a long code's limit).",
 )
 @click.option(
     "--retry-unknown", is_flag=True,

@@ -47,6 +47,7 @@ from typing import Any
 from flask import current_app, has_request_context
 from sqlalchemy import delete
 
+from ..config import Keys
 from ..manage import add_variant, create_campaign, create_link
 from ..models import Campaign, Click, Conversion, Link, Recipient, Variant, utcnow
 from ..reports.rollups import reset as reset_rollups
@@ -157,17 +158,17 @@ def _prepare(campaign: Campaign, base_url: str | None, progress: Callable[[int],
     """Render the messages, with ``base_url`` (or the placeholder) as the
     short links' base when the app has none, for this call only."""
     config = current_app.config
-    before = config.get("SMSTRACK_BASE_URL")
+    before = config.get(Keys.BASE_URL)
     if base_url is None and not before and not has_request_context():
         base_url = PLACEHOLDER_BASE_URL
     if base_url is None:
         prepare_messages(campaign, progress=progress)
         return
-    config["SMSTRACK_BASE_URL"] = base_url
+    config[Keys.BASE_URL] = base_url
     try:
         prepare_messages(campaign, progress=progress)
     finally:
-        config["SMSTRACK_BASE_URL"] = before
+        config[Keys.BASE_URL] = before
 
 
 def _remove(campaign_id: int) -> None:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 
+from ..config import Keys
 from ..models import Campaign, Click, Conversion
 from ..sms.messages import recipient_totals
 from ..state import get_state
@@ -149,7 +150,7 @@ class CampaignData:
         from flask import current_app
 
         self.campaign = campaign
-        self.tz = ZoneInfo(tz or current_app.config["SMSTRACK_TIMEZONE"])
+        self.tz = ZoneInfo(tz or current_app.config[Keys.TIMEZONE])
         self.counts = counts or CampaignCounts(campaign)
         self._clicks: dict[str, list[tuple]] = {}
         self._conversions: dict[str, list[tuple]] = {}

@@ -31,6 +31,7 @@ import requests
 from flask import current_app
 from sqlalchemy import select
 
+from ..config import Keys
 from ..models import Campaign, Link
 from ..state import get_state
 from ..tracking.clicks import click_id_slot, destination_for, new_click_id
@@ -281,7 +282,7 @@ def check_url(
             body = _fetch(session, url, deadline, result, allow_private=allow_private)
     except _PrivateAddress as err:
         result.errors.append(
-            f"not checked: {err}, on this server's own network; set SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES"
+            f"not checked: {err}, on this server's own network; set {Keys.LINK_CHECK_PRIVATE_ADDRESSES}"
             " to check such pages"
         )
         body = None
@@ -379,7 +380,7 @@ def _destinations(campaign: Campaign) -> list[_Destination]:
     """The campaign links' distinct destinations, as a visitor gets them,
     in the order of their first link. Per-recipient links share the
     destination of their campaign link and are left out."""
-    param = current_app.config["SMSTRACK_CLICK_PARAM"]
+    param = current_app.config[Keys.CLICK_PARAM]
     links = get_state().db.session.execute(
         select(Link).where(Link.campaign_id == campaign.id, Link.recipient_id.is_(None)).order_by(Link.id)
     ).scalars()
@@ -417,8 +418,8 @@ def check_campaign_links(
     """
     config = current_app.config
     if timeout is None:
-        timeout = float(config["SMSTRACK_LINK_CHECK_TIMEOUT"])
-    snippet_path = config["SMSTRACK_URL_PREFIX"].rstrip("/") + "/t.js"
+        timeout = float(config[Keys.LINK_CHECK_TIMEOUT])
+    snippet_path = config[Keys.URL_PREFIX].rstrip("/") + "/t.js"
     destinations = _destinations(campaign)
     results: list[LinkCheck | None] = [None] * len(destinations)
     if not destinations:
@@ -427,7 +428,7 @@ def check_campaign_links(
         futures = {
             pool.submit(
                 check_url, d.url, timeout, snippet_path=snippet_path, click_param=d.click_param,
-                allow_private=bool(config["SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES"]),
+                allow_private=bool(config[Keys.LINK_CHECK_PRIVATE_ADDRESSES]),
             ): i
             for i, d in enumerate(destinations)
         }

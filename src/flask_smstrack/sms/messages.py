@@ -28,6 +28,7 @@ from flask import current_app, has_request_context, request
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..config import Keys
 from ..manage import generate_code
 from ..models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
 from ..state import get_state
@@ -104,19 +105,19 @@ def assign_variants(keys: Iterable[str], weights: list[int], counts: list[int] |
 
 def public_base_url() -> str:
     """Where the short links are served, for links written into messages."""
-    base = current_app.config["SMSTRACK_BASE_URL"]
+    base = current_app.config[Keys.BASE_URL]
     if not base and has_request_context():
         base = request.host_url
     if not base:
         raise PrepareError(
-            "SMSTRACK_BASE_URL is not set: set it to the public address of the short links "
+            f"{Keys.BASE_URL} is not set: set it to the public address of the short links "
             "(for example https://sms.example.com) so messages carry full URLs"
         )
     return base.rstrip("/")
 
 
 def short_url_for(base: str, code: str) -> str:
-    prefix = current_app.config["SMSTRACK_LINK_PREFIX"].strip("/")
+    prefix = current_app.config[Keys.LINK_PREFIX].strip("/")
     return f"{base}/{prefix}/{code}" if prefix else f"{base}/{code}"
 
 
@@ -187,7 +188,7 @@ class Preview:
 
 def sample_link(base: str) -> str:
     """A short URL as long as a real per-recipient one."""
-    return short_url_for(base, "x" * max(current_app.config["SMSTRACK_CODE_LENGTH"], 7))
+    return short_url_for(base, "x" * max(current_app.config[Keys.CODE_LENGTH], 7))
 
 
 def preview(template: str, *, values: dict[str, str] | None = None, links: int = 1, name: str = "",

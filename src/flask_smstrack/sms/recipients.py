@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 import phonenumbers
 from sqlalchemy import insert, select, update
 
+from ..config import Keys
 from ..models import Recipient, utcnow
 from ..state import get_state
 
@@ -84,7 +85,7 @@ def import_recipients(
     """Import CSV rows (header first) into the campaign; see the module doc."""
     from flask import current_app
 
-    region = region or current_app.config["SMSTRACK_DEFAULT_REGION"]
+    region = region or current_app.config[Keys.DEFAULT_REGION]
     session = get_state().db.session
     table = Recipient.__table__
     existing = dict(

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
+from ..config import Keys
 from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
 from .messages import prepare_messages, ready_counts
@@ -79,7 +80,7 @@ _campaigns = Campaign.__table__
 
 def send_rate(rate: float | None = None) -> float:
     """Messages per second: ``rate``, else ``SMSTRACK_SEND_RATE``."""
-    value = current_app.config["SMSTRACK_SEND_RATE"] if rate is None else rate
+    value = current_app.config[Keys.SEND_RATE] if rate is None else rate
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -364,9 +365,9 @@ class _Sender:
                 if status in (401, 403, 404) or code in ACCOUNT_ERRORS:
                     self._release(row.id)
                     self.result.stopped = (
-                        f"Twilio refused the request: {text} (error {code}). Check SMSTRACK_TWILIO_ACCOUNT_SID,"
-                        " SMSTRACK_TWILIO_AUTH_TOKEN and the sender (SMSTRACK_TWILIO_MESSAGING_SERVICE_SID or"
-                        " SMSTRACK_TWILIO_FROM)."
+                        f"Twilio refused the request: {text} (error {code}). Check {Keys.TWILIO_ACCOUNT_SID},"
+                        f" {Keys.TWILIO_AUTH_TOKEN} and the sender ({Keys.TWILIO_MESSAGING_SERVICE_SID} or"
+                        f" {Keys.TWILIO_FROM})."
                     )
                     return False
                 if status >= 500 or not status:
@@ -385,7 +386,7 @@ class _Sender:
             return True
         self._release(row.id)
         self.result.stopped = (
-            "Twilio kept answering 429 Too Many Requests: lower SMSTRACK_SEND_RATE or pass --rate, then run again."
+            f"Twilio kept answering 429 Too Many Requests: lower {Keys.SEND_RATE} or pass --rate, then run again."
         )
         return False
 

@@ -12,6 +12,8 @@ from flask import current_app
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from ..config import Keys
+
 #: Where Twilio posts delivery receipts and link-shortening click events,
 #: under ``SMSTRACK_URL_PREFIX``.
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
@@ -47,43 +49,43 @@ class TwilioSettings:
 
 def twilio_auth_token() -> str | None:
     """The Auth Token: ``SMSTRACK_TWILIO_AUTH_TOKEN``, else ``$TWILIO_AUTH_TOKEN``."""
-    return current_app.config["SMSTRACK_TWILIO_AUTH_TOKEN"] or os.environ.get("TWILIO_AUTH_TOKEN") or None
+    return current_app.config[Keys.TWILIO_AUTH_TOKEN] or os.environ.get("TWILIO_AUTH_TOKEN") or None
 
 
 def webhook_url(path: str) -> str | None:
     """The public URL of one of the webhooks, or ``None`` without
     ``SMSTRACK_BASE_URL``."""
-    base = current_app.config["SMSTRACK_BASE_URL"]
+    base = current_app.config[Keys.BASE_URL]
     if not base:
         return None
-    return base.rstrip("/") + current_app.config["SMSTRACK_URL_PREFIX"].rstrip("/") + path
+    return base.rstrip("/") + current_app.config[Keys.URL_PREFIX].rstrip("/") + path
 
 
 def twilio_settings() -> TwilioSettings:
     """Twilio's settings from the config; :class:`SendError` lists what is missing."""
     c = current_app.config
-    account_sid = c["SMSTRACK_TWILIO_ACCOUNT_SID"] or os.environ.get("TWILIO_ACCOUNT_SID")
+    account_sid = c[Keys.TWILIO_ACCOUNT_SID] or os.environ.get("TWILIO_ACCOUNT_SID")
     auth_token = twilio_auth_token()
-    service, sender = c["SMSTRACK_TWILIO_MESSAGING_SERVICE_SID"], c["SMSTRACK_TWILIO_FROM"]
+    service, sender = c[Keys.TWILIO_MESSAGING_SERVICE_SID], c[Keys.TWILIO_FROM]
     callback = webhook_url(STATUS_CALLBACK_PATH)
     problems = []
     if not account_sid:
-        problems.append("set SMSTRACK_TWILIO_ACCOUNT_SID (or TWILIO_ACCOUNT_SID in the environment) to your Account SID")
+        problems.append(f"set {Keys.TWILIO_ACCOUNT_SID} (or TWILIO_ACCOUNT_SID in the environment) to your Account SID")
     if not auth_token:
-        problems.append("set SMSTRACK_TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN in the environment) to your Auth Token")
+        problems.append(f"set {Keys.TWILIO_AUTH_TOKEN} (or TWILIO_AUTH_TOKEN in the environment) to your Auth Token")
     if not service and not sender:
         problems.append(
-            "set SMSTRACK_TWILIO_MESSAGING_SERVICE_SID (MG...) or SMSTRACK_TWILIO_FROM (a Twilio number) to send from"
+            f"set {Keys.TWILIO_MESSAGING_SERVICE_SID} (MG...) or {Keys.TWILIO_FROM} (a Twilio number) to send from"
         )
     if callback is None:
         problems.append(
-            "set SMSTRACK_BASE_URL to this app's public address (for example https://go.example.com):"
+            f"set {Keys.BASE_URL} to this app's public address (for example https://go.example.com):"
             " messages carry links to it, and Twilio posts delivery receipts to"
-            f" SMSTRACK_BASE_URL{c['SMSTRACK_URL_PREFIX'].rstrip('/')}{STATUS_CALLBACK_PATH}"
+            f" {Keys.BASE_URL}{c[Keys.URL_PREFIX].rstrip('/')}{STATUS_CALLBACK_PATH}"
         )
     if problems:
         raise SendError("cannot send through Twilio: " + "; ".join(problems))
-    return TwilioSettings(account_sid, auth_token, service or None, sender or None, c["SMSTRACK_TWILIO_API_URL"], callback)
+    return TwilioSettings(account_sid, auth_token, service or None, sender or None, c[Keys.TWILIO_API_URL], callback)
 
 
 class ApiUrlHttpClient(TwilioHttpClient):
@@ -95,7 +97,7 @@ class ApiUrlHttpClient(TwilioHttpClient):
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SendError(
-                f"SMSTRACK_TWILIO_API_URL must be an http(s) URL such as https://twilio-proxy.example.com, not {api_url!r}"
+                f"{Keys.TWILIO_API_URL} must be an http(s) URL such as https://twilio-proxy.example.com, not {api_url!r}"
             )
         super().__init__(**kwargs)
         self.api_url = parts

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import insert, select
 
+from ..config import Keys
 from ..models import Click, Link, utcnow
 from ..state import get_state
 from ..tracking.classify import classify_agent
@@ -55,7 +56,7 @@ def record_twilio_click(
     state = get_state()
     r = Recipient.__table__.c
     links = Link.__table__.c
-    prefix = current_app.config["SMSTRACK_LINK_PREFIX"].rstrip("/") + "/"
+    prefix = current_app.config[Keys.LINK_PREFIX].rstrip("/") + "/"
     with state.db.engine.begin() as conn:
         recipient = conn.execute(
             select(r.id, r.campaign_id, r.variant_id).where(r.message_sid == message_sid)

@@ -21,12 +21,12 @@ from urllib.parse import quote_plus, unquote_plus, urlsplit
 from flask import current_app
 from sqlalchemy import bindparam, case, exists, func, insert, or_, select
 
+from ..config import Keys
 from ..models import Click, Link, utcnow
 from ..schemas import CLICK_ID_RE
 from ..state import get_state
 from .classify import Agent, anonymize_ip, classify_agent
 from .spool import spool_click
-from .writer import ClickWriter
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -147,7 +147,7 @@ def find_link(code: str, state=None) -> CachedLink | None:
     if link is None:
         return None
     destination = with_query(link.destination_url, dict(link.utm or {}))
-    before, after = click_id_slot(destination, current_app.config["SMSTRACK_CLICK_PARAM"])
+    before, after = click_id_slot(destination, current_app.config[Keys.CLICK_PARAM])
     cached = CachedLink(
         # A recipient's own link counts its clicks for its campaign link.
         id=link.id,
@@ -178,15 +178,6 @@ def _referrer_host(referrer: str | None) -> str | None:
     except ValueError:
         return None
     return host[:255] if host else None
-
-
-def _click_writer(state) -> ClickWriter:
-    writer = state.extra.get("click_writer")
-    if writer is None:
-        writer = state.extra["click_writer"] = ClickWriter(
-            state.db.engine, sync_commit=current_app.config["SMSTRACK_CLICK_SYNC_COMMIT"]
-        )
-    return writer
 
 
 def click_row(
@@ -255,14 +246,14 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
     try:
         if agent.kind == "human":
             if "HTTP_COOKIE" in environ:
-                previous = request.cookies.get(current_app.config["SMSTRACK_COOKIE_NAME"])
+                previous = request.cookies.get(current_app.config[Keys.COOKIE_NAME])
                 if previous and CLICK_ID_RE.match(previous):
                     _join_visitor(state, row, previous)
             if link.recipient_id is not None:
                 # The request's own connection: a recipient's link is rarely
                 # cached, so find_link has usually just opened it.
                 join_recipient(state.db.session.connection(), row)
-        _click_writer(state).write(row)
+        state.click_writer.write(row)
     except Exception:
         logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
         spool_click(state.spool_dir, row)

@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..config import Keys
 from ..models import Click, Conversion, utcnow
 from ..schemas import CLICK_ID_RE
 from ..state import get_state
@@ -52,7 +53,7 @@ def find_click(click_id: str | None) -> Click | None:
     click = db.session.execute(select(Click).where(Click.click_id == click_id)).scalar_one_or_none()
     if click is None:
         return None
-    days = current_app.config["SMSTRACK_ATTRIBUTION_WINDOW_DAYS"]
+    days = current_app.config[Keys.ATTRIBUTION_WINDOW_DAYS]
     if click.created_at < utcnow() - dt.timedelta(days=days):
         return None
     return click
@@ -60,9 +61,9 @@ def find_click(click_id: str | None) -> Click | None:
 
 def _attribute(click_id: str | None) -> Click | None:
     click = find_click(click_id)
-    if click is None or current_app.config["SMSTRACK_ATTRIBUTION_MODEL"] != "first":
+    if click is None or current_app.config[Keys.ATTRIBUTION_MODEL] != "first":
         return click
-    days = current_app.config["SMSTRACK_ATTRIBUTION_WINDOW_DAYS"]
+    days = current_app.config[Keys.ATTRIBUTION_WINDOW_DAYS]
     first = get_state().db.session.execute(
         select(Click)
         .where(

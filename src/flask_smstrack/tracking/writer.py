@@ -78,14 +78,17 @@ class _Checkpointer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._run, name="smstrack-checkpoint", daemon=True)
-        self._thread.start()
+        """Start the thread, once per process (threads may ask at once)."""
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._stop = threading.Event()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="smstrack-checkpoint", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()

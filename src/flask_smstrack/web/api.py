@@ -12,7 +12,18 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFInvalid
 
 from ..auth import current_principal
-from ..errors import error_response, http_error_as_json
+from ..config import Keys
+from ..errors import (
+    JSON_ERROR_CODES,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+    json_error,
+)
 from ..manage import (
     CodeTaken,
     add_variant,
@@ -62,20 +73,11 @@ from ..sms.messages import (
 from ..sms.segments import segment_info
 from ..state import get_state
 from ..tracking.conversions import record_conversion
-from .collect import read_limited_body
+from .http import read_limited_body
 
 bp = Blueprint("smstrack_api", __name__)
-bp.register_error_handler(HTTPException, http_error_as_json)
-
-
-class _Invalid(Exception):
-    def __init__(self, messages: dict, status: int = 400) -> None:
-        self.messages, self.status = messages, status
-
-
-@bp.errorhandler(_Invalid)
-def _invalid(err: _Invalid) -> Response:
-    return error_response(err.messages, err.status)
+for _code in JSON_ERROR_CODES:
+    bp.register_error_handler(_code, json_error)
 
 
 @bp.before_request
@@ -84,10 +86,9 @@ def _authenticate() -> Response | None:
         return None
     principal, by_session = current_principal()
     if principal is None:
-        return error_response(
+        raise Unauthorized(
             {"Authorization": ["Send 'Authorization: Bearer <api key>' (create one with flask smstrack create-api-key)."]},
-            401,
-            {"WWW-Authenticate": 'Bearer realm="smstrack"'},
+            headers={"WWW-Authenticate": 'Bearer realm="smstrack"'},
         )
     if by_session and request.method not in ("GET", "HEAD", "OPTIONS"):
         # A browser sends the session cookie on its own: ask for the token.
@@ -95,11 +96,11 @@ def _authenticate() -> Response | None:
         try:
             validate_csrf(token)
         except CSRFInvalid as err:
-            return error_response(
-                {"X-CSRFToken": [f"{err.args[0]} Send the page's CSRF token, or use an API key."]}, 400
-            )
+            raise InvalidInput(
+                {"X-CSRFToken": [f"{err.args[0]} Send the page's CSRF token, or use an API key."]}
+            ) from None
         if request.mimetype != "application/json":
-            return error_response({"Content-Type": ["Send application/json."]}, 415)
+            raise UnsupportedMediaType({"Content-Type": ["Send application/json."]})
     g.smstrack_principal = principal
     return None
 
@@ -107,21 +108,18 @@ def _authenticate() -> Response | None:
 def _load(schema) -> dict:
     """Validate the JSON body with ``schema`` or answer 400/413/415."""
     if request.mimetype not in ("application/json", ""):
-        raise _Invalid({"Content-Type": ["Send application/json."]}, 415)
-    try:
-        raw = read_limited_body()
-    except ValidationError as err:
-        raise _Invalid(err.messages, 413) from None
+        raise UnsupportedMediaType({"Content-Type": ["Send application/json."]})
+    raw = read_limited_body()
     try:
         return schema.load(parse_body(raw))
     except ValidationError as err:
-        raise _Invalid(err.messages) from None
+        raise InvalidInput(err.messages) from None
 
 
 def _campaign_or_404(campaign_id: int) -> Campaign:
     campaign = get_campaign(campaign_id)
     if campaign is None or not g.smstrack_principal.can_see(campaign):
-        raise _Invalid({"campaign_id": [f"No campaign {campaign_id}."]}, 404)
+        raise NotFound({"campaign_id": [f"No campaign {campaign_id}."]})
     return campaign
 
 
@@ -170,8 +168,8 @@ def campaigns_table() -> Response:
         try:
             bounds[name] = dt.date.fromisoformat(raw) if raw else None
         except ValueError:
-            raise _Invalid({name: ["Not a date: use YYYY-MM-DD."]}) from None
-    tz = ZoneInfo(_tz_arg() or current_app.config["SMSTRACK_TIMEZONE"])
+            raise InvalidInput({name: ["Not a date: use YYYY-MM-DD."]}) from None
+    tz = ZoneInfo(_tz_arg() or current_app.config[Keys.TIMEZONE])
     p = g.smstrack_principal
     rows = []
     for campaign in list_campaigns(p.owner_id, is_admin=p.is_admin):
@@ -200,7 +198,7 @@ def links_create(campaign_id: int) -> tuple[Response, int]:
     try:
         link = create_link(campaign, data)
     except CodeTaken:
-        raise _Invalid({"code": [f"The code {data['code']!r} is already in use."]}, 409) from None
+        raise Conflict({"code": [f"The code {data['code']!r} is already in use."]}) from None
     return jsonify(_link_out(link)), 201
 
 
@@ -211,20 +209,17 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
 
     campaign = _campaign_or_404(campaign_id)
     if request.mimetype not in ("text/csv", "text/plain"):
-        raise _Invalid({"Content-Type": ["Send the file as text/csv."]}, 415)
-    limit = current_app.config["SMSTRACK_MAX_IMPORT_BYTES"]
-    try:
-        raw = read_limited_body(limit)
-    except ValidationError:
-        raise _Invalid({"_body": [f"The file is larger than {limit} bytes; split it."]}, 413) from None
+        raise UnsupportedMediaType({"Content-Type": ["Send the file as text/csv."]})
+    limit = current_app.config[Keys.MAX_IMPORT_BYTES]
+    raw = read_limited_body(limit, message="The file is larger than {limit} bytes; split it.")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise _Invalid({"_body": ["The file is not UTF-8 text."]}) from None
+        raise InvalidInput({"_body": ["The file is not UTF-8 text."]}) from None
     try:
         result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"))
     except ImportError_ as err:
-        raise _Invalid({"_body": [str(err)]}) from None
+        raise InvalidInput({"_body": [str(err)]}) from None
     body = {
         "imported": result.imported,
         "merged": result.merged,
@@ -243,7 +238,7 @@ def _tz_arg() -> str | None:
     if tz is None:
         return None
     if not is_timezone(tz):
-        raise _Invalid({"tz": [f"Unknown timezone {tz[:64]!r}; use an IANA name such as Europe/Paris."]})
+        raise InvalidInput({"tz": [f"Unknown timezone {tz[:64]!r}; use an IANA name such as Europe/Paris."]})
     return tz
 
 
@@ -253,7 +248,7 @@ def table_response(table, filename: str) -> Response:
     if fmt == "csv":
         return csv_download(table_csv(table), filename)
     if fmt != "json":
-        raise _Invalid({"format": ["Must be json or csv."]})
+        raise InvalidInput({"format": ["Must be json or csv."]})
     return jsonify(table_json(table))
 
 
@@ -267,7 +262,7 @@ def tables_index(campaign_id: int) -> Response:
 def tables_get(campaign_id: int, name: str) -> Response:
     campaign = _campaign_or_404(campaign_id)
     if name not in TABLES:
-        raise _Invalid({"name": [f"No table {name!r}; one of: {', '.join(sorted(TABLES))}."]}, 404)
+        raise NotFound({"name": [f"No table {name!r}; one of: {', '.join(sorted(TABLES))}."]})
     table = campaign_table(CampaignData(campaign, _tz_arg()), name)
     return table_response(table, f"campaign-{campaign.id}-{name}")
 
@@ -322,7 +317,7 @@ def messages_preview() -> Response:
 def _unsent_or_409(campaign: Campaign) -> None:
     sent = campaign.messages_sent()
     if sent:
-        raise _Invalid({"variants": [f"{sent} messages are already sent: variants cannot change now."]}, 409)
+        raise Conflict({"variants": [f"{sent} messages are already sent: variants cannot change now."]})
 
 
 @bp.get("/campaigns/<int:campaign_id>/variants")
@@ -337,7 +332,7 @@ def variants_create(campaign_id: int) -> tuple[Response, int]:
     data = _load(VariantSchema())
     _unsent_or_409(campaign)
     if any(v.name == data["name"] for v in campaign.variants):
-        raise _Invalid({"name": [f"The campaign already has a variant {data['name']!r}."]}, 409)
+        raise Conflict({"name": [f"The campaign already has a variant {data['name']!r}."]})
     variant = add_variant(campaign, data)
     return jsonify(VariantSchema().dump(variant)), 201
 
@@ -347,7 +342,7 @@ def variants_delete(campaign_id: int, variant_id: int) -> tuple[str, int]:
     campaign = _campaign_or_404(campaign_id)
     variant = next((v for v in campaign.variants if v.id == variant_id), None)
     if variant is None:
-        raise _Invalid({"variant_id": [f"No variant {variant_id} in this campaign."]}, 404)
+        raise NotFound({"variant_id": [f"No variant {variant_id} in this campaign."]})
     _unsent_or_409(campaign)
     remove_variant(variant)
     return "", 204
@@ -360,7 +355,7 @@ def messages_prepare(campaign_id: int) -> Response:
     try:
         result = prepare_messages(campaign)
     except PrepareError as err:
-        raise _Invalid({"message_template": [str(err)]}, 409) from None
+        raise Conflict({"message_template": [str(err)]}) from None
     ready, segments = ready_counts(campaign.id)
     price = campaign.cost_per_segment
     return jsonify(
@@ -387,7 +382,7 @@ def messages_export(campaign_id: int) -> Response:
         mark_exported(campaign.id)
         return csv_download(messages_csv(rows), f"campaign-{campaign.id}-messages")
     if fmt != "json":
-        raise _Invalid({"format": ["Must be csv or json."]})
+        raise InvalidInput({"format": ["Must be csv or json."]})
     limit = min(max(request.args.get("limit", 100, type=int), 1), 10_000)
     offset = max(request.args.get("offset", 0, type=int), 0)
     rows = itertools.islice(message_rows(campaign), offset, offset + limit)
@@ -403,7 +398,7 @@ def recipients_audience(campaign_id: int) -> Response:
     try:
         query = AudienceSchema().load(request.args.to_dict())
     except ValidationError as err:
-        raise _Invalid(err.messages) from None
+        raise InvalidInput(err.messages) from None
     filters = {k: query[k] for k in ("variant", "device", "country")}
     if query["format"] == "csv":
         members = audience(campaign, query["segment"], **filters)
@@ -433,10 +428,10 @@ def conversions_list() -> Response:
     query = select(Conversion).order_by(Conversion.id.desc())
     attributed = request.args.get("attributed")
     if attributed not in (None, "true", "false"):
-        raise _Invalid({"attributed": ["Must be true or false."]})
+        raise InvalidInput({"attributed": ["Must be true or false."]})
     if attributed == "false":
         if not p.is_admin:
-            raise _Invalid({"attributed": ["Only admins can list unattributed conversions."]}, 403)
+            raise Forbidden({"attributed": ["Only admins can list unattributed conversions."]})
         query = query.where(Conversion.click_pk.is_(None))
     else:
         visible = select(Campaign.id)
@@ -467,9 +462,7 @@ def not_found(_rest: str) -> Response:
         if endpoint != request.endpoint:
             allowed.append(method)
     if allowed:
-        return error_response(
-            {"_request": [f"{request.method} is not allowed here; use {', '.join(allowed)}."]},
-            405,
-            {"Allow": ", ".join(allowed)},
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed here; use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}
         )
-    return error_response({"_request": [f"No API endpoint at {request.path}."]}, 404)
+    raise NotFound(f"No API endpoint at {request.path}.")

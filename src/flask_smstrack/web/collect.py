@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from ..errors import error_response, http_error_as_json
+from ..config import Keys
+from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, UnsupportedMediaType, json_error
 from ..schemas import load_beacon, parse_body
 from ..tracking.conversions import confirm_landing, record_conversion
+from .http import read_limited_body
 from .snippet import served_snippet
 
 bp = Blueprint("smstrack_collect", __name__)
-bp.register_error_handler(HTTPException, http_error_as_json)
+for _code in JSON_ERROR_CODES:
+    bp.register_error_handler(_code, json_error)
 
 _BODY_TYPES = ("", "text/plain", "application/json")
 
@@ -28,23 +30,10 @@ def snippet() -> Response:
     return response.make_conditional(request)
 
 
-def read_limited_body(limit: int | None = None) -> bytes:
-    """The request body; ``ValidationError`` when it is over ``limit`` bytes
-    (default ``SMSTRACK_MAX_PAYLOAD_BYTES``), for a 413."""
-    if limit is None:
-        limit = current_app.config["SMSTRACK_MAX_PAYLOAD_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise ValidationError({"_body": [f"Body is larger than {limit} bytes."]})
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise ValidationError({"_body": [f"Body is larger than {limit} bytes."]})
-    return raw
-
-
 def _allowed_origin() -> str | None:
     """The value for Access-Control-Allow-Origin, or ``None`` when refused."""
     origin = request.headers.get("Origin")
-    allowed = current_app.config["SMSTRACK_ALLOWED_ORIGINS"]
+    allowed = current_app.config[Keys.ALLOWED_ORIGINS]
     if allowed == "*" or allowed == ["*"]:
         return origin or "*"
     if isinstance(allowed, str):
@@ -54,7 +43,13 @@ def _allowed_origin() -> str | None:
     return None
 
 
-def _cors(response: Response, origin: str) -> Response:
+@bp.after_request
+def _cors(response: Response) -> Response:
+    """CORS headers on the collector's answers, errors included: the
+    origin is echoed when allowed."""
+    if request.endpoint != "smstrack_collect.collect":
+        return response
+    origin = _allowed_origin()
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         if origin != "*":
@@ -65,29 +60,21 @@ def _cors(response: Response, origin: str) -> Response:
 
 @bp.route("/collect", methods=["POST", "OPTIONS"])
 def collect() -> Response:
-    origin = _allowed_origin()
-    if origin is None:
-        return _cors(
-            error_response({"Origin": ["This origin is not in SMSTRACK_ALLOWED_ORIGINS."]}, 403), ""
-        )
+    if _allowed_origin() is None:
+        raise Forbidden({"Origin": [f"This origin is not in {Keys.ALLOWED_ORIGINS}."]})
     if request.method == "OPTIONS":
         response = Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type"
         response.headers["Access-Control-Max-Age"] = "86400"
-        return _cors(response, origin)
+        return response
     if request.mimetype not in _BODY_TYPES:
-        return _cors(
-            error_response({"Content-Type": ["Send text/plain or application/json."]}, 415), origin
-        )
-    try:
-        raw = read_limited_body()
-    except ValidationError as err:
-        return _cors(error_response(err.messages, 413), origin)
+        raise UnsupportedMediaType({"Content-Type": ["Send text/plain or application/json."]})
+    raw = read_limited_body()
     try:
         message = load_beacon(parse_body(raw))
     except ValidationError as err:
-        return _cors(error_response(err.messages, 400), origin)
+        raise InvalidInput(err.messages) from None
     if message["type"] == "landing":
         body = {"status": "accepted", "confirmed": confirm_landing(message["click_id"])}
     else:
@@ -95,9 +82,9 @@ def collect() -> Response:
             message,
             source="snippet",
             trust="unverified",
-            fallback_click_id=request.cookies.get(current_app.config["SMSTRACK_COOKIE_NAME"]),
+            fallback_click_id=request.cookies.get(current_app.config[Keys.COOKIE_NAME]),
         )
         body = {"status": "accepted", "attributed": result.attributed, "duplicate": result.duplicate}
     response = jsonify(body)
     response.status_code = 202
-    return _cors(response, origin)
+    return response

@@ -15,15 +15,16 @@ import rjsmin
 from flask import current_app, url_for
 from markupsafe import escape
 
+from ..config import Keys
 from .assets import SNIPPET_PATH
 
 #: The settings the snippet takes from ``data-*`` attributes, each with the
 #: config key that should match it and the snippet's own default (t.js uses
 #: the same value when the attribute is missing).
 _OPTIONS = (
-    ("data-param", "SMSTRACK_CLICK_PARAM", "smsclid"),
-    ("data-cookie", "SMSTRACK_SNIPPET_COOKIE_NAME", "_smsclid"),
-    ("data-cookie-days", "SMSTRACK_COOKIE_DAYS", "30"),
+    ("data-param", Keys.CLICK_PARAM, "smsclid"),
+    ("data-cookie", Keys.SNIPPET_COOKIE_NAME, "_smsclid"),
+    ("data-cookie-days", Keys.COOKIE_DAYS, "30"),
 )
 
 
@@ -59,7 +60,7 @@ def served_snippet() -> Snippet:
 
 
 def _attribute_value(key: str, value: str | int | float) -> str:
-    if key == "SMSTRACK_COOKIE_DAYS":
+    if key == Keys.COOKIE_DAYS:
         days = float(value)
         return str(int(days)) if days.is_integer() else str(days)
     return str(value)
@@ -77,7 +78,7 @@ def snippet_tag() -> str:
     a request context (or ``SERVER_NAME``) to build the URL.
     """
     config = current_app.config
-    base = config["SMSTRACK_BASE_URL"]
+    base = config[Keys.BASE_URL]
     if base:
         src = base.rstrip("/") + url_for("smstrack_collect.snippet")
     else:

@@ -14,19 +14,19 @@ import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from marshmallow import ValidationError
 from twilio.request_validator import RequestValidator
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from ..errors import error_response, http_error_as_json
+from ..config import Keys
+from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, json_error
 from ..sms.receipts import record_status
 from ..sms.twilio import CLICK_CALLBACK_PATH, STATUS_CALLBACK_PATH, twilio_auth_token
 from ..sms.twilio_clicks import record_twilio_click
-from .collect import read_limited_body
+from .http import read_limited_body
 
 bp = Blueprint("smstrack_webhooks", __name__)
-bp.register_error_handler(HTTPException, http_error_as_json)
+for _code in JSON_ERROR_CODES:
+    bp.register_error_handler(_code, json_error)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 SHARED_KEY_HEADER = "X-Twilio-Webhooks-Signature-Settings"
@@ -34,14 +34,14 @@ SHARED_KEY_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 MAX_CLICK_BYTES = 16 * 1024
 
 
-def _refuse(message: str) -> Response:
-    return error_response({SIGNATURE_HEADER: [message]}, 403)
+def _refuse(message: str) -> Forbidden:
+    return Forbidden({SIGNATURE_HEADER: [message]})
 
 
 def _signed_urls() -> list[str]:
     """The URLs Twilio may have signed: this request's, and the public one."""
     urls = [request.url]
-    base = current_app.config["SMSTRACK_BASE_URL"]
+    base = current_app.config[Keys.BASE_URL]
     if base:
         query = request.query_string.decode("ascii", "replace")
         public = base.rstrip("/") + request.path + (f"?{query}" if query else "")
@@ -50,32 +50,32 @@ def _signed_urls() -> list[str]:
     return urls
 
 
-def _signature_problem(params: Any) -> Response | None:
-    """A 403 unless the request carries Twilio's signature over ``params``:
-    the form, or the raw body of a JSON request."""
+def _check_signature(params: Any) -> None:
+    """:class:`.Forbidden` unless the request carries Twilio's signature over
+    ``params``: the form, or the raw body of a JSON request."""
     token = twilio_auth_token()
     if not token:
-        return _refuse(
-            "Cannot be checked: set SMSTRACK_TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN) to the Auth Token"
+        raise _refuse(
+            f"Cannot be checked: set {Keys.TWILIO_AUTH_TOKEN} (or TWILIO_AUTH_TOKEN) to the Auth Token"
             " of the Twilio account; unsigned webhooks are never accepted."
         )
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
-        return _refuse("Missing: only requests signed by Twilio are accepted here.")
+        raise _refuse("Missing: only requests signed by Twilio are accepted here.")
     if request.headers.get(SHARED_KEY_HEADER):
-        return _refuse(
+        raise _refuse(
             f"Signed with a Webhooks shared key ({SHARED_KEY_HEADER}); this endpoint checks signatures made"
             " with the Auth Token: remove the Webhook Rule that matches this URL."
         )
     if isinstance(params, str) and "bodySHA256" not in request.args:
         # Twilio signs a JSON body through the bodySHA256 query parameter.
-        return _refuse("Does not cover the body: the URL has no bodySHA256 parameter.")
+        raise _refuse("Does not cover the body: the URL has no bodySHA256 parameter.")
     validator = RequestValidator(token)
     if any(validator.validate(url, params, signature) for url in _signed_urls()):
-        return None
-    return _refuse(
-        "Does not match this request. Check SMSTRACK_TWILIO_AUTH_TOKEN; behind a proxy, set"
-        " SMSTRACK_PROXY_HOPS or SMSTRACK_BASE_URL so that the URL Twilio called is seen."
+        return
+    raise _refuse(
+        f"Does not match this request. Check {Keys.TWILIO_AUTH_TOKEN}; behind a proxy, set"
+        f" {Keys.PROXY_HOPS} or {Keys.BASE_URL} so that the URL Twilio called is seen."
     )
 
 
@@ -86,16 +86,14 @@ def _ignored(reason: str) -> Response:
 
 @bp.post(STATUS_CALLBACK_PATH)
 def twilio_status() -> Response:
-    problem = _signature_problem(request.form)
-    if problem is not None:
-        return problem
+    _check_signature(request.form)
     form = request.form
     sid = form.get("MessageSid") or form.get("SmsSid")
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
     if not sid:
-        return error_response({"MessageSid": ["Missing."]}, 400)
+        raise InvalidInput({"MessageSid": ["Missing."]})
     if not status:
-        return error_response({"MessageStatus": ["Missing."]}, 400)
+        raise InvalidInput({"MessageStatus": ["Missing."]})
     changed = record_status(sid, status, error_code=form.get("ErrorCode"), segments=form.get("NumSegments"))
     if changed is None:
         return _ignored("no message with this MessageSid and status")
@@ -104,29 +102,24 @@ def twilio_status() -> Response:
 
 @bp.post(CLICK_CALLBACK_PATH)
 def twilio_clicks() -> Response:
-    try:
-        raw = read_limited_body(MAX_CLICK_BYTES)
-    except ValidationError as err:
-        return error_response(err.messages, 413)
+    raw = read_limited_body(MAX_CLICK_BYTES)
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return error_response({"_body": ["Not UTF-8 text."]}, 400)
-    problem = _signature_problem(body)
-    if problem is not None:
-        return problem
+        raise InvalidInput({"_body": ["Not UTF-8 text."]}) from None
+    _check_signature(body)
     try:
         event = json.loads(body)
     except ValueError as err:
-        return error_response({"_body": [f"Not valid JSON: {err}."]}, 400)
+        raise InvalidInput({"_body": [f"Not valid JSON: {err}."]}) from None
     if not isinstance(event, dict):
-        return error_response({"_body": ["Must be a JSON object."]}, 400)
+        raise InvalidInput({"_body": ["Must be a JSON object."]})
     sid = event.get("sms_sid") or event.get("message_sid")
     if not isinstance(sid, str) or not sid:
-        return error_response({"sms_sid": ["Missing: the SID of the message whose link was clicked."]}, 400)
+        raise InvalidInput({"sms_sid": ["Missing: the SID of the message whose link was clicked."]})
     for name in ("link", "user_agent", "event_type"):
         if event.get(name) is not None and not isinstance(event[name], str):
-            return error_response({name: ["Must be a string."]}, 400)
+            raise InvalidInput({name: ["Must be a string."]})
     event_type = (event.get("event_type") or "click").lower()
     if event_type not in ("click", "preview"):
         return _ignored(f"event_type {event_type!r} is not a click")
@@ -136,9 +129,9 @@ def twilio_clicks() -> Response:
         try:
             clicked_at = dt.datetime.fromisoformat(str(raw_time).replace("Z", "+00:00"))
         except ValueError:
-            return error_response({"click_time": ["Not an ISO 8601 time."]}, 400)
+            raise InvalidInput({"click_time": ["Not an ISO 8601 time."]}) from None
         if clicked_at.tzinfo is None:
-            return error_response({"click_time": ["Needs a timezone, e.g. 2026-11-27T10:05:00Z."]}, 400)
+            raise InvalidInput({"click_time": ["Needs a timezone, e.g. 2026-11-27T10:05:00Z."]})
     click_id = record_twilio_click(
         sid, link=event.get("link"), user_agent=event.get("user_agent"), preview=event_type == "preview",
         event=(clicked_at, "|".join((sid, str(raw_time), event.get("link") or "", event_type, event.get("user_agent") or "")))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import (
-    abort,
     flash,
     redirect,
     render_template,
@@ -16,6 +15,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from ...auth import find_user
+from ...errors import InvalidInput, NotFound
 from ...state import get_state
 from .base import bp
 
@@ -38,7 +38,7 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
     if not get_state().builtin_login:
-        abort(404)
+        raise NotFound("The built-in login is off: this app signs users in with its own login page.")
     form = LoginForm()
     if form.validate_on_submit():
         user = find_user(form.email.data)
@@ -53,8 +53,9 @@ def login() -> str | Response:
 @bp.post("/logout")
 def logout() -> Response:
     if not get_state().builtin_login:
-        abort(404)
-    LogoutForm().validate_on_submit() or abort(400, "The form expired; please try again.")
+        raise NotFound("The built-in login is off: this app signs users in with its own login page.")
+    if not LogoutForm().validate_on_submit():
+        raise InvalidInput("The form expired; please try again.")
     logout_user()
     flash("You are logged out.")
     return redirect(url_for("smstrack_dashboard.login"))

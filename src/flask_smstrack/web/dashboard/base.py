@@ -11,18 +11,20 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
+    g,
     render_template,
     request,
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import generate_csrf
+from flask_wtf.csrf import CSRFError, generate_csrf
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ...auth import Principal, principal_from_user
+from ...config import Keys
+from ...errors import Forbidden, NotFound
 from ...manage import (
     get_campaign,
 )
@@ -44,14 +46,22 @@ def error_page(error: HTTPException) -> tuple[str, int]:
     return render_template("smstrack/error.html", error=error), error.code or 500
 
 
-for _code in (400, 403, 404):
-    bp.register_error_handler(_code, error_page)
+# The dashboard's own page for Werkzeug's errors and Flask-WTF's CSRFError
+# (when the host app runs CSRFProtect); a SmsTrackError renders the same
+# page by itself (see below), unless the host app handles it.
+for _error in (CSRFError, 400, 403, 404):
+    bp.register_error_handler(_error, error_page)
+
+
+@bp.before_request
+def _error_page_template() -> None:
+    g.smstrack_error_template = "smstrack/error.html"
 
 
 def dashboard_principal() -> Principal:
     principal = principal_from_user(current_user._get_current_object())
     if principal is None:
-        abort(403, "Your account may not use the SMS tracking dashboard. Ask an administrator for access.")
+        raise Forbidden("Your account may not use the SMS tracking dashboard. Ask an administrator for access.")
     return principal
 
 
@@ -59,12 +69,12 @@ def campaign_or_404(campaign_id: int) -> Campaign:
     principal = dashboard_principal()
     campaign = get_campaign(campaign_id)
     if campaign is None or not principal.can_see(campaign):
-        abort(404, f"There is no campaign {campaign_id}, or it belongs to someone else.")
+        raise NotFound(f"There is no campaign {campaign_id}, or it belongs to someone else.")
     return campaign
 
 
 def default_tz() -> str:
-    return current_app.config["SMSTRACK_TIMEZONE"]
+    return current_app.config[Keys.TIMEZONE]
 
 
 def tz_arg() -> tuple[str, str | None]:

@@ -6,7 +6,6 @@ pick, order, format and draw what the reports computed."""
 from __future__ import annotations
 
 from flask import (
-    abort,
     current_app,
     render_template,
     request,
@@ -15,6 +14,8 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
+from ...config import Keys
+from ...errors import InvalidInput, NotFound
 from ...manage import (
     short_url,
 )
@@ -71,7 +72,7 @@ def campaign(campaign_id: int) -> tuple[str, int]:
 def table_download(campaign_id: int, name: str) -> Response:
     campaign = campaign_or_404(campaign_id)
     if name not in TABLES:
-        abort(404, f"There is no table “{name}”; the tables are: {', '.join(sorted(TABLES))}.")
+        raise NotFound(f"There is no table “{name}”; the tables are: {', '.join(sorted(TABLES))}.")
     tz, tz_error = tz_arg()
     if tz_error:
         return Response(tz_error + "\n", status=400, mimetype="text/plain")
@@ -105,12 +106,13 @@ def check_links(campaign_id: int) -> str:
     form = LinkCheckForm()
     checks = None
     if request.method == "POST":
-        form.validate_on_submit() or abort(400, "The form expired; please go back and press “Test links” again.")
+        if not form.validate_on_submit():
+            raise InvalidInput("The form expired; please go back and press “Test links” again.")
         checks = check_campaign_links(campaign)
     return render_template(
         "smstrack/link_check.html",
         campaign=campaign,
         form=form,
         checks=checks,
-        timeout=current_app.config["SMSTRACK_LINK_CHECK_TIMEOUT"],
+        timeout=current_app.config[Keys.LINK_CHECK_TIMEOUT],
     )

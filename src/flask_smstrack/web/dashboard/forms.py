@@ -24,6 +24,7 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from ...auth import Principal
+from ...config import Keys
 from ...manage import (
     CodeTaken,
     create_campaign,
@@ -322,6 +323,6 @@ def link_new(campaign_id: int) -> str | Response | tuple[str, int]:
 def _short_url_prefix() -> tuple[str, str]:
     """The short URLs' common beginning, such as ``https://go.example.com``
     and ``/s/``."""
-    base = current_app.config["SMSTRACK_BASE_URL"] or request.host_url
-    prefix = current_app.config["SMSTRACK_LINK_PREFIX"].strip("/")
+    base = current_app.config[Keys.BASE_URL] or request.host_url
+    prefix = current_app.config[Keys.LINK_PREFIX].strip("/")
     return base.rstrip("/"), (f"/{prefix}/" if prefix else "/")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import (
-    abort,
     flash,
     redirect,
     request,
@@ -16,6 +15,7 @@ from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
+from ...errors import InvalidInput
 from ...models import Campaign
 from ...reports.campaign import CampaignData, CampaignReport
 from ...reports.export import csv_download
@@ -153,9 +153,8 @@ def messages_prepare(campaign_id: int) -> Response:
     from ...sms.messages import PrepareError, prepare_messages
 
     campaign = campaign_or_404(campaign_id)
-    PrepareForm().validate_on_submit() or abort(
-        400, "The form expired; please go back and press “Prepare messages” again."
-    )
+    if not PrepareForm().validate_on_submit():
+        raise InvalidInput("The form expired; please go back and press “Prepare messages” again.")
     back = url_for(".campaign", campaign_id=campaign.id) + "#messages"
     if not CampaignData(campaign).recipients:
         flash(
@@ -204,7 +203,7 @@ def recipients_csv_download(campaign_id: int) -> Response:
             f"“{name}”: {' '.join(map(str, messages if isinstance(messages, list) else [messages]))}"
             for name, messages in err.messages.items()
         ]
-        abort(400, "These recipients cannot be downloaded. " + "; ".join(problems))
+        raise InvalidInput("These recipients cannot be downloaded. " + "; ".join(problems))
     filters = {k: query[k] for k in ("variant", "device", "country")}
     members = audience(campaign, query["segment"], **filters)
     return csv_download(audience_csv(members), f"campaign-{campaign.id}-{query['segment']}")
