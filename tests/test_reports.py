@@ -11,6 +11,14 @@ from flask_smstrack.models import Campaign, Click, Conversion
 UTC = dt.timezone.utc
 SENT = dt.datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # a Tuesday, 09:00 UTC
 
+#: The breakdowns by dimension, in the order the campaign page shows them.
+BREAKDOWN_NAMES = ["links", "variants", "devices", "os", "browsers", "countries", "referrers"]
+#: Every table of a campaign, sorted as the API lists them.
+TABLE_NAMES = sorted([
+    "summary", "timeseries", "heatmap_clicks", "heatmap_conversions", "send_to_click", "click_to_conversion",
+    "variant_test", *BREAKDOWN_NAMES,
+])
+
 
 @pytest.fixture
 def fixture(app, actions):
@@ -56,6 +64,17 @@ def fixture(app, actions):
         )
         db.session.commit()
     return {"key": key, "id": campaign["id"], "a": a, "b": b}
+
+
+def test_every_table_is_listed(actions, fixture):
+    """Tests that go through every table use these names: a table that
+    disappears fails here rather than being skipped there."""
+    from flask_smstrack.reports.tables import BREAKDOWNS, TABLES
+
+    assert list(BREAKDOWNS) == BREAKDOWN_NAMES
+    assert sorted(TABLES) == TABLE_NAMES
+    response = actions.api("GET", f"/campaigns/{fixture['id']}/tables", fixture["key"])
+    assert response.json == {"tables": TABLE_NAMES}
 
 
 def _table(actions, fixture, name, **params):
