@@ -152,7 +152,7 @@ def test_report_numbers(actions, app):
         "roi": 4.0,
         "roas": 5.0,
         "epc": "16.6667",
-        "aov": "16.6667",
+        "aov": "25.00",  # 50.00 USD / 2 USD orders (the EUR order stays apart)
         "cost_per_conversion": "3.3333",
     }
 

@@ -27,6 +27,39 @@ HUMANS = [
     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15", "desktop", "Mac OS X"),
     ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 327.0.0.30.120 (iPhone15,2; iOS 17_4; en_US; en; scale=3.00; 1179x2556; 591528442)", "mobile", "iOS"),
 ]
+#: Android phones: their browsers say ``Mobile`` (or are Opera Mini), some
+#: without the text ``Mobile Safari`` (DuckDuckGo, Opera Mini, Firefox).
+ANDROID_PHONES = [
+    # DuckDuckGo
+    "Mozilla/5.0 (Linux; Android 13; Pixel 7 Build/TQ3A.230805.001; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/116.0.5845.163 Mobile DuckDuckGo/5 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/124.0.0.0 Mobile DuckDuckGo/5 Safari/537.36",
+    # Opera Mini (its server-side rendering mode)
+    "Opera/9.80 (Android; Opera Mini/36.2.2254/119.132; U; id) Presto/2.12.423 Version/12.16",
+    "Opera/9.80 (Android; Opera Mini/7.6.40234/191.227; U; en) Presto/2.12.423 Version/12.16",
+    # Firefox, Firefox Focus and Klar (Gecko builds)
+    "Mozilla/5.0 (Android 14; Mobile; rv:126.0) Gecko/126.0 Firefox/126.0",
+    "Mozilla/5.0 (Android 13; Mobile; rv:109.0) Gecko/118.0 Firefox/118.0",
+    # Firefox Focus and Klar (WebView builds)
+    "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Focus/118.1.0 Chrome/118.0.5993.80 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 8.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Klar/1.0 Chrome/58.0.3029.83 Mobile Safari/537.36",
+    # Opera, UC Browser, Edge, Samsung Internet, in-app browsers
+    "Mozilla/5.0 (Linux; U; Android 12; SM-A125F Build/SP1A.210812.016; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/110.0.5481.153 Mobile Safari/537.36 OPR/74.1.2254.67470",
+    "Mozilla/5.0 (Linux; U; Android 10; en-US; RMX1971 Build/QKQ1.190918.001) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/78.0.3904.108 UCBrowser/13.4.0.1306 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 10; HD1913) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.122 Mobile Safari/537.36 EdgA/126.0.2592.80",
+    "Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; SM-S911B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/125.0.6422.165 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/467.0.0.50.109;]",
+]
+#: Android tablets: no ``Mobile`` token (Firefox says ``Tablet``).
+ANDROID_TABLETS = [
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 12; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/22.0 Chrome/111.0.5563.116 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 11; Lenovo TB-J606F) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; Pixel Tablet) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 9; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) Silk/126.2.1 like Chrome/126.0.6478.71 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; SM-X700 Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/116.0.5845.163 DuckDuckGo/5 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 12; SM-T505 Build/SP1A.210812.016; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Safari/537.36",
+    "Mozilla/5.0 (Android 13; Tablet; rv:126.0) Gecko/126.0 Firefox/126.0",
+]
 
 
 @pytest.mark.parametrize("ua", PREVIEWS)
@@ -43,6 +76,18 @@ def test_bots(ua):
 def test_humans(ua, device, os):
     agent = classify_agent(ua)
     assert (agent.kind, agent.device_type, agent.os) == ("human", device, os)
+
+
+@pytest.mark.parametrize("ua", ANDROID_PHONES)
+def test_android_phones_are_mobile(ua):
+    agent = classify_agent(ua)
+    assert (agent.kind, agent.device_type, agent.os) == ("human", "mobile", "Android")
+
+
+@pytest.mark.parametrize("ua", ANDROID_TABLETS)
+def test_android_tablets_stay_tablets(ua):
+    agent = classify_agent(ua)
+    assert (agent.kind, agent.device_type, agent.os) == ("human", "tablet", "Android")
 
 
 @pytest.mark.parametrize(

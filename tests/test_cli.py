@@ -1,5 +1,7 @@
 import json
+import re
 
+from conftest import IPHONE
 from flask_smstrack.auth import principal_from_key
 
 
@@ -60,6 +62,40 @@ def test_quickstart_creates_admin_and_sample_link(app, runner):
     assert app.test_client().get(f"/s/{code}").status_code == 302
     again = _run(runner, "quickstart")
     assert "password:" not in again.output
+
+
+def test_readme_quickstart_uses_the_new_campaign(app, runner):
+    """As the README has it after ``make run``: the sample campaign exists,
+    and the commands that follow act on the campaign just created."""
+    assert _run(runner, "quickstart").exit_code == 0
+    created = _run(runner, "create-campaign", "--name", "Spring sale", "--currency", "USD", "--sent", "2000")
+    assert created.exit_code == 0, created.output
+    assert created.output == "Campaign 2 created: Spring sale\n"
+    quiet = _run(runner, "create-campaign", "--name", "Summer sale", "--currency", "USD", "--quiet")
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.output == "3\n"
+    campaign_id = quiet.output.strip()
+    link = _run(runner, "create-link", campaign_id, "https://shop.example.com/summer", "--code", "summer")
+    assert link.exit_code == 0, link.output
+    assert link.output == "Link summer -> https://shop.example.com/summer\nhttp://127.0.0.1:8000/s/summer\n"
+    assert app.test_client().get("/s/summer", headers={"User-Agent": IPHONE}).status_code == 302
+    report = json.loads(_run(runner, "report", campaign_id).output)
+    assert (report["campaign_id"], report["clicks"]) == (3, 1)
+    assert json.loads(_run(runner, "report", "2").output)["clicks"] == 0
+
+
+def test_create_link_prints_the_full_short_url(make_app):
+    runner = make_app(SMSTRACK_BASE_URL="https://go.example.com/").test_cli_runner()
+    assert _run(runner, "create-campaign", "--name", "Spring sale", "--currency", "USD").exit_code == 0
+    link = _run(runner, "create-link", "1", "https://shop.example.com/spring", "--code", "spring")
+    assert link.exit_code == 0, link.output
+    assert link.output.splitlines()[-1] == "https://go.example.com/s/spring"
+
+
+def test_quickstart_sample_link_is_on_its_base_url(app, runner):
+    result = _run(runner, "quickstart", "--base-url", "https://go.example.com/")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^Sample tracked link: https://go\.example\.com/s/[A-Za-z0-9_-]+$", result.output, re.M)
 
 
 def test_rollup_command(app, runner):

@@ -302,7 +302,9 @@ def test_ab_test_table_and_verdict(sms, sms_app):
 
 
 def test_audience_labels_cover_every_segment():
-    assert set(AUDIENCE_LABELS) == set(AUDIENCE_SEGMENTS)
+    segments = ["all", "clicked", "clicked_not_converted", "not_clicked", "converted"]
+    assert list(AUDIENCE_SEGMENTS) == segments
+    assert sorted(AUDIENCE_LABELS) == sorted(segments)
 
 
 def test_recipients_for_the_next_send(sms, sms_app):

@@ -26,6 +26,20 @@ GOOD = """<!doctype html><html><head>
 NO_SNIPPET = GOOD.replace("/smstrack/t.js", "/js/analytics.js")
 NO_VIEWPORT = GOOD.replace('<meta name="viewport" content="width=device-width, initial-scale=1">', "")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+#: Pages that write the snippet and the viewport tag in other ways.
+VARIANTS = {
+    # A loosely written viewport tag; the snippet served under another prefix.
+    "loose": '<META NAME="Viewport" CONTENT="initial-scale=1; WIDTH = device-width">'
+    '<script src="/track/smstrack/t.js?v=2"></script>',
+    # The snippet's address only inside a script's text: not a script tag.
+    "in-text": '<meta name="viewport" content="width=device-width">'
+    '<script>var x = "<script src=/smstrack/t.js>";</script>',
+    # A viewport, but not the device's width.
+    "wide": '<meta name="viewport" content="width=1024"><script src="/smstrack/t.js"></script>',
+    # A snippet at an address of the site's own choosing.
+    "own-path": '<meta name="viewport" content="width=device-width">'
+    '<script src="https://go.example.com/tracker/t.js"></script>',
+}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -56,6 +70,7 @@ class Site:
         site.add_url_rule("/hop/<int:n>", "hop", lambda n: redirect(f"/hop/{n - 1}{query()}") if n else GOOD)
         site.add_url_rule("/loop", "loop", lambda: redirect(f"/loop{query()}"))
         site.add_url_rule("/drops-query", "drops", lambda: redirect("/ok"))
+        site.add_url_rule("/variant/<name>", "variant", lambda name: VARIANTS[name])
 
         @site.route("/slow")
         def slow():
@@ -193,18 +208,16 @@ def test_check_campaign_links(app, site, campaign):
 
 def test_check_url_reads_snippet_and_viewport_variants(site):
     """Only the script path counts; the viewport may be written loosely."""
-    import flask_smstrack.sms.linkcheck as linkcheck
 
-    parser = linkcheck._PageParser()
-    parser.feed(
-        '<META NAME="Viewport" CONTENT="initial-scale=1; WIDTH = device-width">'
-        '<script src="/track/smstrack/t.js?v=2"></script><script>var x = "<script src=/smstrack/t.js>";</script>'
-    )
-    assert parser.script_srcs == ["/track/smstrack/t.js?v=2"]
-    assert linkcheck._is_mobile_viewport(parser.viewports[0])
-    assert not linkcheck._is_mobile_viewport("width=1024")
-    assert linkcheck._is_snippet("https://go.example.com/tracker/t.js", "/tracker/t.js")
-    assert not linkcheck._is_snippet("https://cdn.example.com/t.js", "/smstrack/t.js")
+    def found(name: str, **kwargs) -> tuple[bool, bool]:
+        check = check_url(site.url(f"/variant/{name}"), 2, allow_private=True, **kwargs)
+        return check.has_snippet, check.has_viewport
+
+    assert found("loose") == (True, True)
+    assert found("in-text") == (False, True)
+    assert found("wide") == (True, False)
+    assert found("own-path") == (False, True)
+    assert found("own-path", snippet_path="/tracker/t.js") == (True, True)
 
     check = check_url(site.url("/ok"), 2, allow_private=True)
     assert check.verdict == "ok" and check.final_url == site.url("/ok")

@@ -185,10 +185,12 @@ def test_click_id_keeps_the_destination_as_written(destination, expected):
     assert before + "ID" + after == expected
 
 
-def test_clicks_without_synchronous_commit(make_app):
+def test_clicks_without_synchronous_commit(database_url, make_app):
     """With SMSTRACK_CLICK_SYNC_COMMIT off, clicks are still committed before the 302."""
     from conftest import Actions
 
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SMSTRACK_CLICK_SYNC_COMMIT is a PostgreSQL setting: set SMSTRACK_TEST_DATABASE_URL")
     app = make_app(SMSTRACK_CLICK_SYNC_COMMIT=False)
     actions = Actions(app)
     key = actions.api_key()
@@ -197,11 +199,10 @@ def test_clicks_without_synchronous_commit(make_app):
     assert actions.click(link["code"]).status_code == 302
     assert actions.report(key, campaign["id"])["clicks"] == 1
     writer = app.extensions["smstrack"].click_writer
-    if writer.engine.dialect.name == "postgresql":
-        with app.app_context():
-            cursor = writer._connection().cursor()
-            cursor.execute("SHOW synchronous_commit")
-            assert cursor.fetchone()[0] == "off"
-            cursor.close()
-            with writer.engine.connect() as conn:
-                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    with app.app_context():
+        cursor = writer._connection().cursor()
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "off"
+        cursor.close()
+        with writer.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"

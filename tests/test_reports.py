@@ -1,5 +1,6 @@
 """Report tables on a small fixture whose numbers are worked out by hand."""
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
@@ -9,6 +10,14 @@ from flask_smstrack.models import Campaign, Click, Conversion
 
 UTC = dt.timezone.utc
 SENT = dt.datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # a Tuesday, 09:00 UTC
+
+#: The breakdowns by dimension, in the order the campaign page shows them.
+BREAKDOWN_NAMES = ["links", "variants", "devices", "os", "browsers", "countries", "referrers"]
+#: Every table of a campaign, sorted as the API lists them.
+TABLE_NAMES = sorted([
+    "summary", "timeseries", "heatmap_clicks", "heatmap_conversions", "send_to_click", "click_to_conversion",
+    "variant_test", *BREAKDOWN_NAMES,
+])
 
 
 @pytest.fixture
@@ -55,6 +64,17 @@ def fixture(app, actions):
         )
         db.session.commit()
     return {"key": key, "id": campaign["id"], "a": a, "b": b}
+
+
+def test_every_table_is_listed(actions, fixture):
+    """Tests that go through every table use these names: a table that
+    disappears fails here rather than being skipped there."""
+    from flask_smstrack.reports.tables import BREAKDOWNS, TABLES
+
+    assert list(BREAKDOWNS) == BREAKDOWN_NAMES
+    assert sorted(TABLES) == TABLE_NAMES
+    response = actions.api("GET", f"/campaigns/{fixture['id']}/tables", fixture["key"])
+    assert response.json == {"tables": TABLE_NAMES}
 
 
 def _table(actions, fixture, name, **params):
@@ -163,3 +183,52 @@ def test_csv_neutralises_formulas():
     ])
     lines = table_csv(table).splitlines()
     assert lines[1:] == ['"\'=HYPERLINK(""http://x"")",1', "'+1,2", "'-2,3", "'@SUM(A1),4", "plain,5"]
+
+
+def test_aov_divides_by_orders_in_the_campaign_currency(app, actions):
+    """Two purchases in USD (30.00 and 20.00), two sign-ups without revenue
+    (one of them naming USD), and an order in EUR. AOV is 50.00 USD over
+    the 2 USD orders, in the API, the summary table, its CSV and on the
+    campaign page; the EUR order stays apart. Numbers from the rollups
+    (everything is older than the cut) and from the raw rows agree."""
+    from wsgi import db
+
+    from flask_smstrack.reports.campaign import CampaignData
+    from flask_smstrack.reports.rollups import CampaignCounts
+    from test_dashboard import login, tiles
+
+    key = actions.api_key()
+    campaign = actions.campaign(key, cost="10.00", sent=100, sent_at=SENT.isoformat())
+    actions.link(key, campaign["id"], code="aov")
+    click_id = click_id_of(actions.click("aov"))
+    for body in (
+        {"event": "purchase", "revenue": "30.00", "currency": "USD", "order_id": "u1"},
+        {"event": "purchase", "revenue": "20.00", "currency": "USD", "order_id": "u2"},
+        {"event": "signup"},
+        {"event": "signup", "currency": "USD", "order_id": "s2"},
+        {"event": "purchase", "revenue": "5.50", "currency": "EUR", "order_id": "e1"},
+    ):
+        response = actions.api("POST", "/conversions", key, json={"click_id": click_id, **body})
+        assert response.status_code == 201, response.json
+    with app.app_context():
+        db.session.execute(update(Click).values(created_at=SENT + dt.timedelta(minutes=3)))
+        db.session.execute(update(Conversion).values(created_at=SENT + dt.timedelta(minutes=20)))
+        db.session.commit()
+
+    with app.test_request_context():
+        live = db.session.get(Campaign, campaign["id"])
+        report = CampaignData(live, counts=CampaignCounts(live, refresh_after=None)).report
+        assert (report.conversions, report.orders, report.aov) == (5, 2, Decimal("25.0000"))
+
+    report = actions.report(key, campaign["id"])  # rolls everything up
+    assert report["revenue"] == {"EUR": "5.50", "USD": "50.00"}
+    assert (report["conversions"], report["aov"], report["epc"], report["cost_per_conversion"]) == (
+        5, "25.00", "50.00", "2.00")
+    (row,) = _table(actions, {"id": campaign["id"], "key": key}, "summary")["rows"]
+    assert (row["conversions"], row["revenue"], row["aov"]) == (5, "50.00", "25.00")
+    csv_lines = actions.api("GET", f"/campaigns/{campaign['id']}/tables/summary?format=csv", key).data.decode().splitlines()
+    assert dict(zip(csv_lines[0].split(","), csv_lines[1].split(",")))["aov"] == "25.00"
+    client = login(app)
+    assert tiles(client.get(f"/smstrack/campaigns/{campaign['id']}").text)["AOV"] == "25.00 USD"
+    dashboard_csv = client.get(f"/smstrack/campaigns/{campaign['id']}/tables/summary.csv").data.decode().splitlines()
+    assert dict(zip(dashboard_csv[0].split(","), dashboard_csv[1].split(",")))["aov"] == "25.00"

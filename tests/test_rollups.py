@@ -7,8 +7,8 @@ from conftest import ANDROID
 from flask_smstrack.models import Campaign, Click, ClickRollup, RollupState
 from flask_smstrack.reports import rollups
 from flask_smstrack.reports.campaign import CampaignData
-from flask_smstrack.reports.tables import TABLES, campaign_table
-from test_reports import SENT, fixture  # noqa: F401  (the hand-worked fixture)
+from flask_smstrack.reports.tables import campaign_table
+from test_reports import SENT, TABLE_NAMES, fixture  # noqa: F401  (the hand-worked fixture)
 
 
 def _all_tables(app, campaign_id, refresh_after):
@@ -20,7 +20,7 @@ def _all_tables(app, campaign_id, refresh_after):
         campaign = db.session.get(Campaign, campaign_id)
         counts = rollups.CampaignCounts(campaign, refresh_after=refresh_after)
         data = CampaignData(campaign, "Asia/Kolkata", counts)  # a half-hour offset
-        return {name: table_json(campaign_table(data, name)) for name in TABLES}, data.counts.cut
+        return {name: table_json(campaign_table(data, name)) for name in TABLE_NAMES}, data.counts.cut
 
 
 def test_rolled_up_equals_live(app, fixture):  # noqa: F811

@@ -31,6 +31,27 @@ from flask_smstrack.sms.segments import segment_info
         ("a" * 134, "GSM-7", 134, 1),
         ("ä" * 161, "GSM-7", 161, 2),
         ("ç", "UCS-2", 1, 1),  # only the capital Ç is in GSM-7
+        # A grapheme cluster is never split either: one that would straddle
+        # the 67th unit moves whole to the next segment.
+        # A ZWJ sequence (family, 11 units): 60 + [11 + 56] + 4.
+        ("a" * 60 + "👨‍👩‍👧‍👦" + "a" * 60, "UCS-2", 131, 3),
+        # A flag (two regional indicators, 4 units): 65 + [4 + 63] + 2.
+        ("a" * 65 + "🇫🇷" + "a" * 65, "UCS-2", 134, 3),
+        # ... ending on the 67th unit, it stays: [63 + 4] + 67.
+        ("a" * 63 + "🇫🇷" + "a" * 67, "UCS-2", 134, 2),
+        # An emoji with a skin-tone modifier (4 units): 65 + [4 + 63] + 2.
+        ("a" * 65 + "👍🏽" + "a" * 65, "UCS-2", 134, 3),
+        # A keycap (1, U+FE0F, U+20E3: 3 units): 65 + [3 + 64] + 2.
+        ("a" * 65 + "1️⃣" + "a" * 66, "UCS-2", 134, 3),
+        # A letter with a combining accent (e, U+0301: 2 units): 66 + [2 + 65] + 1.
+        ("a" * 66 + "e\u0301" + "a" * 66, "UCS-2", 134, 3),
+        # ... with two accents (3 units): 65 + [3 + 64] + 2.
+        ("a" * 65 + "e\u0301\u0308" + "a" * 66, "UCS-2", 134, 3),
+        # Clusters in a single message: up to 70 units.
+        ("👨‍👩‍👧‍👦" * 6 + "a" * 4, "UCS-2", 70, 1),
+        # A cluster longer than a segment cannot stay whole: split between
+        # its code points, 67 + 67 + 7.
+        ("a" * 60 + "e" + "\u0301" * 80, "UCS-2", 141, 3),
     ],
 )
 def test_segments(text, encoding, units, segments):

@@ -104,9 +104,10 @@ def sync_variants(campaign: Campaign, wanted: list[dict[str, Any]]) -> None:
                 setattr(variant, key, value)
 
 
-def short_url(link: Link) -> str:
-    """The public short URL of ``link``."""
-    base = current_app.config[Keys.BASE_URL]
+def short_url(link: Link, base: str | None = None) -> str:
+    """The public short URL of ``link``: on ``base``, else
+    ``SMSTRACK_BASE_URL``, else the current request's address."""
+    base = base or current_app.config[Keys.BASE_URL]
     if not base:
         try:
             base = request.host_url

@@ -12,12 +12,22 @@ from ..auth import create_user
 from ..config import Keys
 from ..db.migrate import current_revision, head_revision, upgrade
 from ..manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
-from ..models import Campaign, User
+from ..models import Campaign, Link, User
 from ..reports.campaign import campaign_report
 from ..schemas import CampaignSchema, LinkSchema
 from ..tracking.spool import replay_spool, spooled_count
 from .base import app_state, find_owner, smstrack_cli, validation_error
 from .demo import demo_command
+
+#: Where ``make run`` serves: the address of the short links the commands
+#: print when ``SMSTRACK_BASE_URL`` is not set.
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+
+
+def link_url(link: Link, base_url: str | None = None) -> str:
+    """The full short URL of ``link`` as the commands print it: on
+    ``base_url``, else ``SMSTRACK_BASE_URL``, else ``LOCAL_BASE_URL``."""
+    return short_url(link, base_url or current_app.config[Keys.BASE_URL] or LOCAL_BASE_URL)
 
 
 @smstrack_cli.command("init-db")
@@ -42,8 +52,11 @@ def init_db_command() -> None:
 @click.option("--message", "message_template", help="The message, with {link} and {first_name}-style placeholders.")
 @click.option("--sent", type=int, help="How many messages were sent.")
 @click.option("--owner", help="Email of the owning user.")
-def create_campaign_command(name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner) -> None:
-    """Create a campaign."""
+@click.option("--quiet", "-q", is_flag=True, help="Print only the new campaign's id, e.g. CAMPAIGN=$(... --quiet).")
+def create_campaign_command(
+    name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner, quiet
+) -> None:
+    """Create a campaign and print its id (the CAMPAIGN_ID of the other commands)."""
     app_state()
     raw = {
         "name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message,
@@ -54,7 +67,7 @@ def create_campaign_command(name, currency, cost, cost_per_message, cost_per_seg
     except ValidationError as err:
         raise validation_error(err) from None
     campaign = create_campaign(data, find_owner(owner))
-    click.echo(f"Campaign {campaign.id} created: {campaign.name}")
+    click.echo(campaign.id if quiet else f"Campaign {campaign.id} created: {campaign.name}")
 
 
 @smstrack_cli.command("create-link")
@@ -63,7 +76,8 @@ def create_campaign_command(name, currency, cost, cost_per_message, cost_per_seg
 @click.option("--code", help="A custom short code (3-64 of A-Z a-z 0-9 _ -).")
 @click.option("--no-click-id", is_flag=True, help="Do not append the click id to the destination.")
 def create_link_command(campaign_id: int, destination_url: str, code: str | None, no_click_id: bool) -> None:
-    """Create a tracked link in a campaign and print its short URL."""
+    """Create a tracked link in a campaign and print its short URL (on
+    SMSTRACK_BASE_URL, else on http://127.0.0.1:8000, where make run serves)."""
     app_state()
     campaign = get_campaign(campaign_id)
     if campaign is None:
@@ -79,7 +93,7 @@ def create_link_command(campaign_id: int, destination_url: str, code: str | None
     except CodeTaken:
         raise click.ClickException(f"the code {code!r} is already in use; choose another") from None
     click.echo(f"Link {link.code} -> {link.destination_url}")
-    click.echo(short_url(link))
+    click.echo(link_url(link))
 
 
 @smstrack_cli.command("report")
@@ -108,7 +122,7 @@ def replay_spool_command() -> None:
 
 @smstrack_cli.command("quickstart")
 @click.option("--admin-email", default="admin@example.com", show_default=True)
-@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--base-url", default=LOCAL_BASE_URL, show_default=True)
 @click.option("--demo", is_flag=True, help="Also create a demo campaign full of data, once.")
 @click.pass_context
 def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo: bool) -> None:
@@ -133,7 +147,7 @@ def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo
             str(admin.id) if admin else None,
         )
         link = create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/?utm_source=sms"}))
-        click.echo(f"Sample tracked link: {base_url.rstrip('/')}{current_app.config[Keys.LINK_PREFIX]}/{link.code}")
+        click.echo(f"Sample tracked link: {link_url(link, base_url)}")
         if demo:
             ctx.invoke(demo_command)
         else:

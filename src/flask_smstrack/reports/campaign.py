@@ -3,7 +3,9 @@
 Reports are plain functions with explicit parameters that return plain data.
 Money stays ``Decimal``; revenue is grouped by currency and never summed
 across currencies. Profit, ROI, ROAS, EPC, AOV and cost per conversion use
-the revenue in the campaign's own currency.
+the revenue in the campaign's own currency; AOV divides it by the orders in
+that currency (the conversions that carry revenue in it), not by every
+conversion.
 """
 from __future__ import annotations
 
@@ -51,6 +53,9 @@ class CampaignReport:
     conversions: int
     unattributed_conversions: int
     revenue: dict[str, Decimal] = field(default_factory=dict)
+    #: Conversions with revenue in the campaign's currency (a sign-up without
+    #: revenue, or an order in another currency, is not one).
+    orders: int = 0
     cost: Decimal | None = None
     #: Human clicks on a recipient's own link from another device.
     forwards: int = 0
@@ -97,7 +102,7 @@ class CampaignReport:
 
     @property
     def aov(self) -> Decimal | None:
-        return money(ratio(self.own_revenue, self.conversions))
+        return money(ratio(self.own_revenue, self.orders))
 
     @property
     def cost_per_conversion(self) -> Decimal | None:
@@ -167,7 +172,8 @@ class CampaignData:
         return self._clicks[dimension]
 
     def conversions_by(self, dimension: str) -> list[tuple]:
-        """``(value, currency, conversions, revenue)``."""
+        """``(value, currency, conversions, revenue)``; ``currency`` is the
+        revenue's, ``""`` for conversions without revenue."""
         if dimension not in self._conversions:
             self._conversions[dimension] = self.counts.conversion_dimension(dimension)
         return self._conversions[dimension]
@@ -194,11 +200,13 @@ class CampaignData:
             totals[1] += firsts
             totals[2] += confirmed
         revenue: dict[str, Decimal] = defaultdict(Decimal)
-        conversions = 0
+        conversions = orders = 0
         for _, currency, n, total in self.conversion_buckets:
             conversions += n
             if currency:
                 revenue[currency] += total
+            if currency == self.campaign.currency:
+                orders += n
         human = by_kind["human"]
         c = self.campaign
         sent, delivered, segments, undelivered = audience_of(c, self.recipients.values())
@@ -218,6 +226,7 @@ class CampaignData:
             conversions=conversions,
             unattributed_conversions=unattributed_count(c.id),
             revenue=dict(revenue),
+            orders=orders,
             cost=c.total_cost,
         )
 

@@ -156,7 +156,12 @@ CONVERSION_DIMENSIONS = ("bucket", "click_delay", *DIMENSIONS)
 
 
 def aggregate_conversion_dimension(campaign_id: int, dimension: str, since=None, until=None) -> list[tuple]:
-    """``(value, currency, conversions, revenue)`` rows of attributed conversions."""
+    """``(value, currency, conversions, revenue)`` rows of attributed conversions.
+
+    ``currency`` is the currency of the revenue: a conversion without revenue
+    (a sign-up) counts under ``""`` even when it named a currency, so the
+    conversions of a currency are its orders.
+    """
     dialect = _dialect()
     if dimension == "bucket":
         column = _bucket(_v.created_at, dialect)
@@ -165,11 +170,12 @@ def aggregate_conversion_dimension(campaign_id: int, dimension: str, since=None,
     else:
         column = DIMENSIONS[dimension]
     column = column.label("value")
+    currency = case((_v.revenue.is_(None), literal("")), else_=_v.currency).label("currency")
     rows = get_state().db.session.execute(
-        select(column, _v.currency, func.count(), func.sum(_v.revenue))
+        select(column, currency, func.count(), func.sum(_v.revenue))
         .select_from(Conversion.__table__.outerjoin(Click.__table__, _v.click_pk == _c.id))
         .where(_range(_v.created_at, _v.campaign_id, campaign_id, since, until))
-        .group_by(column, _v.currency)
+        .group_by(column, currency)
     )
     return [
         ("" if value is None else str(value), currency or "", n, Decimal(total) if total is not None else Decimal(0))
@@ -352,7 +358,8 @@ class CampaignCounts:
         return [(value, k, *v) for (value, k), v in totals.items()]
 
     def conversion_dimension(self, dimension: str) -> list[tuple]:
-        """``(value, currency, conversions, revenue)``; ``""`` for none."""
+        """``(value, currency, conversions, revenue)``; ``""`` for none (see
+        ``aggregate_conversion_dimension``)."""
         totals: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
         if self.cut is not None:
             for value, cur, n, total in get_state().db.session.execute(

@@ -7,11 +7,26 @@ extension table (``^ { } \\ [ ~ ] | €`` and form feed) take two septets, and
 an escape pair is never split between segments. One character outside the
 alphabet, such as an emoji or a curly quote, switches the whole message to
 UCS-2: 70 UTF-16 units in a single message, 67 per segment, with a
-surrogate pair (most emoji) never split.
+grapheme cluster never split: an emoji (a surrogate pair, or a ZWJ sequence,
+a flag, a skin tone, a keycap) or a letter with its combining accents moves
+whole to the next segment, as Twilio's segment calculator counts it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import regex
+
+#: One extended grapheme cluster (Unicode's "user-perceived character").
+_CLUSTER = regex.compile(r"\X")
+#: Code points that can share a grapheme cluster with a neighbour (UAX #29:
+#: CR before LF, Hangul jamo, combining marks and other extenders, ZWJ,
+#: spacing marks, prepended marks, regional indicators). In a text without
+#: any, every code point is a cluster of its own.
+_JOINING = regex.compile(
+    r"[\r\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}\p{GCB=Prepend}\p{GCB=Regional_Indicator}"
+    r"\p{GCB=L}\p{GCB=V}\p{GCB=T}]"
+)
 
 #: The GSM 03.38 default alphabet (one septet each).
 GSM_BASIC = frozenset(
@@ -59,10 +74,24 @@ def _units(text: str, encoding: str) -> int:
 
 
 def _unit_sizes(text: str, encoding: str) -> list[int]:
-    """How many units each character takes; a character is never split."""
+    """The units of each piece that must stay in one segment: a character
+    with its escape (GSM-7), a grapheme cluster (UCS-2). A cluster longer
+    than a segment is split between its code points, as it has to be."""
     if encoding == "GSM-7":
         return [2 if c in GSM_EXTENSION else 1 for c in text]
-    return [2 if ord(c) > 0xFFFF else 1 for c in text]
+    if _JOINING.search(text) is None:
+        return [2 if c > "\uffff" else 1 for c in text]
+    sizes: list[int] = []
+    for cluster in _CLUSTER.findall(text):
+        if len(cluster) == 1:
+            sizes.append(2 if cluster > "\uffff" else 1)
+            continue
+        size = _units(cluster, encoding)
+        if size > PER_SEGMENT[encoding]:
+            sizes.extend(2 if c > "\uffff" else 1 for c in cluster)
+        else:
+            sizes.append(size)
+    return sizes
 
 
 def segment_info(text: str) -> SegmentInfo:
@@ -75,7 +104,7 @@ def segment_info(text: str) -> SegmentInfo:
         return SegmentInfo(encoding, len(text), units, 1)
     limit, segments, used = PER_SEGMENT[encoding], 1, 0
     for size in _unit_sizes(text, encoding):
-        if used + size > limit:  # an escape pair or surrogate pair stays whole
+        if used + size > limit:  # an escape pair or grapheme cluster stays whole
             segments += 1
             used = 0
         used += size

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +16,7 @@ from functools import lru_cache
 import crawleruseragents
 import iptocc
 import user_agents
+from user_agents.parsers import TABLET_DEVICE_FAMILIES
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -36,6 +38,12 @@ PREVIEW_AGENTS = {
     "Google-PageRenderer": "Google page renderer",
 }
 _PREVIEW_AGENTS_LOWER = tuple((s.lower(), label) for s, label in PREVIEW_AGENTS.items())
+
+#: On Android, browsers say ``Mobile`` on phones (``Mobile Safari``, but
+#: also ``Mobile DuckDuckGo`` or Firefox's ``Mobile;``) and leave it out on
+#: tablets, where Firefox says ``Tablet``. Opera Mini says neither.
+_ANDROID_TABLET = re.compile(r"\bTablet\b")
+_ANDROID_PHONE = re.compile(r"\bMobile\b|\bOpera Mini\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +74,24 @@ def classify_agent(ua: str) -> Agent:
     parsed = user_agents.parse(ua)
     if parsed.is_bot or crawleruseragents.is_crawler(ua):
         return Agent("bot", None, None, _clip(parsed.browser.family))
+    return Agent("human", _device_type(ua, parsed), _clip(parsed.os.family), _clip(parsed.browser.family))
+
+
+def _device_type(ua: str, parsed: user_agents.parsers.UserAgent) -> str:
+    # The parser calls an Android device a tablet unless it reads "Mobile
+    # Safari", and Firefox on an Android tablet a phone: read the tokens.
+    if parsed.os.family == "Android" and parsed.device.family not in TABLET_DEVICE_FAMILIES:
+        if _ANDROID_TABLET.search(ua):
+            return "tablet"
+        if _ANDROID_PHONE.search(ua):
+            return "mobile"
     if parsed.is_tablet:
-        device = "tablet"
-    elif parsed.is_mobile:
-        device = "mobile"
-    elif parsed.is_pc:
-        device = "desktop"
-    else:
-        device = "other"
-    return Agent("human", device, _clip(parsed.os.family), _clip(parsed.browser.family))
+        return "tablet"
+    if parsed.is_mobile:
+        return "mobile"
+    if parsed.is_pc:
+        return "desktop"
+    return "other"
 
 
 def anonymize_ip(ip: str | None) -> str | None:
