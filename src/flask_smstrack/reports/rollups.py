@@ -37,10 +37,13 @@ from ..models import (
 from ..state import get_state
 
 BUCKET_SECONDS = 900
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: Rows this recent are left to the live side: a click or conversion
 #: committed late (a slow transaction, clocks apart) is still counted.
 SETTLE = dt.timedelta(minutes=2)
+#: A report refreshes the rollups it reads once their cut is this much older
+#: than SETTLE: a minute of live rows is cheap to count.
+REFRESH_AFTER = dt.timedelta(minutes=1)
 
 _c = Click.__table__.c
 _v = Conversion.__table__.c
@@ -73,7 +76,7 @@ DELAY_LABELS = (
 assert len(DELAY_LABELS) == len(DELAY_BOUNDS)
 
 
-def _dialect() -> str:
+def dialect_name() -> str:
     return get_state().db.session.get_bind().dialect.name
 
 
@@ -120,7 +123,7 @@ def _text(column):
 # after each campaign's cut (a refresh adding them to the rollups).
 
 
-def _click_buckets(dialect: str, *by) -> Select:
+def click_buckets_query(dialect: str, *by) -> Select:
     """``(*by, bucket, kind, clicks, firsts, confirmed)`` grouped; add a WHERE."""
     bucket = _bucket(_c.created_at, dialect).label("bucket")
     return select(
@@ -138,7 +141,7 @@ def _named(by: tuple, dimension: str, named: bool) -> list:
     return [*by, literal(dimension).label("dimension")] if named else list(by)
 
 
-def _click_dimension(dimension: str, sent_at, dialect: str, *by, named: bool = False) -> Select:
+def click_dimension_query(dimension: str, sent_at, dialect: str, *by, named: bool = False) -> Select:
     """``(*by, [dimension,] value, kind, clicks, firsts)`` grouped; add a WHERE.
     ``sent_at`` is the campaign's send time (a value or a column), for
     ``send_delay``."""
@@ -159,7 +162,7 @@ def _click_dimension(dimension: str, sent_at, dialect: str, *by, named: bool = F
 CONVERSION_DIMENSIONS = ("bucket", "click_delay", *DIMENSIONS)
 
 
-def _conversion_dimension(dimension: str, dialect: str, *by, named: bool = False) -> Select:
+def conversion_dimension_query(dimension: str, dialect: str, *by, named: bool = False) -> Select:
     """``(*by, [dimension,] value, currency, conversions, revenue)`` of attributed
     conversions, grouped; add the FROM (conversions outer join clicks) and a WHERE."""
     if dimension == "bucket":
@@ -176,31 +179,31 @@ def _conversion_dimension(dimension: str, dialect: str, *by, named: bool = False
     ).group_by(*by, value, currency)
 
 
-_CONVERSIONS_AND_CLICKS = Conversion.__table__.outerjoin(Click.__table__, _v.click_pk == _c.id)
+CONVERSIONS_AND_CLICKS = Conversion.__table__.outerjoin(Click.__table__, _v.click_pk == _c.id)
 
 
-def aggregate_click_buckets(campaign_id: int, since=None, until=None) -> list[tuple]:
+def aggregateclick_buckets_query(campaign_id: int, since=None, until=None) -> list[tuple]:
     """``(bucket, kind, clicks, firsts, confirmed)`` rows."""
-    query = _click_buckets(_dialect()).where(_range(_c.created_at, _c.campaign_id, campaign_id, since, until))
+    query = click_buckets_query(dialect_name()).where(_range(_c.created_at, _c.campaign_id, campaign_id, since, until))
     return [(int(b), k, n, int(f or 0), int(h or 0)) for b, k, n, f, h in get_state().db.session.execute(query)]
 
 
-def aggregate_click_dimension(campaign_id: int, dimension: str, sent_at=None, since=None, until=None) -> list[tuple]:
+def aggregateclick_dimension_query(campaign_id: int, dimension: str, sent_at=None, since=None, until=None) -> list[tuple]:
     """``(value, kind, clicks, firsts)`` rows; ``value`` is a string, ``""`` for none."""
     if dimension == "send_delay" and sent_at is None:
         return []
     sent = literal(sent_at, type_=Click.created_at.type) if sent_at is not None else None
-    query = _click_dimension(dimension, sent, _dialect()).where(
+    query = click_dimension_query(dimension, sent, dialect_name()).where(
         _range(_c.created_at, _c.campaign_id, campaign_id, since, until)
     )
     return [(str(value), k, n, int(f or 0)) for value, k, n, f in get_state().db.session.execute(query)]
 
 
-def aggregate_conversion_dimension(campaign_id: int, dimension: str, since=None, until=None) -> list[tuple]:
+def aggregateconversion_dimension_query(campaign_id: int, dimension: str, since=None, until=None) -> list[tuple]:
     """``(value, currency, conversions, revenue)`` rows of attributed conversions."""
     query = (
-        _conversion_dimension(dimension, _dialect())
-        .select_from(_CONVERSIONS_AND_CLICKS)
+        conversion_dimension_query(dimension, dialect_name())
+        .select_from(CONVERSIONS_AND_CLICKS)
         .where(_range(_v.created_at, _v.campaign_id, campaign_id, since, until))
     )
     return [
@@ -255,7 +258,7 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
     longer qualifies. Returns how many cuts this call moved.
     """
     session = get_state().db.session
-    dialect = _dialect()
+    dialect = dialect_name()
     until = (now or utcnow()) - SETTLE
     stale_before = until - refresh_after
     s, cp = RollupState.__table__.c, Campaign.__table__.c
@@ -282,7 +285,7 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
             _insert(dialect)(RollupState.__table__)
             .from_select(
                 ["campaign_id", "rolled_until", "sent_at"],
-                select(cp.id, literal(_EPOCH, RollupState.rolled_until.type), cp.sent_at)
+                select(cp.id, literal(EPOCH, RollupState.rolled_until.type), cp.sent_at)
                 .select_from(with_state)
                 .where(campaigns, s.campaign_id.is_(None)),
             )
@@ -307,18 +310,18 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
         Click.__table__, and_(_c.campaign_id == s.campaign_id, _c.created_at >= s.rolled_until, _c.created_at < until)
     )
     conversions = RollupState.__table__.join(
-        _CONVERSIONS_AND_CLICKS,
+        CONVERSIONS_AND_CLICKS,
         and_(_v.campaign_id == s.campaign_id, _v.created_at >= s.rolled_until, _v.created_at < until),
     )
     _add_into(
         ClickRollup,
-        _click_buckets(dialect, s.campaign_id).select_from(clicks).where(chosen),
+        click_buckets_query(dialect, s.campaign_id).select_from(clicks).where(chosen),
         ("campaign_id", "bucket", "kind"),
         ("clicks", "firsts", "confirmed"),
         dialect,
     )
     for dimension in (*DIMENSIONS, "send_delay"):
-        query = _click_dimension(dimension, s.sent_at, dialect, s.campaign_id, named=True)
+        query = click_dimension_query(dimension, s.sent_at, dialect, s.campaign_id, named=True)
         _add_into(
             ClickDimensionRollup,
             query.select_from(clicks).where(chosen),
@@ -327,7 +330,7 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
             dialect,
         )
     for dimension in CONVERSION_DIMENSIONS:
-        query = _conversion_dimension(dimension, dialect, s.campaign_id, named=True)
+        query = conversion_dimension_query(dimension, dialect, s.campaign_id, named=True)
         _add_into(
             ConversionRollup,
             query.select_from(conversions).where(chosen),
@@ -384,7 +387,7 @@ def lock_state(campaign_id: int) -> None:
 class CampaignCounts:
     """A campaign's aggregates, rollup and live rows added together."""
 
-    def __init__(self, campaign: Campaign, *, refresh_after: dt.timedelta | None = dt.timedelta(minutes=1)) -> None:
+    def __init__(self, campaign: Campaign, *, refresh_after: dt.timedelta | None = REFRESH_AFTER) -> None:
         self.campaign = campaign
         state = _state_for(campaign.id)
         if refresh_after is not None and (
@@ -407,7 +410,7 @@ class CampaignCounts:
             ):
                 t = totals[(r[0], r[1])]
                 t[0] += r[2]; t[1] += r[3]; t[2] += r[4]  # noqa: E702
-        for b, k, n, f, h in aggregate_click_buckets(self.campaign.id, self.cut):
+        for b, k, n, f, h in aggregateclick_buckets_query(self.campaign.id, self.cut):
             t = totals[(b, k)]
             t[0] += n; t[1] += f; t[2] += h  # noqa: E702
         return [
@@ -424,7 +427,7 @@ class CampaignCounts:
             ):
                 t = totals[(value, k)]
                 t[0] += n; t[1] += f  # noqa: E702
-        for value, k, n, f in aggregate_click_dimension(self.campaign.id, dimension, self.campaign.sent_at, self.cut):
+        for value, k, n, f in aggregateclick_dimension_query(self.campaign.id, dimension, self.campaign.sent_at, self.cut):
             t = totals[(value, k)]
             t[0] += n; t[1] += f  # noqa: E702
         return [(value, k, *v) for (value, k), v in totals.items()]
@@ -439,7 +442,8 @@ class CampaignCounts:
             ):
                 t = totals[(value, cur)]
                 t[0] += n; t[1] += Decimal(total)  # noqa: E702
-        for value, cur, n, total in aggregate_conversion_dimension(self.campaign.id, dimension, self.cut):
+        for value, cur, n, total in aggregateconversion_dimension_query(self.campaign.id, dimension, self.cut):
             t = totals[(value, cur)]
             t[0] += n; t[1] += total  # noqa: E702
         return [(value, cur, *v) for (value, cur), v in totals.items()]
+

@@ -31,10 +31,18 @@ from ..reports.export import (
     audience_json,
     csv_download,
     messages_csv,
+    rows_csv,
     table_csv,
     table_json,
 )
-from ..reports.tables import TABLES, campaign_list_table, campaign_table, send_date
+from ..reports.listing import ListFilter, campaign_list, campaign_list_all
+from ..reports.tables import (
+    CAMPAIGN_LIST_COLUMNS,
+    TABLES,
+    campaign_list_row,
+    campaign_list_table,
+    campaign_table,
+)
 from ..schemas import (
     AudienceSchema,
     CampaignSchema,
@@ -63,6 +71,7 @@ from ..sms.segments import segment_info
 from ..state import get_state
 from ..tracking.conversions import record_conversion
 from .collect import read_limited_body
+from .list_args import list_args
 
 bp = Blueprint("smstrack_api", __name__)
 bp.register_error_handler(HTTPException, http_error_as_json)
@@ -159,27 +168,43 @@ def campaigns_create() -> tuple[Response, int]:
 
 @bp.get("/campaigns/table")
 def campaigns_table() -> Response:
-    """The campaign list with its numbers (as on the dashboard), newest
-    first; ``?start=`` and ``?end=`` (YYYY-MM-DD) filter on the send date."""
+    """The campaign list with its numbers (as on the dashboard): ``?start=``
+    and ``?end=`` (YYYY-MM-DD) filter on the send date, ``?sort=`` and
+    ``?dir=`` order it, ``?page=`` and ``?per_page=`` page the JSON; the
+    CSV (``?format=csv``) has every row."""
     import datetime as dt
-    from zoneinfo import ZoneInfo
 
-    bounds = {}
+    bounds, errors = {}, {}
     for name in ("start", "end"):
         raw = request.args.get(name)
         try:
             bounds[name] = dt.date.fromisoformat(raw) if raw else None
         except ValueError:
-            raise _Invalid({name: ["Not a date: use YYYY-MM-DD."]}) from None
-    tz = ZoneInfo(_tz_arg() or current_app.config["SMSTRACK_TIMEZONE"])
+            errors[name] = ["Not a date: use YYYY-MM-DD."]
+    values, wrong = list_args(request.args)
+    errors.update(wrong)
+    if errors:
+        raise _Invalid(errors)
+    fmt = _format_arg()
     p = g.smstrack_principal
-    rows = []
-    for campaign in list_campaigns(p.owner_id, is_admin=p.is_admin):
-        day = send_date(campaign, tz)
-        if (bounds["start"] and day < bounds["start"]) or (bounds["end"] and day > bounds["end"]):
-            continue
-        rows.append((campaign, CampaignData(campaign).report, day))
-    return table_response(campaign_list_table(rows), "campaigns")
+    f = ListFilter(p.owner_id, p.is_admin, bounds["start"], bounds["end"], _tz_arg() or current_app.config["SMSTRACK_TIMEZONE"])
+    order = {"sort": values["sort"], "descending": values["descending"]}
+    if fmt == "csv":
+        rows = campaign_list_all(f, **order)
+        return csv_download(
+            rows_csv(CAMPAIGN_LIST_COLUMNS, (campaign_list_row(r.campaign, r.report, r.date) for r in rows)), "campaigns"
+        )
+    result = campaign_list(f, **order, page=values["page"], per_page=values["per_page"])
+    table = campaign_list_table([(r.campaign, r.report, r.date) for r in result.rows])
+    return jsonify(
+        **table_json(table),
+        total=result.matching,
+        page=result.page,
+        per_page=result.per_page,
+        pages=result.pages,
+        sort=values["sort"],
+        dir="desc" if values["descending"] else "asc",
+    )
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -247,13 +272,17 @@ def _tz_arg() -> str | None:
     return tz
 
 
+def _format_arg() -> str:
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise _Invalid({"format": ["Must be json or csv."]})
+    return fmt
+
+
 def table_response(table, filename: str) -> Response:
     """A report table as JSON, or as a CSV download with ``?format=csv``."""
-    fmt = request.args.get("format", "json")
-    if fmt == "csv":
+    if _format_arg() == "csv":
         return csv_download(table_csv(table), filename)
-    if fmt != "json":
-        raise _Invalid({"format": ["Must be json or csv."]})
     return jsonify(table_json(table))
 
 
