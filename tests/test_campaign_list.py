@@ -221,6 +221,13 @@ def test_api_table_bad_arguments(actions, query, field):
     assert list(response.json["errors"]) == [field]
 
 
+def test_openapi_describes_the_paging(client):
+    get = client.get("/smstrack/api/v1/openapi.json").json["paths"]["/campaigns/table"]["get"]
+    params = {p["name"]: p["schema"] for p in get["parameters"]}
+    assert params["sort"]["enum"] == list(SORT_KEYS) and params["per_page"]["maximum"] == 200
+    assert {"start", "end", "tz", "dir", "page", "format"} <= set(params) and "400" in get["responses"]
+
+
 # -- the numbers and the order ------------------------------------------------
 
 
