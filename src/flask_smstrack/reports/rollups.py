@@ -294,9 +294,16 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
         session.commit()
 
     due = and_(s.campaign_id.in_(select(cp.id).where(campaigns)), s.rolled_until < stale_before)
+    floor = EPOCH
     if dialect == "postgresql":
-        ids = session.execute(select(s.campaign_id).where(due).order_by(s.campaign_id).with_for_update()).scalars().all()
+        locked = session.execute(
+            select(s.campaign_id, s.rolled_until).where(due).order_by(s.campaign_id).with_for_update()
+        ).all()
+        ids = [cid for cid, _ in locked]
         chosen = s.campaign_id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+        # The earliest cut, as a constant: PostgreSQL then sees how few rows
+        # a refresh adds, and reads them by index.
+        floor = min((cut for _, cut in locked), default=EPOCH)
     else:
         # SQLite has one writer: once this holds the write lock, ``due``
         # names the same states until the commit.
@@ -306,13 +313,12 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
         session.rollback()
         return 0
 
-    clicks = RollupState.__table__.join(
-        Click.__table__, and_(_c.campaign_id == s.campaign_id, _c.created_at >= s.rolled_until, _c.created_at < until)
-    )
-    conversions = RollupState.__table__.join(
-        CONVERSIONS_AND_CLICKS,
-        and_(_v.campaign_id == s.campaign_id, _v.created_at >= s.rolled_until, _v.created_at < until),
-    )
+    def after_cut(t):
+        return and_(t.campaign_id == s.campaign_id, t.created_at >= s.rolled_until, t.created_at >= floor,
+                    t.created_at < until)
+
+    clicks = RollupState.__table__.join(Click.__table__, after_cut(_c))
+    conversions = RollupState.__table__.join(CONVERSIONS_AND_CLICKS, after_cut(_v))
     _add_into(
         ClickRollup,
         click_buckets_query(dialect, s.campaign_id).select_from(clicks).where(chosen),
