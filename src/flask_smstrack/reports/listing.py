@@ -5,7 +5,8 @@ A page costs the same few statements for ten campaigns or ten thousand:
 one that brings the rollups up to date (set-based, see
 :func:`~.rollups.refresh_many`), one that counts, one that sorts and pages
 over the campaigns' totals grouped by campaign, and five that read the
-page's campaigns and their counts. Each row's :class:`CampaignReport` is
+page's campaigns and their counts (and on PostgreSQL, one that turns off
+JIT compilation for the transaction). Each row's :class:`CampaignReport` is
 built by :func:`~.campaign.build_report` from those counts, so every number
 is the one the campaign's own report gives.
 

@@ -155,7 +155,9 @@ def click_dimension_query(dimension: str, sent_at, dialect: str, *by, named: boo
         func.count().label("clicks"), func.sum(case((_c.is_first, 1), else_=0)).label("firsts"),
     ).group_by(*by, value, _c.kind)
     if dimension == "send_delay":
-        query = query.where(sent_at.is_not(None), _c.created_at >= sent_at)
+        # Whole seconds, as the bins count them; and not a bound SQLite
+        # would read the clicks' index from (the cut is the one to use).
+        query = query.where(sent_at.is_not(None), _epoch(_c.created_at, dialect) >= _epoch(sent_at, dialect))
     return query
 
 
