@@ -358,3 +358,8 @@ def test_filter_by_date_in_the_timezone(app, actions):
     for tz, day in (("UTC", "2024-03-01"), ("Europe/Paris", "2024-03-02")):
         rows = actions.api("GET", f"/campaigns/table?start={day}&end={day}&tz={tz}", key).json["rows"]
         assert [(r["name"], r["sent_on"]) for r in rows] == [("Late", day)]
+    for query in ("start=0001-01-01&end=9999-12-31&tz=Asia/Tokyo", "start=0001-01-01&end=9999-12-31&tz=America/Anchorage"):
+        assert [r["name"] for r in actions.api("GET", f"/campaigns/table?{query}", key).json["rows"]] == ["Late"]
+    assert actions.api("GET", "/campaigns/table?start=9999-12-31&tz=America/Anchorage", key).json["rows"] == []
+    client = login(app)
+    assert list_names(client.get("/smstrack/?start=0001-01-01&end=9999-12-31").text) == ["Late"]

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select, text, true
+from sqlalchemy import and_, case, false, func, select, text, true
 
 from ..models import SENT_CONDITION, Campaign, Click, Conversion, Recipient
 from ..sms.messages import RECEIPT_STATUSES
@@ -93,17 +93,22 @@ def _visible(f: ListFilter):
     return true() if f.is_admin else Campaign.owner_id == f.owner_id
 
 
-def _midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.timezone.utc)
+def _from_midnight(day: dt.date, tz: ZoneInfo):
+    """Sent at or after the start of ``day`` in ``tz``."""
+    try:
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.timezone.utc)
+    except OverflowError:  # before year 1 in UTC, or after 9999
+        return true() if day.year == 1 else false()
+    return func.coalesce(Campaign.sent_at, Campaign.created_at) >= start
 
 
 def _in_dates(f: ListFilter):
-    tz, sent = ZoneInfo(f.tz), func.coalesce(Campaign.sent_at, Campaign.created_at)
+    tz = ZoneInfo(f.tz)
     conditions = []
     if f.start is not None:
-        conditions.append(sent >= _midnight(f.start, tz))
-    if f.end is not None:
-        conditions.append(sent < _midnight(f.end + dt.timedelta(days=1), tz))
+        conditions.append(_from_midnight(f.start, tz))
+    if f.end is not None and f.end < dt.date.max:
+        conditions.append(~_from_midnight(f.end + dt.timedelta(days=1), tz))
     return and_(true(), *conditions)
 
 
