@@ -71,12 +71,12 @@ def _humans(n: int, firsts: int | None = None) -> list[tuple]:
 def _varied(session, owner: str) -> None:
     """Ties and missing numbers for every sort key, several currencies,
     costs of every kind, recipients with and without delivery receipts."""
-    _campaign(session, owner, "Alpha", cost=Decimal("10"), sent=100, clicks=_humans(10), variants=2,
+    _campaign(session, owner, "Alpha", cost=Decimal(10), sent=100, clicks=_humans(10), variants=2,
               conversions=[("30.00", "USD"), ("5.50", "EUR"), (None, None)])
     # CTR 20/200 = Alpha's 10/100; ROI (60 - 20) / 20 = Alpha's (30 - 10) / 10.
-    _campaign(session, owner, "Bravo", cost=Decimal("20"), sent=200, clicks=_humans(20),
+    _campaign(session, owner, "Bravo", cost=Decimal(20), sent=200, clicks=_humans(20),
               conversions=[("60.00", "USD")], sent_at=NOW - dt.timedelta(days=5))
-    _campaign(session, owner, "Charlie", currency="EUR", cost=Decimal("5"), sent=50,
+    _campaign(session, owner, "Charlie", currency="EUR", cost=Decimal(5), sent=50,
               clicks=_humans(3, 2) + [("preview", False, 1), ("bot", False, 2)], conversions=[("10.00", "EUR")])
     # No cost and no audience: cost, profit, ROI and CTR are missing.
     _campaign(session, owner, "Delta", clicks=_humans(10), sent_at=NOW - dt.timedelta(days=9))
@@ -87,15 +87,15 @@ def _varied(session, owner: str) -> None:
               recipients=[("delivered", True, 2)] * 10 + [("undelivered", True, 1)] * 5 + [("sent", True, 1)] * 3
               + [("pending", False, 1)] * 2, conversions=[("12.00", "USD")])
     # A zero cost: profit but no ROI.
-    _campaign(session, owner, "Golf", cost=Decimal("0"), sent=10, clicks=_humans(2), conversions=[("7.00", "USD")])
+    _campaign(session, owner, "Golf", cost=Decimal(0), sent=10, clicks=_humans(2), conversions=[("7.00", "USD")])
     # Recipients without receipts: the audience is the messages sent.
     _campaign(session, owner, "Hotel", currency="EUR", cost_per_message=Decimal("0.02"), clicks=_humans(1),
               recipients=[("sent", True, 1)] * 4 + [("failed", False, 1)])
     # Same name as Alpha but for the case; no send time (the day it was created).
-    _campaign(session, owner, "alpha", cost=Decimal("10"), sent=100, clicks=_humans(10), sent_at=None)
-    _campaign(session, owner, "India", cost=Decimal("3"), sent=100, delivered=80, clicks=_humans(8, 4),
+    _campaign(session, owner, "alpha", cost=Decimal(10), sent=100, clicks=_humans(10), sent_at=None)
+    _campaign(session, owner, "India", cost=Decimal(3), sent=100, delivered=80, clicks=_humans(8, 4),
               conversions=[("1.00", "USD")] * 3, sent_at=NOW - dt.timedelta(days=1))
-    _campaign(session, "someone-else", "Not mine", cost=Decimal("1"), sent=1, clicks=_humans(1))
+    _campaign(session, "someone-else", "Not mine", cost=Decimal(1), sent=1, clicks=_humans(1))
 
 
 @pytest.fixture
@@ -312,7 +312,7 @@ def test_list_numbers_are_the_reports(app, varied, actions):
     assert after == {cid: r for cid, (_, _, r) in _reference(app).items()}
 
     table = {r["id"]: r for r in actions.api("GET", "/campaigns/table?per_page=200", varied).json["rows"]}
-    for cid, r in after.items():
+    for cid in after:
         report = actions.report(varied, cid)
         row = table[cid]
         for k in ("sent", "delivered", "clicks", "unique_clicks", "previews", "bots", "ctr", "conversions",

@@ -15,7 +15,7 @@ from flask import Response, stream_with_context
 
 from ..schemas import api_value
 from .audience import AudienceMember
-from .tables import Column, Table
+from .tables import CAMPAIGN_LIST_COLUMNS, Column, Table, campaign_list_row
 
 #: A cell starting with one of these is a formula to Excel, LibreOffice and
 #: Google Sheets; a leading apostrophe makes it text.
@@ -80,6 +80,11 @@ def rows_csv(columns: list[Column], rows: Iterable[dict[str, Any]]) -> Iterator[
     """Table rows as CSV, one line at a time, written as :func:`table_csv`
     writes them: for tables too long to hold (a streamed download)."""
     return _csv_lines([c.key for c in columns], (_csv_row(row, columns) for row in rows), safe=False)
+
+
+def campaign_list_csv(rows: Iterable[Any]) -> Iterator[str]:
+    """The campaign list's rows (:class:`~.listing.ListRow`) as CSV lines."""
+    return rows_csv(CAMPAIGN_LIST_COLUMNS, (campaign_list_row(r.campaign, r.report, r.date) for r in rows))
 
 
 def _csv_lines(header: list[str], rows: Iterable[Iterable[Any]], *, safe: bool = True) -> Iterator[str]:

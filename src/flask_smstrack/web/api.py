@@ -29,20 +29,14 @@ from ..reports.campaign import CampaignData, campaign_report
 from ..reports.export import (
     audience_csv,
     audience_json,
+    campaign_list_csv,
     csv_download,
     messages_csv,
-    rows_csv,
     table_csv,
     table_json,
 )
 from ..reports.listing import ListFilter, campaign_list, campaign_list_all
-from ..reports.tables import (
-    CAMPAIGN_LIST_COLUMNS,
-    TABLES,
-    campaign_list_row,
-    campaign_list_table,
-    campaign_table,
-)
+from ..reports.tables import TABLES, campaign_list_table, campaign_table
 from ..schemas import (
     AudienceSchema,
     CampaignSchema,
@@ -190,10 +184,7 @@ def campaigns_table() -> Response:
     f = ListFilter(p.owner_id, p.is_admin, bounds["start"], bounds["end"], _tz_arg() or current_app.config["SMSTRACK_TIMEZONE"])
     order = {"sort": values["sort"], "descending": values["descending"]}
     if fmt == "csv":
-        rows = campaign_list_all(f, **order)
-        return csv_download(
-            rows_csv(CAMPAIGN_LIST_COLUMNS, (campaign_list_row(r.campaign, r.report, r.date) for r in rows)), "campaigns"
-        )
+        return csv_download(campaign_list_csv(campaign_list_all(f, **order)), "campaigns")
     result = campaign_list(f, **order, page=values["page"], per_page=values["per_page"])
     table = campaign_list_table([(r.campaign, r.report, r.date) for r in result.rows])
     return jsonify(

@@ -3,7 +3,7 @@ numbers, filtered, sorted and paged (see reports/listing.py), and its CSV."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from flask import (
     render_template,
@@ -13,9 +13,8 @@ from flask import (
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from ...reports.export import csv_download, rows_csv
+from ...reports.export import campaign_list_csv, csv_download
 from ...reports.listing import ListFilter, ListPage, campaign_list, campaign_list_all
-from ...reports.tables import CAMPAIGN_LIST_COLUMNS, campaign_list_row
 from ..list_args import descending_first, list_args
 from .base import bp, dashboard_principal, date_arg, default_tz
 
@@ -143,8 +142,4 @@ def campaigns_csv() -> Response:
     if listing.errors:
         return Response(" ".join(listing.errors) + "\n", status=400, mimetype="text/plain")
     rows = campaign_list_all(listing.filter, sort=listing.sort, descending=listing.direction == "desc")
-    return csv_download(_csv(rows), "campaigns")
-
-
-def _csv(rows) -> Iterator[str]:
-    return rows_csv(CAMPAIGN_LIST_COLUMNS, (campaign_list_row(r.campaign, r.report, r.date) for r in rows))
+    return csv_download(campaign_list_csv(rows), "campaigns")
