@@ -166,13 +166,19 @@ class Campaign(Base):
     @property
     def total_cost(self) -> Decimal | None:
         """The cost of the send in the campaign's currency, if known."""
+        if self.cost is not None or (self.cost_per_segment is None and self.cost_per_message is None):
+            return self.cost
+        return self.cost_for(*self.message_counts())
+
+    def cost_for(self, messages: int, segments: int) -> Decimal | None:
+        """The cost of the send given its imported recipients' messages that
+        count as sent and their segments (see :meth:`message_counts`)."""
         if self.cost is not None:
             return self.cost
-        if self.cost_per_segment is None and self.cost_per_message is None:
-            return None
-        messages, segments = self.message_counts()
         if self.cost_per_segment is not None:
             return self.cost_per_segment * segments if messages else None
+        if self.cost_per_message is None:
+            return None
         sent = messages or self.sent
         return None if sent is None else self.cost_per_message * sent
 

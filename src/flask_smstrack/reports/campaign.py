@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cached_property
+from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
@@ -193,42 +194,58 @@ class CampaignData:
 
     @cached_property
     def report(self) -> CampaignReport:
-        by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for _, kind, clicks, firsts, confirmed in self.buckets:
-            totals = by_kind[kind]
-            totals[0] += clicks
+        clicks: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for _, kind, n, firsts, confirmed in self.buckets:
+            totals = clicks[kind]
+            totals[0] += n
             totals[1] += firsts
             totals[2] += confirmed
-        revenue: dict[str, Decimal] = defaultdict(Decimal)
-        conversions = orders = 0
-        for _, currency, n, total in self.conversion_buckets:
-            conversions += n
-            if currency:
-                revenue[currency] += total
-            if currency == self.campaign.currency:
-                orders += n
-        human = by_kind["human"]
+        conversions = [(currency, n, total) for _, currency, n, total in self.conversion_buckets]
         c = self.campaign
-        sent, delivered, segments, undelivered = audience_of(c, self.recipients.values())
-        return CampaignReport(
-            campaign_id=c.id,
-            currency=c.currency,
-            sent=sent,
-            delivered=delivered,
-            segments=segments,
-            undelivered=undelivered,
-            forwards=by_kind["forward"][0],
-            clicks=human[0],
-            unique_clicks=human[1],
-            previews=by_kind["preview"][0],
-            bots=by_kind["bot"][0],
-            human_confirmed=human[2],
-            conversions=conversions,
-            unattributed_conversions=unattributed_count(c.id),
-            revenue=dict(revenue),
-            orders=orders,
-            cost=c.total_cost,
-        )
+        return build_report(c, clicks, conversions, self.recipients.values(), unattributed_count(c.id))
+
+
+def build_report(
+    campaign: Campaign,
+    clicks: Mapping[str, Sequence[int]],
+    conversions: Iterable[tuple[str, int, Decimal]],
+    recipients: Iterable[Counter],
+    unattributed: int,
+) -> CampaignReport:
+    """The report of ``campaign`` from its counts, however they were read:
+    ``clicks`` is ``kind -> (clicks, firsts, confirmed)``; ``conversions``
+    are ``(currency, conversions, revenue)`` rows (currency ``""`` for
+    none); ``recipients`` the recipients' counts (see ``recipient_totals``)."""
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    count = orders = 0
+    for currency, n, total in conversions:
+        count += n
+        if currency:
+            revenue[currency] += total
+        if currency == campaign.currency:
+            orders += n
+    recipients = list(recipients)
+    sent, delivered, segments, undelivered = audience_of(campaign, recipients)
+    human, none = clicks.get("human", (0, 0, 0)), (0, 0, 0)
+    return CampaignReport(
+        campaign_id=campaign.id,
+        currency=campaign.currency,
+        sent=sent,
+        delivered=delivered,
+        segments=segments,
+        undelivered=undelivered,
+        forwards=clicks.get("forward", none)[0],
+        clicks=human[0],
+        unique_clicks=human[1],
+        previews=clicks.get("preview", none)[0],
+        bots=clicks.get("bot", none)[0],
+        human_confirmed=human[2],
+        conversions=count,
+        unattributed_conversions=unattributed,
+        revenue=dict(revenue),
+        orders=orders,
+        cost=campaign.cost_for(sum(t["messages"] for t in recipients), sum(t["segments"] for t in recipients)),
+    )
 
 
 def undelivered_of(t: Counter) -> int:

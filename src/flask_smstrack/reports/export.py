@@ -15,7 +15,7 @@ from flask import Response, stream_with_context
 
 from ..schemas import api_value
 from .audience import AudienceMember
-from .tables import Table
+from .tables import CAMPAIGN_LIST_COLUMNS, Column, Table, campaign_list_row
 
 #: A cell starting with one of these is a formula to Excel, LibreOffice and
 #: Google Sheets; a leading apostrophe makes it text.
@@ -60,18 +60,31 @@ def safe_csv_cell(value: Any) -> Any:
     return value
 
 
+def _csv_row(row: dict[str, Any], columns: list[Column]) -> list[Any]:
+    return [
+        "" if (v := cell(row.get(c.key), c.kind)) is None else safe_csv_cell(v if c.kind != "text" else str(v))
+        for c in columns
+    ]
+
+
 def table_csv(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.key for c in table.columns])
     for row in table.rows:
-        writer.writerow(
-            [
-                "" if (v := cell(row.get(c.key), c.kind)) is None else safe_csv_cell(v if c.kind != "text" else str(v))
-                for c in table.columns
-            ]
-        )
+        writer.writerow(_csv_row(row, table.columns))
     return out.getvalue()
+
+
+def rows_csv(columns: list[Column], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Table rows as CSV, one line at a time, written as :func:`table_csv`
+    writes them: for tables too long to hold (a streamed download)."""
+    return _csv_lines([c.key for c in columns], (_csv_row(row, columns) for row in rows), safe=False)
+
+
+def campaign_list_csv(rows: Iterable[Any]) -> Iterator[str]:
+    """The campaign list's rows (:class:`~.listing.ListRow`) as CSV lines."""
+    return rows_csv(CAMPAIGN_LIST_COLUMNS, (campaign_list_row(r.campaign, r.report, r.date) for r in rows))
 
 
 def _csv_lines(header: list[str], rows: Iterable[Iterable[Any]], *, safe: bool = True) -> Iterator[str]:

@@ -19,10 +19,10 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, delete, func, literal, select, update
+from sqlalchemy import Integer, Select, String, and_, any_, bindparam, case, cast, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 
 from ..models import (
     Campaign,
@@ -37,10 +37,13 @@ from ..models import (
 from ..state import get_state
 
 BUCKET_SECONDS = 900
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: Rows this recent are left to the live side: a click or conversion
 #: committed late (a slow transaction, clocks apart) is still counted.
 SETTLE = dt.timedelta(minutes=2)
+#: A report refreshes the rollups it reads once their cut is this much older
+#: than SETTLE: a minute of live rows is cheap to count.
+REFRESH_AFTER = dt.timedelta(minutes=1)
 
 _c = Click.__table__.c
 _v = Conversion.__table__.c
@@ -73,7 +76,7 @@ DELAY_LABELS = (
 assert len(DELAY_LABELS) == len(DELAY_BOUNDS)
 
 
-def _dialect() -> str:
+def dialect_name() -> str:
     return get_state().db.session.get_bind().dialect.name
 
 
@@ -108,95 +111,129 @@ def _range(column, campaign_column, campaign_id: int, since, until):
     return and_(*conditions)
 
 
-# -- the aggregates, over a time range ----------------------------------------
+def _text(column):
+    """A dimension value as stored in the rollups: a string, ``""`` for none."""
+    return func.coalesce(cast(column, String), literal(""))
 
 
-def aggregate_click_buckets(campaign_id: int, since=None, until=None) -> list[tuple]:
-    """``(bucket, kind, clicks, firsts, confirmed)`` rows."""
-    bucket = _bucket(_c.created_at, _dialect()).label("bucket")
-    return [
-        (int(b), k, n, int(f or 0), int(h or 0))
-        for b, k, n, f, h in get_state().db.session.execute(
-            select(
-                bucket,
-                _c.kind,
-                func.count(),
-                func.sum(case((_c.is_first, 1), else_=0)),
-                func.sum(case((_c.human_confirmed, 1), else_=0)),
-            )
-            .where(_range(_c.created_at, _c.campaign_id, campaign_id, since, until))
-            .group_by(bucket, _c.kind)
-        )
-    ]
+# -- the aggregates -------------------------------------------------------------
+#
+# Each is built once, below, and read two ways: per campaign over a time
+# range (the live side of a report), and grouped by campaign over every row
+# after each campaign's cut (a refresh adding them to the rollups).
 
 
-def _click_dimension_column(dimension: str, sent_at, dialect: str):
+def click_buckets_query(dialect: str, *by) -> Select:
+    """``(*by, bucket, kind, clicks, firsts, confirmed)`` grouped; add a WHERE."""
+    bucket = _bucket(_c.created_at, dialect).label("bucket")
+    return select(
+        *by,
+        bucket,
+        _c.kind,
+        func.count().label("clicks"),
+        func.sum(case((_c.is_first, 1), else_=0)).label("firsts"),
+        func.sum(case((_c.human_confirmed, 1), else_=0)).label("confirmed"),
+    ).group_by(*by, bucket, _c.kind)
+
+
+def _named(by: tuple, dimension: str, named: bool) -> list:
+    """The leading columns: ``by``, then the dimension's name if ``named``."""
+    return [*by, literal(dimension).label("dimension")] if named else list(by)
+
+
+def click_dimension_query(dimension: str, sent_at, dialect: str, *by, named: bool = False) -> Select:
+    """``(*by, [dimension,] value, kind, clicks, firsts)`` grouped; add a WHERE.
+    ``sent_at`` is the campaign's send time (a value or a column), for
+    ``send_delay``."""
     if dimension == "send_delay":
-        return _delay_bin(_c.created_at, literal(sent_at, type_=Click.created_at.type), dialect)
-    return DIMENSIONS[dimension]
-
-
-def aggregate_click_dimension(campaign_id: int, dimension: str, sent_at=None, since=None, until=None) -> list[tuple]:
-    """``(value, kind, clicks, firsts)`` rows; ``value`` is a string, ``""`` for none."""
-    if dimension == "send_delay" and sent_at is None:
-        return []
-    column = _click_dimension_column(dimension, sent_at, _dialect()).label("value")
-    condition = _range(_c.created_at, _c.campaign_id, campaign_id, since, until)
+        column = _delay_bin(_c.created_at, sent_at, dialect)
+    else:
+        column = DIMENSIONS[dimension]
+    value = _text(column).label("value")
+    query = select(
+        *_named(by, dimension, named), value, _c.kind,
+        func.count().label("clicks"), func.sum(case((_c.is_first, 1), else_=0)).label("firsts"),
+    ).group_by(*by, value, _c.kind)
     if dimension == "send_delay":
-        condition = and_(condition, _c.created_at >= sent_at)
-    rows = get_state().db.session.execute(
-        select(column, _c.kind, func.count(), func.sum(case((_c.is_first, 1), else_=0)))
-        .where(condition)
-        .group_by(column, _c.kind)
-    )
-    return [("" if value is None else str(value), k, n, int(f or 0)) for value, k, n, f in rows]
+        # Whole seconds, as the bins count them; and not a bound SQLite
+        # would read the clicks' index from (the cut is the one to use).
+        query = query.where(sent_at.is_not(None), _epoch(_c.created_at, dialect) >= _epoch(sent_at, dialect))
+    return query
 
 
 CONVERSION_DIMENSIONS = ("bucket", "click_delay", *DIMENSIONS)
 
 
-def aggregate_conversion_dimension(campaign_id: int, dimension: str, since=None, until=None) -> list[tuple]:
-    """``(value, currency, conversions, revenue)`` rows of attributed conversions.
-
-    ``currency`` is the currency of the revenue: a conversion without revenue
-    (a sign-up) counts under ``""`` even when it named a currency, so the
-    conversions of a currency are its orders.
-    """
-    dialect = _dialect()
+def conversion_dimension_query(dimension: str, dialect: str, *by, named: bool = False) -> Select:
+    """``(*by, [dimension,] value, currency, conversions, revenue)`` of attributed
+    conversions, grouped; add the FROM (conversions outer join clicks) and a WHERE."""
     if dimension == "bucket":
         column = _bucket(_v.created_at, dialect)
     elif dimension == "click_delay":
         column = _delay_bin(_v.created_at, _c.created_at, dialect)
     else:
         column = DIMENSIONS[dimension]
-    column = column.label("value")
-    currency = case((_v.revenue.is_(None), literal("")), else_=_v.currency).label("currency")
-    rows = get_state().db.session.execute(
-        select(column, currency, func.count(), func.sum(_v.revenue))
-        .select_from(Conversion.__table__.outerjoin(Click.__table__, _v.click_pk == _c.id))
+    value = _text(column).label("value")
+    # A conversion without revenue (a sign-up) counts under "" even when it
+    # named a currency, so the conversions of a currency are its orders.
+    currency = case((_v.revenue.is_(None), literal("")), else_=func.coalesce(_v.currency, literal(""))).label(
+        "currency"
+    )
+    return select(
+        *_named(by, dimension, named), value, currency, func.count().label("conversions"),
+        func.coalesce(func.sum(_v.revenue), literal(0, Conversion.revenue.type)).label("revenue"),
+    ).group_by(*by, value, currency)
+
+
+CONVERSIONS_AND_CLICKS = Conversion.__table__.outerjoin(Click.__table__, _v.click_pk == _c.id)
+
+
+def aggregate_click_buckets(campaign_id: int, since=None, until=None) -> list[tuple]:
+    """``(bucket, kind, clicks, firsts, confirmed)`` rows."""
+    query = click_buckets_query(dialect_name()).where(_range(_c.created_at, _c.campaign_id, campaign_id, since, until))
+    return [(int(b), k, n, int(f or 0), int(h or 0)) for b, k, n, f, h in get_state().db.session.execute(query)]
+
+
+def aggregate_click_dimension(campaign_id: int, dimension: str, sent_at=None, since=None, until=None) -> list[tuple]:
+    """``(value, kind, clicks, firsts)`` rows; ``value`` is a string, ``""`` for none."""
+    if dimension == "send_delay" and sent_at is None:
+        return []
+    sent = literal(sent_at, type_=Click.created_at.type) if sent_at is not None else None
+    query = click_dimension_query(dimension, sent, dialect_name()).where(
+        _range(_c.created_at, _c.campaign_id, campaign_id, since, until)
+    )
+    return [(str(value), k, n, int(f or 0)) for value, k, n, f in get_state().db.session.execute(query)]
+
+
+def aggregate_conversion_dimension(campaign_id: int, dimension: str, since=None, until=None) -> list[tuple]:
+    """``(value, currency, conversions, revenue)`` rows of attributed conversions."""
+    query = (
+        conversion_dimension_query(dimension, dialect_name())
+        .select_from(CONVERSIONS_AND_CLICKS)
         .where(_range(_v.created_at, _v.campaign_id, campaign_id, since, until))
-        .group_by(column, currency)
     )
     return [
-        ("" if value is None else str(value), currency or "", n, Decimal(total) if total is not None else Decimal(0))
-        for value, currency, n, total in rows
+        (str(value), currency, n, Decimal(total) if total is not None else Decimal(0))
+        for value, currency, n, total in get_state().db.session.execute(query)
     ]
 
 
 # -- keeping the rollups ------------------------------------------------------
 
 
-def _upsert_add(model, rows: list[dict], keys: tuple[str, ...], counters: tuple[str, ...]) -> None:
-    if not rows:
-        return
-    insert = pg_insert if _dialect() == "postgresql" else sqlite_insert
+def _insert(dialect: str):
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _add_into(model, query: Select, keys: tuple[str, ...], counters: tuple[str, ...], dialect: str) -> None:
+    """``INSERT INTO model SELECT ...``, adding to the rows already there."""
     table = model.__table__
-    stmt = insert(table)
+    stmt = _insert(dialect)(table).from_select([*keys, *counters], query)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={c: table.c[c] + stmt.excluded[c] for c in counters},
     )
-    get_state().db.session.execute(stmt, rows)
+    get_state().db.session.execute(stmt)
 
 
 def _state_for(campaign_id: int) -> RollupState | None:
@@ -206,66 +243,116 @@ def _state_for(campaign_id: int) -> RollupState | None:
 def refresh(campaign: Campaign, now: dt.datetime | None = None) -> bool:
     """Move the campaign's cut to two minutes ago, rolling up what it passes.
 
-    Safe to run from several processes: the cut moves with a
-    compare-and-set, and a refresh that loses the race changes nothing.
-    Returns whether this call moved the cut.
+    Safe to run from several processes. Returns whether this call moved the cut.
+    """
+    return refresh_many(Campaign.id == campaign.id, now=now) > 0
+
+
+def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt.timedelta = dt.timedelta(0)) -> int:
+    """Bring the rollups of every campaign matching ``campaigns`` (a
+    condition on :class:`Campaign`) up to date: those whose cut is older
+    than ``refresh_after`` move it to two minutes ago, adding what it passes.
+
+    The work is set-based, in the same few statements for one campaign or
+    ten thousand: one that finds what needs doing (nothing, usually), and
+    when something does, a reset of the campaigns whose send time changed,
+    the missing states, then in one transaction the lock on the states to
+    move, one ``INSERT ... SELECT`` per rollup and dimension, and the move.
+
+    Safe to run from several processes: the states moved are locked first
+    (in id order), and a state that another process moved meanwhile no
+    longer qualifies. Returns how many cuts this call moved.
     """
     session = get_state().db.session
+    dialect = dialect_name()
     until = (now or utcnow()) - SETTLE
-    state = _state_for(campaign.id)
-    if state is not None and state.sent_at != campaign.sent_at:
-        reset(campaign.id)
-        state = None
-    if state is None:
-        session.add(RollupState(campaign_id=campaign.id, rolled_until=_EPOCH, sent_at=campaign.sent_at))
-        try:
-            session.commit()
-        except IntegrityError:  # another process created it first
-            session.rollback()
-        state = _state_for(campaign.id)
-    since = state.rolled_until
-    if until <= since:
-        return False
-    moved = session.execute(
-        update(RollupState)
-        .where(RollupState.campaign_id == campaign.id, RollupState.rolled_until == since)
-        .values(rolled_until=until)
-    ).rowcount
-    if not moved:
+    stale_before = until - refresh_after
+    s, cp = RollupState.__table__.c, Campaign.__table__.c
+    with_state = Campaign.__table__.outerjoin(RollupState.__table__, s.campaign_id == cp.id)
+    changed = and_(s.campaign_id.is_not(None), s.sent_at.is_distinct_from(cp.sent_at))
+    missing, reset_n, stale = session.execute(
+        select(
+            func.sum(case((s.campaign_id.is_(None), 1), else_=0)),
+            func.sum(case((changed, 1), else_=0)),
+            func.sum(case((s.rolled_until < stale_before, 1), else_=0)),
+        )
+        .select_from(with_state)
+        .where(campaigns)
+    ).one()
+    if not (missing or reset_n or stale):
+        return 0
+    if reset_n:
+        # The send time moved: the delay bins are wrong, build them again.
+        to_reset = select(s.campaign_id).select_from(with_state).where(campaigns, changed)
+        for model in (ClickRollup, ClickDimensionRollup, ConversionRollup, RollupState):
+            session.execute(delete(model).where(model.campaign_id.in_(to_reset)))
+    if missing or reset_n:
+        session.execute(
+            _insert(dialect)(RollupState.__table__)
+            .from_select(
+                ["campaign_id", "rolled_until", "sent_at"],
+                select(cp.id, literal(EPOCH, RollupState.rolled_until.type), cp.sent_at)
+                .select_from(with_state)
+                .where(campaigns, s.campaign_id.is_(None)),
+            )
+            .on_conflict_do_nothing()
+        )
+        session.commit()
+
+    due = and_(s.campaign_id.in_(select(cp.id).where(campaigns)), s.rolled_until < stale_before)
+    floor = EPOCH
+    if dialect == "postgresql":
+        locked = session.execute(
+            select(s.campaign_id, s.rolled_until).where(due).order_by(s.campaign_id).with_for_update()
+        ).all()
+        ids = [cid for cid, _ in locked]
+        chosen = s.campaign_id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+        # The earliest cut, as a constant: PostgreSQL then sees how few rows
+        # a refresh adds, and reads them by index.
+        floor = min((cut for _, cut in locked), default=EPOCH)
+    else:
+        # SQLite has one writer: once this holds the write lock, ``due``
+        # names the same states until the commit.
+        ids = range(session.execute(update(RollupState).where(due).values(rolled_until=s.rolled_until)).rowcount)
+        chosen = due
+    if not ids:
         session.rollback()
-        return False
-    cid = campaign.id
-    _upsert_add(
+        return 0
+
+    def after_cut(t):
+        return and_(t.campaign_id == s.campaign_id, t.created_at >= s.rolled_until, t.created_at >= floor,
+                    t.created_at < until)
+
+    clicks = RollupState.__table__.join(Click.__table__, after_cut(_c))
+    conversions = RollupState.__table__.join(CONVERSIONS_AND_CLICKS, after_cut(_v))
+    _add_into(
         ClickRollup,
-        [
-            {"campaign_id": cid, "bucket": b, "kind": k, "clicks": n, "firsts": f, "confirmed": h}
-            for b, k, n, f, h in aggregate_click_buckets(cid, since, until)
-        ],
+        click_buckets_query(dialect, s.campaign_id).select_from(clicks).where(chosen),
         ("campaign_id", "bucket", "kind"),
         ("clicks", "firsts", "confirmed"),
+        dialect,
     )
     for dimension in (*DIMENSIONS, "send_delay"):
-        _upsert_add(
+        query = click_dimension_query(dimension, s.sent_at, dialect, s.campaign_id, named=True)
+        _add_into(
             ClickDimensionRollup,
-            [
-                {"campaign_id": cid, "dimension": dimension, "value": value, "kind": k, "clicks": n, "firsts": f}
-                for value, k, n, f in aggregate_click_dimension(cid, dimension, campaign.sent_at, since, until)
-            ],
+            query.select_from(clicks).where(chosen),
             ("campaign_id", "dimension", "value", "kind"),
             ("clicks", "firsts"),
+            dialect,
         )
     for dimension in CONVERSION_DIMENSIONS:
-        _upsert_add(
+        query = conversion_dimension_query(dimension, dialect, s.campaign_id, named=True)
+        _add_into(
             ConversionRollup,
-            [
-                {"campaign_id": cid, "dimension": dimension, "value": value, "currency": cur, "conversions": n, "revenue": total}
-                for value, cur, n, total in aggregate_conversion_dimension(cid, dimension, since, until)
-            ],
+            query.select_from(conversions).where(chosen),
             ("campaign_id", "dimension", "value", "currency"),
             ("conversions", "revenue"),
+            dialect,
         )
+    moved = session.execute(update(RollupState).where(chosen).values(rolled_until=until)).rowcount
     session.commit()
-    return True
+    return moved
 
 
 def reset(campaign_id: int) -> None:
@@ -312,7 +399,7 @@ def lock_state(campaign_id: int) -> None:
 class CampaignCounts:
     """A campaign's aggregates, rollup and live rows added together."""
 
-    def __init__(self, campaign: Campaign, *, refresh_after: dt.timedelta | None = dt.timedelta(minutes=1)) -> None:
+    def __init__(self, campaign: Campaign, *, refresh_after: dt.timedelta | None = REFRESH_AFTER) -> None:
         self.campaign = campaign
         state = _state_for(campaign.id)
         if refresh_after is not None and (
@@ -372,3 +459,4 @@ class CampaignCounts:
             t = totals[(value, cur)]
             t[0] += n; t[1] += total  # noqa: E702
         return [(value, cur, *v) for (value, cur), v in totals.items()]
+

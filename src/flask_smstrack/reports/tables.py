@@ -236,45 +236,48 @@ def send_date(campaign: Campaign, tz: ZoneInfo) -> dt.date:
     return (campaign.sent_at or campaign.created_at).astimezone(tz).date()
 
 
-def campaign_list_table(rows: list[tuple[Campaign, CampaignReport, dt.date]]) -> Table:
-    """Campaigns with their headline numbers, one row each, in the given order."""
+#: The campaign list's columns, as the API and CSV write them.
+CAMPAIGN_LIST_COLUMNS = [
+    Column("id", "Campaign id"),
+    Column("name", "Campaign", "text"),
+    Column("sent_on", "Sent on", "text"),
+    Column("currency", "Currency", "text"),
+    Column("sent", "Sent"),
+    Column("delivered", "Delivered"),
+    Column("clicks", "Clicks"),
+    Column("unique_clicks", "Unique clicks"),
+    Column("previews", "Link previews"),
+    Column("bots", "Bots"),
+    Column("ctr", "CTR", "rate"),
+    Column("conversions", "Conversions"),
+    Column("conversion_rate", "Conversion rate", "rate"),
+    Column("revenue", "Revenue", "money"),
+    Column("revenue_other_currencies", "Revenue in other currencies", "text"),
+    Column("cost", "Cost", "money"),
+    Column("profit", "Profit", "money"),
+    Column("roi", "ROI", "rate"),
+    Column("roas", "ROAS", "rate"),
+]
+
+
+def campaign_list_row(c: Campaign, r: CampaignReport, day: dt.date) -> dict[str, Any]:
+    """One campaign's row of the list (see :data:`CAMPAIGN_LIST_COLUMNS`)."""
     from ..schemas import format_money
 
-    columns = [
-        Column("id", "Campaign id"),
-        Column("name", "Campaign", "text"),
-        Column("sent_on", "Sent on", "text"),
-        Column("currency", "Currency", "text"),
-        Column("sent", "Sent"),
-        Column("delivered", "Delivered"),
-        Column("clicks", "Clicks"),
-        Column("unique_clicks", "Unique clicks"),
-        Column("previews", "Link previews"),
-        Column("bots", "Bots"),
-        Column("ctr", "CTR", "rate"),
-        Column("conversions", "Conversions"),
-        Column("conversion_rate", "Conversion rate", "rate"),
-        Column("revenue", "Revenue", "money"),
-        Column("revenue_other_currencies", "Revenue in other currencies", "text"),
-        Column("cost", "Cost", "money"),
-        Column("profit", "Profit", "money"),
-        Column("roi", "ROI", "rate"),
-        Column("roas", "ROAS", "rate"),
-    ]
-    out = []
-    for c, r, day in rows:
-        other = "; ".join(f"{format_money(v)} {cur}" for cur, v in sorted(r.revenue.items()) if cur != r.currency)
-        out.append(
-            {
-                "id": c.id, "name": c.name, "sent_on": day.isoformat(), "currency": r.currency,
-                "sent": r.sent, "delivered": r.delivered, "clicks": r.clicks, "unique_clicks": r.unique_clicks,
-                "previews": r.previews, "bots": r.bots, "ctr": r.ctr, "conversions": r.conversions,
-                "conversion_rate": r.conversion_rate, "revenue": r.own_revenue,
-                "revenue_other_currencies": other or None, "cost": r.cost, "profit": r.profit,
-                "roi": r.roi, "roas": r.roas,
-            }
-        )
-    return Table("campaigns", "Campaigns", columns, out)
+    other = "; ".join(f"{format_money(v)} {cur}" for cur, v in sorted(r.revenue.items()) if cur != r.currency)
+    return {
+        "id": c.id, "name": c.name, "sent_on": day.isoformat(), "currency": r.currency,
+        "sent": r.sent, "delivered": r.delivered, "clicks": r.clicks, "unique_clicks": r.unique_clicks,
+        "previews": r.previews, "bots": r.bots, "ctr": r.ctr, "conversions": r.conversions,
+        "conversion_rate": r.conversion_rate, "revenue": r.own_revenue,
+        "revenue_other_currencies": other or None, "cost": r.cost, "profit": r.profit,
+        "roi": r.roi, "roas": r.roas,
+    }
+
+
+def campaign_list_table(rows: list[tuple[Campaign, CampaignReport, dt.date]]) -> Table:
+    """Campaigns with their headline numbers, one row each, in the given order."""
+    return Table("campaigns", "Campaigns", CAMPAIGN_LIST_COLUMNS, [campaign_list_row(*row) for row in rows])
 
 
 def variant_test(data: CampaignData) -> Table:

@@ -40,12 +40,14 @@ from ..reports.campaign import CampaignData, campaign_report
 from ..reports.export import (
     audience_csv,
     audience_json,
+    campaign_list_csv,
     csv_download,
     messages_csv,
     table_csv,
     table_json,
 )
-from ..reports.tables import TABLES, campaign_list_table, campaign_table, send_date
+from ..reports.listing import ListFilter, campaign_list, campaign_list_all
+from ..reports.tables import TABLES, campaign_list_table, campaign_table
 from ..schemas import (
     AudienceSchema,
     CampaignSchema,
@@ -74,6 +76,7 @@ from ..sms.segments import segment_info
 from ..state import get_state
 from ..tracking.conversions import record_conversion
 from .http import read_limited_body
+from .list_args import list_args
 
 bp = Blueprint("smstrack_api", __name__)
 for _code in JSON_ERROR_CODES:
@@ -157,27 +160,40 @@ def campaigns_create() -> tuple[Response, int]:
 
 @bp.get("/campaigns/table")
 def campaigns_table() -> Response:
-    """The campaign list with its numbers (as on the dashboard), newest
-    first; ``?start=`` and ``?end=`` (YYYY-MM-DD) filter on the send date."""
+    """The campaign list with its numbers (as on the dashboard): ``?start=``
+    and ``?end=`` (YYYY-MM-DD) filter on the send date, ``?sort=`` and
+    ``?dir=`` order it, ``?page=`` and ``?per_page=`` page the JSON; the
+    CSV (``?format=csv``) has every row."""
     import datetime as dt
-    from zoneinfo import ZoneInfo
 
-    bounds = {}
+    bounds, errors = {}, {}
     for name in ("start", "end"):
         raw = request.args.get(name)
         try:
             bounds[name] = dt.date.fromisoformat(raw) if raw else None
         except ValueError:
-            raise InvalidInput({name: ["Not a date: use YYYY-MM-DD."]}) from None
-    tz = ZoneInfo(_tz_arg() or current_app.config[Keys.TIMEZONE])
+            errors[name] = ["Not a date: use YYYY-MM-DD."]
+    values, wrong = list_args(request.args)
+    errors.update(wrong)
+    if errors:
+        raise InvalidInput(errors)
+    fmt = _format_arg()
     p = g.smstrack_principal
-    rows = []
-    for campaign in list_campaigns(p.owner_id, is_admin=p.is_admin):
-        day = send_date(campaign, tz)
-        if (bounds["start"] and day < bounds["start"]) or (bounds["end"] and day > bounds["end"]):
-            continue
-        rows.append((campaign, CampaignData(campaign).report, day))
-    return table_response(campaign_list_table(rows), "campaigns")
+    f = ListFilter(p.owner_id, p.is_admin, bounds["start"], bounds["end"], _tz_arg() or current_app.config[Keys.TIMEZONE])
+    order = {"sort": values["sort"], "descending": values["descending"]}
+    if fmt == "csv":
+        return csv_download(campaign_list_csv(campaign_list_all(f, **order)), "campaigns")
+    result = campaign_list(f, **order, page=values["page"], per_page=values["per_page"])
+    table = campaign_list_table([(r.campaign, r.report, r.date) for r in result.rows])
+    return jsonify(
+        **table_json(table),
+        total=result.matching,
+        page=result.page,
+        per_page=result.per_page,
+        pages=result.pages,
+        sort=values["sort"],
+        dir="desc" if values["descending"] else "asc",
+    )
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -242,13 +258,17 @@ def _tz_arg() -> str | None:
     return tz
 
 
+def _format_arg() -> str:
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidInput({"format": ["Must be json or csv."]})
+    return fmt
+
+
 def table_response(table, filename: str) -> Response:
     """A report table as JSON, or as a CSV download with ``?format=csv``."""
-    fmt = request.args.get("format", "json")
-    if fmt == "csv":
+    if _format_arg() == "csv":
         return csv_download(table_csv(table), filename)
-    if fmt != "json":
-        raise InvalidInput({"format": ["Must be json or csv."]})
     return jsonify(table_json(table))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
 from ..schemas import (
     AUDIENCE_SEGMENTS,
     CampaignSchema,
@@ -107,7 +108,32 @@ def build_spec(version: str, server_url: str) -> dict:
         },
     })
     spec.path("/campaigns/table", operations={
-        "get": {"summary": "The campaign list with its numbers (?start=, ?end=, ?format=csv)", "responses": {"200": {"description": "A table"}}},
+        "get": {
+            "summary": "The campaign list with its numbers, sorted and paged (?format=csv writes every row)",
+            "parameters": [
+                {"name": "start", "in": "query", "description": "First send date (YYYY-MM-DD, in ?tz=)",
+                 "schema": {"type": "string", "format": "date"}},
+                {"name": "end", "in": "query", "description": "Last send date (YYYY-MM-DD, in ?tz=)",
+                 "schema": {"type": "string", "format": "date"}},
+                {"name": "tz", "in": "query", "description": "Timezone of the send dates (IANA name)",
+                 "schema": {"type": "string"}},
+                {"name": "sort", "in": "query", "description": "Money sorts within each campaign's currency",
+                 "schema": {"type": "string", "enum": list(SORT_KEYS), "default": "date"}},
+                {"name": "dir", "in": "query", "description": "Default: asc for name, desc for the others",
+                 "schema": {"type": "string", "enum": ["asc", "desc"]}},
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                {"name": "per_page", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": PER_PAGE}},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "A table (name, title, columns, rows, notes) with total (campaigns the filter "
+                                   "keeps), page, per_page, pages, sort and dir; or CSV with every row",
+                },
+                "400": _ERRORS,
+            },
+        },
     })
     spec.path("/campaigns/{campaign_id}/recipients", parameters=_ID, operations={
         "post": {
