@@ -30,6 +30,9 @@ DESKTOP = (
     " (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 )
 IMESSAGE_PREVIEW = "facebookexternalhit/1.1 Facebot Twitterbot/1.0"
+#: How the tests hash passwords: one round of PBKDF2 instead of scrypt, which
+#: is slow on purpose. test_config proves that an app left alone uses scrypt.
+PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,6 +86,17 @@ def _test_config(url: str, instance: Path) -> dict:
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": url,
         "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
+        "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+    }
+
+
+def _host_config(instance: Path) -> dict:
+    """Config for the shop in ``tests/hostapp``, for its own users and smstrack's."""
+    return {
+        "TESTING": True,
+        "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
+        "PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+        "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
     }
 
 

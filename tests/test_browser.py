@@ -22,7 +22,7 @@ require_chromium()
 
 from playwright.sync_api import Browser, Page  # noqa: E402
 
-from conftest import ANDROID, IMESSAGE_PREVIEW, _empty_tables  # noqa: E402
+from conftest import ANDROID, IMESSAGE_PREVIEW, PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn, poll, report  # noqa: E402
 
 OWNER = "browser-owner@example.com"
@@ -60,6 +60,7 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
         SECRET_KEY="browser-test-secret",
         SMSTRACK_BASE_URL=tracker_url,
         SMSTRACK_SPOOL_DIR=str(tmp / "spool"),
+        SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
     )
     with gunicorn(
         BIN / "gunicorn", "wsgi:app", port=tracker_port, cwd=ROOT, env=env,

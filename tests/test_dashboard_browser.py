@@ -25,7 +25,7 @@ require_chromium()
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from sqlalchemy import create_engine, insert, select  # noqa: E402
 
-from conftest import _empty_tables  # noqa: E402
+from conftest import PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn  # noqa: E402
 
 OWNER = "dashboard-owner@example.com"
@@ -108,6 +108,7 @@ def dashboard(migrated, tmp_path_factory) -> Iterator[Dashboard]:
         SMSTRACK_BASE_URL=url,
         SMSTRACK_SPOOL_DIR=str(tmp / "spool"),
         SMSTRACK_TIMEZONE="America/New_York",
+        SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
     )
     cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
     cli("create-user", OWNER, "--password", PASSWORD)

@@ -21,7 +21,7 @@ require_chromium()
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
-from conftest import IPHONE, _empty_tables  # noqa: E402
+from conftest import IPHONE, PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn  # noqa: E402
 
 OWNER = "messages-owner@example.com"
@@ -45,6 +45,7 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
         SECRET_KEY="messages-browser-secret",
         SMSTRACK_BASE_URL=url,
         SMSTRACK_SPOOL_DIR=str(tmp / "spool"),
+        SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
     )
     cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
     cli("create-user", OWNER, "--password", PASSWORD)

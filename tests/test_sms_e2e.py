@@ -12,7 +12,7 @@ from urllib.parse import urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from conftest import ANDROID, DESKTOP, IPHONE, _empty_tables
+from conftest import ANDROID, DESKTOP, IPHONE, PASSWORD_HASH_METHOD, _empty_tables
 from e2e.browser import BIN
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from e2e.support import ROOT, Cli, clean_env, fetch, free_port, gunicorn, report
@@ -58,6 +58,7 @@ def test_import_send_tap_and_receipts(migrated, tmp_path):
             SMSTRACK_TWILIO_FROM="+15005550006",
             SMSTRACK_TWILIO_API_URL=twilio.url,
             SMSTRACK_SEND_RATE="200",
+            SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
         )
         cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
         key = cli.user_with_key("shop@example.com")
