@@ -28,11 +28,11 @@ PACKAGE_FILES = [
     "flask_smstrack/static/smstrack/t.js",
     "flask_smstrack/templates/smstrack/404.html",
     "flask_smstrack/templates/smstrack/base.html",
-    "flask_smstrack/migrations/env.py",
-    "flask_smstrack/migrations/script.py.mako",
+    "flask_smstrack/db/migrations/env.py",
+    "flask_smstrack/db/migrations/script.py.mako",
 ] + sorted(
-    f"flask_smstrack/migrations/versions/{p.name}"
-    for p in (ROOT / "src" / "flask_smstrack" / "migrations" / "versions").glob("*.py")
+    f"flask_smstrack/db/migrations/versions/{p.name}"
+    for p in (ROOT / "src" / "flask_smstrack" / "db" / "migrations" / "versions").glob("*.py")
 )
 
 HOST_APP = """\
@@ -85,14 +85,18 @@ def test_wheel_in_a_clean_virtualenv(tmp_path, database):
     assert [f for f in PACKAGE_FILES if f not in names] == []
     assert not any(n.startswith(("tests/", "static/", "templates/", "wsgi")) for n in names), sorted(names)
 
-    # Install it into a new virtualenv, from PyPI for the dependencies.
+    # Install it into a new virtualenv, from PyPI for the dependencies, with
+    # this environment's pip: the new one needs no pip of its own. Nothing is
+    # byte-compiled ahead of time; the processes below compile and keep the
+    # modules they import.
     venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", venv, timeout=120)
+    _run(sys.executable, "-m", "venv", "--without-pip", venv, timeout=120)
     bin_dir = venv / "bin"
     env = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     extra = "[postgres]" if database.startswith("postgresql") else ""
-    _run(bin_dir / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q", f"{wheel}{extra}",
-         cwd=tmp_path, env=env, timeout=600)
+    _run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--disable-pip-version-check",
+         "--no-compile", "-q", f"{wheel}{extra}", cwd=tmp_path, env=env, timeout=600)
 
     # A host app in a directory that is not the repo.
     app_dir = tmp_path / "shop"
