@@ -153,6 +153,24 @@ def runner(app):
     return app.test_cli_runner()
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole run (see ``tests/e2e/browser.py``)."""
+    from e2e.browser import launch
+
+    with launch() as browser:
+        yield browser
+
+
+@pytest.fixture
+def browser(chromium):
+    """The shared Chromium. Each test opens its own contexts (cookies,
+    storage, permissions); whatever it leaves open is closed when it ends."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
+
+
 class Actions:
     """What a user of the product does, in a few calls."""
 

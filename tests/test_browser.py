@@ -16,11 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.browser import BIN, Seen, launch, require_chromium, screenshot_on_failure
+from e2e.browser import BIN, Seen, require_chromium, screenshot_on_failure
 
 require_chromium()
 
-from playwright.sync_api import Browser, Page  # noqa: E402
+from playwright.sync_api import Page  # noqa: E402
 
 from conftest import ANDROID, IMESSAGE_PREVIEW, PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
 from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn, poll, report  # noqa: E402
@@ -72,12 +72,6 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
         cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
         key = cli.user_with_key(OWNER)
         yield Site(tracker.url, landing.url, key, cli, tmp / "spool")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as browser:
-        yield browser
 
 
 @pytest.fixture

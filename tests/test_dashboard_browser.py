@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, launch, require_chromium, screenshot
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, require_chromium, screenshot
 
 require_chromium()
 
@@ -126,12 +126,6 @@ def dashboard(migrated, tmp_path_factory) -> Iterator[Dashboard]:
         workers=2, ready_path="/smstrack/login",
     ) as server:
         yield Dashboard(server.url, demo_id, winter_id, draft_id)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as browser:
-        yield browser
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, launch, require_chromium, screenshot, screenshot_on_failure
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, require_chromium, screenshot, screenshot_on_failure
 
 require_chromium()
 
@@ -76,12 +76,6 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
                 path = urlsplit(row["message"].rsplit(" ", 1)[1]).path
                 assert fetch(server.url + path, headers={"User-Agent": IPHONE}).status == 302
         yield Site(server.url, campaign_id)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as browser:
-        yield browser
 
 
 @contextlib.contextmanager
