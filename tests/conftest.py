@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from jinja2.bccache import BytecodeCache, Bucket
 from sqlalchemy import create_engine, inspect, text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,24 @@ def _host_config(instance: Path) -> dict:
     }
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Templates compiled once per test run: every test builds a new app,
+    whose Jinja environment would otherwise compile each page again."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _CompiledTemplates()
+
+
 def _empty_tables(url: str) -> None:
     from flask_smstrack.models import Base
 
@@ -129,6 +148,7 @@ def make_app(migrated, tmp_path):
 
     def make(**config):
         app = create_app({**_test_config(migrated, tmp_path), **config})
+        app.jinja_env.bytecode_cache = _TEMPLATES
         apps.append(app)
         return app
 
