@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from jinja2.bccache import BytecodeCache, Bucket
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -119,23 +119,43 @@ class _CompiledTemplates(BytecodeCache):
 _TEMPLATES = _CompiledTemplates()
 
 
+#: One engine per test database for the fixtures' own statements.
+_ENGINES: dict[str, Engine] = {}
+
+
+def _engine(url: str) -> Engine:
+    if url not in _ENGINES:
+        _ENGINES[url] = create_engine(url)
+    return _ENGINES[url]
+
+
+def pytest_sessionfinish(session):
+    for engine in _ENGINES.values():
+        engine.dispose()
+
+
 def _empty_tables(url: str) -> None:
+    """Delete every row of the smstrack tables; ids start at 1 again."""
     from flask_smstrack.models import Base
 
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with _engine(url).begin() as conn:
+        # One round trip finds the tables with rows; only those are emptied.
+        filled = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in tables)
+        used = set(conn.execute(text(filled)).scalars())
         for name in tables:
-            conn.execute(text(f"DELETE FROM {name}"))
+            if name in used:
+                conn.execute(text(f"DELETE FROM {name}"))
         if conn.dialect.name == "postgresql":
-            # Ids start at 1 again (cheaper than TRUNCATE ... RESTART IDENTITY
-            # on tables this small).
-            sequences = conn.execute(
-                text("SELECT sequence_name FROM information_schema.sequences WHERE sequence_name LIKE 'smstrack_%'")
-            ).scalars()
+            # The sequences that handed out an id (even for a row rolled back)
+            # start again (cheaper than TRUNCATE ... RESTART IDENTITY on
+            # tables this small).
+            sequences = conn.execute(text(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+                " AND sequencename LIKE 'smstrack%' AND last_value IS NOT NULL"
+            )).scalars()
             for name in sequences.all():
                 conn.execute(text(f'ALTER SEQUENCE "{name}" RESTART'))
-    engine.dispose()
 
 
 @pytest.fixture
