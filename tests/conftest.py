@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from jinja2.bccache import BytecodeCache, Bucket
+from sqlalchemy import Engine, create_engine, inspect, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,6 +31,9 @@ DESKTOP = (
     " (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 )
 IMESSAGE_PREVIEW = "facebookexternalhit/1.1 Facebot Twitterbot/1.0"
+#: How the tests hash passwords: one round of PBKDF2 instead of scrypt, which
+#: is slow on purpose. test_config proves that an app left alone uses scrypt.
+PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,26 +87,83 @@ def _test_config(url: str, instance: Path) -> dict:
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": url,
         "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
+        "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
     }
 
 
+def _host_config(instance: Path) -> dict:
+    """Config for the shop in ``tests/hostapp``, for its own users and smstrack's."""
+    return {
+        "TESTING": True,
+        "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
+        "PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+        "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+    }
+
+
+class _CompiledTemplates(BytecodeCache):
+    """Templates compiled once per test run: every test builds a new app,
+    whose Jinja environment would otherwise compile each page again."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _CompiledTemplates()
+
+
+#: One engine per test database for the fixtures' own statements.
+_ENGINES: dict[str, Engine] = {}
+
+
+def _engine(url: str) -> Engine:
+    if url not in _ENGINES:
+        _ENGINES[url] = create_engine(url)
+    return _ENGINES[url]
+
+
+def pytest_sessionfinish(session):
+    for engine in _ENGINES.values():
+        engine.dispose()
+
+
 def _empty_tables(url: str) -> None:
+    """Delete every row of the smstrack tables; ids start at 1 again."""
     from flask_smstrack.models import Base
 
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-        for name in tables:
-            conn.execute(text(f"DELETE FROM {name}"))
-        if conn.dialect.name == "postgresql":
-            # Ids start at 1 again (cheaper than TRUNCATE ... RESTART IDENTITY
-            # on tables this small).
-            sequences = conn.execute(
-                text("SELECT sequence_name FROM information_schema.sequences WHERE sequence_name LIKE 'smstrack_%'")
-            ).scalars()
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with _engine(url).begin() as conn:
+        # One round trip counts the rows of each table, up to a thousand.
+        counts = dict(conn.execute(text(" UNION ALL ".join(
+            f"SELECT '{name}', (SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT 1000) AS head)" for name in tables
+        ))).all())
+        if conn.dialect.name != "postgresql":
+            for name in tables:
+                if counts[name]:
+                    conn.execute(text(f"DELETE FROM {name}"))
+        elif max(counts.values()) >= 1000:
+            # After a demo: DELETE would check every foreign key row by row.
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+        else:
+            # Cheaper than TRUNCATE on tables this small: delete the rows and
+            # restart the sequences that handed out an id (even for a row
+            # rolled back).
+            for name in tables:
+                if counts[name]:
+                    conn.execute(text(f"DELETE FROM {name}"))
+            sequences = conn.execute(text(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+                " AND sequencename LIKE 'smstrack%' AND last_value IS NOT NULL"
+            )).scalars()
             for name in sequences.all():
                 conn.execute(text(f'ALTER SEQUENCE "{name}" RESTART'))
-    engine.dispose()
 
 
 @pytest.fixture
@@ -115,6 +176,7 @@ def make_app(migrated, tmp_path):
 
     def make(**config):
         app = create_app({**_test_config(migrated, tmp_path), **config})
+        app.jinja_env.bytecode_cache = _TEMPLATES
         apps.append(app)
         return app
 
@@ -137,6 +199,24 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole run (see ``tests/e2e/browser.py``)."""
+    from e2e.browser import launch
+
+    with launch() as browser:
+        yield browser
+
+
+@pytest.fixture
+def browser(chromium):
+    """The shared Chromium. Each test opens its own contexts (cookies,
+    storage, permissions); whatever it leaves open is closed when it ends."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 class Actions:

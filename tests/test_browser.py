@@ -16,14 +16,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from e2e.browser import BIN, Seen, launch, require_chromium, screenshot_on_failure
+from e2e.browser import BIN, Seen, require_chromium, screenshot_on_failure
 
 require_chromium()
 
-from playwright.sync_api import Browser, Page  # noqa: E402
+from playwright.sync_api import Page  # noqa: E402
 
-from conftest import ANDROID, IMESSAGE_PREVIEW, _empty_tables  # noqa: E402
-from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn, poll, report  # noqa: E402
+from conftest import ANDROID, IMESSAGE_PREVIEW, PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
+from e2e.seed import Seed  # noqa: E402
+from e2e.support import HOST, ROOT, clean_env, fetch, free_port, gunicorn, poll, report  # noqa: E402
 
 OWNER = "browser-owner@example.com"
 
@@ -33,7 +34,7 @@ class Site:
     tracker: str
     landing: str
     key: str
-    cli: Cli
+    seed: Seed
     spool: Path
 
     def report(self, campaign_id: int) -> dict:
@@ -46,8 +47,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(migrated, tmp_path_factory) -> Iterator[Site]:
-    """The tracker (``gunicorn -w 2 wsgi:app``) with an admin and an API key
-    made by the CLI, and the landing site on a second port: another origin."""
+    """The tracker (``gunicorn -w 2 wsgi:app``) with an admin and an API key,
+    and the landing site on a second port: another origin."""
     _empty_tables(migrated)
     tmp = tmp_path_factory.mktemp("browser")
     tracker_port = free_port()
@@ -60,6 +61,7 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
         SECRET_KEY="browser-test-secret",
         SMSTRACK_BASE_URL=tracker_url,
         SMSTRACK_SPOOL_DIR=str(tmp / "spool"),
+        SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
     )
     with gunicorn(
         BIN / "gunicorn", "wsgi:app", port=tracker_port, cwd=ROOT, env=env,
@@ -67,16 +69,9 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
     ) as tracker, gunicorn(
         BIN / "gunicorn", "landing:app", port=landing_port, cwd=ROOT / "tests" / "e2e",
         env=clean_env(LANDING_TRACKER_URL=tracker.url), log=tmp / "landing.log", ready_path="/spring",
-    ) as landing:
-        cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
-        key = cli.user_with_key(OWNER)
-        yield Site(tracker.url, landing.url, key, cli, tmp / "spool")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as browser:
-        yield browser
+    ) as landing, Seed(env) as seed:
+        key = seed.user_with_key(OWNER)
+        yield Site(tracker.url, landing.url, key, seed, tmp / "spool")
 
 
 @pytest.fixture
@@ -101,7 +96,7 @@ def page(browser) -> Iterator[tuple[Page, Seen]]:
 
 def test_sms_click_to_purchase_in_a_real_browser(site, page):
     page, seen = page
-    campaign_id, short_url = site.cli.campaign_with_link(OWNER, f"{site.landing}/spring?utm_source=sms", "spring-e2e")
+    campaign_id, short_url = site.seed.campaign_with_link(OWNER, f"{site.landing}/spring?utm_source=sms", "spring-e2e")
     assert short_url == f"{site.tracker}/s/spring-e2e"
 
     with screenshot_on_failure(page, "sms-click-to-purchase"):
@@ -151,7 +146,7 @@ def test_sms_click_to_purchase_in_a_real_browser(site, page):
 
 
 def test_imessage_link_preview_is_counted_apart(site):
-    campaign_id, short_url = site.cli.campaign_with_link(OWNER, f"{site.landing}/spring", "spring-preview")
+    campaign_id, short_url = site.seed.campaign_with_link(OWNER, f"{site.landing}/spring", "spring-preview")
 
     reply = fetch(short_url, headers={"User-Agent": IMESSAGE_PREVIEW})
 

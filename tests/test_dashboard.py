@@ -633,10 +633,10 @@ def test_static_files_are_served(client):
 @pytest.fixture
 def shop(migrated, tmp_path):
     import hostapp
-    from conftest import _empty_tables
+    from conftest import _empty_tables, _host_config
 
     _empty_tables(migrated)
-    app = hostapp.create_app(migrated, TESTING=True, SMSTRACK_SPOOL_DIR=str(tmp_path / "spool"))
+    app = hostapp.create_app(migrated, **_host_config(tmp_path))
     with app.app_context():
         hostapp.create_tables()
         hostapp.delete_rows()

@@ -1,7 +1,7 @@
-"""The dashboard in a real browser: gunicorn serving a database filled by
-``flask smstrack demo`` and a few rows written directly, headless Chromium
-logging in, at desktop and phone widths. Screenshots are kept in
-``test-artifacts/`` (gitignored) for people to look at.
+"""The dashboard in a real browser: gunicorn serving a database filled with
+the demo campaign (what ``flask smstrack demo`` makes) and a few rows
+written directly, headless Chromium logging in, at desktop and phone widths.
+Screenshots are kept in ``test-artifacts/`` (gitignored) for people to look at.
 
 Every request stays on 127.0.0.1; no console errors, no page errors, no
 page wider than the phone.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,15 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, launch, require_chromium, screenshot
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, require_chromium, screenshot
 
 require_chromium()
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from sqlalchemy import create_engine, insert, select  # noqa: E402
 
-from conftest import _empty_tables  # noqa: E402
-from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn  # noqa: E402
+from conftest import PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
+from e2e.seed import Seed  # noqa: E402
+from e2e.support import HOST, ROOT, clean_env, fetch, free_port, gunicorn  # noqa: E402
 
 OWNER = "dashboard-owner@example.com"
 PASSWORD = "correct horse battery"
@@ -108,29 +108,17 @@ def dashboard(migrated, tmp_path_factory) -> Iterator[Dashboard]:
         SMSTRACK_BASE_URL=url,
         SMSTRACK_SPOOL_DIR=str(tmp / "spool"),
         SMSTRACK_TIMEZONE="America/New_York",
+        SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
     )
-    cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
-    cli("create-user", OWNER, "--password", PASSWORD)
-    out = cli("demo", "--clicks", "1500", "--owner", OWNER, "--seed", "7", "--no-sms")
-    demo_id = int(re.search(r"^Campaign (\d+) created", out, re.M).group(1))
-    engine = create_engine(migrated)
-    with engine.connect() as conn:
-        from flask_smstrack.models import User
-
-        owner_id = str(conn.execute(select(User.__table__.c.id).where(User.__table__.c.email == OWNER)).scalar_one())
-    engine.dispose()
+    with Seed(env) as seed:
+        owner_id = seed.user(OWNER, PASSWORD)
+        demo_id = seed.demo(OWNER, clicks=1500, seed=7)
     winter_id, draft_id = _seed_winter(migrated, owner_id)
     with gunicorn(
         BIN / "gunicorn", "wsgi:app", port=port, cwd=ROOT, env=env, log=tmp / "dashboard.log",
         workers=2, ready_path="/smstrack/login",
     ) as server:
         yield Dashboard(server.url, demo_id, winter_id, draft_id)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as browser:
-        yield browser
 
 
 @contextlib.contextmanager

@@ -1,13 +1,11 @@
 """The Messages card in a real browser: gunicorn serving a campaign with two
-variants, 300 recipients and prepared messages made with the CLI, and 50
-people tapping their own links; headless Chromium logs in, presses "Prepare
+variants, 300 recipients and exported messages, and 50 people tapping their
+own links; headless Chromium logs in, presses "Prepare
 messages" and reads the flash and the A/B verdict, at desktop and phone
 widths. Screenshots are kept in ``test-artifacts/``."""
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,14 +13,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, launch, require_chromium, screenshot, screenshot_on_failure
+from e2e.browser import BIN, DESKTOP, PHONE, Seen, dashboard_tab, require_chromium, screenshot, screenshot_on_failure
 
 require_chromium()
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
-from conftest import IPHONE, _empty_tables  # noqa: E402
-from e2e.support import HOST, ROOT, Cli, clean_env, fetch, free_port, gunicorn  # noqa: E402
+from conftest import IPHONE, PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
+from e2e.seed import Seed  # noqa: E402
+from e2e.support import HOST, ROOT, clean_env, fetch, free_port, gunicorn  # noqa: E402
 
 OWNER = "messages-owner@example.com"
 PASSWORD = "correct horse battery"
@@ -45,24 +44,21 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
         SECRET_KEY="messages-browser-secret",
         SMSTRACK_BASE_URL=url,
         SMSTRACK_SPOOL_DIR=str(tmp / "spool"),
+        SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
     )
-    cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
-    cli("create-user", OWNER, "--password", PASSWORD)
-    out = cli("create-campaign", "--name", "Spring sale – A/B", "--currency", "USD", "--cost-per-segment", "0.0079",
-              "--owner", OWNER)
-    campaign_id = int(re.match(r"Campaign (\d+) created", out).group(1))
-    cli("create-link", str(campaign_id), "https://shop.example.com/spring")
-    cli("add-variant", str(campaign_id), "A", "Hi {first_name}, our spring sale is on: {link}")
-    cli("add-variant", str(campaign_id), "B", "{first_name}, 30% off everything until midnight: {link}")
-    people = tmp / "people.csv"
-    people.write_text("phone,first_name\n" + "".join(f"+1415555{1000 + i:04d},P{i}\n" for i in range(300)))
-    cli("import-recipients", str(campaign_id), str(people))
-    messages = list(csv.DictReader(io.StringIO(cli("export-messages", str(campaign_id)))))
-    assert len(messages) == 300
-    # Latecomers for the next batch: imported, not prepared yet.
-    late = tmp / "late.csv"
-    late.write_text("phone,first_name\n" + "".join(f"+1415555{2000 + i:04d},L{i}\n" for i in range(12)))
-    cli("import-recipients", str(campaign_id), str(late))
+    with Seed(env) as seed:
+        seed.user(OWNER, PASSWORD)
+        campaign_id = seed.campaign(OWNER, name="Spring sale – A/B", currency="USD", cost_per_segment="0.0079")
+        seed.link(campaign_id, "https://shop.example.com/spring")
+        seed.variant(campaign_id, "A", "Hi {first_name}, our spring sale is on: {link}")
+        seed.variant(campaign_id, "B", "{first_name}, 30% off everything until midnight: {link}")
+        people = "phone,first_name\n" + "".join(f"+1415555{1000 + i:04d},P{i}\n" for i in range(300))
+        assert seed.recipients(campaign_id, people) == 300
+        messages = seed.export_messages(campaign_id)
+        assert len(messages) == 300
+        # Latecomers for the next batch: imported, not prepared yet.
+        late = "phone,first_name\n" + "".join(f"+1415555{2000 + i:04d},L{i}\n" for i in range(12))
+        assert seed.recipients(campaign_id, late) == 12
     with gunicorn(
         BIN / "gunicorn", "wsgi:app", port=port, cwd=ROOT, env=env, log=tmp / "messages.log",
         workers=2, ready_path="/smstrack/login",
@@ -75,12 +71,6 @@ def site(migrated, tmp_path_factory) -> Iterator[Site]:
                 path = urlsplit(row["message"].rsplit(" ", 1)[1]).path
                 assert fetch(server.url + path, headers={"User-Agent": IPHONE}).status == 302
         yield Site(server.url, campaign_id)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as browser:
-        yield browser
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 from sqlalchemy import func, inspect, select
 
 import hostapp
-from conftest import IPHONE, _empty_tables
+from conftest import IPHONE, _empty_tables, _host_config
 from flask_smstrack import SmsTrack
 from flask_smstrack.auth import create_api_key, create_user
 from flask_smstrack.models import Click, Conversion
@@ -29,9 +29,7 @@ def make_host(migrated, tmp_path):
     apps = []
 
     def make(**config):
-        app = hostapp.create_app(
-            migrated, TESTING=True, SMSTRACK_SPOOL_DIR=str(tmp_path / "spool"), **config
-        )
+        app = hostapp.create_app(migrated, **{**_host_config(tmp_path), **config})
         apps.append(app)
         return app
 

@@ -79,7 +79,7 @@ class Site:
 
         self.server = make_server("127.0.0.1", 0, site, threaded=True, request_handler=_QuietHandler)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> Site:
         self.thread.start()

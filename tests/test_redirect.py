@@ -190,7 +190,7 @@ def test_clicks_without_synchronous_commit(database_url, make_app):
     from conftest import Actions
 
     if not database_url.startswith("postgresql"):
-        pytest.skip("SMSTRACK_CLICK_SYNC_COMMIT is a PostgreSQL setting: set SMSTRACK_TEST_DATABASE_URL")
+        pytest.skip("SMSTRACK_CLICK_SYNC_COMMIT is a PostgreSQL setting: set FLASK_SMSTRACK_TEST_DATABASE_URL")
     app = make_app(SMSTRACK_CLICK_SYNC_COMMIT=False)
     actions = Actions(app)
     key = actions.api_key()

@@ -12,9 +12,10 @@ from urllib.parse import urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from conftest import ANDROID, DESKTOP, IPHONE, _empty_tables
+from conftest import ANDROID, DESKTOP, IPHONE, PASSWORD_HASH_METHOD, _empty_tables
 from e2e.browser import BIN
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from e2e.seed import Seed
 from e2e.support import ROOT, Cli, clean_env, fetch, free_port, gunicorn, report
 
 PUBLIC = "https://go.example.com"
@@ -58,9 +59,12 @@ def test_import_send_tap_and_receipts(migrated, tmp_path):
             SMSTRACK_TWILIO_FROM="+15005550006",
             SMSTRACK_TWILIO_API_URL=twilio.url,
             SMSTRACK_SEND_RATE="200",
+            SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
         )
+        # The shop's owner and the API key the report is read with.
+        with Seed(env) as seed:
+            key = seed.user_with_key("shop@example.com")
         cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)
-        key = cli.user_with_key("shop@example.com")
         out = cli("create-campaign", "--name", "Spring sale", "--currency", "USD", "--cost-per-segment", "0.0079",
                   "--owner", "shop@example.com")
         campaign_id = re.match(r"Campaign (\d+) created", out).group(1)

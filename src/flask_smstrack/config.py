@@ -137,6 +137,12 @@ class Keys:
     #: no Flask-Login ``LoginManager`` of its own.
     BUILTIN_USERS = _key("SMSTRACK_BUILTIN_USERS", True)
 
+    #: How the built-in users' passwords are hashed when they are set: a
+    #: method of :func:`werkzeug.security.generate_password_hash`, such as
+    #: ``"scrypt"`` or ``"pbkdf2:sha256:1000000"``. Stored hashes name their
+    #: own method, so they keep working after a change.
+    PASSWORD_HASH_METHOD = _key("SMSTRACK_PASSWORD_HASH_METHOD", "scrypt")
+
     #: Seconds the link checker (``flask smstrack check-links``, "Test links"
     #: on the dashboard) waits for each destination: connecting, redirects and
     #: loading the page together.

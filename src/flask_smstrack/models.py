@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 from decimal import Decimal
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
@@ -34,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from .config import DEFAULTS, Keys
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -98,7 +101,9 @@ class User(UserMixin, Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        config = current_app.config if has_app_context() else {}
+        method = config.get(Keys.PASSWORD_HASH_METHOD, DEFAULTS[Keys.PASSWORD_HASH_METHOD])
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, redirect, render_template_string, request, url_for
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template_string, request, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -44,7 +44,7 @@ class HostUser(UserMixin, db.Model):
     superuser: Mapped[bool] = mapped_column(default=False)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -151,7 +151,7 @@ def whoami_click() -> Response:
 def create_app(database_url: str, **config: Any) -> Flask:
     """The shop, with smstrack mounted on it."""
     app = Flask(__name__)
-    app.config.update(SECRET_KEY="host-secret", SQLALCHEMY_DATABASE_URI=database_url)
+    app.config.update(SECRET_KEY="host-secret", SQLALCHEMY_DATABASE_URI=database_url, PASSWORD_HASH_METHOD="scrypt")
     app.config.update(config)
     db.init_app(app)
     login_manager.init_app(app)
