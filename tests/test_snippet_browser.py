@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
-from e2e.browser import launch, require_chromium, screenshot_on_failure
+from e2e.browser import require_chromium, screenshot_on_failure
 
 require_chromium()
 
@@ -51,7 +51,7 @@ def landing_site(head: str) -> Flask:
     return site
 
 
-def test_custom_param_cookie_and_days_in_a_real_browser(make_app):
+def test_custom_param_cookie_and_days_in_a_real_browser(make_app, browser):
     tracker_port, landing_port = free_port(), free_port()
     while landing_port == tracker_port:
         landing_port = free_port()
@@ -69,7 +69,7 @@ def test_custom_param_cookie_and_days_in_a_real_browser(make_app):
 
     beacons: list[dict] = []
     problems: list[str] = []
-    with serving(app, tracker_port), serving(landing_site(block), landing_port), launch() as browser:
+    with serving(app, tracker_port), serving(landing_site(block), landing_port):
         context = browser.new_context(user_agent=ANDROID)
         context.on("request", lambda r: r.url.endswith("/smstrack/collect") and beacons.append(json.loads(r.post_data)))
         page = context.new_page()
