@@ -39,51 +39,49 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+#: What every fill below shares: the columns written, and each synthetic
+#: click's kind, device, OS, browser, country, address and referrer from its
+#: number ``i``.
+_SHARED = {
+    "clicks_into": """INSERT INTO smstrack_clicks (click_id, created_at, link_id, campaign_id, kind, is_first,
+    human_confirmed, visitor_id, device_type, os, browser, country, ip, referrer_host)
+""",
+    "click_columns": """    CASE WHEN i % 13 = 0 THEN 'preview' WHEN i % 31 = 0 THEN 'bot' ELSE 'human' END,
+    i % 5 != 0, i % 3 = 0, NULL,
+    CASE i % 4 WHEN 0 THEN 'desktop' WHEN 1 THEN 'tablet' ELSE 'mobile' END,
+    CASE i % 3 WHEN 0 THEN 'iOS' WHEN 1 THEN 'Android' ELSE 'Windows' END,
+    CASE i % 5 WHEN 0 THEN 'Chrome' WHEN 1 THEN 'Mobile Safari' ELSE 'Chrome Mobile' END,
+    CASE i % 7 WHEN 0 THEN 'US' WHEN 1 THEN 'GB' WHEN 2 THEN 'DE' WHEN 3 THEN 'CA' ELSE 'FR' END,
+    '81.2.69.0', CASE WHEN i % 11 = 0 THEN 'l.instagram.com' END
+""",
+    "conversions_into": """INSERT INTO smstrack_conversions (created_at, click_pk, reported_click_id, campaign_id,
+    link_id, event, revenue, currency, order_id, source, trust)
+""",
+}
+
 SQLITE_FILL = """
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :clicks)
-INSERT INTO smstrack_clicks (click_id, created_at, link_id, campaign_id, kind, is_first,
-    human_confirmed, visitor_id, device_type, os, browser, country, ip, referrer_host)
-SELECT printf('c%09d', i), datetime(:start, '+' || (i * 37 % 604800) || ' seconds'),
+{clicks_into}SELECT printf('c%09d', i), datetime(:start, '+' || (i * 37 % 604800) || ' seconds'),
     :link_a + (i % 2), :campaign,
-    CASE WHEN i % 13 = 0 THEN 'preview' WHEN i % 31 = 0 THEN 'bot' ELSE 'human' END,
-    i % 5 != 0, i % 3 = 0, NULL,
-    CASE i % 4 WHEN 0 THEN 'desktop' WHEN 1 THEN 'tablet' ELSE 'mobile' END,
-    CASE i % 3 WHEN 0 THEN 'iOS' WHEN 1 THEN 'Android' ELSE 'Windows' END,
-    CASE i % 5 WHEN 0 THEN 'Chrome' WHEN 1 THEN 'Mobile Safari' ELSE 'Chrome Mobile' END,
-    CASE i % 7 WHEN 0 THEN 'US' WHEN 1 THEN 'GB' WHEN 2 THEN 'DE' WHEN 3 THEN 'CA' ELSE 'FR' END,
-    '81.2.69.0', CASE WHEN i % 11 = 0 THEN 'l.instagram.com' END
-FROM n
-"""
+{click_columns}FROM n
+""".format(**_SHARED)
 SQLITE_CONVERT = """
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :conversions)
-INSERT INTO smstrack_conversions (created_at, click_pk, reported_click_id, campaign_id,
-    link_id, event, revenue, currency, order_id, source, trust)
-SELECT datetime(c.created_at, '+' || (n.i % 7200) || ' seconds'), c.id, c.click_id, :campaign,
+{conversions_into}SELECT datetime(c.created_at, '+' || (n.i % 7200) || ' seconds'), c.id, c.click_id, :campaign,
     c.link_id, 'purchase', 19.99 + (n.i % 50), 'USD', 'bench-' || n.i, 'snippet', 'unverified'
 FROM n JOIN smstrack_clicks c ON c.id = n.i * (:clicks / :conversions)
-"""
+""".format(**_SHARED)
 PG_FILL = """
-INSERT INTO smstrack_clicks (click_id, created_at, link_id, campaign_id, kind, is_first,
-    human_confirmed, visitor_id, device_type, os, browser, country, ip, referrer_host)
-SELECT 'c' || lpad(i::text, 9, '0'), CAST(:start AS timestamptz) + make_interval(secs => i * 37 % 604800),
+{clicks_into}SELECT 'c' || lpad(i::text, 9, '0'), CAST(:start AS timestamptz) + make_interval(secs => i * 37 % 604800),
     :link_a + (i % 2), :campaign,
-    CASE WHEN i % 13 = 0 THEN 'preview' WHEN i % 31 = 0 THEN 'bot' ELSE 'human' END,
-    i % 5 != 0, i % 3 = 0, NULL,
-    CASE i % 4 WHEN 0 THEN 'desktop' WHEN 1 THEN 'tablet' ELSE 'mobile' END,
-    CASE i % 3 WHEN 0 THEN 'iOS' WHEN 1 THEN 'Android' ELSE 'Windows' END,
-    CASE i % 5 WHEN 0 THEN 'Chrome' WHEN 1 THEN 'Mobile Safari' ELSE 'Chrome Mobile' END,
-    CASE i % 7 WHEN 0 THEN 'US' WHEN 1 THEN 'GB' WHEN 2 THEN 'DE' WHEN 3 THEN 'CA' ELSE 'FR' END,
-    '81.2.69.0', CASE WHEN i % 11 = 0 THEN 'l.instagram.com' END
-FROM generate_series(1, :clicks) i
-"""
+{click_columns}FROM generate_series(1, :clicks) i
+""".format(**_SHARED)
 PG_CONVERT = """
-INSERT INTO smstrack_conversions (created_at, click_pk, reported_click_id, campaign_id,
-    link_id, event, revenue, currency, order_id, source, trust)
-SELECT c.created_at + make_interval(secs => n.i % 7200), c.id, c.click_id, :campaign,
+{conversions_into}SELECT c.created_at + make_interval(secs => n.i % 7200), c.id, c.click_id, :campaign,
     c.link_id, 'purchase', 19.99 + (n.i % 50), 'USD', 'bench-' || n.i, 'snippet', 'unverified'
 FROM generate_series(1, :conversions) n(i)
 JOIN smstrack_clicks c ON c.id = n.i * (:clicks / :conversions)
-"""
+""".format(**_SHARED)
 
 
 LIST_SQLITE_CAMPAIGNS = """
@@ -99,27 +97,16 @@ SELECT id, 'b' || id, 'https://example.com/' || id, 1, created_at FROM smstrack_
 """
 LIST_SQLITE_CLICKS = """
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :clicks - 1)
-INSERT INTO smstrack_clicks (click_id, created_at, link_id, campaign_id, kind, is_first,
-    human_confirmed, visitor_id, device_type, os, browser, country, ip, referrer_host)
-SELECT printf('m%010d', i), datetime(:start, '+' || ((i / :per) * 600 + (i * 37 % 604800)) || ' seconds'),
+{clicks_into}SELECT printf('m%010d', i), datetime(:start, '+' || ((i / :per) * 600 + (i * 37 % 604800)) || ' seconds'),
     :link0 + i / :per, :campaign0 + i / :per,
-    CASE WHEN i % 13 = 0 THEN 'preview' WHEN i % 31 = 0 THEN 'bot' ELSE 'human' END,
-    i % 5 != 0, i % 3 = 0, NULL,
-    CASE i % 4 WHEN 0 THEN 'desktop' WHEN 1 THEN 'tablet' ELSE 'mobile' END,
-    CASE i % 3 WHEN 0 THEN 'iOS' WHEN 1 THEN 'Android' ELSE 'Windows' END,
-    CASE i % 5 WHEN 0 THEN 'Chrome' WHEN 1 THEN 'Mobile Safari' ELSE 'Chrome Mobile' END,
-    CASE i % 7 WHEN 0 THEN 'US' WHEN 1 THEN 'GB' WHEN 2 THEN 'DE' WHEN 3 THEN 'CA' ELSE 'FR' END,
-    '81.2.69.0', CASE WHEN i % 11 = 0 THEN 'l.instagram.com' END
-FROM n
-"""
+{click_columns}FROM n
+""".format(**_SHARED)
 LIST_SQLITE_CONVERT = """
-INSERT INTO smstrack_conversions (created_at, click_pk, reported_click_id, campaign_id,
-    link_id, event, revenue, currency, order_id, source, trust)
-SELECT datetime(c.created_at, '+' || (c.id % 7200) || ' seconds'), c.id, c.click_id, c.campaign_id,
+{conversions_into}SELECT datetime(c.created_at, '+' || (c.id % 7200) || ' seconds'), c.id, c.click_id, c.campaign_id,
     c.link_id, 'purchase', 19.99 + (c.id % 50), CASE WHEN (c.campaign_id - :campaign0) % 10 = 0 THEN 'EUR' ELSE 'USD' END,
     'list-' || c.id, 'snippet', 'unverified'
 FROM smstrack_clicks c WHERE c.id % 100 = 7
-"""
+""".format(**_SHARED)
 LIST_PG_CAMPAIGNS = """
 INSERT INTO smstrack_campaigns (owner_id, name, currency, cost_per_message, sent, sent_at, status, created_at)
 SELECT :owner, 'Campaign ' || lpad(i::text, 4, '0'), CASE WHEN i % 10 = 0 THEN 'EUR' ELSE 'USD' END,
@@ -132,28 +119,17 @@ INSERT INTO smstrack_links (campaign_id, code, destination_url, append_click_id,
 SELECT id, 'b' || id, 'https://example.com/' || id, true, created_at FROM smstrack_campaigns ORDER BY id
 """
 LIST_PG_CLICKS = """
-INSERT INTO smstrack_clicks (click_id, created_at, link_id, campaign_id, kind, is_first,
-    human_confirmed, visitor_id, device_type, os, browser, country, ip, referrer_host)
-SELECT 'm' || lpad(i::text, 10, '0'),
+{clicks_into}SELECT 'm' || lpad(i::text, 10, '0'),
     CAST(:start AS timestamptz) + make_interval(secs => (i / :per) * 600 + (i * 37 % 604800)),
     :link0 + i / :per, :campaign0 + i / :per,
-    CASE WHEN i % 13 = 0 THEN 'preview' WHEN i % 31 = 0 THEN 'bot' ELSE 'human' END,
-    i % 5 != 0, i % 3 = 0, NULL,
-    CASE i % 4 WHEN 0 THEN 'desktop' WHEN 1 THEN 'tablet' ELSE 'mobile' END,
-    CASE i % 3 WHEN 0 THEN 'iOS' WHEN 1 THEN 'Android' ELSE 'Windows' END,
-    CASE i % 5 WHEN 0 THEN 'Chrome' WHEN 1 THEN 'Mobile Safari' ELSE 'Chrome Mobile' END,
-    CASE i % 7 WHEN 0 THEN 'US' WHEN 1 THEN 'GB' WHEN 2 THEN 'DE' WHEN 3 THEN 'CA' ELSE 'FR' END,
-    '81.2.69.0', CASE WHEN i % 11 = 0 THEN 'l.instagram.com' END
-FROM generate_series(0, :clicks - 1) i
-"""
+{click_columns}FROM generate_series(0, :clicks - 1) i
+""".format(**_SHARED)
 LIST_PG_CONVERT = """
-INSERT INTO smstrack_conversions (created_at, click_pk, reported_click_id, campaign_id,
-    link_id, event, revenue, currency, order_id, source, trust)
-SELECT c.created_at + make_interval(secs => c.id % 7200), c.id, c.click_id, c.campaign_id,
+{conversions_into}SELECT c.created_at + make_interval(secs => c.id % 7200), c.id, c.click_id, c.campaign_id,
     c.link_id, 'purchase', 19.99 + (c.id % 50), CASE WHEN (c.campaign_id - :campaign0) % 10 = 0 THEN 'EUR' ELSE 'USD' END,
     'list-' || c.id, 'snippet', 'unverified'
 FROM smstrack_clicks c WHERE c.id % 100 = 7
-"""
+""".format(**_SHARED)
 
 
 def _ensure_pg_database(url: str) -> None:
