@@ -59,11 +59,30 @@ def _drop_everything(url: str) -> None:
     engine.dispose()
 
 
+def _worker_database(url: str) -> str:
+    """With pytest-xdist, each worker gets a database of its own beside the
+    one named (``test`` -> ``test_gw0``, ``test_gw1``...), made if missing."""
+    from sqlalchemy.engine import make_url
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    target = make_url(url)
+    name = f"{target.database}_{worker}"
+    admin = create_engine(target, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return target.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("FLASK_SMSTRACK_TEST_DATABASE_URL")
     if not url:
         return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "smstrack.db")
+    url = _worker_database(url)
     _drop_everything(url)
     return url
 
