@@ -71,13 +71,10 @@ class SmsTrackError(HTTPException):
         """The answer when no error handler of the host's takes the error:
         the dashboard's error page on the dashboard, JSON elsewhere."""
         template = g.get("smstrack_error_template") if has_request_context() else None
-        if template:
-            response = Response(render_template(template, error=self), self.code, mimetype="text/html")
-        else:
-            body = json.dumps({"errors": self.errors}, default=str)
-            response = Response(body, self.code, mimetype="application/json")
-        for name, value in self.extra_headers.items():
-            response.headers[name] = value
+        if not template:
+            return _json_response(self.errors, self.code or 500, self.extra_headers.items())
+        response = Response(render_template(template, error=self), self.code, mimetype="text/html")
+        response.headers.update(self.extra_headers)
         return response
 
 
@@ -147,12 +144,13 @@ def json_error(error: HTTPException) -> Response:
     ``MAX_CONTENT_LENGTH``...) as ``{"errors": {"_request": [message]}}``,
     for the blueprints that speak JSON. Registered by status code, so that
     a :class:`SmsTrackError` still reaches the host's handlers."""
-    response = Response(
-        json.dumps({"errors": {REQUEST: [error.description or error.name]}}),
-        error.code or 500,
-        mimetype="application/json",
-    )
-    for name, value in error.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
+    headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+    return _json_response({REQUEST: [error.description or error.name]}, error.code or 500, headers)
+
+
+def _json_response(errors: Mapping[str, Any], status: int, headers) -> Response:
+    """``{"errors": errors}`` with ``status`` and the extra ``headers``."""
+    response = Response(json.dumps({"errors": errors}, default=str), status, mimetype="application/json")
+    for name, value in headers:
+        response.headers[name] = value
     return response

@@ -113,9 +113,13 @@ def short_url(link: Link, base: str | None = None) -> str:
             base = request.host_url
         except RuntimeError:
             base = ""
+    return short_url_for(base.rstrip("/"), link.code)
+
+
+def short_url_for(base: str, code: str) -> str:
+    """The short URL of ``code`` on ``base`` (no trailing slash)."""
     prefix = current_app.config[Keys.LINK_PREFIX].strip("/")
-    path = f"/{prefix}/{link.code}" if prefix else f"/{link.code}"
-    return base.rstrip("/") + path
+    return f"{base}/{prefix}/{code}" if prefix else f"{base}/{code}"
 
 
 def get_campaign(campaign_id: int) -> Campaign | None:

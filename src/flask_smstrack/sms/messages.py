@@ -29,7 +29,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import Keys
-from ..manage import generate_code
+from ..manage import generate_code, short_url_for
 from ..models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
 from ..state import get_state
 from .segments import SegmentInfo, segment_info
@@ -114,11 +114,6 @@ def public_base_url() -> str:
             "(for example https://sms.example.com) so messages carry full URLs"
         )
     return base.rstrip("/")
-
-
-def short_url_for(base: str, code: str) -> str:
-    prefix = current_app.config[Keys.LINK_PREFIX].strip("/")
-    return f"{base}/{prefix}/{code}" if prefix else f"{base}/{code}"
 
 
 @dataclass(frozen=True)

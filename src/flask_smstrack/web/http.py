@@ -13,12 +13,8 @@ def read_limited_body(limit: int | None = None, *, message: str | None = None) -
     longer, with ``message`` (``{limit}`` is filled in) or a plain one."""
     if limit is None:
         limit = current_app.config[Keys.MAX_PAYLOAD_BYTES]
-    too_large = PayloadTooLarge(
-        {"_body": [(message or "Body is larger than {limit} bytes.").format(limit=limit)]}
-    )
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise too_large
-    return raw
+    if request.content_length is None or request.content_length <= limit:
+        raw = request.stream.read(limit + 1)
+        if len(raw) <= limit:
+            return raw
+    raise PayloadTooLarge({"_body": [(message or "Body is larger than {limit} bytes.").format(limit=limit)]})
