@@ -99,6 +99,9 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Part of the session's user id: raised on logout and password change,
+    #: so sessions issued before stop working.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         config = current_app.config if has_app_context() else {}
@@ -311,6 +314,9 @@ class Click(Base):
     #: ``human``, ``preview`` or ``bot``; ``forward`` for a human click on
     #: a recipient's own link from another device than the recipient's.
     kind: Mapped[str] = mapped_column(String(8))
+    #: Why a ``bot`` click is one when it is not its user agent, e.g.
+    #: ``flood`` (beyond the per-address click rate).
+    bot_reason: Mapped[str | None] = mapped_column(String(16))
     #: Where the click was seen: ``None`` for the redirect, ``twilio`` for
     #: a click event of Twilio's link shortening.
     source: Mapped[str | None] = mapped_column(String(8))
