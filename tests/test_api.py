@@ -147,6 +147,11 @@ def test_report_numbers(actions, app):
         "unattributed_conversions": 0,
         "conversion_rate": 1.0,
         "revenue": {"EUR": "5.50", "USD": "50.00"},
+        "revenue_verified": {"EUR": "5.50", "USD": "50.00"},
+        "revenue_unverified": {"EUR": "0.00", "USD": "0.00"},
+        "refunded": {"EUR": "0.00", "USD": "0.00"},
+        "verified_revenue_only": False,
+        "net_revenue": "50.00",
         "cost": "10.00",
         "profit": "40.00",
         "roi": 4.0,
@@ -239,7 +244,7 @@ def test_campaign_list_table(actions, app):
 def test_openapi_lists_every_endpoint(client, app):
     doc = client.get("/smstrack/api/v1/openapi.json").json
     rules = {
-        rule.rule.removeprefix("/smstrack/api/v1").replace("<int:campaign_id>", "{campaign_id}").replace("<int:variant_id>", "{variant_id}").replace("<name>", "{name}")
+        rule.rule.removeprefix("/smstrack/api/v1").replace("<int:campaign_id>", "{campaign_id}").replace("<int:variant_id>", "{variant_id}").replace("<name>", "{name}").replace("<int:conversion_id>", "{conversion_id}")
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("smstrack_api.") and rule.endpoint not in ("smstrack_api.not_found", "smstrack_api.openapi")
     }

@@ -323,7 +323,7 @@ def test_beacon_without_click_id_uses_server_cookie(shop, staff_link):
     beacon = {"type": "conversion", "event": "signup", "order_id": "N-1"}
     response = visitor.post("/smstrack/collect", data=json.dumps(beacon), content_type="text/plain")
     assert response.status_code == 202
-    assert response.json == {"status": "accepted", "attributed": True, "duplicate": False}
+    assert response.json == {"status": "accepted", "attributed": True}
     (conversion,) = _conversions(shop.app)
     with shop.app.app_context():
         click = hostapp.db.session.execute(select(Click).where(Click.click_id == click_id)).scalar_one()

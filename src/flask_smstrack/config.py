@@ -107,6 +107,14 @@ class Keys:
     #: Largest revenue accepted for one conversion.
     MAX_REVENUE = _key("SMSTRACK_MAX_REVENUE", "1000000000")
 
+    #: Key of the conversion tokens (HMAC) that make a browser's conversion
+    #: verified. ``None`` uses ``SECRET_KEY``.
+    SIGNING_KEY = _key("SMSTRACK_SIGNING_KEY", None)
+
+    #: How long a conversion token is accepted, in seconds (a day: long
+    #: enough for a thank-you page reopened from the browser's history).
+    CONVERSION_TOKEN_TTL = _key("SMSTRACK_CONVERSION_TOKEN_TTL", 86400)
+
     #: Where clicks that could not be written are kept until ``flask smstrack
     #: replay-spool`` writes them. ``None`` uses ``<instance folder>/smstrack-
     #: spool``.

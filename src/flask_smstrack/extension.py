@@ -16,6 +16,7 @@ from .schemas import ConversionSchema
 from .state import LinkCache, State, get_state
 from .tracking.classify import CountryLookup
 from .tracking.conversions import ConversionResult, find_click, record_conversion
+from .tracking.tokens import make_token
 from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
 
@@ -200,12 +201,7 @@ class SmsTrack:
         """The click the current visitor came from, within the attribution
         window: from the click id in the URL, the snippet's cookie or the
         redirect's cookie, in that order."""
-        c = current_app.config
-        for value in (
-            request.args.get(c[Keys.CLICK_PARAM]),
-            request.cookies.get(c[Keys.SNIPPET_COOKIE_NAME]),
-            request.cookies.get(c[Keys.COOKIE_NAME]),
-        ):
+        for value in _click_ids_of_request():
             click = find_click(value)
             if click is not None:
                 return click
@@ -219,22 +215,73 @@ class SmsTrack:
         currency: str | None = None,
         order_id: str | None = None,
         click_id: str | None = None,
+        owner_id: str | None = None,
     ) -> ConversionResult:
         """Record a verified conversion from the host's own code, such as its
         checkout view. Without ``click_id`` the current visitor's click is
-        used (see :meth:`current_click`). Replaying an ``order_id`` changes
-        nothing. Raises :class:`marshmallow.ValidationError` on bad input.
+        used (see :meth:`current_click`). ``owner_id`` owns the conversion
+        when no click is found (an attributed one is its campaign owner's).
+
+        Replaying an ``order_id`` changes nothing; for an order id that a
+        browser reported first (unverified), this verified record replaces
+        it. Raises :class:`marshmallow.ValidationError` on bad input.
+
+        The conversion is written and committed in a database transaction of
+        its own before this returns. Your ``db.session`` is left alone:
+        nothing in it is flushed, committed or rolled back, whether the
+        order id is new or a replay. (On SQLite, which has one writer at a
+        time, call it before flushing your own changes or after committing
+        them: otherwise it waits for your transaction to end.)
         """
-        if isinstance(revenue, float):
-            raise ValidationError({"revenue": ["Pass a Decimal or a string, not a float."]})
-        data = {"event": event, "revenue": revenue, "currency": currency, "order_id": order_id}
-        if click_id is None and has_request_context():
-            click = self.current_click()
-            click_id = click.click_id if click else None
+        data = _conversion_fields(event, revenue, currency, order_id)
         data["click_id"] = click_id
         loaded = ConversionSchema().load({k: v for k, v in data.items() if v is not None})
-        return record_conversion(loaded, source="server", trust="verified")
+        fallback = _click_ids_of_request() if click_id is None else ()
+        return record_conversion(
+            loaded, source="server", trust="verified", owner_id=owner_id, fallback_click_ids=fallback
+        )
 
+    def conversion_token(
+        self,
+        *,
+        order_id: str,
+        revenue: Decimal | str | int | None = None,
+        currency: str | None = None,
+        event: str = "purchase",
+    ) -> str:
+        """A short signed token for the thank-you page of ``order_id``: the
+        page passes it along with the same fields, ``smstrack('conversion',
+        {event, order_id, revenue, currency, token})``, and the collector
+        stores the conversion verified. It expires after
+        ``SMSTRACK_CONVERSION_TOKEN_TTL`` seconds and is signed with
+        ``SMSTRACK_SIGNING_KEY`` (or ``SECRET_KEY``). Raises
+        :class:`marshmallow.ValidationError` on bad input.
+        """
+        data = _conversion_fields(event, revenue, currency, order_id)
+        loaded = ConversionSchema().load({k: v for k, v in data.items() if v is not None})
+        if not loaded.get("order_id"):
+            raise ValidationError({"order_id": ["A conversion token needs an order id."]})
+        return make_token(loaded).token
+
+
+def _conversion_fields(event, revenue, currency, order_id) -> dict[str, Any]:
+    if isinstance(revenue, float):
+        raise ValidationError({"revenue": ["Pass a Decimal or a string, not a float."]})
+    return {"event": event, "revenue": revenue, "currency": currency, "order_id": order_id}
+
+
+def _click_ids_of_request() -> list[str]:
+    """The click ids the current request carries, best first: the URL's,
+    the snippet's cookie, the redirect's cookie."""
+    if not has_request_context():
+        return []
+    c = current_app.config
+    values = (
+        request.args.get(c[Keys.CLICK_PARAM]),
+        request.cookies.get(c[Keys.SNIPPET_COOKIE_NAME]),
+        request.cookies.get(c[Keys.COOKIE_NAME]),
+    )
+    return [v for v in values if v]
 
 
 SmsTrack.init_app.__doc__ = (SmsTrack.init_app.__doc__ or "") + config.keys_doc("        ")

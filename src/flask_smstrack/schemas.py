@@ -212,7 +212,30 @@ class ConversionSchema(_Strict):
             raise ValidationError("Required when revenue is given.", "currency")
 
 
-COLLECT_SCHEMAS: dict[str, type[Schema]] = {"landing": LandingSchema, "conversion": ConversionSchema}
+class BeaconConversionSchema(ConversionSchema):
+    """A conversion from the snippet, with the conversion token the shop's
+    server made for it, if any."""
+
+    token = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=400))
+
+
+class ConversionTokenSchema(ConversionSchema):
+    """``POST /api/v1/conversion-tokens``: the conversion a token is for."""
+
+    event = fields.String(load_default="purchase", validate=ConversionSchema._declared_fields["event"].validators)
+    order_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class RefundSchema(_Strict):
+    """``POST /api/v1/conversions/<id>/refund``; without an amount, all
+    that is left is refunded."""
+
+    amount = Money(load_default=None, allow_none=True, maximum=_max_revenue)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    external_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+
+
+COLLECT_SCHEMAS: dict[str, type[Schema]] = {"landing": LandingSchema, "conversion": BeaconConversionSchema}
 
 
 def load_beacon(data: dict[str, Any]) -> dict[str, Any]:
@@ -357,4 +380,16 @@ class ConversionOutSchema(Schema):
     attributed = fields.Boolean()
     source = fields.String()
     trust = fields.String()
+    refunded = Money()
     duplicate = fields.Boolean()
+    upgraded = fields.Boolean()
+
+
+class RefundOutSchema(Schema):
+    id = fields.Integer()
+    conversion_id = fields.Integer()
+    amount = Money()
+    currency = fields.String()
+    reason = fields.String()
+    external_id = fields.String()
+    created_at = fields.AwareDateTime()

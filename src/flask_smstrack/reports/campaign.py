@@ -3,8 +3,10 @@
 Reports are plain functions with explicit parameters that return plain data.
 Money stays ``Decimal``; revenue is grouped by currency and never summed
 across currencies. Profit, ROI, ROAS, EPC, AOV and cost per conversion use
-the revenue in the campaign's own currency; AOV divides it by the orders in
-that currency (the conversions that carry revenue in it), not by every
+the revenue in the campaign's own currency, net of refunds, and only the
+verified revenue when the campaign counts verified revenue only; AOV
+divides it by the orders in that currency (the conversions that carry
+revenue in it, the verified ones when only those count), not by every
 conversion.
 """
 from __future__ import annotations
@@ -53,10 +55,19 @@ class CampaignReport:
     human_confirmed: int
     conversions: int
     unattributed_conversions: int
+    #: Revenue per currency, verified and unverified, before refunds.
     revenue: dict[str, Decimal] = field(default_factory=dict)
     #: Conversions with revenue in the campaign's currency (a sign-up without
     #: revenue, or an order in another currency, is not one).
     orders: int = 0
+    #: The verified part of ``revenue`` (API keys, host code, tokens).
+    verified_revenue: dict[str, Decimal] = field(default_factory=dict)
+    #: The verified conversions among ``orders``.
+    verified_orders: int = 0
+    #: Refunds per currency (of verified conversions).
+    refunded: dict[str, Decimal] = field(default_factory=dict)
+    #: The campaign's "count verified revenue only" setting.
+    verified_revenue_only: bool = False
     cost: Decimal | None = None
     #: Human clicks on a recipient's own link from another device.
     forwards: int = 0
@@ -74,8 +85,21 @@ class CampaignReport:
         return self.delivered if self.delivered is not None else self.sent
 
     @property
+    def unverified_revenue(self) -> dict[str, Decimal]:
+        return {cur: v - self.verified_revenue.get(cur, Decimal(0)) for cur, v in self.revenue.items()}
+
+    @property
     def own_revenue(self) -> Decimal:
-        return self.revenue.get(self.currency, Decimal(0))
+        """The revenue the metrics count: the campaign's currency, net of
+        refunds, verified only when the campaign says so."""
+        return counted_revenue(
+            self.verified_revenue_only, self.revenue.get(self.currency, Decimal(0)),
+            self.verified_revenue.get(self.currency, Decimal(0)), self.refunded.get(self.currency, Decimal(0)),
+        )
+
+    @property
+    def counted_orders(self) -> int:
+        return self.verified_orders if self.verified_revenue_only else self.orders
 
     @property
     def ctr(self) -> Decimal | None:
@@ -103,7 +127,7 @@ class CampaignReport:
 
     @property
     def aov(self) -> Decimal | None:
-        return money(ratio(self.own_revenue, self.orders))
+        return money(ratio(self.own_revenue, self.counted_orders))
 
     @property
     def cost_per_conversion(self) -> Decimal | None:
@@ -138,6 +162,11 @@ class CampaignReport:
             "unattributed_conversions": self.unattributed_conversions,
             "conversion_rate": rate(self.conversion_rate),
             "revenue": {cur: money(v) for cur, v in sorted(self.revenue.items())},
+            "revenue_verified": {cur: money(self.verified_revenue.get(cur, 0)) for cur in sorted(self.revenue)},
+            "revenue_unverified": {cur: money(v) for cur, v in sorted(self.unverified_revenue.items())},
+            "refunded": {cur: money(self.refunded.get(cur, 0)) for cur in sorted(self.revenue)},
+            "verified_revenue_only": self.verified_revenue_only,
+            "net_revenue": money(self.own_revenue),
             "cost": money(self.cost),
             "profit": money(self.profit),
             "roi": rate(self.roi),
@@ -172,12 +201,22 @@ class CampaignData:
             self._clicks[dimension] = self.counts.click_dimension(dimension)
         return self._clicks[dimension]
 
-    def conversions_by(self, dimension: str) -> list[tuple]:
-        """``(value, currency, conversions, revenue)``; ``currency`` is the
-        revenue's, ``""`` for conversions without revenue."""
+    def conversion_counts(self, dimension: str) -> list[tuple]:
+        """``(value, currency, conversions, revenue, verified,
+        verified_revenue, refunded)``; ``currency`` is the revenue's, ``""``
+        for conversions without revenue."""
         if dimension not in self._conversions:
             self._conversions[dimension] = self.counts.conversion_dimension(dimension)
         return self._conversions[dimension]
+
+    def conversions_by(self, dimension: str) -> list[tuple]:
+        """``(value, currency, conversions, revenue)``, ``revenue`` as the
+        metrics count it (see :func:`counted_revenue`)."""
+        only = self.campaign.verified_revenue_only
+        return [
+            (value, cur, n, counted_revenue(only, revenue, verified_revenue, refunded))
+            for value, cur, n, revenue, _, verified_revenue, refunded in self.conversion_counts(dimension)
+        ]
 
     @cached_property
     def conversion_buckets(self) -> list[tuple]:
@@ -200,7 +239,7 @@ class CampaignData:
             totals[0] += n
             totals[1] += firsts
             totals[2] += confirmed
-        conversions = [(currency, n, total) for _, currency, n, total in self.conversion_buckets]
+        conversions = [row[1:] for row in self.conversion_counts("bucket")]
         c = self.campaign
         return build_report(c, clicks, conversions, self.recipients.values(), unattributed_count(c.id))
 
@@ -214,16 +253,22 @@ def build_report(
 ) -> CampaignReport:
     """The report of ``campaign`` from its counts, however they were read:
     ``clicks`` is ``kind -> (clicks, firsts, confirmed)``; ``conversions``
-    are ``(currency, conversions, revenue)`` rows (currency ``""`` for
-    none); ``recipients`` the recipients' counts (see ``recipient_totals``)."""
+    are ``(currency, conversions, revenue, verified, verified_revenue,
+    refunded)`` rows (currency ``""`` for none); ``recipients`` the
+    recipients' counts (see ``recipient_totals``)."""
     revenue: dict[str, Decimal] = defaultdict(Decimal)
-    count = orders = 0
-    for currency, n, total in conversions:
+    verified_revenue: dict[str, Decimal] = defaultdict(Decimal)
+    refunded: dict[str, Decimal] = defaultdict(Decimal)
+    count = orders = verified_orders = 0
+    for currency, n, total, verified, verified_total, refunds in conversions:
         count += n
         if currency:
             revenue[currency] += total
+            verified_revenue[currency] += verified_total
+            refunded[currency] += refunds
         if currency == campaign.currency:
             orders += n
+            verified_orders += verified
     recipients = list(recipients)
     sent, delivered, segments, undelivered = audience_of(campaign, recipients)
     human, none = clicks.get("human", (0, 0, 0)), (0, 0, 0)
@@ -244,8 +289,19 @@ def build_report(
         unattributed_conversions=unattributed,
         revenue=dict(revenue),
         orders=orders,
+        verified_revenue=dict(verified_revenue),
+        verified_orders=verified_orders,
+        refunded=dict(refunded),
+        verified_revenue_only=bool(campaign.verified_revenue_only),
         cost=campaign.cost_for(sum(t["messages"] for t in recipients), sum(t["segments"] for t in recipients)),
     )
+
+
+def counted_revenue(verified_only: bool, revenue: Decimal, verified_revenue: Decimal, refunded: Decimal) -> Decimal:
+    """The revenue that profit, ROI, ROAS, EPC and AOV count: net of refunds
+    (which verified conversions only have), and the verified revenue only
+    when ``verified_only``."""
+    return (verified_revenue if verified_only else revenue) - refunded
 
 
 def undelivered_of(t: Counter) -> int:

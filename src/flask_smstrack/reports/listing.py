@@ -158,7 +158,9 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
         clicks, firsts = zero(k.clicks), zero(k.firsts)
     if "v" in need:
         totals = conversion_totals(campaigns)
-        own = (totals.c.currency == cp.currency, totals.c.revenue)
+        # CampaignReport.own_revenue: see counted_revenue().
+        counted = case((cp.verified_revenue_only, totals.c.verified_revenue), else_=totals.c.revenue) - totals.c.refunded
+        own = (totals.c.currency == cp.currency, counted)
         v = joined(
             select(
                 totals.c.campaign_id,
@@ -236,10 +238,12 @@ def _rows(ids: list[int], tz: ZoneInfo) -> list[ListRow]:
     totals = click_totals(chosen, confirmed=True)
     for cid, kind, n, firsts, confirmed in session.execute(select(totals)):
         clicks[cid][kind] = (int(n), int(firsts), int(confirmed))
-    conversions: dict[int, list[tuple[str, int, Decimal]]] = defaultdict(list)
+    conversions: dict[int, list[tuple]] = defaultdict(list)
     totals = conversion_totals(chosen)
-    for cid, currency, n, revenue in session.execute(select(totals)):
-        conversions[cid].append((currency, int(n), Decimal(revenue)))
+    for cid, currency, n, revenue, verified, verified_revenue, refunded in session.execute(select(totals)):
+        conversions[cid].append(
+            (currency, int(n), Decimal(revenue), int(verified), Decimal(verified_revenue), Decimal(refunded))
+        )
     recipients: dict[int, Counter] = defaultdict(Counter)
     totals = _recipient_totals(chosen)
     for cid, *counts in session.execute(select(totals)):

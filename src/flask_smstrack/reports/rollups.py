@@ -164,9 +164,15 @@ def click_dimension_query(dimension: str, sent_at, dialect: str, *by, named: boo
 CONVERSION_DIMENSIONS = ("bucket", "click_delay", *DIMENSIONS)
 
 
+#: What the conversion rollups count, per dimension value and currency: the
+#: verified conversions among all, and the refunds (of verified ones).
+CONVERSION_COUNTERS = ("conversions", "revenue", "verified", "verified_revenue", "refunded")
+
+
 def conversion_dimension_query(dimension: str, dialect: str, *by, named: bool = False) -> Select:
-    """``(*by, [dimension,] value, currency, conversions, revenue)`` of attributed
-    conversions, grouped; add the FROM (conversions outer join clicks) and a WHERE."""
+    """``(*by, [dimension,] value, currency, *CONVERSION_COUNTERS)`` of
+    attributed conversions, grouped; add the FROM (conversions outer join
+    clicks) and a WHERE."""
     if dimension == "bucket":
         column = _bucket(_v.created_at, dialect)
     elif dimension == "click_delay":
@@ -179,9 +185,17 @@ def conversion_dimension_query(dimension: str, dialect: str, *by, named: bool = 
     currency = case((_v.revenue.is_(None), literal("")), else_=func.coalesce(_v.currency, literal(""))).label(
         "currency"
     )
+    verified = _v.trust == "verified"
+
+    def total(amount):
+        return func.coalesce(func.sum(amount), literal(0, Conversion.revenue.type))
+
     return select(
         *_named(by, dimension, named), value, currency, func.count().label("conversions"),
-        func.coalesce(func.sum(_v.revenue), literal(0, Conversion.revenue.type)).label("revenue"),
+        total(_v.revenue).label("revenue"),
+        func.sum(case((verified, 1), else_=0)).label("verified"),
+        total(case((verified, _v.revenue))).label("verified_revenue"),
+        total(_v.refunded).label("refunded"),
     ).group_by(*by, value, currency)
 
 
@@ -205,35 +219,39 @@ def aggregate_click_dimension(campaign_id: int, dimension: str, sent_at=None, si
     return [(str(value), k, n, int(f or 0)) for value, k, n, f in get_state().db.session.execute(query)]
 
 
+def _counts(row) -> tuple:
+    """Conversion counters as Python numbers: counts ``int``, money ``Decimal``."""
+    n, revenue, verified, verified_revenue, refunded = row
+    return int(n), Decimal(revenue or 0), int(verified or 0), Decimal(verified_revenue or 0), Decimal(refunded or 0)
+
+
 def aggregate_conversion_dimension(campaign_id: int, dimension: str, since=None, until=None) -> list[tuple]:
-    """``(value, currency, conversions, revenue)`` rows of attributed conversions."""
+    """``(value, currency, *CONVERSION_COUNTERS)`` rows of attributed conversions."""
     query = (
         conversion_dimension_query(dimension, dialect_name())
         .select_from(CONVERSIONS_AND_CLICKS)
         .where(_range(_v.created_at, _v.campaign_id, campaign_id, since, until))
     )
-    return [
-        (str(value), currency, n, Decimal(total) if total is not None else Decimal(0))
-        for value, currency, n, total in get_state().db.session.execute(query)
-    ]
+    return [(str(value), currency, *_counts(rest)) for value, currency, *rest in get_state().db.session.execute(query)]
 
 
 # -- keeping the rollups ------------------------------------------------------
 
 
-def _insert(dialect: str):
+def dialect_insert(dialect: str):
+    """The dialect's INSERT, which has ``on_conflict_do_...``."""
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
-def _add_into(model, query: Select, keys: tuple[str, ...], counters: tuple[str, ...], dialect: str) -> None:
+def _add_into(model, query: Select, keys: tuple[str, ...], counters: tuple[str, ...], dialect: str, session=None) -> None:
     """``INSERT INTO model SELECT ...``, adding to the rows already there."""
     table = model.__table__
-    stmt = _insert(dialect)(table).from_select([*keys, *counters], query)
+    stmt = dialect_insert(dialect)(table).from_select([*keys, *counters], query)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={c: table.c[c] + stmt.excluded[c] for c in counters},
     )
-    get_state().db.session.execute(stmt)
+    (session or get_state().db.session).execute(stmt)
 
 
 def _state_for(campaign_id: int) -> RollupState | None:
@@ -288,7 +306,7 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
             session.execute(delete(model).where(model.campaign_id.in_(to_reset)))
     if missing or reset_n:
         session.execute(
-            _insert(dialect)(RollupState.__table__)
+            dialect_insert(dialect)(RollupState.__table__)
             .from_select(
                 ["campaign_id", "rolled_until", "sent_at"],
                 select(cp.id, literal(EPOCH, RollupState.rolled_until.type), cp.sent_at)
@@ -347,7 +365,7 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
             ConversionRollup,
             query.select_from(conversions).where(chosen),
             ("campaign_id", "dimension", "value", "currency"),
-            ("conversions", "revenue"),
+            CONVERSION_COUNTERS,
             dialect,
         )
     moved = session.execute(update(RollupState).where(chosen).values(rolled_until=until)).rowcount
@@ -445,18 +463,22 @@ class CampaignCounts:
         return [(value, k, *v) for (value, k), v in totals.items()]
 
     def conversion_dimension(self, dimension: str) -> list[tuple]:
-        """``(value, currency, conversions, revenue)``; ``""`` for none (see
+        """``(value, currency, *CONVERSION_COUNTERS)``; ``""`` for none (see
         ``aggregate_conversion_dimension``)."""
-        totals: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+        rows = []
         if self.cut is not None:
-            for value, cur, n, total in get_state().db.session.execute(
-                select(ConversionRollup.value, ConversionRollup.currency, ConversionRollup.conversions, ConversionRollup.revenue)
-                .where(ConversionRollup.campaign_id == self.campaign.id, ConversionRollup.dimension == dimension)
-            ):
-                t = totals[(value, cur)]
-                t[0] += n; t[1] += Decimal(total)  # noqa: E702
-        for value, cur, n, total in aggregate_conversion_dimension(self.campaign.id, dimension, self.cut):
+            r = ConversionRollup.__table__.c
+            rows = [
+                (value, cur, *_counts(rest))
+                for value, cur, *rest in get_state().db.session.execute(
+                    select(r.value, r.currency, *(r[n] for n in CONVERSION_COUNTERS))
+                    .where(r.campaign_id == self.campaign.id, r.dimension == dimension)
+                )
+            ]
+        totals: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0), 0, Decimal(0), Decimal(0)])
+        for value, cur, *counts in rows + aggregate_conversion_dimension(self.campaign.id, dimension, self.cut):
             t = totals[(value, cur)]
-            t[0] += n; t[1] += total  # noqa: E702
+            for i, n in enumerate(counts):
+                t[i] += n
         return [(value, cur, *v) for (value, cur), v in totals.items()]
 

@@ -17,6 +17,7 @@ from sqlalchemy import Select, Subquery, and_, func, literal, select, true
 
 from ..models import Campaign, Click, ClickDimensionRollup, ClickRollup, Conversion, ConversionRollup, RollupState
 from .rollups import (
+    CONVERSION_COUNTERS,
     CONVERSIONS_AND_CLICKS,
     EPOCH,
     click_buckets_query,
@@ -93,11 +94,11 @@ def click_totals(campaigns, *, kind: str | None = None, confirmed: bool = False)
 
 
 def conversion_totals(campaigns) -> Subquery:
-    """``(campaign_id, currency, conversions, revenue)``, a row per campaign
+    """``(campaign_id, currency, *CONVERSION_COUNTERS)``, a row per campaign
     and currency (``""`` for none)."""
     campaigns, in_scope = campaign_scope(campaigns)
     r = ConversionRollup.__table__.c
-    rolled = select(r.campaign_id, r.value, r.currency, r.conversions, r.revenue).where(
+    rolled = select(r.campaign_id, r.value, r.currency, *(r[n] for n in CONVERSION_COUNTERS)).where(
         r.dimension == _DIMENSION, in_scope(r.campaign_id)
     )
     dialect = dialect_name()
@@ -109,12 +110,7 @@ def conversion_totals(campaigns) -> Subquery:
     )
     u = rolled.union_all(live).subquery()
     return (
-        select(
-            u.c.campaign_id,
-            u.c.currency,
-            func.sum(u.c.conversions).label("conversions"),
-            func.sum(u.c.revenue).label("revenue"),
-        )
+        select(u.c.campaign_id, u.c.currency, *(func.sum(u.c[n]).label(n) for n in CONVERSION_COUNTERS))
         .group_by(u.c.campaign_id, u.c.currency)
         .subquery("conversion_totals")
     )

@@ -287,12 +287,6 @@ def tables_get(campaign_id: int, name: str) -> Response:
     return table_response(table, f"campaign-{campaign.id}-{name}")
 
 
-def _conversion_out(result) -> dict:
-    out = ConversionOutSchema().dump(result.conversion)
-    out.update(attributed=result.attributed, duplicate=result.duplicate)
-    return out
-
-
 @bp.post("/messages/preview")
 def messages_preview() -> Response:
     """Encoding, characters and segments of a message, as an SMS network
@@ -427,48 +421,6 @@ def recipients_audience(campaign_id: int) -> Response:
     return jsonify(segment=query["segment"], recipients=[audience_json(m) for m in members])
 
 
-@bp.post("/conversions")
-def conversions_create() -> tuple[Response, int]:
-    data = _load(ConversionSchema())
-    principal = g.smstrack_principal
-    result = record_conversion(
-        data,
-        source="server",
-        trust="verified",
-        click_filter=lambda click: principal.can_see(get_campaign(click.campaign_id)),
-    )
-    return jsonify(_conversion_out(result)), 200 if result.duplicate else 201
-
-
-@bp.get("/conversions")
-def conversions_list() -> Response:
-    """Recent conversions; ``?attributed=false`` lists the unattributed ones
-    (only admins see those, since they belong to no campaign)."""
-    p = g.smstrack_principal
-    query = select(Conversion).order_by(Conversion.id.desc())
-    attributed = request.args.get("attributed")
-    if attributed not in (None, "true", "false"):
-        raise InvalidInput({"attributed": ["Must be true or false."]})
-    if attributed == "false":
-        if not p.is_admin:
-            raise Forbidden({"attributed": ["Only admins can list unattributed conversions."]})
-        query = query.where(Conversion.click_pk.is_(None))
-    else:
-        visible = select(Campaign.id)
-        if not p.is_admin:
-            visible = visible.where(Campaign.owner_id == p.owner_id)
-        query = query.where(Conversion.campaign_id.in_(visible))
-    campaign_id = request.args.get("campaign_id", type=int)
-    if campaign_id is not None:
-        _campaign_or_404(campaign_id)
-        query = query.where(Conversion.campaign_id == campaign_id)
-    limit = min(max(request.args.get("limit", 100, type=int), 1), 1000)
-    rows = get_state().db.session.execute(query.limit(limit)).scalars()
-    return jsonify(
-        conversions=[dict(ConversionOutSchema().dump(c), attributed=c.click_pk is not None) for c in rows]
-    )
-
-
 @bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_found(_rest: str) -> Response:
     """JSON for unknown API paths, and 405 for a known path with the wrong method."""
@@ -486,3 +438,7 @@ def not_found(_rest: str) -> Response:
             f"{request.method} is not allowed here; use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}
         )
     raise NotFound(f"No API endpoint at {request.path}.")
+
+
+# The conversion endpoints live in their own module, on this blueprint.
+from . import api_conversions  # noqa: E402,F401

@@ -10,6 +10,7 @@ from ..config import Keys
 from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, UnsupportedMediaType, json_error
 from ..schemas import load_beacon, parse_body
 from ..tracking.conversions import confirm_landing, record_conversion
+from ..tracking.tokens import TokenError, check_token
 from .http import read_limited_body
 from .snippet import served_snippet
 
@@ -58,6 +59,18 @@ def _cors(response: Response) -> Response:
     return response
 
 
+def _trust(message: dict) -> dict:
+    """Verified, for whom the token was made, when it is valid for this
+    conversion; unverified without one."""
+    if message.get("token") is None:
+        return {"trust": "unverified"}
+    try:
+        scope = check_token(message["token"], message)
+    except TokenError as err:
+        raise InvalidInput({"token": [str(err)]}) from None
+    return {"trust": "verified", "scope": scope}
+
+
 @bp.route("/collect", methods=["POST", "OPTIONS"])
 def collect() -> Response:
     if _allowed_origin() is None:
@@ -78,13 +91,14 @@ def collect() -> Response:
     if message["type"] == "landing":
         body = {"status": "accepted", "confirmed": confirm_landing(message["click_id"])}
     else:
+        # The answer says nothing about the order ids already stored.
         result = record_conversion(
             message,
             source="snippet",
-            trust="unverified",
-            fallback_click_id=request.cookies.get(current_app.config[Keys.COOKIE_NAME]),
+            **_trust(message),
+            fallback_click_ids=[request.cookies.get(current_app.config[Keys.COOKIE_NAME])],
         )
-        body = {"status": "accepted", "attributed": result.attributed, "duplicate": result.duplicate}
+        body = {"status": "accepted", "attributed": result.attributed}
     response = jsonify(body)
     response.status_code = 202
     return response

@@ -10,8 +10,11 @@ from ..schemas import (
     CampaignSchema,
     ConversionOutSchema,
     ConversionSchema,
+    ConversionTokenSchema,
     LinkSchema,
     MessagePreviewSchema,
+    RefundOutSchema,
+    RefundSchema,
     VariantSchema,
 )
 
@@ -70,7 +73,14 @@ def build_spec(version: str, server_url: str) -> dict:
                 **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
                 **{k: {"type": "string", "nullable": True} for k in ("cost", "profit", "epc", "aov", "cost_per_conversion")},
                 "currency": {"type": "string"},
-                "revenue": {"type": "object", "additionalProperties": {"type": "string"}},
+                **{k: {"type": "object", "additionalProperties": {"type": "string"}} for k in (
+                    "revenue", "revenue_verified", "revenue_unverified", "refunded")},
+                "verified_revenue_only": {"type": "boolean"},
+                "net_revenue": {
+                    "type": "string",
+                    "description": "Revenue in the campaign's currency net of refunds (verified only when the "
+                                   "campaign counts verified revenue only): what profit, ROI, ROAS, EPC and AOV use",
+                },
             },
         },
     )
@@ -192,7 +202,45 @@ def build_spec(version: str, server_url: str) -> dict:
         "post": {
             "summary": "Record a verified server-side conversion",
             "requestBody": _body("ConversionIn"),
-            "responses": {"201": _json("Conversion", "Recorded"), "200": _json("Conversion", "Already recorded"), "400": _ERRORS},
+            "responses": {
+                "201": _json("Conversion", "Recorded"),
+                "200": _json("Conversion", "Already recorded (duplicate), or an unverified record of the order id "
+                                           "made verified (upgraded)"),
+                "400": _ERRORS,
+            },
         },
     })
+    _conversion_paths(spec)
     return spec.to_dict()
+
+
+def _conversion_paths(spec: APISpec) -> None:
+    """Refunds and conversion tokens."""
+    spec.components.schema("RefundIn", schema=RefundSchema)
+    spec.components.schema("Refund", schema=RefundOutSchema)
+    spec.path("/conversions/{conversion_id}/refund", parameters=[
+        {"name": "conversion_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+    ], operations={
+        "post": {
+            "summary": "Refund a verified conversion, all that is left (no amount) or part of it",
+            "requestBody": _body("RefundIn"),
+            "responses": {
+                "201": _json("Refund", "Refunded, with the conversion"),
+                "200": _json("Refund", "Already refunded with this external_id"),
+                "400": _ERRORS, "404": _ERRORS, "409": _ERRORS,
+            },
+        },
+    })
+    spec.components.schema("ConversionTokenIn", schema=ConversionTokenSchema)
+    spec.components.schema("ConversionToken", {
+        "type": "object",
+        "properties": {"token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}},
+    })
+    spec.path("/conversion-tokens", operations={
+        "post": {
+            "summary": "A signed token for a thank-you page: posted with the same event, order_id, revenue and "
+                       "currency, the snippet's conversion is stored verified",
+            "requestBody": _body("ConversionTokenIn"),
+            "responses": {"200": _json("ConversionToken", "The token"), "400": _ERRORS},
+        },
+    })

@@ -19,74 +19,32 @@ from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
-    Numeric,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .config import DEFAULTS, Keys
+from ..config import DEFAULTS, Keys
+from .base import NAMING_CONVENTION, Base, BigId, Money, UTCDateTime, utcnow
+from .rollups import ClickDimensionRollup, ClickRollup, ConversionRollup, RollupState
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+__all__ = [
+    "NAMING_CONVENTION", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click", "ClickDimensionRollup",
+    "ClickRollup", "Conversion", "ConversionRollup", "Link", "Money", "Recipient", "Refund", "RollupState",
+    "UTCDateTime", "User", "Variant", "utcnow",
+]
 
-#: Money columns: 18 digits, 4 after the point (amounts up to 10^14).
-Money = Numeric(18, 4, asdecimal=True)
-
-#: Integer primary keys that are BIGINT on PostgreSQL and INTEGER (rowid) on SQLite.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware, in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
-
-
-class UTCDateTime(TypeDecorator):
-    """A timestamp stored in UTC and always returned timezone-aware.
-
-    SQLite keeps no zone, PostgreSQL does: this type makes both behave alike.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("UTCDateTime needs a timezone-aware datetime")
-        value = value.astimezone(dt.timezone.utc)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+#: The owner of conversions that belong to nobody: posted by a browser
+#: without a click, or by host code that names no owner.
+NO_OWNER = ""
 
 
 class User(UserMixin, Base):
@@ -159,6 +117,8 @@ class Campaign(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     message_template: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="draft")
+    #: Profit, ROI, ROAS, EPC and AOV count verified revenue only.
+    verified_revenue_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     links: Mapped[list[Link]] = relationship(
@@ -343,16 +303,22 @@ class Click(Base):
 
 
 class Conversion(Base):
-    """A conversion reported by the snippet or by the server."""
+    """A conversion reported by the snippet or by the server.
+
+    Order ids are unique per owner and event: the owner is the campaign
+    owner's id for an attributed conversion, else the API key's owner, or
+    :data:`NO_OWNER`.
+    """
 
     __tablename__ = "smstrack_conversions"
     __table_args__ = (
-        UniqueConstraint("event", "order_id"),
+        UniqueConstraint("owner_id", "event", "order_id"),
         Index("ix_smstrack_conversions_campaign_time", "campaign_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    owner_id: Mapped[str] = mapped_column(String(255), default=NO_OWNER, server_default="")
     #: The click the conversion is attributed to; ``None`` when unattributed.
     click_pk: Mapped[int | None] = mapped_column(
         ForeignKey("smstrack_clicks.id", ondelete="SET NULL"), index=True
@@ -371,72 +337,30 @@ class Conversion(Base):
     order_id: Mapped[str | None] = mapped_column(String(128))
     #: ``snippet`` or ``server``.
     source: Mapped[str] = mapped_column(String(8))
-    #: ``unverified`` (browsers) or ``verified`` (API key or host code).
+    #: ``unverified`` (browsers) or ``verified`` (API keys, host code,
+    #: conversion tokens); a verified record upgrades an unverified one.
     trust: Mapped[str] = mapped_column(String(10))
+    #: The sum of its refunds, in its currency.
+    refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
 
 
-# -- rollups: pre-aggregated counts that keep reports fast ------------------
-#
-# Each campaign's clicks and conversions older than its ``rolled_until`` are
-# summed up here; reports add the rows after it, read live. See rollups.py.
+class Refund(Base):
+    """Money given back on a verified conversion, all or part of it."""
 
+    __tablename__ = "smstrack_refunds"
+    __table_args__ = (UniqueConstraint("conversion_id", "external_id"),)
 
-class _PerCampaign:
-    """The campaign a rollup row belongs to, first part of its key."""
-
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), primary_key=True
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversion_id: Mapped[int] = mapped_column(
+        ForeignKey("smstrack_conversions.id", ondelete="CASCADE"), index=True
     )
-
-
-class RollupState(_PerCampaign, Base):
-    __tablename__ = "smstrack_rollup_state"
-
-    #: Rows created before this time are in the rollups.
-    rolled_until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    #: The send time the delay bins were computed against.
-    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-
-
-class ClickRollup(_PerCampaign, Base):
-    """Clicks per campaign, 15-minute bucket and kind (every timezone's
-    hours start on a quarter hour). ``bucket`` is the bucket's start in Unix
-    seconds."""
-
-    __tablename__ = "smstrack_rollup_clicks"
-
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    clicks: Mapped[int] = mapped_column(BigInteger, default=0)
-    firsts: Mapped[int] = mapped_column(BigInteger, default=0)
-    confirmed: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class ClickDimensionRollup(_PerCampaign, Base):
-    """Clicks per campaign, dimension value and kind. ``value`` is ``""``
-    for unknown; the ``send_delay`` dimension holds delay bins."""
-
-    __tablename__ = "smstrack_rollup_click_dims"
-
-    dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    clicks: Mapped[int] = mapped_column(BigInteger, default=0)
-    firsts: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class ConversionRollup(_PerCampaign, Base):
-    """Conversions per campaign, dimension value and currency (``""`` for
-    none). The ``bucket`` dimension holds 15-minute buckets (Unix seconds)
-    and ``click_delay`` the delay bins."""
-
-    __tablename__ = "smstrack_rollup_conversions"
-
-    dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255), primary_key=True)
-    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
-    conversions: Mapped[int] = mapped_column(BigInteger, default=0)
-    revenue: Mapped[Decimal] = mapped_column(Money, default=0)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    #: The shop's or payment provider's id of the refund: a replay with the
+    #: same id changes nothing.
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Recipient(Base):
