@@ -170,6 +170,7 @@ def test_campaign_page_shows_the_hand_worked_numbers(app, spring):
         "EPC": "16.67 USD",               # 50 / 3
         "AOV": "25.00 USD",               # 50 / 2
         "Cost per conversion": "5.00 USD",  # 10 / 2
+        "Verified revenue": "0.00 USD",   # both came from the snippet
     }
     text = re.sub(r"\s+", " ", html.unescape(response.text))
     assert "1 link preview</strong>" in text

@@ -265,6 +265,8 @@ class CampaignSchema(_Strict):
     message_template = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
     sent = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=100_000_000))
     sent_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
+    #: Profit, ROI, ROAS, EPC and AOV count verified revenue only.
+    verified_revenue_only = fields.Boolean(load_default=False)
     status = fields.String(dump_only=True)
     owner_id = fields.String(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)

@@ -98,6 +98,19 @@ class CampaignReport:
         )
 
     @property
+    def own_verified(self) -> Decimal:
+        """Verified revenue in the campaign's currency, before refunds."""
+        return self.verified_revenue.get(self.currency, Decimal(0))
+
+    @property
+    def own_unverified(self) -> Decimal:
+        return self.unverified_revenue.get(self.currency, Decimal(0))
+
+    @property
+    def own_refunded(self) -> Decimal:
+        return self.refunded.get(self.currency, Decimal(0))
+
+    @property
     def counted_orders(self) -> int:
         return self.verified_orders if self.verified_revenue_only else self.orders
 

@@ -222,11 +222,13 @@ def summary(data: CampaignData) -> Table:
         "previews": r.previews, "bots": r.bots, "human_confirmed": r.human_confirmed, "ctr": r.ctr,
         "conversions": r.conversions, "unattributed_conversions": r.unattributed_conversions,
         "conversion_rate": r.conversion_rate, "revenue": r.own_revenue if r.revenue or r.cost else Decimal(0),
+        "revenue_verified": r.own_verified, "revenue_unverified": r.own_unverified, "refunded": r.own_refunded,
         "cost": r.cost, "profit": r.profit, "roi": r.roi, "roas": r.roas, "epc": r.epc, "aov": r.aov,
         "cost_per_conversion": r.cost_per_conversion,
     }
     kinds = {"ctr": "rate", "conversion_rate": "rate", "roi": "rate", "roas": "rate", "revenue": "money",
-             "cost": "money", "profit": "money", "epc": "money", "aov": "money", "cost_per_conversion": "money"}
+             "cost": "money", "profit": "money", "epc": "money", "aov": "money", "cost_per_conversion": "money",
+             "revenue_verified": "money", "revenue_unverified": "money", "refunded": "money"}
     columns = [Column(k, k.replace("_", " ").capitalize(), kinds.get(k, "int")) for k in row]
     return Table("summary", f"Summary ({r.currency})", columns, [row])
 

@@ -54,7 +54,8 @@ class LinkForm(FlaskForm):
 
 
 _CAMPAIGN_FIELDS = (
-    "name", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template"
+    "name", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template",
+    "verified_revenue_only",
 )
 
 
@@ -75,12 +76,16 @@ def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
         "sent": str(campaign.sent) if campaign.sent is not None else "",
         "sent_at": f"{sent_at:%Y-%m-%dT%H:%M}" if sent_at else "",
         "message_template": campaign.message_template or "",
+        "verified_revenue_only": "y" if campaign.verified_revenue_only else "",
     }
 
 
 def _campaign_payload(values: dict[str, str], tz: str) -> dict[str, Any]:
     """Form strings as the API's JSON would carry them; the schema judges."""
-    payload: dict[str, Any] = {"name": values["name"], "currency": values["currency"]}
+    payload: dict[str, Any] = {
+        "name": values["name"], "currency": values["currency"],
+        "verified_revenue_only": values.get("verified_revenue_only") == "y",
+    }
     for key in (*_MONEY_FIELDS, "message_template"):
         payload[key] = values[key] or None
     sent = re.sub(r"[\s,_]", "", values["sent"])
