@@ -1,8 +1,8 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from flask_smstrack.db.migrate import VERSION_TABLE, current_revision, head_revision, include_name, upgrade
+from flask_smstrack.db.migrate import VERSION_TABLE, current_revision, downgrade, head_revision, include_name, upgrade
 from flask_smstrack.models import Base
 
 
@@ -37,3 +37,31 @@ def test_include_name_keeps_host_tables_out():
     assert include_name("smstrack_clicks", "table", {}) is True
     assert include_name("orders", "table", {}) is False
     assert include_name(VERSION_TABLE, "table", {}) is False
+
+
+def test_0006_gives_each_conversion_its_campaign_owner(app):
+    """Conversions stored before order ids were per owner get their
+    campaign's owner; unattributed ones get none, and both keep their order
+    ids, now unique per owner."""
+    from wsgi import db
+
+    with app.app_context():
+        downgrade("0005")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO smstrack_campaigns (id, owner_id, name, currency, status, created_at)"
+                " VALUES (1, '7', 'Spring', 'USD', 'draft', CURRENT_TIMESTAMP), (2, NULL, 'Old', 'USD', 'draft', CURRENT_TIMESTAMP)"
+            ))
+            conn.execute(text(
+                "INSERT INTO smstrack_conversions (created_at, campaign_id, event, order_id, source, trust) VALUES"
+                " (CURRENT_TIMESTAMP, 1, 'purchase', 'A-1', 'server', 'verified'),"
+                " (CURRENT_TIMESTAMP, 2, 'purchase', 'A-2', 'snippet', 'unverified'),"
+                " (CURRENT_TIMESTAMP, NULL, 'purchase', 'A-3', 'snippet', 'unverified')"
+            ))
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT order_id, owner_id, refunded FROM smstrack_conversions ORDER BY order_id")).all()
+        assert current_revision() == head_revision()
+    assert [(order, owner, float(refunded)) for order, owner, refunded in rows] == [
+        ("A-1", "7", 0.0), ("A-2", "", 0.0), ("A-3", "", 0.0)
+    ]

@@ -131,6 +131,13 @@ def test_snippet_options_from_data_attributes(served_file):
 
 
 @NEEDS_NODE
+def test_snippet_forwards_the_conversion_token(served_file):
+    order = {"event": "purchase", "revenue": "49.90", "currency": "USD", "order_id": "A-1001", "token": "oMQ.t0k.sig"}
+    result = run_page(served_file, cookie="_smsclid=from-cookie", queued=[["conversion", order]])
+    assert result["beacons"] == [[COLLECT, {"type": "conversion", "click_id": "from-cookie", **order}]]
+
+
+@NEEDS_NODE
 def test_snippet_replays_the_queue_with_the_click_id_from_its_cookie(served_file):
     # The thank-you page: no click id in its URL, the purchase queued before the script loaded.
     order = {"event": "purchase", "revenue": "49.90", "currency": "USD", "order_id": "A-1001"}

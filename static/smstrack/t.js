@@ -6,6 +6,10 @@
  * conversions:
  *
  *   smstrack('conversion', {event: 'purchase', revenue: '49.90', currency: 'USD', order_id: 'A-1001'});
+ *
+ * With a conversion token from the shop's server (smstrack.conversion_token()
+ * or POST /smstrack/api/v1/conversion-tokens) in `token`, the conversion
+ * counts as verified.
  *   smstrack('consent', true);   // or false, with data-consent="required"
  *
  * Options are data-* attributes on its script tag:
@@ -108,7 +112,8 @@
             event: details.event,
             revenue: details.revenue,
             currency: details.currency,
-            order_id: details.order_id
+            order_id: details.order_id,
+            token: details.token
           });
         }
       }

@@ -45,6 +45,13 @@ def upgrade(revision: str = "head") -> None:
         command.upgrade(_config(connection), revision)
 
 
+def downgrade(revision: str) -> None:
+    """Take the smstrack tables of the current app's database back to ``revision``."""
+    engine = get_state().db.engine
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
 def current_revision() -> str | None:
     engine = get_state().db.engine
     with engine.connect() as connection:
