@@ -228,7 +228,9 @@ def test_the_same_amount_written_otherwise_matches(app, actions, alice):
     assert _rows(app)[0].trust == "verified"
 
 
-@pytest.mark.parametrize("token", ["", "x", "a.b.c", "oMQ.zzzzzzzzzzzzz.sig", "é.1.x", "o%%%.abc.def"])
+@pytest.mark.parametrize(
+    "token", ["", "x", "a.b.c", "oMQ.zzzzzzzzzzzzz.sig", "é.1.x", "o%%%.abc.def", "o\ud800.1.x", "o_w.1.x", "x.1.y"]
+)
 def test_a_malformed_token_is_refused(actions, alice, token):
     response = actions.collect(_beacon(alice["click_id"], token=token))
     assert response.status_code == 400
@@ -391,3 +393,28 @@ def test_the_setting_in_the_api_and_cli(app, actions, runner):
                                  "--verified-revenue-only", "--quiet"])
     assert result.exit_code == 0, result.output
     assert _rows(app, Campaign, Campaign.id == int(result.output))[0].verified_revenue_only is True
+
+
+def test_unattributed_conversions_are_listed_to_their_owner(actions, alice):
+    bob = actions.api_key("bob@example.com")
+    assert actions.api("POST", "/conversions", bob, json=ORDER).status_code == 201
+    mine = actions.api("GET", "/conversions?attributed=false", bob).json["conversions"]
+    theirs = actions.api("GET", "/conversions?attributed=false", alice["key"]).json["conversions"]
+    assert ([c["order_id"] for c in mine], theirs) == (["A-1001"], [])
+
+
+def test_the_setting_in_the_dashboard_form(app, actions):
+    from test_dashboard import _campaign_form, csrf_token, login
+
+    key = actions.api_key()
+    client = login(app)
+    token = csrf_token(client, "/smstrack/campaigns/new")
+    form = {"csrf_token": token, **_campaign_form(verified_revenue_only="y")}
+    assert client.post("/smstrack/campaigns/new", data=form).status_code == 302
+    (created,) = actions.api("GET", "/campaigns", key).json["campaigns"]
+    assert created["verified_revenue_only"] is True
+    edit = f"/smstrack/campaigns/{created['id']}/edit"
+    assert 'name="verified_revenue_only" value="y" checked' in client.get(edit).text
+    # Unticked: the box is not posted at all.
+    assert client.post(edit, data={"csrf_token": csrf_token(client, edit), **_campaign_form()}).status_code == 302
+    assert actions.api("GET", f"/campaigns/{created['id']}", key).json["verified_revenue_only"] is False

@@ -222,6 +222,10 @@ class BeaconConversionSchema(ConversionSchema):
 class ConversionTokenSchema(ConversionSchema):
     """``POST /api/v1/conversion-tokens``: the conversion a token is for."""
 
+    class Meta:
+        unknown = EXCLUDE
+        exclude = ("type", "click_id")
+
     event = fields.String(load_default="purchase", validate=ConversionSchema._declared_fields["event"].validators)
     order_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
 

@@ -12,7 +12,6 @@ The signature is itsdangerous's HMAC-SHA256 under ``SMSTRACK_SIGNING_KEY``
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -30,7 +29,8 @@ from ..config import Keys
 from ..schemas import format_money
 
 _SALT = "flask-smstrack.conversion-token"
-_EXPIRY = re.compile(r"^[0-9a-z]{1,12}$")
+#: ``<scope>.<expiry>.<signature>``: URL-safe base64, base 36, URL-safe base64.
+_TOKEN = re.compile(r"^([A-Za-z0-9_-]{0,400})\.([0-9a-z]{1,12})\.([A-Za-z0-9_-]{1,100})$")
 
 
 class TokenError(ValueError):
@@ -67,7 +67,7 @@ def _scope_of(text: str) -> Principal | None:
         raise TokenError("Not a conversion token.")
     try:
         owner = base64.urlsafe_b64decode(text[1:] + "=" * (-len(text[1:]) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64, or not UTF-8 inside
         raise TokenError("Not a conversion token.") from None
     return Principal(owner, text[0] == "a")
 
@@ -98,10 +98,10 @@ def check_token(token: str, fields: dict[str, Any]) -> Principal | None:
     """Whose the token is (``None``: the host app's), if it was made for
     exactly these conversion fields and has not expired. Raises
     :class:`TokenError` with the reason otherwise."""
-    parts = token.split(".")
-    if len(parts) != 3 or not _EXPIRY.match(parts[1]):
+    match = _TOKEN.match(token)
+    if match is None:
         raise TokenError("Not a conversion token.")
-    scope, expiry, signature = parts
+    scope, expiry, signature = match.groups()
     principal = _scope_of(scope)
     if not _signer().verify_signature(_message(scope, expiry, fields), signature.encode()):
         raise TokenError(

@@ -14,6 +14,13 @@ branch_labels = None
 depends_on = None
 
 
+def _forget_rollups():
+    """The next refresh rebuilds them from the rows."""
+    for table in ('smstrack_rollup_conversions', 'smstrack_rollup_click_dims', 'smstrack_rollup_clicks',
+                  'smstrack_rollup_state'):
+        op.execute(f"DELETE FROM {table}")
+
+
 def upgrade():
     with op.batch_alter_table('smstrack_campaigns', schema=None) as batch_op:
         batch_op.add_column(sa.Column('verified_revenue_only', sa.Boolean(), nullable=False, server_default=sa.false()))
@@ -50,10 +57,7 @@ def upgrade():
 
     # The conversion rollups gain verified counts and refunds: they are
     # rebuilt from the rows by the next refresh.
-    op.execute("DELETE FROM smstrack_rollup_conversions")
-    op.execute("DELETE FROM smstrack_rollup_click_dims")
-    op.execute("DELETE FROM smstrack_rollup_clicks")
-    op.execute("DELETE FROM smstrack_rollup_state")
+    _forget_rollups()
     with op.batch_alter_table('smstrack_rollup_conversions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('verified', sa.BigInteger(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('verified_revenue', sa.Numeric(precision=18, scale=4), nullable=False, server_default='0'))
@@ -61,10 +65,7 @@ def upgrade():
 
 
 def downgrade():
-    op.execute("DELETE FROM smstrack_rollup_conversions")
-    op.execute("DELETE FROM smstrack_rollup_click_dims")
-    op.execute("DELETE FROM smstrack_rollup_clicks")
-    op.execute("DELETE FROM smstrack_rollup_state")
+    _forget_rollups()
     with op.batch_alter_table('smstrack_rollup_conversions', schema=None) as batch_op:
         batch_op.drop_column('refunded')
         batch_op.drop_column('verified_revenue')
