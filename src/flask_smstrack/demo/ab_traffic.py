@@ -335,6 +335,7 @@ class _Plan:
                 values.append(
                     {
                         **order,
+                        "owner_id": self.campaign.owner_id or "",
                         "click_pk": pks[click["click_id"]],
                         "reported_click_id": click["click_id"],
                         "campaign_id": click["campaign_id"],

@@ -170,6 +170,7 @@ def create_demo_campaign(
                 )
                 for row in conversion_rows:
                     row["click_pk"] = pks[row["reported_click_id"]]
+                    row["owner_id"] = campaign.owner_id or ""
                 db.session.execute(insert(conversions_table), conversion_rows)
             db.session.commit()
             if progress is not None:
