@@ -26,10 +26,12 @@ def test_record_conversion_leaves_the_hosts_session_alone(shop, staff_link):  # 
     then replayed) before committing: the order stays pending, unflushed,
     and is committed by the shop's own commit."""
     app = shop.app
-    with app.test_request_context():
+    _, click_id = shop.visit(staff_link["link"]["code"])
+    with app.test_request_context(headers={"Cookie": f"smsclid={click_id}"}):
         session = hostapp.db.session
         order = hostapp.Order(total=Decimal("49.90"), currency="USD")
         session.add(order)
+        assert hostapp.smstrack.current_click().click_id == click_id
         first = hostapp.smstrack.record_conversion(revenue="49.90", currency="USD", order_id="H-1")
         again = hostapp.smstrack.record_conversion(revenue="49.90", currency="USD", order_id="H-1")
         assert (first.duplicate, again.duplicate) == (False, True)
@@ -38,7 +40,10 @@ def test_record_conversion_leaves_the_hosts_session_alone(shop, staff_link):  # 
         session.commit()
         assert order.id is not None
     assert _orders(app) == 1
-    assert [(c.order_id, c.trust, c.owner_id) for c in _conversions(app)] == [("H-1", "verified", "")]
+    owner = str(staff_link["user_id"])  # the campaign's
+    assert [(c.order_id, c.trust, c.owner_id, c.click_pk is not None) for c in _conversions(app)] == [
+        ("H-1", "verified", owner, True)
+    ]
 
 
 def test_a_failed_host_transaction_keeps_the_conversion(shop, staff_link):  # noqa: F811

@@ -60,7 +60,8 @@ def find_click(click_id: str | None, session: Session | None = None) -> Click | 
     if not click_id or not CLICK_ID_RE.match(click_id):
         return None
     session = session or get_state().db.session
-    click = session.execute(select(Click).where(Click.click_id == click_id)).scalar_one_or_none()
+    with session.no_autoflush:  # a read: the caller's pending changes stay unflushed
+        click = session.execute(select(Click).where(Click.click_id == click_id)).scalar_one_or_none()
     if click is None:
         return None
     days = current_app.config[Keys.ATTRIBUTION_WINDOW_DAYS]
