@@ -198,8 +198,29 @@ def test_cors_preflight_and_headers(actions):
         headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"},
     )
     assert response.status_code == 204
-    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
+
+
+@pytest.mark.parametrize("allowed", ["*", ["*"]])
+def test_any_origin_never_gets_credentials(make_app, allowed):
+    """With every origin allowed, a page on any site could otherwise read
+    answers made with the visitor's cookies: it gets ``*`` and no credentials."""
+    from conftest import Actions
+
+    actions = Actions(make_app(SMSTRACK_ALLOWED_ORIGINS=allowed))
+    body = {"type": "landing", "click_id": "abc"}
+    for origin in ("https://evil.example.net", "null", None):
+        headers = {"Origin": origin} if origin else {}
+        answers = [
+            actions.collect(body, headers=headers),
+            actions.collect("{", headers=headers),
+            actions.client.options("/smstrack/collect", headers={**headers, "Access-Control-Request-Method": "POST"}),
+        ]
+        for response in answers:
+            assert response.headers["Access-Control-Allow-Origin"] == "*", origin
+            assert "Access-Control-Allow-Credentials" not in response.headers, origin
+        assert [r.status_code for r in answers] == [202, 400, 204]
 
 
 def test_allowed_origins_restrict_the_collector(make_app):
@@ -209,9 +230,18 @@ def test_allowed_origins_restrict_the_collector(make_app):
     body = {"type": "landing", "click_id": "abc"}
     ok = actions.collect(body, headers={"Origin": "https://shop.example.com"})
     assert (ok.status_code, ok.headers["Access-Control-Allow-Origin"]) == (202, "https://shop.example.com")
+    assert ok.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in ok.headers["Vary"]
     refused = actions.collect(body, headers={"Origin": "https://evil.example.net"})
     assert refused.status_code == 403
     assert "Origin" in refused.json["errors"]
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    assert "Access-Control-Allow-Credentials" not in refused.headers
+    assert "Origin" in refused.headers["Vary"]
+    # Servers and tests post without an Origin: accepted, with no CORS headers.
+    direct = actions.collect(body)
+    assert direct.status_code == 202
+    assert "Access-Control-Allow-Origin" not in direct.headers
 
 
 def test_snippet_is_served_with_etag(client):

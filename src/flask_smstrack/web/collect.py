@@ -2,7 +2,7 @@
 (``POST /smstrack/collect``)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
@@ -31,31 +31,45 @@ def snippet() -> Response:
     return response.make_conditional(request)
 
 
+_UNSET = object()
+
+
 def _allowed_origin() -> str | None:
-    """The value for Access-Control-Allow-Origin, or ``None`` when refused."""
-    origin = request.headers.get("Origin")
+    """The value for Access-Control-Allow-Origin: ``"*"`` when any origin
+    may post, the request's origin when it is listed, ``""`` for a request
+    without an Origin header (not a cross-site browser request), or ``None``
+    when refused. Worked out once per request."""
+    cached = g.get("smstrack_cors_origin", _UNSET)
+    if cached is not _UNSET:
+        return cached
     allowed = current_app.config[Keys.ALLOWED_ORIGINS]
+    origin = request.headers.get("Origin")
     if allowed == "*" or allowed == ["*"]:
-        return origin or "*"
-    if isinstance(allowed, str):
-        allowed = [o.strip() for o in allowed.split(",")]
-    if origin is None or origin in allowed:
-        return origin or ""
-    return None
+        value: str | None = "*"
+    else:
+        if isinstance(allowed, str):
+            allowed = [o.strip() for o in allowed.split(",")]
+        value = "" if origin is None else (origin if origin in allowed else None)
+    g.smstrack_cors_origin = value
+    return value
 
 
 @bp.after_request
 def _cors(response: Response) -> Response:
-    """CORS headers on the collector's answers, errors included: the
-    origin is echoed when allowed."""
+    """CORS headers on the collector's answers, errors included. Any
+    origin (``"*"``) is answered ``*``, never with credentials: only a
+    listed origin is echoed, with credentials, so that the answer varies
+    by origin."""
     if request.endpoint != "smstrack_collect.collect":
         return response
     origin = _allowed_origin()
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        if origin != "*":
+    if origin == "*":
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
-    response.vary.add("Origin")
+        response.vary.add("Origin")
     return response
 
 
