@@ -413,3 +413,86 @@ def test_builtin_login_is_off_when_host_has_login(shop, staff_link):
         },
     )
     assert shop.api(client, "GET", "/campaigns").status_code == 401
+
+
+def test_builtin_user_is_never_a_host_user_when_login_is_set_up_late(make_host):
+    """The shop sets up its LoginManager after smstrack: the built-in login
+    must not stay live, and a built-in user (id 1) must never be loaded by
+    the shop's user loader as the shop's user 1 (a superuser here)."""
+    app = make_host(login_after_smstrack=True)
+    shop = Shop(app)
+    owner_id = shop.user("root@shop.example", staff=True, superuser=True)
+    shop.campaign(shop.api_key(owner_id), name="Root sale")
+    with app.app_context():
+        intruder = create_user("intruder@example.com", "intruder-password")
+        assert (intruder.id, owner_id) == (1, 1)
+    client = app.test_client()
+    assert client.get("/smstrack/login").status_code == 404
+    response = client.post(
+        "/smstrack/login",
+        data={"email": "intruder@example.com", "password": "intruder-password", "csrf_token": csrf_token(client, "/login")},
+    )
+    assert response.status_code == 404
+    assert shop.api(client, "GET", "/campaigns").status_code == 401
+    response = client.get("/smstrack/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+    # Even a built-in session id is not one the shop's loader takes.
+    with app.app_context():
+        assert app.login_manager._user_callback(intruder.get_id()) is None
+    # The shop's own users still get in.
+    assert "Root sale" in shop.login("root@shop.example").get("/smstrack/").text
+
+
+def test_builtin_login_stays_on_without_a_host_login(migrated, tmp_path):
+    """Without a LoginManager of the host's, the built-in users log in, and
+    their session ids are namespaced and versioned."""
+    _empty_tables(migrated)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="s", SQLALCHEMY_DATABASE_URI=migrated, **_host_config(tmp_path))
+    hostapp.db.init_app(app)
+    SmsTrack(app, db=hostapp.db)
+    try:
+        with app.app_context():
+            user = create_user("owner@example.com", "correct horse")
+            assert user.get_id() == f"smstrack:{user.id}:0"
+        client = app.test_client()
+        page = client.get("/smstrack/login")
+        assert page.status_code == 200
+        token = _CSRF_FIELD.search(page.text).group(1)
+        response = client.post("/smstrack/login", data={"email": "owner@example.com", "password": "correct horse", "csrf_token": token})
+        assert response.status_code == 302
+        assert client.get("/smstrack/").status_code == 200
+    finally:
+        with app.app_context():
+            hostapp.db.engine.dispose()
+
+
+def test_host_users_get_api_keys(shop, staff_link):
+    runner = shop.app.test_cli_runner()
+    bob = shop.user("bob@shop.example", staff=True)
+    result = runner.invoke(args=["smstrack", "create-api-key", "--owner-id", str(bob), "--name", "bob's server"])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[0]
+    bobs = shop.campaign(key, name="Bob's sale")
+    assert bobs["owner_id"] == str(bob)
+    ids = [c["id"] for c in shop.api(shop.app.test_client(), "GET", "/campaigns", key).json["campaigns"]]
+    assert ids == [bobs["id"]]
+    listed = runner.invoke(args=["smstrack", "list-api-keys", "--owner-id", str(bob)])
+    assert f"{key[:11]}...  active" in listed.output and "bob's server" in listed.output
+    admin = runner.invoke(args=["smstrack", "create-api-key", "--owner-id", "99", "--admin"]).stdout.splitlines()[0]
+    assert len(shop.api(shop.app.test_client(), "GET", "/campaigns", admin).json["campaigns"]) == 2
+    for args in ([], ["alice@shop.example", "--owner-id", "1"], ["--owner-id", " "]):
+        assert runner.invoke(args=["smstrack", "create-api-key", *args]).exit_code == 2, args
+
+    # A logged-in staff user makes their own key on the dashboard.
+    alice = shop.login("alice@shop.example")
+    page = alice.get("/smstrack/account/api-keys")
+    assert page.status_code == 200 and staff_link["key"][:11] in page.text
+    created = alice.post("/smstrack/account/api-keys", data={"csrf_token": _CSRF_FIELD.search(page.text).group(1)})
+    assert created.status_code == 201
+    new_key = re.search(r'id="st-new-key" class="st-copy-text">(smst_[^<]+)<', created.text).group(1)
+    ids = [c["id"] for c in shop.api(shop.app.test_client(), "GET", "/campaigns", new_key).json["campaigns"]]
+    assert ids == [staff_link["campaign"]["id"]]
+    # Not staff: no keys page.
+    shop.user("carol@shop.example")
+    assert shop.login("carol@shop.example").get("/smstrack/account/api-keys").status_code == 403

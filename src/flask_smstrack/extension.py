@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from . import config
 from .config import Keys
-from .models import Click, User
+from .models import Click
 from .reports.formatting import FILTERS
 from .schemas import ConversionSchema
 from .state import LinkCache, State, get_state
@@ -100,8 +100,9 @@ class SmsTrack:
 
         app.cli.add_command(smstrack_cli)
         if app.config[Keys.BUILTIN_USERS] and getattr(app, "login_manager", None) is None:
-            _builtin_login(app)
-            app.extensions["smstrack"].builtin_login = True
+            # Whether it stays on is decided per request (State.builtin_login):
+            # a LoginManager the host sets up after this replaces it.
+            app.extensions["smstrack"].builtin_manager = _builtin_login(app)
 
     @staticmethod
     def _check_config(app: Flask) -> None:
@@ -303,16 +304,14 @@ def _sqlite_wal(engine) -> None:
         cursor.close()
 
 
-def _builtin_login(app: Flask) -> None:
+def _builtin_login(app: Flask) -> Any:
     """Flask-Login for the built-in users, when the host has none."""
     from flask_login import LoginManager
+
+    from .auth import load_session_user
 
     manager = LoginManager()
     manager.init_app(app)
     manager.login_view = "smstrack_dashboard.login"
-
-    @manager.user_loader
-    def _load_user(user_id: str) -> User | None:
-        if not user_id.isdigit():
-            return None
-        return get_state().db.session.get(User, int(user_id))
+    manager.user_loader(load_session_user)
+    return manager

@@ -23,7 +23,7 @@ import json
 import os
 import secrets
 
-from flask import Flask, redirect, url_for
+from flask import Flask, has_request_context, redirect, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -38,7 +38,11 @@ smstrack = SmsTrack(db=db)
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, without building the signer for
     requests that carry no session cookie: tracked redirects, beacons and
-    API calls never do."""
+    API calls never do. The cookie is ``Secure`` when the request came over
+    https (or always, with ``SESSION_COOKIE_SECURE``)."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or (has_request_context() and request.is_secure))
 
     def open_session(self, app, request):
         if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
@@ -98,6 +102,9 @@ def create_app(config: dict | None = None, import_name: str = __name__) -> Flask
     )
     os.makedirs(app.instance_path, exist_ok=True)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
+    # The session cookie is HttpOnly (Flask's default) and not sent by
+    # cross-site subrequests or posts.
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     warn_unknown(os.environ, environment=True)
     for key, raw in os.environ.items():
         if key in DEFAULTS:

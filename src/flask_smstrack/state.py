@@ -83,14 +83,23 @@ class State:
     click_writer: ClickWriter
     #: The :class:`~flask_smstrack.SmsTrack` instance that set the app up.
     ext: Any = None
-    #: The built-in users log in at ``/smstrack/login`` (the host app has
-    #: no Flask-Login of its own).
-    builtin_login: bool = False
+    #: The Flask-Login ``LoginManager`` of the built-in users, made by
+    #: ``init_app`` when the app had none (see :attr:`builtin_login`).
+    builtin_manager: Any = None
     #: The Flask-WTF ``CSRFProtect`` instance the collector, API and
     #: webhooks were exempted from (it may be set up after this extension).
     csrf_exempted: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cookie: CookieAttributes | None = field(default=None, repr=False)
+
+    @property
+    def builtin_login(self) -> bool:
+        """Whether the built-in users log in at ``/smstrack/login``: decided
+        on each request, not when ``init_app`` ran, so that a host app
+        setting up its own ``LoginManager`` later (which replaces ours as
+        ``app.login_manager``) turns the built-in login off."""
+        manager = self.builtin_manager
+        return manager is not None and getattr(current_app, "login_manager", None) is manager
 
     def cookie(self, config: Mapping[str, Any]) -> CookieAttributes:
         """The attribution cookie's attributes, from ``config`` on first use."""

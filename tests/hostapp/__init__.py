@@ -148,15 +148,19 @@ def whoami_click() -> Response:
     return Response(click.click_id if click else "none", mimetype="text/plain")
 
 
-def create_app(database_url: str, **config: Any) -> Flask:
-    """The shop, with smstrack mounted on it."""
+def create_app(database_url: str, *, login_after_smstrack: bool = False, **config: Any) -> Flask:
+    """The shop, with smstrack mounted on it. ``login_after_smstrack`` sets
+    up the shop's ``LoginManager`` after smstrack, as some factories do."""
     app = Flask(__name__)
     app.config.update(SECRET_KEY="host-secret", SQLALCHEMY_DATABASE_URI=database_url, PASSWORD_HASH_METHOD="scrypt")
     app.config.update(config)
     db.init_app(app)
-    login_manager.init_app(app)
+    if not login_after_smstrack:
+        login_manager.init_app(app)
     csrf.init_app(app)
     smstrack.init_app(app)
+    if login_after_smstrack:
+        login_manager.init_app(app)
     app.register_blueprint(bp)
     return app
 

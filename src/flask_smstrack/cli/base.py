@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from ..auth import find_user
 from ..manage import get_campaign
-from ..models import Campaign
+from ..models import Campaign, User
 from ..state import get_state
 
 smstrack_cli = AppGroup("smstrack", help="SMS link tracking: database, users, campaigns, reports.")
@@ -30,13 +30,16 @@ def validation_error(err: ValidationError) -> click.ClickException:
     return click.ClickException("invalid input:\n  " + "\n  ".join(lines))
 
 
-def find_owner(email: str | None) -> str | None:
-    if email is None:
-        return None
+def builtin_user(email: str) -> User:
+    """The built-in user with this email, or a message saying how to make one."""
     user = find_user(email)
     if user is None:
         raise click.ClickException(f"no user {email}; create one with: flask smstrack create-user {email} --password ...")
-    return str(user.id)
+    return user
+
+
+def find_owner(email: str | None) -> str | None:
+    return None if email is None else str(builtin_user(email).id)
 
 
 def campaign_or_fail(campaign_id: int) -> Campaign:

@@ -145,7 +145,10 @@ def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo
         click.echo(f"  email:    {admin_email}")
         click.echo(f"  password: {password}   (shown once; keep it)")
     else:
+        # Existing users and their passwords are left alone; a lost
+        # password is set again from the command line.
         click.echo(f"Log in at {base_url}{current_app.config[Keys.URL_PREFIX]}/login with your user.")
+        click.echo("Lost the password? flask --app wsgi smstrack set-password EMAIL")
     if db.session.query(Campaign.id).first() is None:
         admin = db.session.query(User).filter_by(is_admin=True).order_by(User.id).first()
         campaign = create_campaign(

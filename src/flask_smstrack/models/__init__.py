@@ -47,6 +47,10 @@ __all__ = [
 NO_OWNER = ""
 
 
+#: What the built-in users' session ids start with (see :meth:`User.get_id`).
+SESSION_ID_PREFIX = "smstrack:"
+
+
 class User(UserMixin, Base):
     """A built-in dashboard and API user of the standalone app."""
 
@@ -72,6 +76,14 @@ class User(UserMixin, Base):
     @property
     def smstrack_admin(self) -> bool:
         return self.is_admin
+
+    def get_id(self) -> str:
+        """The id Flask-Login keeps in the session: ``smstrack:<id>:<version>``.
+
+        The prefix keeps a host app's user loader from taking it for one of
+        its own users; the version ends every earlier session when raised.
+        """
+        return f"{SESSION_ID_PREFIX}{self.id}:{self.session_version or 0}"
 
 
 class ApiKey(Base):
