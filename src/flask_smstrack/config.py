@@ -151,6 +151,11 @@ class Keys:
     #: own method, so they keep working after a change.
     PASSWORD_HASH_METHOD = _key("SMSTRACK_PASSWORD_HASH_METHOD", "scrypt")
 
+    #: ``max-age`` of the ``Strict-Transport-Security`` header on the
+    #: dashboard's, API's and collector's answers over https, in seconds; 0
+    #: sends none (when a proxy or the host app sets it).
+    HSTS_MAX_AGE = _key("SMSTRACK_HSTS_MAX_AGE", 31_536_000)
+
     #: Seconds the link checker (``flask smstrack check-links``, "Test links"
     #: on the dashboard) waits for each destination: connecting, redirects and
     #: loading the page together.

@@ -19,6 +19,7 @@ from .tracking.conversions import ConversionResult, find_click, record_conversio
 from .tracking.tokens import make_token
 from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
+from .web.headers import register as register_security_headers
 
 
 class SmsTrack:
@@ -152,6 +153,7 @@ class SmsTrack:
         app.register_blueprint(api_bp, url_prefix=f"{prefix}/api/v1")
         app.register_blueprint(dashboard_bp, url_prefix=prefix)
         app.register_blueprint(webhooks_bp, url_prefix=prefix)
+        register_security_headers(app)
 
     @staticmethod
     def _exempt_from_csrf(app: Flask) -> None:

@@ -47,8 +47,7 @@ __all__ = [
 NO_OWNER = ""
 
 
-#: What the built-in users' session ids start with (see :meth:`User.get_id`).
-SESSION_ID_PREFIX = "smstrack:"
+SESSION_ID_PREFIX = "smstrack:"  #: see :meth:`User.get_id`
 
 
 class User(UserMixin, Base):
@@ -78,11 +77,8 @@ class User(UserMixin, Base):
         return self.is_admin
 
     def get_id(self) -> str:
-        """The id Flask-Login keeps in the session: ``smstrack:<id>:<version>``.
-
-        The prefix keeps a host app's user loader from taking it for one of
-        its own users; the version ends every earlier session when raised.
-        """
+        """``smstrack:<id>:<session version>``, kept by Flask-Login: never a
+        host user's id, and raising the version ends earlier sessions."""
         return f"{SESSION_ID_PREFIX}{self.id}:{self.session_version or 0}"
 
 
