@@ -97,7 +97,7 @@ def test_templates_need_no_inline_script_or_style():
     <script> elements, on* handlers, javascript: and data: URLs."""
     for name, text in _templates().items():
         # The snippet shown for copying is text in a <code>, not markup.
-        markup = re.sub(r"\{\{ copyblock\(.*?\) \}\}", "", text, flags=re.S)
+        markup = re.sub(r"\{\{ copyblock\(.*?\) \}\}", "", text, flags=re.DOTALL)
         assert not re.search(r"\sstyle\s*=", markup), name
         assert "<style" not in markup, name
         assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", markup), name

@@ -13,7 +13,7 @@ from .config import Keys
 from .models import Click
 from .reports.formatting import FILTERS
 from .schemas import ConversionSchema
-from .state import LinkCache, State, get_state
+from .state import LinkCache, State
 from .tracking.classify import CountryLookup
 from .tracking.conversions import ConversionResult, find_click, record_conversion
 from .tracking.tokens import make_token
