@@ -194,8 +194,8 @@ def test_campaign_page_has_every_table(app, spring):
     for name in ("heatmap_clicks", "heatmap_conversions", "send_to_click", "click_to_conversion"):
         assert f'id="table-{name}"' in page, name
     # Breakdown rows carry a bar as wide as their share of clicks.
-    assert re.search(r'/spring → https://shop\.example\.com/spring\?src=sms</span>\s*<span class="st-bartrack" aria-hidden="true"><span class="st-bar" data-st-width="100\.00">', page)
-    assert 'data-st-width="50.00"' in page  # the iPhone: 2 of 4 clicks in the OS table
+    assert re.search(r'/spring → https://shop\.example\.com/spring\?src=sms</span>\s*<span class="st-bartrack" aria-hidden="true"><span class="st-bar st-w-100">', page)
+    assert 'class="st-bar st-w-50"' in page  # the iPhone: 2 of 4 clicks in the OS table
     # The time series is drawn as inline SVG, with its numbers in the tooltips.
     assert page.count('<svg class="st-svg"') == 3
     assert re.search(r'data-tip="[^"]+: 4 clicks \(3 unique\), 2 conversions, 50\.00 USD"', page) or (

@@ -103,3 +103,15 @@ def test_templates_need_no_inline_script_or_style():
         assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", markup), name
         assert not re.search(r"\son[a-z]+\s*=", markup), name
         assert "javascript:" not in markup and "data:" not in markup, name
+
+
+def test_every_size_class_has_its_rule():
+    """Sizes and places are classes picked by the templates (st-w-37): each
+    one they can pick has its rule in scale.css."""
+    css = (asset_dir("static") / "smstrack" / "scale.css").read_text()
+    rules = dict(re.findall(r"\.(st-[wlba]-\d+)\{([^}]+)\}", css))
+    for prefix, prop in (("w", "width"), ("l", "left"), ("b", "bottom")):
+        assert all(rules[f"st-{prefix}-{n}"] == f"{prop}:{n}%" for n in range(101)), prefix
+    assert all(rules[f"st-a-{n}"] == f"--a:{n / 20:g}" for n in range(3, 21))
+    used = set(re.findall(r"st-([wlba])-\{\{", "".join(_templates().values())))
+    assert used == {"w", "l", "b", "a"}

@@ -1,22 +1,8 @@
-/* flask-smstrack dashboard: the sizes of bars and the places of axis labels,
- * copy buttons, the numbers of a chart's bar or a heatmap's square on hover
- * and tap, and a message's encoding and segments as it is typed. Without it
- * the numbers are all on the page, in tables and words. */
+/* flask-smstrack dashboard: copy buttons, the numbers of a chart's bar or a
+ * heatmap's square on hover and tap, and a message's encoding and segments
+ * as it is typed. The pages work without it. */
 (function (d) {
   'use strict';
-
-  // Sizes and places worked out by the server come as data attributes, set
-  // here as styles: the Content-Security-Policy allows no style attributes
-  // in the page, and a script file may set them.
-  var PERCENTS = { 'data-st-width': 'width', 'data-st-left': 'left', 'data-st-bottom': 'bottom' };
-  Object.keys(PERCENTS).forEach(function (name) {
-    Array.prototype.forEach.call(d.querySelectorAll('[' + name + ']'), function (el) {
-      el.style[PERCENTS[name]] = el.getAttribute(name) + '%';
-    });
-  });
-  Array.prototype.forEach.call(d.querySelectorAll('[data-st-alpha]'), function (el) {
-    el.style.setProperty('--a', el.getAttribute('data-st-alpha'));
-  });
 
   function flashLabel(button, text) {
     var old = button.getAttribute('data-label') || button.textContent;
