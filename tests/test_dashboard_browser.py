@@ -288,6 +288,17 @@ def test_pages_under_the_content_security_policy(browser, dashboard):
         button = page.locator("#links .st-copy").first
         button.click()
         expect(button).to_have_text(re.compile("Copied|Selected"))
+
+        # A new API key is shown once, with a copy button.
+        page.goto(f"{dashboard.url}/smstrack/account/api-keys")
+        page.fill("input[name=name]", "shop server")
+        with page.expect_navigation():
+            page.click("form.st-form button[type=submit]")
+        expect(page.locator("#st-new-key")).to_contain_text("smst_")
+        button = page.locator("[data-copy=st-new-key]")
+        button.click()
+        expect(button).to_have_text(re.compile("Copied|Selected"))
+        screenshot(page, "dashboard-api-keys")
         assert page.evaluate("window.__cspViolations") == []
     assert seen.problems == []
     assert seen.outside() == []
