@@ -240,3 +240,17 @@ def test_api_keys_page(app, actions):
     assert app.test_client().get("/smstrack/api/v1/campaigns", headers={"Authorization": f"Bearer {theirs}"}).status_code == 200
     assert "revoked" in client.get("/smstrack/account/api-keys").text
     assert app.test_client().get("/smstrack/account/api-keys").status_code == 302
+
+
+def test_forms_render_with_csrf_turned_off(make_app, actions):
+    """An app that turns Flask-WTF's CSRF off still gets its login and keys pages."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    actions.user()
+    client = app.test_client()
+    assert client.get("/smstrack/login").status_code == 200
+    response = client.post("/smstrack/login", data={"email": "owner@example.com", "password": "wrong password"})
+    assert response.status_code == 400 and "Wrong email or password." in response.text
+    assert client.post("/smstrack/login", data={"email": "owner@example.com", "password": PASSWORD}).status_code == 302
+    for url in ("/smstrack/account/api-keys", "/smstrack/account/password"):
+        assert client.get(url).status_code == 200, url
+    assert client.post("/smstrack/account/api-keys", data={"name": "n"}).status_code == 201
