@@ -7,6 +7,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
 from ..schemas import (
     AUDIENCE_SEGMENTS,
+    MAX_ID,
     CampaignSchema,
     ConversionOutSchema,
     ConversionSchema,
@@ -29,7 +30,10 @@ def _body(ref: str) -> dict:
     return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
-_ID = [{"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+#: Ids in paths: an id beyond what the column holds is a 404, like any id that names nothing.
+_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ID = [{"name": "campaign_id", "in": "path", "required": True, "schema": _ID_SCHEMA}]
+_CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
 def build_spec(version: str, server_url: str) -> dict:
@@ -163,7 +167,7 @@ def build_spec(version: str, server_url: str) -> dict:
         },
     })
     spec.path("/campaigns/{campaign_id}/variants/{variant_id}", parameters=_ID + [
-        {"name": "variant_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        {"name": "variant_id", "in": "path", "required": True, "schema": _ID_SCHEMA},
     ], operations={
         "delete": {"summary": "Remove a variant before sending", "responses": {"204": {"description": "Removed"}, "409": _ERRORS}},
     })
@@ -175,8 +179,23 @@ def build_spec(version: str, server_url: str) -> dict:
     })
     spec.path("/campaigns/{campaign_id}/messages", parameters=_ID, operations={
         "get": {
-            "summary": "The rendered messages (phone, message, variant) as CSV, or JSON with ?format=json",
-            "responses": {"200": {"description": "Messages"}},
+            "summary": "The rendered messages (phone, message, variant) as CSV, or JSON with ?format=json; changes nothing",
+            "parameters": [
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10_000}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "responses": {
+                "200": {"description": "Messages", "content": {**_CSV, "application/json": {"schema": {"type": "object"}}}},
+                "400": _ERRORS,
+                "404": _ERRORS,
+            },
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/messages/export", parameters=_ID, operations={
+        "post": {
+            "summary": "The rendered messages as CSV for another SMS platform: the ready ones count as sent from then on",
+            "responses": {"200": {"description": "Messages", "content": _CSV}, "404": _ERRORS},
         },
     })
     spec.path("/campaigns/{campaign_id}/tables", parameters=_ID, operations={
