@@ -108,7 +108,11 @@ def build_spec(version: str, server_url: str) -> dict:
         "post": {
             "summary": "Encoding and segments of a message",
             "requestBody": _body("MessagePreviewIn"),
-            "responses": {"200": {"description": "encoding, characters, units, segments, per_segment, remaining"}, "400": _ERRORS},
+            "responses": {
+                "200": {"description": "encoding, characters, units, segments, per_segment, remaining"},
+                "400": _ERRORS,
+                "404": _ERRORS,
+            },
         },
     })
     spec.path("/campaigns/table", operations={
@@ -214,4 +218,24 @@ def build_spec(version: str, server_url: str) -> dict:
             "responses": {"201": _json("Conversion", "Recorded"), "200": _json("Conversion", "Already recorded"), "400": _ERRORS},
         },
     })
-    return spec.to_dict()
+    return _with_common_errors(spec.to_dict())
+
+
+def _with_common_errors(doc: dict) -> dict:
+    """Every operation answers 401 without a valid key; one with a path id
+    404 for an id that names nothing it may see; one with a body 400, 413
+    (too large) and 415 (another content type); one with query parameters 400."""
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            codes = ["401"]
+            if "{" in path:
+                codes.append("404")
+            if "requestBody" in operation:
+                codes += ["400", "413", "415"]
+            if operation.get("parameters"):
+                codes.append("400")
+            for code in codes:
+                operation["responses"].setdefault(code, _ERRORS)
+    return doc
