@@ -418,30 +418,21 @@ def test_another_users_campaign_is_404(sms, sms_app):
 
 
 @pytest.mark.parametrize("token", [None, "expired-or-forged"])
-def test_export_without_a_valid_form_token_is_400(sms, sms_app, token):
-    """Exporting changes the messages' status: a page of another site cannot do it."""
+@pytest.mark.parametrize("action,button,status", [
+    ("prepare", "Prepare messages", "pending"),
+    # Exporting changes the messages' status: a page of another site cannot do it.
+    ("export", "Export messages (CSV)", "ready"),
+])
+def test_forms_without_a_valid_token_are_400(sms, sms_app, token, action, button, status):
     key, campaign_id = _setup(sms)
     client = login(sms_app)
-    _prepare(client, campaign_id)
+    if action == "export":
+        _prepare(client, campaign_id)
     data = {"csrf_token": token} if token else {}
-    response = client.post(f"/smstrack/campaigns/{campaign_id}/messages/export", data=data)
+    response = client.post(f"/smstrack/campaigns/{campaign_id}/messages/{action}", data=data)
     assert response.status_code == 400
-    assert "The form expired; please go back and press “Export messages (CSV)” again." in html.unescape(response.text)
+    assert f"The form expired; please go back and press “{button}” again." in html.unescape(response.text)
     with sms_app.app_context():
         from wsgi import db
 
-        assert set(db.session.execute(select(Recipient.status)).scalars()) == {"ready"}
-
-
-@pytest.mark.parametrize("token", [None, "expired-or-forged"])
-def test_prepare_without_a_valid_form_token_is_400(sms, sms_app, token):
-    key, campaign_id = _setup(sms)
-    client = login(sms_app)
-    data = {"csrf_token": token} if token else {}
-    response = client.post(f"/smstrack/campaigns/{campaign_id}/messages/prepare", data=data)
-    assert response.status_code == 400
-    assert "The form expired; please go back and press “Prepare messages” again." in html.unescape(response.text)
-    with sms_app.app_context():
-        from wsgi import db
-
-        assert set(db.session.execute(select(Recipient.status)).scalars()) == {"pending"}
+        assert set(db.session.execute(select(Recipient.status)).scalars()) == {status}
