@@ -370,3 +370,17 @@ def test_replayed_older_receipts_never_move_a_message_back(hook_app):
     assert (again.status, again.status_at, again.segments, again.error_code) == (
         "delivered", delivered.status_at, 2, None
     )
+
+
+def test_webhook_fields_that_cannot_be_stored_are_400(hook_app):
+    _sent_campaign(hook_app)
+    client = hook_app.test_client()
+    receipt = _receipt(client, _status("delivered", sid="SM\x00" + "0" * 31))
+    assert receipt.status_code == 400 and sorted(receipt.json["errors"]) == ["MessageSid", "SmsSid"]
+    for field, value in (("sms_sid", "SM\x00"), ("link", "https://shop.example.com/\ud800"), ("user_agent", "\x00")):
+        response = _post_click(client, _click_event(**{field: value}))
+        assert response.status_code == 400 and list(response.json["errors"]) == [field], response.json
+    deep = _post_click(client, '{"sms_sid": ' + "[" * 200 + "]" * 200 + "}")
+    assert deep.status_code == 400 and deep.json["errors"]["_body"] == ["Nested deeper than 32 levels."]
+    assert _post_click(client, _click_event(click_time="0001-01-01T00:00:00Z")).status_code == 400
+    assert _clicks(hook_app) == [] and _recipient(hook_app).status == "queued"
