@@ -106,9 +106,15 @@ def _prepare(client, campaign_id: int):
     return client.post(f"/smstrack/campaigns/{campaign_id}/messages/prepare", data={"csrf_token": token})
 
 
+def _export(client, campaign_id: int):
+    """Press "Export messages (CSV)": the ready messages count as sent."""
+    token = csrf_token(client, f"/smstrack/campaigns/{campaign_id}")
+    return client.post(f"/smstrack/campaigns/{campaign_id}/messages/export", data={"csrf_token": token})
+
+
 def _codes(client, campaign_id: int) -> dict[str, tuple[str, str]]:
-    """phone -> (the recipient's own short code, variant), from the messages CSV."""
-    rows = csv.DictReader(io.StringIO(client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv").text))
+    """phone -> (the recipient's own short code, variant), from the exported messages."""
+    rows = csv.DictReader(io.StringIO(_export(client, campaign_id).text))
     return {r["phone"]: (r["message"].rsplit("/", 1)[1], r["variant"]) for r in rows}
 
 
@@ -161,8 +167,13 @@ def test_prepare_messages_from_the_page(sms, sms_app):
     # 18 segments x 0.0079 USD = 0.1422 USD, once sent.
     assert facts["Ready to send"] == ("12", "18 segments, 0.14 USD")
     assert facts["Forwards"] == ("0", "clicks from a second device: the message was passed on — not counted in CTR")
-    # Downloading the messages for another platform counts them as sent.
-    client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv")
+    assert "Export messages (CSV)" in card and "Download messages (CSV)" not in card
+    # Downloading the file changes nothing; exporting it for another platform counts the messages as sent.
+    assert client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv").status_code == 200
+    assert _statuses(_card(client.get(f"/smstrack/campaigns/{campaign_id}").text))["ready"] == "12"
+    exported = _export(client, campaign_id)
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    assert exported.text == client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv").text
     card = _card(client.get(f"/smstrack/campaigns/{campaign_id}").text)
     facts = _facts(card)
     assert _statuses(card)["exported"] == "12" and "Ready to send" not in facts
@@ -170,7 +181,8 @@ def test_prepare_messages_from_the_page(sms, sms_app):
     assert facts["Segments"][0] == "18"
     assert facts["Cost"] == ("0.14 USD", "18 segments × 0.0079 USD")
     assert "CTR = unique clicks ÷ sent (12) until delivery receipts arrive, then ÷ delivered." in _text(card)
-    assert "Download messages (CSV)" in card and "Recipients for the next send" in card
+    assert "Download messages (CSV)" in card and "Export messages (CSV)" not in card
+    assert "Recipients for the next send" in card
 
     # Once exported, preparing again changes nothing.
     before = client.get(f"/smstrack/campaigns/{campaign_id}/messages.csv").text
@@ -379,6 +391,7 @@ def test_messages_routes_need_login(sms, sms_app):
         client.get(f"{base}/messages.csv"),
         client.get(f"{base}/recipients.csv?segment=all"),
         client.post(f"{base}/messages/prepare"),
+        client.post(f"{base}/messages/export"),
     ):
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/smstrack/login?next=")
@@ -393,6 +406,7 @@ def test_another_users_campaign_is_404(sms, sms_app):
     base = f"/smstrack/campaigns/{campaign_id}"
     token = csrf_token(other, "/smstrack/campaigns/new")
     assert other.post(f"{base}/messages/prepare", data={"csrf_token": token}).status_code == 404
+    assert other.post(f"{base}/messages/export", data={"csrf_token": token}).status_code == 404
     assert other.get(f"{base}/messages.csv").status_code == 404
     recipients = other.get(f"{base}/recipients.csv?segment=all")
     assert recipients.status_code == 404 and "+1415555" not in recipients.text
@@ -404,14 +418,21 @@ def test_another_users_campaign_is_404(sms, sms_app):
 
 
 @pytest.mark.parametrize("token", [None, "expired-or-forged"])
-def test_prepare_without_a_valid_form_token_is_400(sms, sms_app, token):
+@pytest.mark.parametrize("action,button,status", [
+    ("prepare", "Prepare messages", "pending"),
+    # Exporting changes the messages' status: a page of another site cannot do it.
+    ("export", "Export messages (CSV)", "ready"),
+])
+def test_forms_without_a_valid_token_are_400(sms, sms_app, token, action, button, status):
     key, campaign_id = _setup(sms)
     client = login(sms_app)
+    if action == "export":
+        _prepare(client, campaign_id)
     data = {"csrf_token": token} if token else {}
-    response = client.post(f"/smstrack/campaigns/{campaign_id}/messages/prepare", data=data)
+    response = client.post(f"/smstrack/campaigns/{campaign_id}/messages/{action}", data=data)
     assert response.status_code == 400
-    assert "The form expired; please go back and press “Prepare messages” again." in html.unescape(response.text)
+    assert f"The form expired; please go back and press “{button}” again." in html.unescape(response.text)
     with sms_app.app_context():
         from wsgi import db
 
-        assert set(db.session.execute(select(Recipient.status)).scalars()) == {"pending"}
+        assert set(db.session.execute(select(Recipient.status)).scalars()) == {status}

@@ -9,6 +9,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -100,7 +101,7 @@ def test_prepare_messages_and_read_the_ab_test(browser, site, size, viewport):
         assert rows.nth(1).locator("td").nth(4).inner_text() == "26.7%"
         # 300 segments x 0.0079 USD.
         assert "2.37 USD" in card.locator(".st-facts").inner_text()
-        expect(card.get_by_role("link", name="Download messages (CSV)")).to_be_visible()
+        expect(card.get_by_role("button", name="Export messages (CSV)")).to_be_visible()
         expect(card.get_by_role("link", name="Clicked, did not convert", exact=True)).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport["width"], f"page is {width}px wide"
@@ -130,3 +131,23 @@ def test_the_form_counts_segments_as_you_type(browser, site):
         area.fill("")
         expect(live).to_have_text("")
     assert seen.problems == []
+
+
+def test_export_downloads_the_messages_and_counts_them_sent(browser, site):
+    with session(browser, site, DESKTOP) as (page, seen), screenshot_on_failure(page, "export-failed"):
+        page.goto(f"{site.url}/smstrack/campaigns/{site.campaign_id}")
+        card = page.locator("#messages")
+        with page.expect_navigation():
+            card.get_by_role("button", name="Prepare messages").click()
+        expect(card.locator("[data-status=ready] .st-status-count")).to_have_text("12")
+        # A form (with its CSRF token): the file comes down and the page stays.
+        with page.expect_download() as download:
+            card.get_by_role("button", name="Export messages (CSV)").click()
+        assert download.value.suggested_filename == f"campaign-{site.campaign_id}-messages.csv"
+        assert len(Path(download.value.path()).read_text().splitlines()) == 1 + 312
+        page.reload()
+        expect(card.locator("[data-status=exported] .st-status-count")).to_have_text("312")
+        expect(card.get_by_role("button", name="Export messages (CSV)")).to_have_count(0)
+        expect(card.get_by_role("link", name="Download messages (CSV)")).to_be_visible()
+    # Chromium reports the form's navigation that became a download as aborted.
+    assert [p for p in seen.problems if "/messages/export net::ERR_ABORTED" not in p] == []

@@ -321,3 +321,106 @@ def test_pages_on_the_servers_own_network_are_not_fetched(site):
         assert check.verdict == "error"
         assert "private address" in check.errors[0] and "SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES" in check.errors[0]
     assert not site.seen
+
+
+# -- the address checked is the address fetched ----------------------------------------
+
+#: A public address, never reached: connections leaving this machine are refused below.
+PUBLIC = "93.184.215.14"
+
+
+@pytest.fixture
+def local_connections_only(monkeypatch):
+    """Connections to anything but 127.0.0.0/8 are refused here, without
+    leaving the machine; the addresses tried are recorded."""
+    tried: list[tuple[str, int]] = []
+    connect = socket.socket.connect
+
+    def guarded(sock, address):
+        tried.append(address[:2])
+        if not str(address[0]).startswith("127."):
+            raise ConnectionRefusedError(f"test: no traffic to {address[0]}")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    return tried
+
+
+def test_dns_rebinding_does_not_reach_the_server(site, monkeypatch, local_connections_only):
+    """The system resolver answers a public address to the check, then
+    127.0.0.1: the page is fetched from the public address, or not at all."""
+    answers = {"rebind.test": [PUBLIC, "127.0.0.1"]}
+    lookup = socket.getaddrinfo
+
+    def rebinding(host, port, *args, **kwargs):
+        if host not in answers:
+            return lookup(host, port, *args, **kwargs)
+        address = answers[host][0] if len(answers[host]) == 1 else answers[host].pop(0)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    port = site.server.server_port
+    check = check_url(f"http://rebind.test:{port}/ok", 2)
+    assert check.verdict == "error"
+    assert check.errors == ["could not connect: the connection was refused (nothing answers at that address)"]
+    assert local_connections_only == [(PUBLIC, port)]
+    assert not site.seen
+
+
+def test_each_host_is_resolved_once_and_fetched_from_that_address(site, local_connections_only):
+    calls = []
+
+    def resolve(host: str) -> list[str]:
+        calls.append(host)
+        return [PUBLIC] if len(calls) == 1 else ["127.0.0.1"]
+
+    port = site.server.server_port
+    check = check_url(f"http://shop.test:{port}/ok", 2, resolve=resolve)
+    assert calls == ["shop.test"] and local_connections_only == [(PUBLIC, port)]
+    assert check.verdict == "error" and not site.seen
+    # Allowed, a private address is fetched with the host's name in the Host header.
+    check = check_url(f"http://shop.test:{port}/hop/1", 2, resolve=lambda host: ["127.0.0.1"], allow_private=True)
+    assert check.verdict == "ok" and check.final_url == f"http://shop.test:{port}/hop/0"
+    assert [path for path, _ in site.seen] == ["/hop/1?", "/hop/0?"]
+
+
+@pytest.fixture
+def tls_site(tmp_path, monkeypatch):
+    """A landing page over https with a certificate for shop.test from a
+    test CA the checker trusts; it records the TLS server names and Host
+    headers it is sent."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("shop.test").configure_cert(context)
+    names, hosts = [], []
+    context.sni_callback = lambda _sock, name, _context: names.append(name)
+    page = Flask("tls-landing")
+    page.add_url_rule("/ok", "ok", lambda: hosts.append(request.host) or GOOD)
+    server = make_server("127.0.0.1", 0, page, threaded=True, request_handler=_QuietHandler, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port, names, hosts
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def test_https_keeps_the_host_name_for_sni_and_the_certificate(tls_site):
+    port, names, hosts = tls_site
+    local = {"resolve": lambda host: ["127.0.0.1"], "allow_private": True}
+    check = check_url(f"https://shop.test:{port}/ok", 2, **local)
+    assert check.verdict == "ok", check.problems
+    assert names == ["shop.test"] and hosts == [f"shop.test:{port}"]
+    # The same address under another name: its certificate does not match.
+    other = check_url(f"https://other.test:{port}/ok", 2, **local)
+    assert other.verdict == "error" and other.errors[0].startswith("the secure (https) connection failed")
+    assert names[-1] == "other.test" and len(hosts) == 1

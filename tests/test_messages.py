@@ -65,7 +65,8 @@ def _setup(sms, *, variants=(("A", "Hi {first_name}, 20% off today: {link}"), ("
 
 
 def _messages(sms, key, campaign_id):
-    response = sms.api("GET", f"/campaigns/{campaign_id}/messages", key)
+    """Export the messages, as for another SMS platform: they count as sent."""
+    response = sms.api("POST", f"/campaigns/{campaign_id}/messages/export", key)
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))

@@ -70,3 +70,30 @@ def test_unknown_campaign_and_empty_file(runner, tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("", encoding="utf-8")
     assert runner.invoke(args=["smstrack", "import-recipients", "99", str(path)]).exit_code == 1
+
+
+def _import(actions, key, campaign_id, data):
+    return actions.client.post(
+        f"/smstrack/api/v1/campaigns/{campaign_id}/recipients", data=data, content_type="text/csv",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+def test_broken_rows_are_4xx_or_left_out_naming_their_line(app, actions):
+    key = actions.api_key()
+    campaign = actions.campaign(key)
+    # Lines ended by a bare CR (old Mac files), and a bare CR inside a row: it ends the line.
+    mac = _import(actions, key, campaign["id"], "phone,name\r+14155550100,Ana\r+14155550101,Ben\rMaria\r")
+    assert mac.status_code == 200, mac.json
+    assert mac.json == {"imported": 2, "merged": 0, "errors": [{"line": 4, "message": "'Maria' is not a phone number"}]}
+    # A row the CSV reader cannot read stops the import, naming its line.
+    huge = _import(actions, key, campaign["id"], "phone,name\n+14155550102,Cy\n+14155550103," + "x" * 200_000 + "\n")
+    assert huge.status_code == 400
+    assert huge.json["errors"]["_body"][0].startswith("line 3: field larger than field limit")
+    # NUL characters: the row is left out, the others are imported.
+    nul = _import(actions, key, campaign["id"], "phone,name\n+14155550104,D\x00ee\n+14155550105,Eve\n")
+    assert nul.status_code == 200
+    assert nul.json["errors"] == [{"line": 2, "message": "the row contains a NUL character"}]
+    header = _import(actions, key, campaign["id"], "phone,na\x00me\n+14155550106,Fay\n")
+    assert header.status_code == 400 and header.json["errors"]["_body"] == ["line 1: the header contains a NUL character"]
+    assert sorted(_recipients(app)) == ["+14155550100", "+14155550101", "+14155550105"]

@@ -260,9 +260,11 @@ def test_click_event_previews_and_other_links(hook_app):
     campaign_id = _sent_campaign(hook_app)
     client = hook_app.test_client()
     assert _post_click(client, _click_event(event_type="preview", user_agent=ANDROID)).status_code == 204
-    assert _post_click(client, _click_event(user_agent=IMESSAGE_PREVIEW)).status_code == 204
+    later = _click_event(user_agent=IMESSAGE_PREVIEW, click_time="2026-03-01T10:00:01Z")
+    assert _post_click(client, later).status_code == 204
     # A link that is not a campaign link counts for the campaign's first link.
-    assert _post_click(client, _click_event(link="https://elsewhere.example.com/")).status_code == 204
+    elsewhere = _click_event(link="https://elsewhere.example.com/", click_time="2026-03-01T10:00:02Z")
+    assert _post_click(client, elsewhere).status_code == 204
     preview, imessage, human = _clicks(hook_app)
     assert (preview.kind, preview.is_first) == ("preview", False)
     assert imessage.kind == "preview"
@@ -311,3 +313,74 @@ def test_click_event_errors(hook_app):
     )
     assert no_hash.status_code == 403 and "bodySHA256" in no_hash.json["errors"]["X-Twilio-Signature"][0]
     assert _clicks(hook_app) == []
+
+
+# -- replays ----------------------------------------------------------------------
+
+
+def test_click_event_without_click_time_is_refused(hook_app):
+    """Without its time a replayed event cannot be told from a new click."""
+    _sent_campaign(hook_app)
+    client = hook_app.test_client()
+    event = _click_event()
+    del event["click_time"]
+    for _ in range(3):
+        response = _post_click(client, event)
+        assert response.status_code == 400
+        assert list(response.json["errors"]) == ["click_time"]
+    assert _clicks(hook_app) == []
+
+
+def test_replayed_click_event_is_one_click(hook_app):
+    _sent_campaign(hook_app)
+    client = hook_app.test_client()
+    for _ in range(3):
+        assert _post_click(client, _click_event()).status_code == 204
+    # The same message and moment, written another way, with another agent: the same click.
+    same = _click_event(click_time="2026-03-01T11:00:00+01:00", user_agent=ANDROID, link=DESTINATION)
+    assert _post_click(client, same).status_code == 204
+    [click] = _clicks(hook_app)
+    assert click.is_first and click.device_type == "mobile" and click.os == "iOS"
+    # The other recipient's click at the same moment is a click of its own.
+    assert _post_click(client, _click_event(sid=SIDS["+14155550101"])).status_code == 204
+    assert len(_clicks(hook_app)) == 2
+
+
+def test_click_events_arriving_at_once_are_one_click(hook_app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _sent_campaign(hook_app)
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(lambda _: _post_click(hook_app.test_client(), _click_event()).status_code, range(8)))
+    assert statuses == [204] * 8
+    [click] = _clicks(hook_app)
+    assert click.is_first
+
+
+def test_replayed_older_receipts_never_move_a_message_back(hook_app):
+    _sent_campaign(hook_app)
+    client = hook_app.test_client()
+    assert _receipt(client, _status("delivered", NumSegments="2")).status_code == 204
+    delivered = _recipient(hook_app)
+    for _ in range(3):
+        for older in ("queued", "sending", "sent", "undelivered", "failed"):
+            response = _receipt(client, _status(older, ErrorCode="30003", NumSegments="5"))
+            assert response.status_code == 204
+    again = _recipient(hook_app)
+    assert (again.status, again.status_at, again.segments, again.error_code) == (
+        "delivered", delivered.status_at, 2, None
+    )
+
+
+def test_webhook_fields_that_cannot_be_stored_are_400(hook_app):
+    _sent_campaign(hook_app)
+    client = hook_app.test_client()
+    receipt = _receipt(client, _status("delivered", sid="SM\x00" + "0" * 31))
+    assert receipt.status_code == 400 and sorted(receipt.json["errors"]) == ["MessageSid", "SmsSid"]
+    for field, value in (("sms_sid", "SM\x00"), ("link", "https://shop.example.com/\ud800"), ("user_agent", "\x00")):
+        response = _post_click(client, _click_event(**{field: value}))
+        assert response.status_code == 400 and list(response.json["errors"]) == [field], response.json
+    deep = _post_click(client, '{"sms_sid": ' + "[" * 200 + "]" * 200 + "}")
+    assert deep.status_code == 400 and deep.json["errors"]["_body"] == ["Nested deeper than 32 levels."]
+    assert _post_click(client, _click_event(click_time="0001-01-01T00:00:00Z")).status_code == 400
+    assert _clicks(hook_app) == [] and _recipient(hook_app).status == "queued"

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .config import Keys
 from .models import Campaign, Link, Variant
+from .schemas import MAX_ID
 from .state import get_state
 
 _BASE62 = string.digits + string.ascii_letters
@@ -123,6 +124,9 @@ def short_url_for(base: str, code: str) -> str:
 
 
 def get_campaign(campaign_id: int) -> Campaign | None:
+    """The campaign, or ``None``; an id beyond what the column holds is not looked up."""
+    if not 0 < campaign_id <= MAX_ID:
+        return None
     return get_state().db.session.get(Campaign, campaign_id)
 
 

@@ -35,6 +35,48 @@ CODE_RE = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 RESERVED_CODES = frozenset({"api", "admin", "login", "logout", "static", "smstrack"})
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MONEY_PLACES = 4
+#: The largest id of a campaign, link, variant or user (a 32-bit column);
+#: larger ones name nothing and are never looked up.
+MAX_ID = 2**31 - 1
+#: The largest id of the tables that grow with traffic (64-bit columns).
+MAX_BIG_ID = 2**63 - 1
+#: The furthest a page of a list may start.
+MAX_OFFSET = 1_000_000_000
+#: JSON bodies nested deeper than this are refused before they are parsed.
+MAX_JSON_DEPTH = 32
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_BRACKETS = re.compile(rb'[\[\]{}]|"(?:[^"\\]|\\.)*"?')
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or ``None``: NUL characters
+    (PostgreSQL refuses them) and lone surrogates (not Unicode text, which
+    no database encodes) are refused wherever text comes in."""
+    if "\x00" in value:
+        return "Must not contain NUL (\\u0000) characters."
+    if _SURROGATE.search(value):
+        return "Must be Unicode text: a lone surrogate (\\ud800-\\udfff) is not a character."
+    return None
+
+
+def json_too_deep(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than
+    ``limit`` deep (brackets inside strings do not count). Cheap for the
+    usual body, which has fewer brackets than the limit."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _BRACKETS.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -43,9 +85,11 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     Raises :class:`ValidationError` keyed ``_body`` when the body is not a
     JSON object.
     """
+    if json_too_deep(raw):
+        raise ValidationError({"_body": [f"Nested deeper than {MAX_JSON_DEPTH} levels."]})
     try:
         data = json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationError({"_body": ["Body must be a JSON object."]}) from None
     if not isinstance(data, dict):
         raise ValidationError({"_body": ["Body must be a JSON object."]})
@@ -169,9 +213,44 @@ ClickId = lambda **kw: fields.String(  # noqa: E731
 )
 
 
+def _text_errors(value: Any) -> Any:
+    """The messages of :func:`text_problem` for a value and what it holds
+    (keys and items of objects and arrays), shaped like marshmallow's."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return [problem] if problem else None
+    if isinstance(value, dict):
+        found = {}
+        for key, item in value.items():
+            errors = _text_errors(key) or _text_errors(item)
+            if errors:
+                found[key if isinstance(key, str) and not text_problem(key) else repr(key)] = errors
+        return found or None
+    if isinstance(value, list):
+        found = {i: errors for i, item in enumerate(value) if (errors := _text_errors(item))}
+        return found or None
+    return None
+
+
 class _Strict(Schema):
+    """Every input schema: unknown fields are left out, and no field takes
+    text that cannot be stored (see :func:`text_problem`)."""
+
     class Meta:
         unknown = EXCLUDE
+
+    @pre_load
+    def _storable_text(self, data, **kwargs):
+        if not isinstance(data, dict):
+            return data
+        errors = {}
+        for name, field in self.load_fields.items():
+            key = field.data_key or name
+            if key in data and (found := _text_errors(data[key])):
+                errors[key] = found
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 class LandingSchema(_Strict):
@@ -354,7 +433,9 @@ class MessagePreviewSchema(_Strict):
     text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
     #: Render ``{link}`` and attribute placeholders as this campaign's first
     #: recipient would get them.
-    campaign_id = fields.Integer(load_default=None, allow_none=True, strict=True)
+    campaign_id = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=MAX_ID)
+    )
 
 
 #: Who to send the next message to (``GET .../recipients?segment=``).
@@ -372,17 +453,17 @@ class AudienceSchema(_Strict):
     )
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10_000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 class ConversionOutSchema(Schema):
     id = fields.Integer()
     created_at = fields.AwareDateTime()
     event = fields.String()
-    revenue = Money()
-    currency = fields.String()
-    order_id = fields.String()
-    campaign_id = fields.Integer()
+    revenue = Money(allow_none=True)
+    currency = fields.String(allow_none=True)
+    order_id = fields.String(allow_none=True)
+    campaign_id = fields.Integer(allow_none=True)
     attributed = fields.Boolean()
     source = fields.String()
     trust = fields.String()

@@ -22,6 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -35,6 +36,7 @@ from ..config import Keys
 from ..models import Campaign, Link
 from ..state import get_state
 from ..tracking.clicks import click_id_slot, destination_for, new_click_id
+from .pinning import Resolver, pinned, system_resolver
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -188,27 +190,33 @@ class _PrivateAddress(Exception):
     """The address is on this server or its private network."""
 
 
-def _refuse_private(url: str) -> None:
-    """Raise :class:`_PrivateAddress` when ``url``'s host resolves to a
-    loopback, private, link-local or otherwise non-public address: the check
-    runs on the server, and must not become a way to look inside its network."""
+def _checked_address(url: str, resolve: Resolver, allow_private: bool) -> str:
+    """The address to connect to for ``url``, resolved once: the check runs
+    on the server, and must not become a way to look inside its network, so
+    a host with a loopback, private, link-local or otherwise non-public
+    address raises :class:`_PrivateAddress` unless ``allow_private``."""
     host = urlsplit(url).hostname
     if not host:
-        return
+        raise requests.exceptions.InvalidURL(url)
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return  # the request itself reports the unknown host
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global:
+        addresses = resolve(host)
+    except (OSError, UnicodeError) as err:
+        raise requests.ConnectionError(err) from None
+    if not addresses:
+        raise requests.ConnectionError(socket.gaierror(f"no address for {host}"))
+    for raw in addresses:
+        address = ipaddress.ip_address(raw)
+        if not allow_private and not address.is_global:
             raise _PrivateAddress(f"{host} is a private address ({address})")
+    return addresses[0]
 
 
 def _fetch(
-    session: requests.Session, url: str, deadline: float, result: LinkCheck, *, allow_private: bool = False
+    session: requests.Session, url: str, deadline: float, result: LinkCheck, *, resolve: Resolver,
+    allow_private: bool = False,
 ) -> bytes | None:
-    """GET ``url`` and what it redirects to; fill ``result`` with the last
+    """GET ``url`` and what it redirects to, each from the address checked
+    for its host (see :mod:`.pinning`); fill ``result`` with the last
     answer. Returns up to :data:`MAX_BODY_BYTES` of the final body, or
     ``None`` when the check stopped with an error."""
     seen = {url}
@@ -216,9 +224,12 @@ def _fetch(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise requests.Timeout()
-        if not allow_private:
-            _refuse_private(url)
-        with session.get(url, allow_redirects=False, stream=True, timeout=(remaining, remaining)) as response:
+        target, host_header, adapter = pinned(url, _checked_address(url, resolve, allow_private))
+        for scheme in ("http://", "https://"):
+            session.mount(scheme, adapter)
+        with closing(adapter), session.get(
+            target, headers=host_header, allow_redirects=False, stream=True, timeout=(remaining, remaining)
+        ) as response:
             result.status = response.status_code
             result.final_url = url
             location = response.headers.get("Location")
@@ -257,6 +268,7 @@ def check_url(
     snippet_path: str = "/smstrack/t.js",
     click_param: str | None = None,
     allow_private: bool = False,
+    resolve: Resolver = system_resolver,
 ) -> LinkCheck:
     """Fetch ``url`` as a visitor's phone would and report what it found.
 
@@ -268,7 +280,8 @@ def check_url(
     id from the page's address.
 
     Addresses on the server's own network (loopback, private, link-local)
-    are refused unless ``allow_private``.
+    are refused unless ``allow_private``. Each host is resolved once, with
+    ``resolve``, and the page is fetched from the address checked.
 
     Never raises for a network failure: it becomes one of the returned
     check's ``errors``.
@@ -279,7 +292,7 @@ def check_url(
     try:
         with requests.Session() as session:
             session.headers.update({"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
-            body = _fetch(session, url, deadline, result, allow_private=allow_private)
+            body = _fetch(session, url, deadline, result, resolve=resolve, allow_private=allow_private)
     except _PrivateAddress as err:
         result.errors.append(
             f"not checked: {err}, on this server's own network; set {Keys.LINK_CHECK_PRIVATE_ADDRESSES}"

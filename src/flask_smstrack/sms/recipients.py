@@ -64,14 +64,24 @@ def _columns(header: list[str]) -> tuple[int, int | None, list[tuple[int, str]]]
 
 
 def read_csv(text: str) -> Iterable[tuple[int, list[str]]]:
-    """``(line number, cells)`` of each row of a CSV text, header first."""
+    """``(line number, cells)`` of each row of a CSV text, header first.
+
+    Lines may end with ``\r\n``, ``\n`` or a bare ``\r`` (old Mac files). A
+    row the CSV reader cannot read raises :class:`ImportError_` naming its line.
+    """
     sample = text[:4096]
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    for cells in reader:
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise ImportError_(f"line {reader.line_num}: {err}") from None
         yield reader.line_num, cells
 
 
@@ -97,6 +107,8 @@ def import_recipients(
         _, header = next(rows)
     except StopIteration:
         raise ImportError_("the file is empty") from None
+    if any("\x00" in c for c in header):
+        raise ImportError_("line 1: the header contains a NUL character")
     phone_at, external_at, attribute_at = _columns(header)
     fresh: dict[str, dict] = {}
     updates: dict[str, dict] = {}
@@ -105,6 +117,9 @@ def import_recipients(
         if progress is not None:
             progress(1)
         if not any(c.strip() for c in cells):
+            continue
+        if any("\x00" in c for c in cells):
+            result.errors.append((line, "the row contains a NUL character"))
             continue
         try:
             phone = normalize_phone(cells[phone_at] if phone_at < len(cells) else "", region)

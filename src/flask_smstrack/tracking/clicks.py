@@ -211,6 +211,7 @@ def click_row(
         "country": None,
         "ip": None,
         "referrer_host": None,
+        "bot_reason": None,
     }
     row.update(fields)
     return row

@@ -49,6 +49,7 @@ from ..reports.export import (
 from ..reports.listing import ListFilter, campaign_list, campaign_list_all
 from ..reports.tables import TABLES, campaign_list_table, campaign_table
 from ..schemas import (
+    MAX_OFFSET,
     AudienceSchema,
     CampaignSchema,
     ConversionOutSchema,
@@ -75,7 +76,7 @@ from ..sms.messages import (
 from ..sms.segments import segment_info
 from ..state import get_state
 from ..tracking.conversions import record_conversion
-from .http import read_limited_body
+from .http import check_request_values, read_limited_body
 from .list_args import list_args
 
 bp = Blueprint("smstrack_api", __name__)
@@ -106,6 +107,9 @@ def _authenticate() -> Response | None:
             raise UnsupportedMediaType({"Content-Type": ["Send application/json."]})
     g.smstrack_principal = principal
     return None
+
+
+bp.before_request(check_request_values)
 
 
 def _load(schema) -> dict:
@@ -385,22 +389,30 @@ def messages_prepare(campaign_id: int) -> Response:
 
 
 @bp.get("/campaigns/<int:campaign_id>/messages")
-def messages_export(campaign_id: int) -> Response:
-    """The rendered messages (phone, message, variant): CSV for upload to
-    any SMS platform, which counts them as sent from then on; or JSON pages
-    with ``?limit=`` and ``?offset=``, which change nothing."""
+def messages_list(campaign_id: int) -> Response:
+    """The rendered messages (phone, message, variant) as CSV, or JSON pages
+    with ``?format=json&limit=&offset=``. Reading them changes nothing:
+    ``POST .../messages/export`` counts them as sent."""
     campaign = _campaign_or_404(campaign_id)
     fmt = request.args.get("format", "csv")
     if fmt == "csv":
-        rows = message_rows(campaign)
-        mark_exported(campaign.id)
-        return csv_download(messages_csv(rows), f"campaign-{campaign.id}-messages")
+        return csv_download(messages_csv(message_rows(campaign)), f"campaign-{campaign.id}-messages")
     if fmt != "json":
         raise InvalidInput({"format": ["Must be csv or json."]})
     limit = min(max(request.args.get("limit", 100, type=int), 1), 10_000)
-    offset = max(request.args.get("offset", 0, type=int), 0)
+    offset = min(max(request.args.get("offset", 0, type=int), 0), MAX_OFFSET)
     rows = itertools.islice(message_rows(campaign), offset, offset + limit)
     return jsonify(messages=[{"phone": p, "message": m, "variant": v or None} for p, m, v in rows])
+
+
+@bp.post("/campaigns/<int:campaign_id>/messages/export")
+def messages_export(campaign_id: int) -> Response:
+    """The rendered messages as CSV for upload to any SMS platform; the
+    ready ones count as sent from then on."""
+    campaign = _campaign_or_404(campaign_id)
+    rows = message_rows(campaign)
+    mark_exported(campaign.id)
+    return csv_download(messages_csv(rows), f"campaign-{campaign.id}-messages")
 
 
 @bp.get("/campaigns/<int:campaign_id>/recipients")

@@ -11,12 +11,13 @@ from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, UnsupportedMedia
 from ..schemas import load_beacon, parse_body
 from ..tracking.conversions import confirm_landing, record_conversion
 from ..tracking.tokens import TokenError, check_token
-from .http import read_limited_body
+from .http import check_request_values, read_limited_body
 from .snippet import served_snippet
 
 bp = Blueprint("smstrack_collect", __name__)
 for _code in JSON_ERROR_CODES:
     bp.register_error_handler(_code, json_error)
+bp.before_request(check_request_values)
 
 _BODY_TYPES = ("", "text/plain", "application/json")
 

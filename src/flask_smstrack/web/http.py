@@ -1,10 +1,16 @@
-"""What the blueprints that read request bodies share."""
+"""What the blueprints that read requests share: the body read up to a
+limit, and the checks every request's URL and fields pass first."""
 from __future__ import annotations
+
+from functools import lru_cache
 
 from flask import current_app, request
 
 from ..config import Keys
-from ..errors import PayloadTooLarge
+from ..errors import InvalidInput, NotFound, PayloadTooLarge
+from ..schemas import MAX_BIG_ID, MAX_ID, text_problem
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def read_limited_body(limit: int | None = None, *, message: str | None = None) -> bytes:
@@ -18,3 +24,40 @@ def read_limited_body(limit: int | None = None, *, message: str | None = None) -
         if len(raw) <= limit:
             return raw
     raise PayloadTooLarge({"_body": [(message or "Body is larger than {limit} bytes.").format(limit=limit)]})
+
+
+@lru_cache(maxsize=1)
+def _big_ids() -> frozenset[str]:
+    """The URL arguments naming a row of a table with a 64-bit id
+    (``conversion_id`` for ``smstrack_conversions``...); the others are 32-bit."""
+    from sqlalchemy import BigInteger
+
+    from ..models import Base
+
+    names = set()
+    for table in Base.metadata.tables.values():
+        key = list(table.primary_key.columns)
+        if len(key) == 1 and isinstance(key[0].type, BigInteger):
+            names.add(table.name.removeprefix("smstrack_").removesuffix("s") + "_id")
+    return frozenset(names)
+
+
+def check_request_values() -> None:
+    """Refuse, before any query, what no stored row can match: an id in the
+    URL beyond what its column holds (404, like any id that names nothing),
+    and a query or form value that cannot be stored as text (400 naming it;
+    JSON bodies are checked by the schemas). A ``before_request`` hook."""
+    for name, value in (request.view_args or {}).items():
+        if type(value) is int and value > (MAX_BIG_ID if name in _big_ids() else MAX_ID):
+            raise NotFound({name: [f"No {name.removesuffix('_id').replace('_', ' ')} {value}."]})
+    sources = [request.args]
+    if request.mimetype in _FORM_TYPES:
+        sources.append(request.form)
+    errors: dict[str, list[str]] = {}
+    for values in sources:
+        for key, value in values.items(multi=True):
+            problem = text_problem(key) or text_problem(value)
+            if problem:
+                errors[key if not text_problem(key) else repr(key)] = [problem]
+    if errors:
+        raise InvalidInput(errors)

@@ -7,6 +7,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
 from ..schemas import (
     AUDIENCE_SEGMENTS,
+    MAX_ID,
     CampaignSchema,
     ConversionOutSchema,
     ConversionSchema,
@@ -32,7 +33,10 @@ def _body(ref: str) -> dict:
     return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
-_ID = [{"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+#: Ids in paths: an id beyond what the column holds is a 404, like any id that names nothing.
+_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ID = [{"name": "campaign_id", "in": "path", "required": True, "schema": _ID_SCHEMA}]
+_CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
 def build_spec(version: str, server_url: str) -> dict:
@@ -114,7 +118,11 @@ def build_spec(version: str, server_url: str) -> dict:
         "post": {
             "summary": "Encoding and segments of a message",
             "requestBody": _body("MessagePreviewIn"),
-            "responses": {"200": {"description": "encoding, characters, units, segments, per_segment, remaining"}, "400": _ERRORS},
+            "responses": {
+                "200": {"description": "encoding, characters, units, segments, per_segment, remaining"},
+                "400": _ERRORS,
+                "404": _ERRORS,
+            },
         },
     })
     spec.path("/campaigns/table", operations={
@@ -173,7 +181,7 @@ def build_spec(version: str, server_url: str) -> dict:
         },
     })
     spec.path("/campaigns/{campaign_id}/variants/{variant_id}", parameters=_ID + [
-        {"name": "variant_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        {"name": "variant_id", "in": "path", "required": True, "schema": _ID_SCHEMA},
     ], operations={
         "delete": {"summary": "Remove a variant before sending", "responses": {"204": {"description": "Removed"}, "409": _ERRORS}},
     })
@@ -185,8 +193,23 @@ def build_spec(version: str, server_url: str) -> dict:
     })
     spec.path("/campaigns/{campaign_id}/messages", parameters=_ID, operations={
         "get": {
-            "summary": "The rendered messages (phone, message, variant) as CSV, or JSON with ?format=json",
-            "responses": {"200": {"description": "Messages"}},
+            "summary": "The rendered messages (phone, message, variant) as CSV, or JSON with ?format=json; changes nothing",
+            "parameters": [
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10_000}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "responses": {
+                "200": {"description": "Messages", "content": {**_CSV, "application/json": {"schema": {"type": "object"}}}},
+                "400": _ERRORS,
+                "404": _ERRORS,
+            },
+        },
+    })
+    spec.path("/campaigns/{campaign_id}/messages/export", parameters=_ID, operations={
+        "post": {
+            "summary": "The rendered messages as CSV for another SMS platform: the ready ones count as sent from then on",
+            "responses": {"200": {"description": "Messages", "content": _CSV}, "404": _ERRORS},
         },
     })
     spec.path("/campaigns/{campaign_id}/tables", parameters=_ID, operations={
@@ -211,7 +234,7 @@ def build_spec(version: str, server_url: str) -> dict:
         },
     })
     _conversion_paths(spec)
-    return spec.to_dict()
+    return _with_common_errors(spec.to_dict())
 
 
 def _conversion_paths(spec: APISpec) -> None:
@@ -219,7 +242,7 @@ def _conversion_paths(spec: APISpec) -> None:
     spec.components.schema("RefundIn", schema=RefundSchema)
     spec.components.schema("Refund", schema=RefundOutSchema)
     spec.path("/conversions/{conversion_id}/refund", parameters=[
-        {"name": "conversion_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        {"name": "conversion_id", "in": "path", "required": True, "schema": _ID_SCHEMA},
     ], operations={
         "post": {
             "summary": "Refund a verified conversion, all that is left (no amount) or part of it",
@@ -244,3 +267,23 @@ def _conversion_paths(spec: APISpec) -> None:
             "responses": {"200": _json("ConversionToken", "The token"), "400": _ERRORS},
         },
     })
+
+
+def _with_common_errors(doc: dict) -> dict:
+    """Every operation answers 401 without a valid key; one with a path id
+    404 for an id that names nothing it may see; one with a body 400, 413
+    (too large) and 415 (another content type); one with query parameters 400."""
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            codes = ["401"]
+            if "{" in path:
+                codes.append("404")
+            if "requestBody" in operation:
+                codes += ["400", "413", "415"]
+            if operation.get("parameters"):
+                codes.append("400")
+            for code in codes:
+                operation["responses"].setdefault(code, _ERRORS)
+    return doc

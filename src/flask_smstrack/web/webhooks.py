@@ -19,14 +19,16 @@ from werkzeug.wrappers import Response
 
 from ..config import Keys
 from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, json_error
+from ..schemas import MAX_JSON_DEPTH, json_too_deep, text_problem
 from ..sms.receipts import record_status
 from ..sms.twilio import CLICK_CALLBACK_PATH, STATUS_CALLBACK_PATH, twilio_auth_token
 from ..sms.twilio_clicks import record_twilio_click
-from .http import read_limited_body
+from .http import check_request_values, read_limited_body
 
 bp = Blueprint("smstrack_webhooks", __name__)
 for _code in JSON_ERROR_CODES:
     bp.register_error_handler(_code, json_error)
+bp.before_request(check_request_values)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 SHARED_KEY_HEADER = "X-Twilio-Webhooks-Signature-Settings"
@@ -108,34 +110,39 @@ def twilio_clicks() -> Response:
     except UnicodeDecodeError:
         raise InvalidInput({"_body": ["Not UTF-8 text."]}) from None
     _check_signature(body)
+    if json_too_deep(body):
+        raise InvalidInput({"_body": [f"Nested deeper than {MAX_JSON_DEPTH} levels."]})
     try:
         event = json.loads(body)
     except ValueError as err:
         raise InvalidInput({"_body": [f"Not valid JSON: {err}."]}) from None
     if not isinstance(event, dict):
         raise InvalidInput({"_body": ["Must be a JSON object."]})
-    sid = event.get("sms_sid") or event.get("message_sid")
-    if not isinstance(sid, str) or not sid:
-        raise InvalidInput({"sms_sid": ["Missing: the SID of the message whose link was clicked."]})
-    for name in ("link", "user_agent", "event_type"):
+    for name in ("sms_sid", "message_sid", "link", "user_agent", "event_type", "click_time"):
         if event.get(name) is not None and not isinstance(event[name], str):
             raise InvalidInput({name: ["Must be a string."]})
+        if event.get(name) and (problem := text_problem(event[name])):
+            raise InvalidInput({name: [problem]})
+    sid = event.get("sms_sid") or event.get("message_sid")
+    if not sid:
+        raise InvalidInput({"sms_sid": ["Missing: the SID of the message whose link was clicked."]})
     event_type = (event.get("event_type") or "click").lower()
     if event_type not in ("click", "preview"):
         return _ignored(f"event_type {event_type!r} is not a click")
     raw_time = event.get("click_time")
-    clicked_at = None
-    if raw_time is not None:
-        try:
-            clicked_at = dt.datetime.fromisoformat(str(raw_time).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput({"click_time": ["Not an ISO 8601 time."]}) from None
-        if clicked_at.tzinfo is None:
-            raise InvalidInput({"click_time": ["Needs a timezone, e.g. 2026-11-27T10:05:00Z."]})
+    if not raw_time:
+        # Without it a replayed event cannot be told from a new click.
+        raise InvalidInput({"click_time": ["Missing: the time of the click, e.g. 2026-11-27T10:05:00Z."]})
+    try:
+        clicked_at = dt.datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput({"click_time": ["Not an ISO 8601 time."]}) from None
+    if clicked_at.tzinfo is None:
+        raise InvalidInput({"click_time": ["Needs a timezone, e.g. 2026-11-27T10:05:00Z."]})
+    if clicked_at.timestamp() < 0:
+        raise InvalidInput({"click_time": ["Before 1970: not the time of a click."]})
     click_id = record_twilio_click(
-        sid, link=event.get("link"), user_agent=event.get("user_agent"), preview=event_type == "preview",
-        event=(clicked_at, "|".join((sid, str(raw_time), event.get("link") or "", event_type, event.get("user_agent") or "")))
-        if clicked_at else None,
+        sid, clicked_at, link=event.get("link"), user_agent=event.get("user_agent"), preview=event_type == "preview"
     )
     if click_id is None:
         return _ignored("no message of ours with this sms_sid, or a link our own redirect counts")

@@ -33,6 +33,7 @@ from ...schemas import (
     is_timezone,
 )
 from ...state import get_state
+from ..http import check_request_values
 
 bp = Blueprint("smstrack_dashboard", __name__)
 
@@ -56,6 +57,9 @@ for _error in (CSRFError, 400, 403, 404):
 @bp.before_request
 def _error_page_template() -> None:
     g.smstrack_error_template = "smstrack/error.html"
+
+
+bp.before_request(check_request_values)
 
 
 def dashboard_principal() -> Principal:

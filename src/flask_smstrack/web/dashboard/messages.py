@@ -52,7 +52,7 @@ AUDIENCE_LABELS = {
 
 
 class PrepareForm(FlaskForm):
-    """CSRF only: "Prepare messages" has no fields."""
+    """CSRF only: "Prepare messages" and "Export messages" have no fields."""
 
 
 def _cost_note(campaign: Campaign, report: CampaignReport) -> str:
@@ -175,16 +175,29 @@ def messages_prepare(campaign_id: int) -> Response:
     return redirect(back)
 
 
-@bp.get("/campaigns/<int:campaign_id>/messages.csv")
+@bp.post("/campaigns/<int:campaign_id>/messages/export")
 @login_required
-def messages_csv_download(campaign_id: int) -> Response:
+def messages_export(campaign_id: int) -> Response:
     from ...reports.export import messages_csv
     from ...sms.messages import mark_exported, message_rows
 
     campaign = campaign_or_404(campaign_id)
+    if not PrepareForm().validate_on_submit():
+        raise InvalidInput("The form expired; please go back and press “Export messages (CSV)” again.")
     rows = message_rows(campaign)
     mark_exported(campaign.id)
     return csv_download(messages_csv(rows), f"campaign-{campaign.id}-messages")
+
+
+@bp.get("/campaigns/<int:campaign_id>/messages.csv")
+@login_required
+def messages_csv_download(campaign_id: int) -> Response:
+    """The same file again: downloading changes nothing."""
+    from ...reports.export import messages_csv
+    from ...sms.messages import message_rows
+
+    campaign = campaign_or_404(campaign_id)
+    return csv_download(messages_csv(message_rows(campaign)), f"campaign-{campaign.id}-messages")
 
 
 @bp.get("/campaigns/<int:campaign_id>/recipients.csv")
