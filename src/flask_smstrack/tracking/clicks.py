@@ -211,7 +211,6 @@ def click_row(
         "country": None,
         "ip": None,
         "referrer_host": None,
-        "bot_reason": None,
     }
     row.update(fields)
     return row
