@@ -200,6 +200,7 @@ def click_row(
         "recipient_id": None,
         "variant_id": None,
         "kind": kind,
+        "bot_reason": None,
         "source": None,
         "is_first": False,
         "human_confirmed": False,
