@@ -18,6 +18,7 @@ from .tracking.classify import CountryLookup
 from .tracking.conversions import ConversionResult, find_click, record_conversion
 from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
+from .web.limits import setup_limits
 
 
 class SmsTrack:
@@ -95,6 +96,7 @@ class SmsTrack:
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)
+        setup_limits(app)
         from .cli import smstrack_cli
 
         app.cli.add_command(smstrack_cli)

@@ -11,6 +11,7 @@ from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, UnsupportedMedia
 from ..schemas import load_beacon, parse_body
 from ..tracking.conversions import confirm_landing, record_conversion
 from .http import read_limited_body
+from .limits import limit_click
 from .snippet import served_snippet
 
 bp = Blueprint("smstrack_collect", __name__)
@@ -75,6 +76,7 @@ def collect() -> Response:
         message = load_beacon(parse_body(raw))
     except ValidationError as err:
         raise InvalidInput(err.messages) from None
+    limit_click(message.get("click_id"))
     if message["type"] == "landing":
         body = {"status": "accepted", "confirmed": confirm_landing(message["click_id"])}
     else:

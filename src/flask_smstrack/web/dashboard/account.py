@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Length
 from ...auth import find_user
 from ...errors import InvalidInput, NotFound
 from ...state import get_state
+from ..limits import login_failed, login_succeeded, login_wait
 from .base import bp
 
 
@@ -41,10 +42,16 @@ def login() -> str | Response:
         raise NotFound("The built-in login is off: this app signs users in with its own login page.")
     form = LoginForm()
     if form.validate_on_submit():
+        wait = login_wait(form.email.data)
+        if wait is not None:
+            form.password.errors.append(wait.message)
+            return render_template("smstrack/login.html", form=form), 429, {"Retry-After": str(wait.seconds)}
         user = find_user(form.email.data)
         if user is not None and user.check_password(form.password.data):
+            login_succeeded(form.email.data)
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
+        login_failed(form.email.data)
         form.password.errors.append("Wrong email or password.")
     status = 400 if request.method == "POST" else 200
     return render_template("smstrack/login.html", form=form), status
