@@ -72,7 +72,7 @@ def _assert_429(response, key: str) -> int:
     retry_after = int(response.headers["Retry-After"])
     assert 1 <= retry_after <= 60
     (message,) = response.json["errors"]["rate_limit"]
-    assert key in message and f"Try again in {retry_after} seconds" in message
+    assert key in message and f"Try again in {retry_after} second" in message
     return retry_after
 
 
@@ -124,6 +124,22 @@ def test_posts_naming_unknown_click_ids_are_limited_tightly(limited):
     assert actions.collect({"type": "landing", "click_id": uuid.uuid4().hex}, environ_base=OTHER).status_code == 202
 
 
+def test_a_thousand_forged_conversions_are_refused_with_the_defaults(make_app):
+    """One click, then conversions with fresh order ids and huge revenue:
+    the default limits refuse them after 30 a minute."""
+    app = make_app()
+    actions = Actions(app)
+    key, campaign, link = _link(actions)
+    click_id = click_id_of(actions.click(link["code"]))
+    statuses = [
+        actions.collect({"type": "conversion", "click_id": click_id, "order_id": f"forged-{i}",
+                         "revenue": "1000000000", "currency": "USD"}).status_code
+        for i in range(31)
+    ]
+    assert statuses == [202] * 30 + [429]
+    assert actions.report(key, campaign["id"])["conversions"] == 30
+
+
 # -- API ------------------------------------------------------------------------
 
 
@@ -167,7 +183,7 @@ def test_failed_logins_are_slowed_more_and_more(limited):
     # The fourth try waits, even with the right password, which is not checked.
     response = _try_login(client, password=PASSWORD)
     assert response.status_code == 429 and response.headers["Retry-After"] == "1"
-    assert "Too many failed logins for this account or from your network. Try again in 1 seconds." in response.text
+    assert "Too many failed logins for this account or from your network. Try again in 1 second." in response.text
     # Another account, from another address, is not slowed.
     actions.user("other@example.com")
     assert _try_login(app.test_client(), "other@example.com", PASSWORD, environ_base=OTHER).status_code == 302
@@ -176,6 +192,15 @@ def test_failed_logins_are_slowed_more_and_more(limited):
     assert _try_login(client).status_code == 400
     response = _try_login(client, password=PASSWORD)
     assert response.status_code == 429 and response.headers["Retry-After"] == "2"
+
+
+def test_wrong_passwords_in_a_row_are_slowed_with_the_defaults(make_app):
+    app = make_app()
+    Actions(app).user()
+    client = app.test_client()
+    assert [_try_login(client).status_code for _ in range(5)] == [400] * 5
+    response = _try_login(client, password=PASSWORD)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
 
 
 def test_failed_logins_then_refuse_the_account_and_the_address(limited):
@@ -246,6 +271,11 @@ def test_flood_counts_are_shared_through_redis_in_batches():
         assert flagged[:90] == [False] * 90
         assert all(flagged[-8:])
         assert a.hit("192.0.2.1") and b.hit("192.0.2.1")
+        # Once the shared count is beyond the rate, the flood costs no more round trips.
+        (name,) = client.scan_iter(match=f"*{prefix}/flood/*")
+        shared = int(client.get(name))
+        assert all(a.hit("192.0.2.1") for _ in range(100))
+        assert int(client.get(name)) == shared <= 100 + 2 * a.batch
     finally:
         keys = list(client.scan_iter(match=f"*{prefix}*"))
         if keys:

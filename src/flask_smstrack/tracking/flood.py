@@ -9,7 +9,8 @@ usual click. Each process counts in fixed windows of the rate's period, in
 memory. With a shared storage (Redis) a process adds its count for an
 address to the shared one only once it has seen a batch of clicks from that
 address (a twentieth of the rate): a phone that clicks once never reaches
-Redis, a flooding address does once per batch, and what each process has
+Redis, a flooding address does once per batch until the shared count is
+beyond the rate (about twenty times a window), and what each process has
 not yet shared is at most a batch per address.
 """
 from __future__ import annotations
@@ -81,7 +82,14 @@ class FloodCounter:
                 entry = self._counts[key] = [0, 0]
             entry[0] += 1
             pending = 0
-            if self.storage is not None and entry[0] >= self.batch and now >= self._storage_down_until:
+            # Sharing stops once the shared count alone is beyond the rate:
+            # every process learns so at its own next share.
+            if (
+                self.storage is not None
+                and entry[0] >= self.batch
+                and entry[1] <= self.amount
+                and now >= self._storage_down_until
+            ):
                 pending, entry[0] = entry[0], 0
         if pending:
             self._share(entry, key, window, pending, now)

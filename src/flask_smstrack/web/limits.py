@@ -219,9 +219,16 @@ def _seconds(moment: float) -> int:
     return max(1, math.ceil(moment - time.time()))
 
 
+def _in(seconds: int) -> str:
+    """``seconds`` as a person reads a wait: 1 second, 42 seconds, 15 minutes."""
+    if seconds >= 90:
+        return f"{math.ceil(seconds / 60)} minutes"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 def _too_many(what: str, key: str, rate: RateLimitItem, retry_after: int) -> TooManyRequests:
     return TooManyRequests(
-        {"rate_limit": [f"Too many {what}: at most {rate} ({key}). Try again in {retry_after} seconds."]},
+        {"rate_limit": [f"Too many {what}: at most {rate} ({key}). Try again in {_in(retry_after)}."]},
         headers={"Retry-After": str(retry_after)},
     )
 
@@ -279,9 +286,7 @@ class LoginWait:
 
     @property
     def message(self) -> str:
-        minutes = math.ceil(self.seconds / 60)
-        when = f"{self.seconds} seconds" if self.seconds < 90 else f"{minutes} minutes"
-        return f"Too many failed logins for this account or from your network. Try again in {when}."
+        return f"Too many failed logins for this account or from your network. Try again in {_in(self.seconds)}."
 
 
 def _login_subjects(limits: RateLimits, email: str) -> list[tuple[str, RateLimitItem]]:
