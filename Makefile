@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[postgres]'
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[postgres,redis]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

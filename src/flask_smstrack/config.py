@@ -193,6 +193,57 @@ class Keys:
     #: number or a short code allows more.
     SEND_RATE = _key("SMSTRACK_SEND_RATE", 1.0)
 
+    # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------
+    # Rates are written as Flask-Limiter reads them: ``"300 per minute"``,
+    # ``"10/second"``, several joined by ``;``.
+
+    #: Rate limits on the collector, the API and the login, and the flood
+    #: marking of the tracked redirect. ``False`` turns them all off.
+    RATELIMIT_ENABLED = _key("SMSTRACK_RATELIMIT_ENABLED", True)
+
+    #: Where the rate counters live: ``redis://127.0.0.1:6379/0`` is shared
+    #: by every process and node. ``None`` keeps them in each process's
+    #: memory, so each gunicorn worker counts on its own.
+    RATELIMIT_STORAGE_URI = _key("SMSTRACK_RATELIMIT_STORAGE_URI", None)
+
+    #: Prefix of the counters' names in the storage, apart from a host app's
+    #: own Flask-Limiter and from other apps sharing the same Redis.
+    RATELIMIT_KEY_PREFIX = _key("SMSTRACK_RATELIMIT_KEY_PREFIX", "smstrack")
+
+    #: Collector posts from one client address. Hundreds of phones can sit
+    #: behind one mobile carrier's address, each sending a landing beacon and
+    #: its conversions.
+    RATELIMIT_COLLECT = _key("SMSTRACK_RATELIMIT_COLLECT", "300 per minute")
+
+    #: Collector posts naming one click id (one visitor).
+    RATELIMIT_COLLECT_CLICK = _key("SMSTRACK_RATELIMIT_COLLECT_CLICK", "30 per minute")
+
+    #: Collector posts naming a click id that does not exist, from one client
+    #: address: real beacons name real clicks.
+    RATELIMIT_COLLECT_UNKNOWN = _key("SMSTRACK_RATELIMIT_COLLECT_UNKNOWN", "10 per minute")
+
+    #: API requests per API key; per user for calls made with a dashboard
+    #: session, per client address for calls with neither.
+    RATELIMIT_API = _key("SMSTRACK_RATELIMIT_API", "600 per minute")
+
+    #: Clicks on tracked links from one client address beyond which each
+    #: click is still redirected, but recorded as a ``bot`` (reason
+    #: ``flood``) and left out of CTR.
+    RATELIMIT_REDIRECT = _key("SMSTRACK_RATELIMIT_REDIRECT", "300 per minute")
+
+    #: Failed logins to one account: after half of them each new try waits
+    #: (see ``SMSTRACK_RATELIMIT_LOGIN_DELAY``); after all of them the
+    #: account is refused for the period (15 minutes here).
+    RATELIMIT_LOGIN_ACCOUNT = _key("SMSTRACK_RATELIMIT_LOGIN_ACCOUNT", "10 per 15 minutes")
+
+    #: Failed logins from one client address, to any accounts: slowed and
+    #: then refused as for one account.
+    RATELIMIT_LOGIN_ADDRESS = _key("SMSTRACK_RATELIMIT_LOGIN_ADDRESS", "50 per 15 minutes")
+
+    #: Seconds a login waits after the first slowed failure; the wait
+    #: doubles with each further failure.
+    RATELIMIT_LOGIN_DELAY = _key("SMSTRACK_RATELIMIT_LOGIN_DELAY", 1)
+
     # -- read by the standalone app (``wsgi.py``) from the environment -------
 
     #: How many proxies stand in front of the standalone app (``ProxyFix``):

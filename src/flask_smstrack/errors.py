@@ -134,6 +134,13 @@ class UnsupportedMediaType(SmsTrackError):
     description = "This content type is not accepted."
 
 
+class TooManyRequests(SmsTrackError):
+    """A rate limit is used up; ``Retry-After`` says for how long (429)."""
+
+    code = 429
+    description = "Too many requests."
+
+
 #: The status codes of Werkzeug's own errors that the JSON blueprints answer
 #: in JSON (see :func:`json_error`).
 JSON_ERROR_CODES = (400, 401, 403, 404, 405, 409, 413, 415, 429)
@@ -143,7 +150,10 @@ def json_error(error: HTTPException) -> Response:
     """Werkzeug's own HTTP errors (a malformed form, a body over
     ``MAX_CONTENT_LENGTH``...) as ``{"errors": {"_request": [message]}}``,
     for the blueprints that speak JSON. Registered by status code, so that
-    a :class:`SmsTrackError` still reaches the host's handlers."""
+    a :class:`SmsTrackError` still reaches the host's handlers. An error
+    that carries its own answer (the rate limiter's 429) is answered with it."""
+    if error.response is not None:
+        return error.response
     headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
     return _json_response({REQUEST: [error.description or error.name]}, error.code or 500, headers)
 

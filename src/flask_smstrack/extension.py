@@ -20,6 +20,7 @@ from .tracking.tokens import make_token
 from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
 from .web.headers import register as register_security_headers
+from .web.limits import setup_limits
 
 
 class SmsTrack:
@@ -97,6 +98,7 @@ class SmsTrack:
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)
+        setup_limits(app)
         from .cli import smstrack_cli
 
         app.cli.add_command(smstrack_cli)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
     from .tracking.classify import CountryLookup
+    from .tracking.flood import FloodCounter
     from .tracking.writer import ClickWriter
 
 
@@ -89,6 +90,12 @@ class State:
     #: The Flask-WTF ``CSRFProtect`` instance the collector, API and
     #: webhooks were exempted from (it may be set up after this extension).
     csrf_exempted: Any = None
+    #: Counts the redirect's clicks per address (flood marking); ``None``
+    #: when rate limits are off.
+    flood: FloodCounter | None = None
+    #: The rate limits of the collector, API and login
+    #: (:class:`flask_smstrack.web.limits.RateLimits`); ``None`` when off.
+    limits: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cookie: CookieAttributes | None = field(default=None, repr=False)
 

@@ -230,9 +230,14 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
         if environ["REQUEST_METHOD"] == "HEAD":
             agent = Agent("bot", agent.device_type, agent.os, agent.browser)
         ip = environ.get("REMOTE_ADDR")
+        bot_reason = None
+        if state.flood is not None and state.flood.hit(ip) and agent.kind == "human":
+            agent = Agent("bot", agent.device_type, agent.os, agent.browser)
+            bot_reason = "flood"
         referrer = environ.get("HTTP_REFERER")
         row = click_row(
             click_id, utcnow(), link.id, link.campaign_id, agent.kind, agent,
+            bot_reason=bot_reason,
             recipient_id=link.recipient_id,
             variant_id=link.variant_id,
             is_first=agent.kind == "human",

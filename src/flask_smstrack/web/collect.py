@@ -12,6 +12,7 @@ from ..schemas import load_beacon, parse_body
 from ..tracking.conversions import confirm_landing, record_conversion
 from ..tracking.tokens import TokenError, check_token
 from .http import check_request_values, read_limited_body
+from .limits import limit_click
 from .snippet import served_snippet
 
 bp = Blueprint("smstrack_collect", __name__)
@@ -103,6 +104,7 @@ def collect() -> Response:
         message = load_beacon(parse_body(raw))
     except ValidationError as err:
         raise InvalidInput(err.messages) from None
+    limit_click(message.get("click_id"))
     if message["type"] == "landing":
         body = {"status": "accepted", "confirmed": confirm_landing(message["click_id"])}
     else:

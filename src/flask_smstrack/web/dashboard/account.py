@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from ...auth import authenticate, end_sessions, set_password
 from ...errors import InvalidInput, NotFound
 from ...state import get_state
+from ..limits import login_failed, login_succeeded, login_wait
 from .base import bp
 
 
@@ -72,10 +73,16 @@ def login() -> str | Response:
     _builtin_login_only()
     form = LoginForm()
     if form.validate_on_submit():
+        wait = login_wait(form.email.data)
+        if wait is not None:
+            form.password.errors.append(wait.message)
+            return render_template("smstrack/login.html", form=form), 429, {"Retry-After": str(wait.seconds)}
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
+            login_succeeded(form.email.data)
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
+        login_failed(form.email.data)
         form.password.errors.append("Wrong email or password.")
     status = 400 if request.method == "POST" else 200
     return render_template("smstrack/login.html", form=form), status
