@@ -213,22 +213,22 @@ ClickId = lambda **kw: fields.String(  # noqa: E731
 )
 
 
-def _text_errors(value: Any) -> Any:
-    """The messages of :func:`text_problem` for a value and what it holds
-    (keys and items of objects and arrays), shaped like marshmallow's."""
+def _text_errors(value: Any) -> list[str] | None:
+    """The message of :func:`text_problem` for a value or anything it holds
+    (keys and items of objects and arrays, at any depth), as one list: the
+    field is named, whatever inside it is wrong."""
     if isinstance(value, str):
         problem = text_problem(value)
         return [problem] if problem else None
     if isinstance(value, dict):
-        found = {}
-        for key, item in value.items():
-            errors = _text_errors(key) or _text_errors(item)
-            if errors:
-                found[key if isinstance(key, str) and not text_problem(key) else repr(key)] = errors
-        return found or None
-    if isinstance(value, list):
-        found = {i: errors for i, item in enumerate(value) if (errors := _text_errors(item))}
-        return found or None
+        items = [part for pair in value.items() for part in pair]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        if errors := _text_errors(item):
+            return errors
     return None
 
 
