@@ -386,3 +386,16 @@ def test_a_host_limiter_counts_on_its_own(make_host, storage):
     assert _beacons(client, 3) == [202, 202, 429]
     assert [client.get("/").status_code for _ in range(3)] == [200] * 3
     assert host.extensions["limiter"] == {shop_limiter}
+
+
+def test_set_password_ends_an_accounts_lockout(limited):
+    app = limited(SMSTRACK_RATELIMIT_LOGIN_ACCOUNT="1 per minute")
+    Actions(app).user()
+    assert _try_login(app.test_client()).status_code == 400
+    assert _try_login(app.test_client(), password=PASSWORD, environ_base=OTHER).status_code == 429
+    result = app.test_cli_runner().invoke(
+        args=["smstrack", "set-password", "owner@example.com", "--password-stdin"], input="a new password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "lockout" in result.output
+    assert _try_login(app.test_client(), password="a new password", environ_base=OTHER).status_code == 302

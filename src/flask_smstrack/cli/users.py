@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..auth import create_api_key, create_user, list_api_keys, set_password
+from ..web.limits import unlock_account
 from .base import app_state, builtin_user, smstrack_cli
 
 
@@ -29,7 +30,8 @@ def create_user_command(email: str, password: str, admin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def set_password_command(email: str, password_stdin: bool) -> None:
     """Set a built-in user's password (admins too: the way back in after a
-    lost password) and log out all of its sessions."""
+    lost password), log out all of its sessions and end a lockout after
+    failed logins."""
     app_state()
     user = builtin_user(email)
     if password_stdin:
@@ -40,7 +42,8 @@ def set_password_command(email: str, password_stdin: bool) -> None:
         set_password(user, password)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"Password of {user.email} set; its sessions are logged out.")
+    unlock_account(user.email)
+    click.echo(f"Password of {user.email} set; its sessions are logged out and any lockout after failed logins ended.")
 
 
 def _owner(email: str | None, owner_id: str | None) -> tuple[str, bool | None]:

@@ -6,7 +6,6 @@ import itertools
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_wtf.csrf import validate_csrf
 from marshmallow import ValidationError
-from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFInvalid
@@ -16,7 +15,6 @@ from ..config import Keys
 from ..errors import (
     JSON_ERROR_CODES,
     Conflict,
-    Forbidden,
     InvalidInput,
     MethodNotAllowed,
     NotFound,
@@ -34,7 +32,7 @@ from ..manage import (
     remove_variant,
     short_url,
 )
-from ..models import Campaign, Conversion, Link
+from ..models import Campaign, Link
 from ..reports.audience import audience
 from ..reports.campaign import CampaignData, campaign_report
 from ..reports.export import (
@@ -52,8 +50,6 @@ from ..schemas import (
     MAX_OFFSET,
     AudienceSchema,
     CampaignSchema,
-    ConversionOutSchema,
-    ConversionSchema,
     LinkSchema,
     MessagePreviewSchema,
     VariantSchema,
@@ -74,8 +70,6 @@ from ..sms.messages import (
     sample_values,
 )
 from ..sms.segments import segment_info
-from ..state import get_state
-from ..tracking.conversions import record_conversion
 from .http import check_request_values, read_limited_body
 from .list_args import list_args
 

@@ -290,9 +290,8 @@ class LoginWait:
 
 
 def _login_subjects(limits: RateLimits, email: str) -> list[tuple[str, RateLimitItem]]:
-    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
     return [
-        (f"{limits.prefix}/login/account/{account}", limits.login_account),
+        (_account_subject(limits, email), limits.login_account),
         (f"{limits.prefix}/login/address/{_address()}", limits.login_address),
     ]
 
@@ -338,10 +337,25 @@ def login_failed(email: str) -> None:
             counters("incr", f"{subject}/wait/{failures}", min(period, wait))
 
 
+def _account_subject(limits: RateLimits, email: str) -> str:
+    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return f"{limits.prefix}/login/account/{account}"
+
+
 def login_succeeded(email: str) -> None:
     """Forget the account's failed logins (not the address's)."""
     limits = get_state().limits
     if limits is None:
         return
-    subject, _ = _login_subjects(limits, email)[0]
+    limits.counters("clear", f"{_account_subject(limits, email)}/failures")
+
+
+def unlock_account(email: str) -> None:
+    """Forget the account's failed logins and end its lockout: a new
+    password set from the command line can be used at once."""
+    limits = get_state().limits
+    if limits is None:
+        return
+    subject = _account_subject(limits, email)
     limits.counters("clear", f"{subject}/failures")
+    limits.counters("clear", f"{subject}/locked")
