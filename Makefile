@@ -29,7 +29,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --addresses 5000 $(BENCH_ARGS)
 	$(BIN)/python bench/report_page.py
 	$(BIN)/python bench/import_recipients.py
 

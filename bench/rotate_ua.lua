@@ -2,6 +2,8 @@
 -- * request(): rotates through the user agents in $SMSTRACK_BENCH_UA_FILE, one per request
 --   (requests are pre-formatted in init(), so the hook costs one table lookup); with
 --   $SMSTRACK_BENCH_PATHS_FILE, through those paths too.
+-- * with $SMSTRACK_BENCH_ADDRESSES = N > 0, the requests come from N client addresses in
+--   turn (X-Forwarded-For, 10.0.0.1 onwards): many phones rather than one flooding host.
 -- * response(): counts responses by status code (the redirect must answer 302).
 -- * done(): prints one line "SMSTRACK_BENCH_RESULT {json}" with counts, errors and latency
 --   percentiles in microseconds, for run.py to parse.
@@ -70,6 +72,27 @@ function init(args)
             })
          end
       end
+   end
+   -- With $SMSTRACK_BENCH_ADDRESSES, one request per address, the agents in turn.
+   local addresses = tonumber(os.getenv("SMSTRACK_BENCH_ADDRESSES") or "0") or 0
+   if addresses > 0 and not (paths_file and paths_file ~= "") then
+      local uas = {}
+      f = assert(io.open(path, "r"))
+      for line in f:lines() do
+         line = line:gsub("^%s+", ""):gsub("%s+$", "")
+         if line ~= "" and line:sub(1, 1) ~= "#" then uas[#uas + 1] = line end
+      end
+      f:close()
+      reqs = {}
+      for k = 1, addresses do
+         reqs[k] = wrk.format("GET", wrk.path, {
+            ["User-Agent"] = uas[(k - 1) % #uas + 1],
+            ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ["Accept-Language"] = "en-US,en;q=0.9",
+            ["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.floor(k / 65536) % 256, math.floor(k / 256) % 256, k % 256),
+         })
+      end
+      n = addresses
    end
    -- threads start at different points of the pool
    i = ((tid or 0) * 101) % n

@@ -109,6 +109,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--recipients", type=int, default=0, metavar="N",
         help="click N recipients' own links in turn instead of one shared link (default: a shared link)",
     )
+    parser.add_argument(
+        "--addresses", type=int, default=0, metavar="N",
+        help="send the requests from N client addresses in turn (X-Forwarded-For, both apps behind one "
+        "proxy hop) instead of all from 127.0.0.1, whose clicks beyond the flood rate count as bots "
+        "(default: 127.0.0.1 only)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     parser.add_argument("--wrk", default=None, help="path to wrk (default: from PATH, then /usr/bin/wrk)")
     parser.add_argument(
@@ -123,6 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--warmup must be 0 or more")
     if args.recipients < 0:
         parser.error("--recipients must be 0 or more")
+    if not 0 <= args.addresses <= 2**24:
+        parser.error("--addresses must be between 0 and 16777216")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one connection per thread)")
     return args
@@ -256,7 +264,7 @@ def run_wrk(wrk: str, args: argparse.Namespace, url: str, seconds: int, paths_fi
         wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s",
         "--timeout", f"{args.timeout}s", "-s", str(LUA_SCRIPT), url,
     ]
-    env = dict(os.environ, SMSTRACK_BENCH_UA_FILE=str(UA_FILE))
+    env = dict(os.environ, SMSTRACK_BENCH_UA_FILE=str(UA_FILE), SMSTRACK_BENCH_ADDRESSES=str(args.addresses))
     if paths_file is not None:
         env["SMSTRACK_BENCH_PATHS_FILE"] = str(paths_file)
     try:
@@ -490,6 +498,8 @@ def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | N
     else:
         assert tracked is not None
         module, chdir, env, path = "wsgi", REPO_ROOT, tracked["env"], f"/s/{tracked['code']}"
+    if args.addresses:
+        env = dict(env, SMSTRACK_PROXY_HOPS="1")
     server = Server(module, chdir, env, args.workers, workdir / f"gunicorn-{app}-{rnd}.log")
     current_servers.append(server)
     try:
