@@ -270,14 +270,15 @@ def _conversion_paths(spec: APISpec) -> None:
 
 
 def _with_common_errors(doc: dict) -> dict:
-    """Every operation answers 401 without a valid key; one with a path id
+    """Every operation answers 401 without a valid key and 429 beyond the
+    caller's rate (``SMSTRACK_RATELIMIT_API``); one with a path id
     404 for an id that names nothing it may see; one with a body 400, 413
     (too large) and 415 (another content type); one with query parameters 400."""
     for path, item in doc["paths"].items():
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            codes = ["401"]
+            codes = ["401", "429"]
             if "{" in path:
                 codes.append("404")
             if "requestBody" in operation:
