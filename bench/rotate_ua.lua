@@ -23,76 +23,52 @@ local n = 0
 local i = 0
 statuses = {}  -- global: read back from each thread in done()
 
-function init(args)
-   local path = os.getenv("SMSTRACK_BENCH_UA_FILE")
-   assert(path and path ~= "", "SMSTRACK_BENCH_UA_FILE is not set")
+local function read_lines(path, skip_comments)
+   local lines = {}
    local f = assert(io.open(path, "r"))
    for line in f:lines() do
       line = line:gsub("^%s+", ""):gsub("%s+$", "")
-      if line ~= "" and line:sub(1, 1) ~= "#" then
-         n = n + 1
-         reqs[n] = wrk.format("GET", wrk.path, {
-            ["User-Agent"] = line,
-            ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            ["Accept-Language"] = "en-US,en;q=0.9",
-         })
-      end
+      if line ~= "" and not (skip_comments and line:sub(1, 1) == "#") then lines[#lines + 1] = line end
    end
    f:close()
-   assert(n > 0, "no user agents in " .. path)
-   -- With $SMSTRACK_BENCH_PATHS_FILE (recipients' own links), the requests go to
-   -- those paths in turn, each path twice per cycle with two different agents.
+   return lines
+end
+
+local function add_request(path, ua, address)
+   n = n + 1
+   reqs[n] = wrk.format("GET", path, {
+      ["User-Agent"] = ua,
+      ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+      ["Accept-Language"] = "en-US,en;q=0.9",
+      ["X-Forwarded-For"] = address,
+   })
+end
+
+function init(args)
+   local path = os.getenv("SMSTRACK_BENCH_UA_FILE")
+   assert(path and path ~= "", "SMSTRACK_BENCH_UA_FILE is not set")
+   local uas = read_lines(path, true)
+   assert(#uas > 0, "no user agents in " .. path)
    local paths_file = os.getenv("SMSTRACK_BENCH_PATHS_FILE")
+   local addresses = tonumber(os.getenv("SMSTRACK_BENCH_ADDRESSES") or "0") or 0
    if paths_file and paths_file ~= "" then
-      local agents = {}
-      for k = 1, n do agents[k] = reqs[k] end
-      local uas = {}
-      f = assert(io.open(path, "r"))
-      for line in f:lines() do
-         line = line:gsub("^%s+", ""):gsub("%s+$", "")
-         if line ~= "" and line:sub(1, 1) ~= "#" then uas[#uas + 1] = line end
-      end
-      f:close()
-      local paths = {}
-      local pf = assert(io.open(paths_file, "r"))
-      for line in pf:lines() do
-         if line ~= "" then paths[#paths + 1] = line end
-      end
-      pf:close()
+      -- Recipients' own links: the requests go to those paths in turn, each
+      -- path twice per cycle with two different agents.
+      local paths = read_lines(paths_file, false)
       assert(#paths > 0, "no paths in " .. paths_file)
-      reqs = {}
-      n = 0
       for cycle = 0, 1 do
          for k = 1, #paths do
-            n = n + 1
-            reqs[n] = wrk.format("GET", paths[k], {
-               ["User-Agent"] = uas[((k - 1) + cycle * 7) % #uas + 1],
-               ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-               ["Accept-Language"] = "en-US,en;q=0.9",
-            })
+            add_request(paths[k], uas[((k - 1) + cycle * 7) % #uas + 1])
          end
       end
-   end
-   -- With $SMSTRACK_BENCH_ADDRESSES, one request per address, the agents in turn.
-   local addresses = tonumber(os.getenv("SMSTRACK_BENCH_ADDRESSES") or "0") or 0
-   if addresses > 0 and not (paths_file and paths_file ~= "") then
-      local uas = {}
-      f = assert(io.open(path, "r"))
-      for line in f:lines() do
-         line = line:gsub("^%s+", ""):gsub("%s+$", "")
-         if line ~= "" and line:sub(1, 1) ~= "#" then uas[#uas + 1] = line end
-      end
-      f:close()
-      reqs = {}
+   elseif addresses > 0 then
+      -- One request per address, the agents in turn.
       for k = 1, addresses do
-         reqs[k] = wrk.format("GET", wrk.path, {
-            ["User-Agent"] = uas[(k - 1) % #uas + 1],
-            ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            ["Accept-Language"] = "en-US,en;q=0.9",
-            ["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.floor(k / 65536) % 256, math.floor(k / 256) % 256, k % 256),
-         })
+         add_request(wrk.path, uas[(k - 1) % #uas + 1], string.format(
+            "10.%d.%d.%d", math.floor(k / 65536) % 256, math.floor(k / 256) % 256, k % 256))
       end
-      n = addresses
+   else
+      for k = 1, #uas do add_request(wrk.path, uas[k]) end
    end
    -- threads start at different points of the pool
    i = ((tid or 0) * 101) % n
