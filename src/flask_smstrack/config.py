@@ -107,8 +107,10 @@ class Keys:
     #: Largest revenue accepted for one conversion.
     MAX_REVENUE = _key("SMSTRACK_MAX_REVENUE", "1000000000")
 
-    #: Key of the conversion tokens (HMAC) that make a browser's conversion
-    #: verified. ``None`` uses ``SECRET_KEY``.
+    #: Key of the conversion tokens that make a browser's conversion verified,
+    #: and of the hashes that stand for forgotten and opted-out numbers
+    #: (HMAC). ``None`` uses ``SECRET_KEY``. Keep it: with another key, the
+    #: hashes stored before no longer match their numbers.
     SIGNING_KEY = _key("SMSTRACK_SIGNING_KEY", None)
 
     #: How long a conversion token is accepted, in seconds (a day: long
@@ -192,6 +194,42 @@ class Keys:
     #: Twilio long code; a Messaging Service with several numbers, a toll-free
     #: number or a short code allows more.
     SEND_RATE = _key("SMSTRACK_SEND_RATE", 1.0)
+
+    # -- privacy and compliance ---------------------------------------------
+
+    #: Local hours of the recipient during which no message is sent, as
+    #: ``"HH:MM-HH:MM"`` (the default is the TCPA window: nothing after 9 p.m.
+    #: or before 8 a.m.). ``None`` sends at any hour.
+    QUIET_HOURS = _key("SMSTRACK_QUIET_HOURS", "21:00-08:00")
+
+    #: Reply words that opt a number out, besides STOP, STOPALL, UNSUBSCRIBE,
+    #: CANCEL, END and QUIT: a list such as ``["ARRET", "BAJA"]``.
+    OPT_OUT_KEYWORDS = _key("SMSTRACK_OPT_OUT_KEYWORDS", [])
+
+    #: Reply words that opt a number back in, besides START, YES and UNSTOP.
+    OPT_IN_KEYWORDS = _key("SMSTRACK_OPT_IN_KEYWORDS", [])
+
+    #: Refuse to send a campaign whose message (or a variant's) has no opt-out
+    #: instruction such as "Reply STOP to opt out". Off: a warning only.
+    REQUIRE_OPT_OUT_TEXT = _key("SMSTRACK_REQUIRE_OPT_OUT_TEXT", False)
+
+    #: Refuse to prepare or send to recipients imported without a consent
+    #: record (the ``consent_source`` and ``consent_at`` columns).
+    REQUIRE_CONSENT = _key("SMSTRACK_REQUIRE_CONSENT", False)
+
+    #: Raw clicks and conversions older than this many days are deleted by
+    #: ``flask smstrack purge`` once they are counted in the rollups; reports
+    #: stay the same. ``None`` keeps them.
+    RETENTION_DAYS = _key("SMSTRACK_RETENTION_DAYS", None)
+
+    #: Days after a campaign's last message after which its recipients'
+    #: numbers are replaced by a keyed hash and their last two digits.
+    #: ``None`` keeps them.
+    FORGET_PHONES_AFTER_DAYS = _key("SMSTRACK_FORGET_PHONES_AFTER_DAYS", None)
+
+    #: Store the visitor's address (shortened to /24 or /48) with each click.
+    #: ``False`` stores none.
+    STORE_IP = _key("SMSTRACK_STORE_IP", True)
 
     # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------
     # Rates are written as Flask-Limiter reads them: ``"300 per minute"``,

@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from .tracking.writer import ClickWriter
 
 
+def signing_key(purpose: str) -> str:
+    """``SMSTRACK_SIGNING_KEY``, else the app's ``SECRET_KEY``; ``RuntimeError``
+    saying what to set when neither is, ``purpose`` naming what needs it."""
+    config = current_app.config
+    key = config[Keys.SIGNING_KEY] or config.get("SECRET_KEY")
+    if not key:
+        raise RuntimeError(f"{purpose} need a key: set {Keys.SIGNING_KEY} (or the app's SECRET_KEY).")
+    return key
+
+
 class LinkCache:
     """A small TTL cache of links by code, one per process.
 

@@ -34,12 +34,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..config import DEFAULTS, Keys
 from .base import NAMING_CONVENTION, Base, BigId, Money, UTCDateTime, utcnow
+from .privacy import EVERY_OWNER, OptOutEvent, Suppression
 from .rollups import ClickDimensionRollup, ClickRollup, ConversionRollup, RollupState
 
 __all__ = [
-    "NAMING_CONVENTION", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click", "ClickDimensionRollup",
-    "ClickRollup", "Conversion", "ConversionRollup", "Link", "Money", "Recipient", "Refund", "RollupState",
-    "UTCDateTime", "User", "Variant", "utcnow",
+    "EVERY_OWNER", "NAMING_CONVENTION", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click",
+    "ClickDimensionRollup", "ClickRollup", "Conversion", "ConversionRollup", "Link", "Money", "OptOutEvent",
+    "Recipient", "Refund", "RollupState", "Suppression", "UTCDateTime", "User", "Variant", "utcnow",
 ]
 
 #: The owner of conversions that belong to nobody: posted by a browser
@@ -127,6 +128,9 @@ class Campaign(Base):
     status: Mapped[str] = mapped_column(String(20), default="draft")
     #: Profit, ROI, ROAS, EPC and AOV count verified revenue only.
     verified_revenue_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: When its recipients' numbers were replaced by their hash
+    #: (``SMSTRACK_FORGET_PHONES_AFTER_DAYS``).
+    phones_forgotten_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     links: Mapped[list[Link]] = relationship(
@@ -391,8 +395,20 @@ class Recipient(Base):
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("smstrack_campaigns.id", ondelete="CASCADE"), index=True
     )
-    #: E.164, e.g. ``+14155550100``.
-    phone: Mapped[str] = mapped_column(String(16))
+    #: E.164, e.g. ``+14155550100``; ``None`` once forgotten or erased.
+    phone: Mapped[str | None] = mapped_column(String(16))
+    #: The number's keyed hash, set when the number itself is forgotten
+    #: (see :func:`flask_smstrack.sms.suppression.phone_hash`).
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: The number's last two digits, kept with the hash.
+    phone_tail: Mapped[str | None] = mapped_column(String(2))
+    #: IANA time zone of the recipient, from the import's ``timezone``
+    #: column; ``None`` derives it from the number.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    #: Where and when the recipient agreed to receive messages (the import's
+    #: ``consent_source`` and ``consent_at`` columns).
+    consent_source: Mapped[str | None] = mapped_column(String(200))
+    consent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     external_id: Mapped[str | None] = mapped_column(String(128))
     #: Columns of the imported file besides phone and external id
     #: (``first_name``, ``city``...), for the message's placeholders.

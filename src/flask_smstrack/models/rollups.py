@@ -30,6 +30,9 @@ class RollupState(_PerCampaign, Base):
     rolled_until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     #: The send time the delay bins were computed against.
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Raw clicks and conversions created before this time were deleted by
+    #: ``flask smstrack purge``: the rollups are all that is left of them.
+    purged_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ClickRollup(_PerCampaign, Base):

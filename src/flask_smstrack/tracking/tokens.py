@@ -27,6 +27,7 @@ from itsdangerous import Signer
 from ..auth import Principal
 from ..config import Keys
 from ..schemas import format_money
+from ..state import signing_key
 
 _SALT = "flask-smstrack.conversion-token"
 #: ``<scope>.<expiry>.<signature>``: URL-safe base64, base 36, URL-safe base64.
@@ -44,12 +45,7 @@ class Token:
 
 
 def _signer() -> Signer:
-    config = current_app.config
-    key = config[Keys.SIGNING_KEY] or config.get("SECRET_KEY")
-    if not key:
-        raise RuntimeError(
-            f"Conversion tokens need a key: set {Keys.SIGNING_KEY} (or the app's SECRET_KEY)."
-        )
+    key = signing_key("Conversion tokens")
     return Signer(key, salt=_SALT, digest_method=hashlib.sha256, key_derivation="hmac")
 
 

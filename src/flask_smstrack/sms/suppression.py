@@ -1,0 +1,81 @@
+"""Numbers that must not be texted, and the keyed hash that stands for a
+number once it is opted out, forgotten or erased.
+
+A number's hash is HMAC-SHA256 of its E.164 form under
+``SMSTRACK_SIGNING_KEY`` (or ``SECRET_KEY``): the same number always gives
+the same hash, so a suppression, a forgotten recipient and a new import still
+match, while the table alone does not give the number back.
+
+A campaign checks the suppressions of its owner and those that hold for
+every owner (:data:`~flask_smstrack.models.EVERY_OWNER`).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Callable, Iterable
+
+from sqlalchemy import select
+
+from ..models import EVERY_OWNER, Suppression
+from ..state import get_state, signing_key
+
+_SALT = b"smstrack-phone\x00"
+#: Hashes looked up per query.
+CHUNK = 500
+
+
+def phone_hasher() -> Callable[[str], str]:
+    """A function from an E.164 number to its hash, with the key read once
+    (for imports of many numbers)."""
+    key = hmac.new(signing_key("Phone number hashes").encode(), _SALT, hashlib.sha256).digest()
+
+    def digest(phone: str) -> str:
+        return hmac.new(key, phone.encode(), hashlib.sha256).hexdigest()
+
+    return digest
+
+
+def phone_hash(phone: str) -> str:
+    """The keyed hash of one number in E.164."""
+    return phone_hasher()(phone)
+
+
+def phone_tail(phone: str) -> str:
+    """The last two digits of a number, kept beside its hash."""
+    return phone[-2:]
+
+
+def owners_of(owner_id: str | None) -> tuple[str, ...]:
+    """The suppression owners that hold for a campaign of ``owner_id``."""
+    return (EVERY_OWNER,) if not owner_id else (owner_id, EVERY_OWNER)
+
+
+def suppressed_hashes(owner_id: str | None, hashes: Iterable[str]) -> set[str]:
+    """Those of ``hashes`` suppressed for a campaign of ``owner_id``."""
+    table = Suppression.__table__
+    session = get_state().db.session
+    wanted = list(dict.fromkeys(hashes))
+    found: set[str] = set()
+    for start in range(0, len(wanted), CHUNK):
+        found.update(
+            session.execute(
+                select(table.c.phone_hash).where(
+                    table.c.owner_id.in_(owners_of(owner_id)),
+                    table.c.phone_hash.in_(wanted[start:start + CHUNK]),
+                )
+            ).scalars()
+        )
+    return found
+
+
+def suppressed_phones(owner_id: str | None, phones: Iterable[str]) -> set[str]:
+    """Those of ``phones`` (E.164) suppressed for a campaign of ``owner_id``."""
+    digest = phone_hasher()
+    by_hash = {digest(p): p for p in phones}
+    return {by_hash[h] for h in suppressed_hashes(owner_id, by_hash)}
+
+
+def is_suppressed(owner_id: str | None, phone: str) -> bool:
+    """Whether one number is suppressed for a campaign of ``owner_id``."""
+    return bool(suppressed_phones(owner_id, [phone]))
