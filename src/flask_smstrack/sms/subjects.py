@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 
 from ..config import Keys
 from ..models import EVERY_OWNER, Campaign, Click, Conversion, Link, OptOutEvent, Recipient, Suppression, Variant, utcnow
+from ..schemas import api_value
 from ..state import get_state
 from .recipients import normalize_phone
 from .suppression import phone_hash, phone_tail
@@ -58,7 +59,7 @@ def _when(value: dt.datetime | None) -> str | None:
 
 
 def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    return api_value(value, "money")
 
 
 def export_subject(phone: str) -> dict[str, Any]:
@@ -142,7 +143,8 @@ def export_subject(phone: str) -> dict[str, Any]:
 
 def erase_subject(phone: str) -> dict[str, int]:
     """Erase what is stored about ``phone`` (E.164) and suppress it for every
-    owner that had it (for every owner if none did).
+    owner that had it (for every owner if none has it and it is not
+    suppressed yet).
 
     Returns how many rows changed per table: ``recipients`` (emptied to
     stubs), ``clicks`` and ``conversions`` (unjoined from them) and
@@ -160,7 +162,10 @@ def erase_subject(phone: str) -> dict[str, int]:
             select(Campaign.owner_id).join(Recipient, Recipient.campaign_id == Campaign.id).where(r.id.in_(ids))
         ).scalars()
     )
-    owners = {owner or EVERY_OWNER for owner in owners} or {EVERY_OWNER}
+    owners = {owner or EVERY_OWNER for owner in owners}
+    s = Suppression.__table__.c
+    if not owners and session.execute(select(s.id).where(s.phone_hash == digest).limit(1)).first() is None:
+        owners = {EVERY_OWNER}  # a number no campaign has (or still has): suppressed for everyone
     counts = {"recipients": 0, "clicks": 0, "conversions": 0, "suppressions": 0}
     if ids:
         counts["recipients"] = session.execute(
@@ -177,7 +182,6 @@ def erase_subject(phone: str) -> dict[str, int]:
         counts["conversions"] = session.execute(
             update(Conversion.__table__).where(conversions.recipient_id.in_(ids)).values(recipient_id=None)
         ).rowcount
-    s = Suppression.__table__.c
     present = set(
         session.execute(select(s.owner_id).where(s.phone_hash == digest, s.owner_id.in_(owners))).scalars()
     )
