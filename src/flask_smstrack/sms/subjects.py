@@ -22,14 +22,16 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from ..config import Keys
-from ..models import EVERY_OWNER, Campaign, Click, Conversion, Link, OptOutEvent, Recipient, Suppression, Variant, utcnow
+from ..models import (
+    EVERY_OWNER, Campaign, Click, Conversion, Link, OptOutEvent, Recipient, Suppression, Variant, utcnow,
+)
 from ..schemas import api_value
 from ..state import get_state
 from .recipients import normalize_phone
 from .suppression import phone_hash, phone_tail
 
-#: Recipient columns erasure empties (``phone_tail`` too, and
-#: ``message_sid`` is replaced, see :func:`erase_subject`).
+#: Recipient columns erasure empties (``message_sid`` is replaced instead,
+#: see :func:`erase_subject`).
 ERASED_COLUMNS = (
     "phone", "phone_hash", "phone_tail", "external_id", "attributes", "message",
     "consent_source", "consent_at", "timezone",
