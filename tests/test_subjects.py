@@ -408,3 +408,14 @@ def test_keep_columns(app, actions):
         ).all()
     assert rows == [("+14155550100", {"first_name": "Ana", "city": "Oakland"}),
                     ("+14155550101", {"first_name": "Ben", "city": "Oakland"})]
+
+
+@pytest.mark.parametrize("admin, status", [(True, 200), (False, 403)])
+def test_subject_api_with_a_dashboard_session(app, actions, admin, status):
+    from test_dashboard import csrf_token, login
+
+    actions.user("someone@example.com", admin=admin)
+    client = login(app, "someone@example.com")
+    token = csrf_token(client, "/smstrack/campaigns/new")
+    response = client.post("/smstrack/api/v1/subjects/export", json={"phone": ZEB}, headers={"X-CSRFToken": token})
+    assert response.status_code == status, response.json
