@@ -19,26 +19,38 @@ from .base import app_state, campaign_or_fail, smstrack_cli, validation_error
 @click.argument("campaign_id", type=int)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--region", help=f"Region of numbers without a country code (default {Keys.DEFAULT_REGION}).")
-def import_recipients_command(campaign_id: int, file: str, region: str | None) -> None:
+@click.option("--keep-columns", is_flag=True, help="Keep only the columns the campaign's messages use as placeholders.")
+def import_recipients_command(campaign_id: int, file: str, region: str | None, keep_columns: bool) -> None:
     """Import a campaign's recipients from a CSV file with a phone column.
 
     Other columns (first_name, city...) are kept for the message's
-    placeholders; an external_id column is kept as is.
+    placeholders (with --keep-columns only those its templates use); an
+    external_id column is kept as is.
     """
+    from ..sms.minimise import NoTemplate, used_columns
     from ..sms.recipients import ImportError_, import_recipients, read_csv
 
     app_state()
-    if get_campaign(campaign_id) is None:
+    campaign = get_campaign(campaign_id)
+    if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
+    try:
+        kept = used_columns(campaign) if keep_columns else None
+    except NoTemplate as err:
+        raise click.ClickException(f"--keep-columns: {err}") from None
     with click.open_file(file, encoding="utf-8-sig") as f:
         text = f.read()
     lines = max(text.count("\n") - 1, 0) + (0 if text.endswith("\n") else 1)
     try:
         with click.progressbar(length=max(lines, 1), label="Importing recipients") as bar:
-            result = import_recipients(campaign_id, read_csv(text), region=region, progress=bar.update)
+            result = import_recipients(
+                campaign_id, read_csv(text), region=region, progress=bar.update, keep_columns=kept
+            )
     except ImportError_ as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"Imported {result.imported} recipients; {result.merged} duplicates merged; {len(result.errors)} rows left out.")
+    if result.dropped_columns:
+        click.echo(f"Columns not stored (no template uses them): {', '.join(result.dropped_columns)}")
     for line, message in result.errors[:50]:
         click.echo(f"  line {line}: {message}", err=True)
     if len(result.errors) > 50:

@@ -299,7 +299,8 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
             counts[by_variant[variant_id]] += n
     rows = session.execute(
         select(r.id, r.phone, r.external_id, r.attributes, r.variant_id)
-        .where(r.campaign_id == campaign.id, r.status.in_(UNSENT))
+        # A forgotten or erased number (no phone) is never sent.
+        .where(r.campaign_id == campaign.id, r.status.in_(UNSENT), r.phone.is_not(None))
         .order_by(r.id)
     ).all()
     if not rows:
@@ -427,7 +428,7 @@ def ready_counts(campaign_id: int) -> tuple[int, int]:
     r = Recipient.__table__.c
     messages, segments = get_state().db.session.execute(
         select(func.count(), func.coalesce(func.sum(r.segments), 0)).where(
-            r.campaign_id == campaign_id, r.status == "ready"
+            r.campaign_id == campaign_id, r.status == "ready", r.phone.is_not(None)
         )
     ).one()
     return int(messages), int(segments)
@@ -440,7 +441,7 @@ def mark_exported(campaign_id: int) -> int:
     session = get_state().db.session
     changed = session.execute(
         update(Recipient.__table__)
-        .where(r.campaign_id == campaign_id, r.status == "ready")
+        .where(r.campaign_id == campaign_id, r.status == "ready", r.phone.is_not(None))
         .values(status="exported", status_at=utcnow())
     ).rowcount
     session.commit()
@@ -453,7 +454,7 @@ def message_rows(campaign: Campaign) -> list[tuple[str, str, str]]:
     r = Recipient.__table__.c
     rows = get_state().db.session.execute(
         select(r.phone, r.message, r.variant_id)
-        .where(r.campaign_id == campaign.id, r.message.is_not(None))
+        .where(r.campaign_id == campaign.id, r.message.is_not(None), r.phone.is_not(None))
         .order_by(r.id)
     )
     return [(phone, message, names.get(variant_id, "")) for phone, message, variant_id in rows]

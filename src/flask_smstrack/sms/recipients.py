@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 import phonenumbers
 from sqlalchemy import insert, select, update
@@ -19,11 +19,14 @@ from sqlalchemy import insert, select, update
 from ..config import Keys
 from ..models import Recipient, utcnow
 from ..state import get_state
+from .suppression import phone_hasher
 
 #: Header names read as the phone number and the external id.
 PHONE_HEADERS = ("phone", "phone_number", "mobile", "msisdn", "number", "to")
 EXTERNAL_ID_HEADERS = ("external_id", "id", "customer_id")
 BATCH = 2000
+#: Columns read for consent and quiet hours, kept with ``keep_columns``.
+_ALWAYS_KEPT = ("timezone", "consent_source", "consent_at")
 
 
 class ImportError_(ValueError):
@@ -37,6 +40,8 @@ class ImportResult:
     merged: int = 0
     #: ``(line number, message)`` for every row that was left out.
     errors: list[tuple[int, str]] = field(default_factory=list)
+    #: Attribute columns left out by ``keep_columns``.
+    dropped_columns: list[str] = field(default_factory=list)
 
 
 def normalize_phone(raw: str, region: str) -> str:
@@ -91,16 +96,28 @@ def import_recipients(
     *,
     region: str | None = None,
     progress: Callable[[int], None] | None = None,
+    keep_columns: Collection[str] | None = None,
 ) -> ImportResult:
-    """Import CSV rows (header first) into the campaign; see the module doc."""
+    """Import CSV rows (header first) into the campaign; see the module doc.
+
+    With ``keep_columns``, other attribute columns are not stored. A number
+    whose recipient was forgotten (only its hash kept) merges with it too.
+    """
     from flask import current_app
 
     region = region or current_app.config[Keys.DEFAULT_REGION]
     session = get_state().db.session
     table = Recipient.__table__
-    existing = dict(
-        session.execute(select(table.c.phone, table.c.id).where(table.c.campaign_id == campaign_id)).all()
-    )
+    existing: dict[str, int] = {}
+    forgotten: dict[str, int] = {}
+    for phone, hashed, rid in session.execute(
+        select(table.c.phone, table.c.phone_hash, table.c.id).where(table.c.campaign_id == campaign_id)
+    ):
+        if phone is not None:
+            existing[phone] = rid
+        elif hashed is not None:
+            forgotten[hashed] = rid
+    digest = phone_hasher() if forgotten else None
     result = ImportResult()
     rows = iter(rows)
     try:
@@ -110,6 +127,9 @@ def import_recipients(
     if any("\x00" in c for c in header):
         raise ImportError_("line 1: the header contains a NUL character")
     phone_at, external_at, attribute_at = _columns(header)
+    if keep_columns is not None:
+        result.dropped_columns = [n for _, n in attribute_at if n not in keep_columns and n not in _ALWAYS_KEPT]
+        attribute_at = [(i, n) for i, n in attribute_at if n not in result.dropped_columns]
     fresh: dict[str, dict] = {}
     updates: dict[str, dict] = {}
     now = utcnow()
@@ -132,6 +152,8 @@ def import_recipients(
             continue
         attributes = {name: cells[i].strip() for i, name in attribute_at if i < len(cells) and cells[i].strip()}
         record = fresh.get(phone) or updates.get(phone)
+        if digest is not None and phone not in existing and (hashed := digest(phone)) in forgotten:
+            existing[phone] = forgotten[hashed]
         if record is not None or phone in existing:
             result.merged += 1
             if record is None:

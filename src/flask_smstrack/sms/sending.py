@@ -242,7 +242,7 @@ class _Sender:
         while True:
             rows = self.session.execute(
                 select(_r.id, _r.phone, _r.message, _r.segments)
-                .where(_r.campaign_id == self.campaign_id, _r.status == "ready", _r.id > last)
+                .where(_r.campaign_id == self.campaign_id, _r.status == "ready", _r.id > last, _r.phone.is_not(None))
                 .order_by(_r.id)
                 .limit(BATCH)
             ).all()
@@ -264,7 +264,10 @@ class _Sender:
         """Adopt the messages of unknown state that Twilio has, send the others."""
         rows = self.session.execute(
             select(_r.id, _r.phone, _r.message, _r.segments, _r.sent_at)
-            .where(_r.campaign_id == self.campaign_id, _r.status == "sending", _r.message_sid.is_(None))
+            .where(
+                _r.campaign_id == self.campaign_id, _r.status == "sending", _r.message_sid.is_(None),
+                _r.phone.is_not(None),
+            )
             .order_by(_r.id)
         ).all()
         self.session.commit()

@@ -218,7 +218,9 @@ def links_create(campaign_id: int) -> tuple[Response, int]:
 
 @bp.post("/campaigns/<int:campaign_id>/recipients")
 def recipients_import(campaign_id: int) -> tuple[Response, int]:
-    """Import recipients from a CSV body (``text/csv``, a phone column)."""
+    """Import recipients from a CSV body (``text/csv``, a phone column);
+    ``?keep_columns=true`` stores only the columns the templates use."""
+    from ..sms.minimise import NoTemplate, used_columns
     from ..sms.recipients import ImportError_, import_recipients, read_csv
 
     campaign = _campaign_or_404(campaign_id)
@@ -230,8 +232,15 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput({"_body": ["The file is not UTF-8 text."]}) from None
+    keep_columns = request.args.get("keep_columns", "false")
+    if keep_columns not in ("true", "false"):
+        raise InvalidInput({"keep_columns": ["Must be true or false."]})
     try:
-        result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"))
+        kept = used_columns(campaign) if keep_columns == "true" else None
+    except NoTemplate as err:
+        raise InvalidInput({"keep_columns": [f"{str(err)[0].upper()}{str(err)[1:]}."]}) from None
+    try:
+        result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"), keep_columns=kept)
     except ImportError_ as err:
         raise InvalidInput({"_body": [str(err)]}) from None
     body = {
@@ -239,6 +248,8 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
         "merged": result.merged,
         "errors": [{"line": line, "message": message} for line, message in result.errors],
     }
+    if kept is not None:
+        body["dropped_columns"] = result.dropped_columns
     return jsonify(body), 200
 
 
@@ -446,5 +457,5 @@ def not_found(_rest: str) -> Response:
     raise NotFound(f"No API endpoint at {request.path}.")
 
 
-# The conversion endpoints live in their own module, on this blueprint.
-from . import api_conversions  # noqa: E402,F401
+# The conversion and subject endpoints live in their own modules, on this blueprint.
+from . import api_conversions, api_subjects  # noqa: E402,F401

@@ -155,7 +155,11 @@ def build_spec(version: str, server_url: str) -> dict:
     })
     spec.path("/campaigns/{campaign_id}/recipients", parameters=_ID, operations={
         "post": {
-            "summary": "Import recipients from CSV (a phone column; other columns become attributes)",
+            "summary": "Import recipients from CSV (a phone column; other columns become attributes, with "
+                       "?keep_columns=true only those the campaign's templates use)",
+            "parameters": [
+                {"name": "keep_columns", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+            ],
             "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
             "responses": {"200": {"description": "imported, merged, and errors with their line numbers"}, "400": _ERRORS},
         },
@@ -234,6 +238,7 @@ def build_spec(version: str, server_url: str) -> dict:
         },
     })
     _conversion_paths(spec)
+    _subject_paths(spec)
     return _with_common_errors(spec.to_dict())
 
 
@@ -267,6 +272,39 @@ def _conversion_paths(spec: APISpec) -> None:
             "responses": {"200": _json("ConversionToken", "The token"), "400": _ERRORS},
         },
     })
+
+
+def _subject_paths(spec: APISpec) -> None:
+    """One person's data, admin only; the number goes in the body."""
+    from .api_subjects import SubjectSchema
+
+    spec.components.schema("Subject", schema=SubjectSchema)
+    spec.components.schema("SubjectExport", {
+        "type": "object",
+        "properties": {
+            name: {"type": "array", "items": {"type": "object"}}
+            for name in ("recipients", "links", "clicks", "conversions", "suppressions", "opt_out_events")
+        },
+    })
+    spec.components.schema("SubjectErasure", {
+        "type": "object",
+        "properties": {
+            "phone_tail": {"type": "string"},
+            "erased": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    })
+    for action, ref, summary in (
+        ("export", "SubjectExport", "Everything stored about a phone number, across every owner (admin only)"),
+        ("erase", "SubjectErasure", "Erase what is stored about a phone number and suppress it for every owner "
+                                    "that had it; report totals stay (admin only)"),
+    ):
+        spec.path(f"/subjects/{action}", operations={
+            "post": {
+                "summary": summary,
+                "requestBody": _body("Subject"),
+                "responses": {"200": _json(ref, "Done"), "400": _ERRORS, "403": _ERRORS},
+            },
+        })
 
 
 def _with_common_errors(doc: dict) -> dict:
