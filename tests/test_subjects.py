@@ -375,7 +375,7 @@ def test_store_ip(make_app, store_ip, expected):
     assert clicks == [(expected, "GB"), (expected, "GB")]
 
 
-def test_keep_columns(app, actions):
+def test_keep_columns(app, actions, tmp_path):
     key = actions.api_key()
     campaign = actions.campaign(key, message_template="Hi {first_name}: {link}")
     actions.api("POST", f"/campaigns/{campaign['id']}/variants", key, json={"name": "A", "message_template": "Hi {first_name} {link}"})
@@ -393,7 +393,7 @@ def test_keep_columns(app, actions):
                                content_type="text/csv", headers=auth)
     assert none.status_code == 400 and "no message yet" in none.json["errors"]["keep_columns"][0]
 
-    path = app.instance_path + "/people.csv"
+    path = str(tmp_path / "people.csv")
     with open(path, "w") as f:
         f.write(people.replace("+14155550100,Ana", "+14155550101,Ben"))
     runner = app.test_cli_runner()
