@@ -5,6 +5,10 @@ when valid; numbers without a country code take ``SMSTRACK_DEFAULT_REGION``.
 A number already in the campaign, or twice in the file, is merged into one
 recipient (later non-empty values win). Invalid rows are reported with their
 line numbers and the valid rows are still imported.
+
+The ``timezone``, ``consent_source`` and ``consent_at`` columns go to the
+recipient's own fields, not to its attributes (see :mod:`.consent`); an
+invalid value is a row error naming the line.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from sqlalchemy import insert, select, update
 from ..config import Keys
 from ..models import Recipient, utcnow
 from ..state import get_state
+from .consent import RECORD_COLUMNS, RecordColumns
 
 #: Header names read as the phone number and the external id.
 PHONE_HEADERS = ("phone", "phone_number", "mobile", "msisdn", "number", "to")
@@ -110,6 +115,8 @@ def import_recipients(
     if any("\x00" in c for c in header):
         raise ImportError_("line 1: the header contains a NUL character")
     phone_at, external_at, attribute_at = _columns(header)
+    records = RecordColumns([h.strip().lower().replace(" ", "_") for h in header])
+    attribute_at = [(i, name) for i, name in attribute_at if name not in RECORD_COLUMNS]
     fresh: dict[str, dict] = {}
     updates: dict[str, dict] = {}
     now = utcnow()
@@ -130,20 +137,27 @@ def import_recipients(
         if len(external) > 128:
             result.errors.append((line, "the external id is longer than 128 characters"))
             continue
+        try:
+            fields = records.read(cells)
+        except ValueError as err:
+            result.errors.append((line, str(err)))
+            continue
         attributes = {name: cells[i].strip() for i, name in attribute_at if i < len(cells) and cells[i].strip()}
         record = fresh.get(phone) or updates.get(phone)
         if record is not None or phone in existing:
             result.merged += 1
             if record is None:
-                record = updates[phone] = {"phone": phone, "external_id": None, "attributes": {}}
+                record = updates[phone] = {"phone": phone, "external_id": None, "attributes": {}, "fields": {}}
             record["attributes"] = {**(record["attributes"] or {}), **attributes}
             record["external_id"] = external or record["external_id"]
+            record["fields"].update(fields)
             continue
         fresh[phone] = {
             "campaign_id": campaign_id, "phone": phone, "external_id": external or None,
             "attributes": attributes, "status": "pending", "created_at": now,
+            "fields": {"timezone": None, "consent_source": None, "consent_at": None, **fields},
         }
-    values = list(fresh.values())
+    values = [{**{k: v for k, v in r.items() if k != "fields"}, **r["fields"]} for r in fresh.values()]
     for start in range(0, len(values), BATCH):
         session.execute(insert(table), values[start:start + BATCH])
     for phone, record in updates.items():
@@ -154,6 +168,7 @@ def import_recipients(
             .values(
                 attributes={**(current.attributes or {}), **record["attributes"]} or None,
                 external_id=record["external_id"] or current.external_id,
+                **record["fields"],
             )
         )
     session.commit()
