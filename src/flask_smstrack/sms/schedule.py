@@ -46,6 +46,12 @@ class Clock:
             time.sleep(seconds)
 
 
+def app_clock() -> Clock:
+    """The clock of the app's sends: ``app.extensions["smstrack_clock"]``
+    when a test put a simulated one there, else the real time."""
+    return current_app.extensions.get("smstrack_clock") or Clock()
+
+
 class Pacer:
     """Starts one request per ``1 / rate`` seconds at most."""
 

@@ -48,7 +48,7 @@ from ..state import get_state
 from .consent import consent_conditions, without_consent
 from .messages import prepare_messages, ready_counts
 from .receipts import segment_count
-from .schedule import Clock, HeldGroup, HeldTally, Schedule
+from .schedule import Clock, HeldGroup, HeldTally, Schedule, app_clock
 from .schedule import Pacer as _Pacer
 from .twilio import TIMEOUT, SendError, TwilioSettings, twilio_client, twilio_settings
 from .twilio import error_info as _error_info, surely_not_sent as _surely_not_sent
@@ -182,7 +182,7 @@ def send_campaign(
     """
     settings = twilio_settings()
     pace = send_rate(rate)
-    clock = clock or Clock()
+    clock = clock or app_clock()
     schedule = Schedule.for_app(at, clock.now())
     prepare_messages(campaign)
     own_client = client is None
