@@ -54,7 +54,8 @@ def write_csv(path: Path, rows: int, rng: random.Random) -> list[str]:
             if written % 50 == 7:
                 consent = ","
             elif written % 2:
-                consent = f"{rng.choice(SOURCES)},2026-0{rng.randint(1, 9)}-{rng.randint(10, 28)}T{rng.randint(10, 23)}:05:00Z"
+                day = f"2026-0{rng.randint(1, 9)}-{rng.randint(10, 28)}"
+                consent = f"{rng.choice(SOURCES)},{day}T{rng.randint(10, 23)}:05:00Z"
             else:
                 consent = f"{rng.choice(SOURCES)},2026-0{rng.randint(1, 9)}-{rng.randint(10, 28)}"
             f.write(f"{number},{rng.choice(NAMES)},{rng.choice(CITIES)},{zone},{consent}\n")
@@ -115,7 +116,8 @@ def main() -> None:
     print(f"import of {args.rows} rows with consent columns, {args.suppressed} numbers suppressed:"
           f" {elapsed:.1f} s ({args.rows / elapsed:,.0f} rows/s), limit 60 s")
     count = messages.count("\n") - 1
-    print(f"export-messages of {count} messages (consent required): {rendered:.1f} s ({count / rendered:,.0f} messages/s)")
+    print(f"export-messages of {count} messages (consent required): {rendered:.1f} s"
+          f" ({count / rendered:,.0f} messages/s)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from conftest import Actions
 from test_dashboard import csrf_token, login
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from flask_smstrack.models import Campaign, Recipient
+from flask_smstrack.models import Recipient
 from flask_smstrack.sms.quiet import (
     QuietHours, QuietHoursError, is_quiet, next_local, next_open, number_zones, parse_quiet_hours, recipient_zones,
 )
@@ -296,7 +296,9 @@ def test_send_at_is_resumable_and_refuses_quiet_hours(make_app, fake):
     _, _, campaign_id, _ = _campaign(app, "phone\n+442079460000\n+442079460001\n+12125550100\n")
     refused = app.test_cli_runner().invoke(args=["smstrack", "send", str(campaign_id), "--at", "22:00", "--yes"])
     assert refused.exit_code == 1
-    assert "22:00 is inside the quiet hours 21:00-08:00 (SMSTRACK_QUIET_HOURS): pick a time from 08:00" in refused.output
+    assert "22:00 is inside the quiet hours 21:00-08:00 (SMSTRACK_QUIET_HOURS): pick a time from 08:00" in (
+        refused.output
+    )
     bad = app.test_cli_runner().invoke(args=["smstrack", "send", str(campaign_id), "--at", "25:00", "--yes"])
     assert bad.exit_code == 2 and "'25:00' is not a time of day as HH:MM" in bad.output
     assert fake.creates == []
@@ -344,7 +346,8 @@ def test_import_reads_timezone_and_consent_columns(make_app, fake):
     with app.app_context():
         people = {r.phone: r for r in db.session.execute(select(Recipient)).scalars()}
     ana, ben, eve = people["+12125550100"], people["+12125550101"], people["+12125550104"]
-    assert (ana.timezone, ana.consent_source, ana.consent_at) == ("America/Chicago", "checkout form", utc(2026, 3, 1, 14, 5))
+    assert (ana.timezone, ana.consent_source) == ("America/Chicago", "checkout form")
+    assert ana.consent_at == utc(2026, 3, 1, 14, 5)
     assert ana.attributes == {"first_name": "Ana"}
     # A date alone is its midnight in SMSTRACK_TIMEZONE (Paris, UTC+1 in March).
     assert (ben.timezone, ben.consent_source, ben.consent_at) == (None, "paper form", utc(2026, 2, 28, 23))
