@@ -242,6 +242,20 @@ def test_send_waits_for_each_zone_and_never_sends_in_quiet_hours(make_app, fake)
     assert "Sent 9 messages" in output
 
 
+def test_a_message_that_waits_for_the_pace_into_quiet_hours_waits_for_the_morning(make_app, fake):
+    # 20:59:59 in Los Angeles, one message per second: the second one would
+    # leave at 21:00:00, so it is given back and goes at 08:00.
+    clock = SimulatedClock(utc(2026, 7, 15, 3, 59, 59))
+    app = _app(make_app, fake, clock, SMSTRACK_SEND_RATE=1)
+    _, _, campaign_id, _ = _campaign(app, "phone\n+12135550100\n+13105550100\n")
+    output = _send(app, campaign_id)
+    sent = _sent(app, campaign_id)
+    assert sent["+12135550100"].sent_at == utc(2026, 7, 15, 3, 59, 59)
+    assert sent["+13105550100"].sent_at == utc(2026, 7, 15, 15)
+    assert [r.form["To"] for r in fake.creates] == ["+12135550100", "+13105550100"]
+    assert "1 held by quiet hours until 08:00 in America/Los_Angeles (15:00 UTC)" in output
+
+
 def test_skip_quiet_leaves_the_held_ones_ready_then_a_later_run_sends_them(make_app, fake):
     clock = SimulatedClock(utc(2026, 7, 15, 3))
     app = _app(make_app, fake, clock)
