@@ -176,8 +176,8 @@ def send_campaign(
     an earlier run. ``progress`` is called with the number of recipients
     done. Recipients in quiet hours, or before the local time ``at``, are
     waited for (``on_hold`` is told who waits and until when, then
-    ``clock`` sleeps), or with ``skip_quiet`` left ready. Raises :class:`SendError` (or :class:`.messages.PrepareError`)
-    when nothing can be sent as configured; problems met on the way end
+    ``clock`` sleeps), or with ``skip_quiet`` left ready. Raises
+    :class:`SendError` (or :class:`.messages.PrepareError`) when nothing can be sent as configured; problems met on the way end
     the run early with ``SendResult.stopped`` saying why.
     """
     settings = twilio_settings()
@@ -186,8 +186,9 @@ def send_campaign(
     schedule = Schedule.for_app(at, clock.now())
     prepare_messages(campaign)
     own_client = client is None
-    sender = _Sender(campaign.id, settings, client or twilio_client(settings), _Pacer(pace, clock), progress)
-    sender.schedule, sender.clock = schedule, clock
+    sender = _Sender(
+        campaign.id, settings, client or twilio_client(settings), _Pacer(pace, clock), progress, schedule, clock
+    )
     try:
         if retry_unknown:
             sender.settle_unknown()
@@ -211,7 +212,10 @@ def send_campaign(
 
 
 class _Sender:
-    def __init__(self, campaign_id: int, settings: TwilioSettings, client: Client, pacer: _Pacer, progress) -> None:
+    def __init__(
+        self, campaign_id: int, settings: TwilioSettings, client: Client, pacer: _Pacer, progress,
+        schedule: Schedule | None = None, clock: Clock | None = None,
+    ) -> None:
         self.campaign_id = campaign_id
         self.settings = settings
         self.client = client
@@ -222,8 +226,9 @@ class _Sender:
         self._campaign_marked = False
         #: Each claimed recipient's claim time, as this sender wrote it.
         self._claims: dict[int, dt.datetime] = {}
-        self.clock = Clock()
-        self.schedule = Schedule(None, None, self.clock.now())
+        self.clock = clock or Clock()
+        #: Quiet hours and ``at``; by default none.
+        self.schedule = schedule or Schedule(None, None, self.clock.now())
         #: Recipients the last pass held (quiet hours, ``at``).
         self.held = HeldTally()
 
