@@ -100,6 +100,10 @@ def _prepare(campaign: Campaign) -> None:
         click.echo(f"Cost: {campaign.cost_per_segment * segments:.4f} {campaign.currency}", err=True)
     if result.link_adds_segment:
         click.echo(f"Warning: the short link pushes {result.link_adds_segment} messages into one more segment.", err=True)
+    if result.no_consent:
+        from ..sms.consent import left_out_message
+
+        click.echo(f"{left_out_message(result.no_consent)}.", err=True)
 
 
 @smstrack_cli.command("export-messages")
@@ -226,6 +230,33 @@ def _unknown_note(count: int, retried: bool) -> str:
     )
 
 
+def _held_lines(groups, now) -> None:
+    for group in groups[:10]:
+        click.echo(f"  {group.describe(now)}")
+    if len(groups) > 10:
+        click.echo(f"  ... and {sum(g.count for g in groups[10:])} more at later times")
+
+
+def _waiting(groups, until, now) -> None:
+    """Before the send sleeps: who waits, until when."""
+    held = sum(g.count for g in groups)
+    click.echo(
+        f"\n{held} recipient{'s' if held != 1 else ''} held; waiting until {until:%Y-%m-%d %H:%M} UTC"
+        f" ({_duration((until - now).total_seconds())}):"
+    )
+    _held_lines(groups, now)
+
+
+def _held(groups, now, skip_quiet: bool) -> None:
+    """After the send: who was left ready, and when to run again."""
+    held = sum(g.count for g in groups)
+    first = min((g.until for g in groups if g.until is not None), default=None)
+    then = f"; run the same command again after {first:%Y-%m-%d %H:%M} UTC" if first is not None else ""
+    why = "" if skip_quiet else " (never outside quiet hours in all of their time zones)"
+    click.echo(f"{held} recipient{'s' if held != 1 else ''} left ready{why}{then}:")
+    _held_lines(groups, now)
+
+
 @smstrack_cli.command("send")
 @click.argument("campaign_id", type=int)
 @click.option(
@@ -236,18 +267,38 @@ def _unknown_note(count: int, retried: bool) -> str:
     "--retry-unknown", is_flag=True,
     help="First settle messages an interrupted run left in an unknown state: adopt the ones Twilio has, send the others.",
 )
+@click.option(
+    "--at", "at_text", metavar="HH:MM",
+    help="Send each recipient at the next HH:MM on its own clock (its time zone's local time).",
+)
+@click.option(
+    "--skip-quiet", is_flag=True,
+    help="Do not wait for quiet hours (or --at) to end: leave those recipients ready for a later run.",
+)
 @click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
-def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes: bool) -> None:
+def send_command(
+    campaign_id: int, rate: float | None, retry_unknown: bool, at_text: str | None, skip_quiet: bool, yes: bool
+) -> None:
     """Send a campaign's messages through Twilio.
 
     Safe to run again: a message is never sent twice, and a run that was
-    interrupted goes on where it stopped.
+    interrupted goes on where it stopped. Nothing is sent inside the quiet
+    hours (SMSTRACK_QUIET_HOURS) of the recipient's time zone: the send
+    waits for them to end, or with --skip-quiet leaves those recipients for
+    a later run.
     """
     from ..schemas import format_money
     from ..sms.messages import PrepareError, prepare_messages
+    from ..sms.consent import left_out_message, without_consent
+    from ..sms.quiet import parse_clock
+    from ..sms.schedule import Schedule, app_clock
     from ..sms.sending import send_campaign, send_plan, send_rate
     from ..sms.twilio import SendError, twilio_settings
 
+    try:
+        at = parse_clock(at_text) if at_text is not None else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--at") from None
     app_state()
     campaign = get_campaign(campaign_id)
     if campaign is None:
@@ -255,6 +306,8 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     try:
         settings = twilio_settings()
         pace = send_rate(rate)
+        clock = app_clock()
+        schedule = Schedule.for_app(at, clock.now())
         prepare_messages(campaign)
     except (SendError, PrepareError) as err:
         raise click.ClickException(str(err)) from None
@@ -262,6 +315,9 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     todo = plan.messages + (plan.unknown if retry_unknown else 0)
     if not todo:
         click.echo(f"Nothing to send: campaign {campaign.id} has no message ready.")
+        left_out = without_consent(campaign.id)
+        if left_out:
+            click.echo(f"{left_out_message(left_out)}.")
         if plan.unknown:
             click.echo(_unknown_note(plan.unknown, False))
         return
@@ -273,13 +329,20 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     )
     if retry_unknown and plan.unknown:
         question = f"{question[:-1]}, after checking {plan.unknown} in an unknown state with Twilio?"
+    if schedule.active:
+        timing = f" at {at:%H:%M}" if at is not None else ""
+        quiet = f", outside the quiet hours {schedule.hours}" if schedule.hours is not None else ""
+        question = f"{question[:-1]},{timing} in each recipient's time zone{quiet}?"
     if yes:
         click.echo(question[:-1] + ".")
     else:
         click.confirm(question, abort=True)
     try:
         with click.progressbar(length=todo, label="Sending") as bar:
-            result = send_campaign(campaign, progress=bar.update, rate=pace, retry_unknown=retry_unknown)
+            result = send_campaign(
+                campaign, progress=bar.update, rate=pace, retry_unknown=retry_unknown, skip_quiet=skip_quiet,
+                at=at, clock=clock, on_hold=lambda groups, until: _waiting(groups, until, clock.now()),
+            )
     except (SendError, PrepareError) as err:
         raise click.ClickException(str(err)) from None
     line = f"Sent {result.sent} message{'s' if result.sent != 1 else ''} ({result.segments} segments)"
@@ -292,6 +355,10 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
         click.echo(f"  ... and {len(result.failed) - 50} more", err=True)
     if result.skipped:
         click.echo(f"{result.skipped} left to another send running at the same time.")
+    if result.no_consent:
+        click.echo(f"{left_out_message(result.no_consent)}.")
+    if result.held:
+        _held(result.held, clock.now(), skip_quiet)
     if result.unknown:
         click.echo(_unknown_note(result.unknown, retry_unknown))
     if result.stopped:

@@ -32,6 +32,7 @@ from ..config import Keys
 from ..manage import generate_code, short_url_for
 from ..models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
 from ..state import get_state
+from .consent import consent_conditions, leave_out_without_consent
 from .segments import SegmentInfo, segment_info
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -244,6 +245,8 @@ class PrepareResult:
     link_adds_segment: int = 0
     #: Recipients per template name.
     per_variant: dict[str, int] = field(default_factory=dict)
+    #: Recipients left out for want of a consent record (see :mod:`.consent`).
+    no_consent: int = 0
 
 
 def _new_codes(count: int, session) -> list[str]:
@@ -289,7 +292,7 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
     r = Recipient.__table__.c
     templates = templates_of(campaign)
     by_variant = {t.variant_id: i for i, t in enumerate(templates)}
-    result = PrepareResult()
+    result = PrepareResult(no_consent=leave_out_without_consent(campaign.id))
 
     counts = [0] * len(templates)
     for variant_id, n in session.execute(
@@ -300,10 +303,11 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
     rows = session.execute(
         select(r.id, r.phone, r.external_id, r.attributes, r.variant_id)
         # A forgotten or erased number (no phone) is never sent.
-        .where(r.campaign_id == campaign.id, r.status.in_(UNSENT), r.phone.is_not(None))
+        .where(r.campaign_id == campaign.id, r.status.in_(UNSENT), r.phone.is_not(None), *consent_conditions())
         .order_by(r.id)
     ).all()
     if not rows:
+        session.commit()
         return result
 
     # 1. Variants: keep the ones given before, place the others in balance.

@@ -5,6 +5,10 @@ when valid; numbers without a country code take ``SMSTRACK_DEFAULT_REGION``.
 A number already in the campaign, or twice in the file, is merged into one
 recipient (later non-empty values win). Invalid rows are reported with their
 line numbers and the valid rows are still imported.
+
+The ``timezone``, ``consent_source`` and ``consent_at`` columns go to the
+recipient's own fields, not to its attributes (see :mod:`.consent`); an
+invalid value is a row error naming the line.
 """
 from __future__ import annotations
 
@@ -19,14 +23,13 @@ from sqlalchemy import insert, select, update
 from ..config import Keys
 from ..models import Recipient, utcnow
 from ..state import get_state
+from .consent import RECORD_COLUMNS, RecordColumns
 from .suppression import phone_hasher
 
 #: Header names read as the phone number and the external id.
 PHONE_HEADERS = ("phone", "phone_number", "mobile", "msisdn", "number", "to")
 EXTERNAL_ID_HEADERS = ("external_id", "id", "customer_id")
 BATCH = 2000
-#: Columns read for consent and quiet hours, kept with ``keep_columns``.
-_ALWAYS_KEPT = ("timezone", "consent_source", "consent_at")
 
 
 class ImportError_(ValueError):
@@ -127,8 +130,10 @@ def import_recipients(
     if any("\x00" in c for c in header):
         raise ImportError_("line 1: the header contains a NUL character")
     phone_at, external_at, attribute_at = _columns(header)
+    records = RecordColumns([h.strip().lower().replace(" ", "_") for h in header])
+    attribute_at = [(i, name) for i, name in attribute_at if name not in RECORD_COLUMNS]
     if keep_columns is not None:
-        result.dropped_columns = [n for _, n in attribute_at if n not in keep_columns and n not in _ALWAYS_KEPT]
+        result.dropped_columns = [n for _, n in attribute_at if n not in keep_columns]
         attribute_at = [(i, n) for i, n in attribute_at if n not in result.dropped_columns]
     fresh: dict[str, dict] = {}
     updates: dict[str, dict] = {}
@@ -150,6 +155,11 @@ def import_recipients(
         if len(external) > 128:
             result.errors.append((line, "the external id is longer than 128 characters"))
             continue
+        try:
+            fields = records.read(cells)
+        except ValueError as err:
+            result.errors.append((line, str(err)))
+            continue
         attributes = {name: cells[i].strip() for i, name in attribute_at if i < len(cells) and cells[i].strip()}
         record = fresh.get(phone) or updates.get(phone)
         if digest is not None and phone not in existing and (hashed := digest(phone)) in forgotten:
@@ -157,15 +167,17 @@ def import_recipients(
         if record is not None or phone in existing:
             result.merged += 1
             if record is None:
-                record = updates[phone] = {"phone": phone, "external_id": None, "attributes": {}}
+                record = updates[phone] = {"phone": phone, "external_id": None, "attributes": {}, "fields": {}}
             record["attributes"] = {**(record["attributes"] or {}), **attributes}
             record["external_id"] = external or record["external_id"]
+            record["fields"].update(fields)
             continue
         fresh[phone] = {
             "campaign_id": campaign_id, "phone": phone, "external_id": external or None,
             "attributes": attributes, "status": "pending", "created_at": now,
+            "fields": {"timezone": None, "consent_source": None, "consent_at": None, **fields},
         }
-    values = list(fresh.values())
+    values = [{**{k: v for k, v in r.items() if k != "fields"}, **r["fields"]} for r in fresh.values()]
     for start in range(0, len(values), BATCH):
         session.execute(insert(table), values[start:start + BATCH])
     for phone, record in updates.items():
@@ -176,6 +188,7 @@ def import_recipients(
             .values(
                 attributes={**(current.attributes or {}), **record["attributes"]} or None,
                 external_id=record["external_id"] or current.external_id,
+                **record["fields"],
             )
         )
     session.commit()

@@ -387,6 +387,7 @@ def messages_prepare(campaign_id: int) -> Response:
         links_created=result.links_created,
         link_adds_segment=result.link_adds_segment,
         per_variant=result.per_variant,
+        no_consent=result.no_consent,
         ready=ready,
         segments=segments,
         cost=api_value(price * segments if price is not None else None, "money"),

@@ -170,8 +170,12 @@ def messages_prepare(campaign_id: int) -> Response:
         return redirect(back)
     if result.prepared:
         flash(_prepared_message(campaign, result))
-    else:
+    elif not result.no_consent:
         flash("Every message is already sent or exported: there is nothing left to prepare.")
+    if result.no_consent:
+        from ...sms.consent import left_out_message
+
+        flash(f"{left_out_message(result.no_consent)}.", "error")
     return redirect(back)
 
 
