@@ -248,3 +248,29 @@ def test_campaign_page_without_recipients_has_no_opt_out_card(sms, sms_app):
     campaign = sms.campaign(key)
     page = login(sms_app).get(f"/smstrack/campaigns/{campaign['id']}")
     assert page.status_code == 200 and 'id="opt-outs"' not in page.text
+
+
+def test_campaign_list_sorts_by_opt_out_rate(sms, sms_app):
+    from wsgi import db
+
+    from flask_smstrack.models import Campaign
+
+    key, spring, other, *_ = _setup(sms, sms_app)
+    # Campaigns sent elsewhere, with their delivered count entered by hand.
+    entered = sms.campaign(key, name="Entered")["id"]
+    clean = sms.campaign(key, name="Clean")["id"]
+    with sms_app.app_context():
+        db.session.get(Campaign, entered).delivered = 20
+        db.session.get(Campaign, clean).delivered = 50
+        db.session.commit()
+    _event(sms_app, "+14155559999", campaign_id=entered)
+    rates = {spring: 0.3, other: None, entered: 0.05, clean: 0.0}
+    for direction, order in (("desc", [spring, entered, clean, other]), ("asc", [clean, entered, spring, other])):
+        rows = sms.api("GET", f"/campaigns/table?sort=opt_out_rate&dir={direction}", key).json["rows"]
+        assert [r["id"] for r in rows] == order, direction
+        assert {r["id"]: r["opt_out_rate"] for r in rows} == rates
+    page = login(sms_app).get("/smstrack/?sort=opt_out_rate")
+    assert page.status_code == 200
+    assert 'title="Sort by opt-out rate">Opt-outs' in page.text
+    cells = re.findall(r'<td data-opt-outs="(\d+)">([^<]*)(?:<br><span class="st-muted st-small">([^<]+)</span>)?</td>', page.text)
+    assert cells == [("3", "30.0%", "3 opted out"), ("1", "5.0%", "1 opted out"), ("0", "0.0%", ""), ("1", "–", "1 opted out")]

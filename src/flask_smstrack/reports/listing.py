@@ -35,7 +35,7 @@ from ..models import SENT_CONDITION, Campaign, Click, Conversion, Recipient
 from ..sms.messages import RECEIPT_STATUSES
 from ..state import get_state
 from .campaign import CampaignReport, build_report
-from .opt_outs import opt_out_counts
+from .opt_outs import opt_out_counts, opt_outs_query
 from .rollups import REFRESH_AFTER, refresh_many
 from .tables import send_date
 from .totals import campaign_scope, click_totals, conversion_totals
@@ -50,6 +50,7 @@ BATCH = 200
 #: What the list sorts by: the columns the list shows.
 SORT_KEYS = (
     "name", "date", "revenue", "cost", "profit", "roi", "sent", "clicks", "ctr", "conversions", "conversion_rate",
+    "opt_out_rate",
 )
 #: Amounts: compared within a currency only.
 _MONEY = ("revenue", "cost", "profit")
@@ -152,7 +153,7 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
 
     need = {
         "clicks": "k", "ctr": "kr", "conversion_rate": "kv", "conversions": "v", "revenue": "v",
-        "profit": "vr", "roi": "vr", "cost": "r", "sent": "r",
+        "profit": "vr", "roi": "vr", "cost": "r", "sent": "r", "opt_out_rate": "or",
     }.get(sort, "")
     if "k" in need:
         k = joined(click_totals(campaigns, kind="human"))
@@ -191,6 +192,10 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
             ),
             4,
         )
+    if "o" in need:
+        o = joined(opt_outs_query(campaign_scope(campaigns)[1]).subquery("opt_outs"))
+        # CampaignReport.delivered of audience_of(...)
+        known = case((and_(messages > 0, receipts > 0), delivered), else_=cp.delivered)
     expression = {
         "name": lambda: func.lower(cp.name),
         "date": lambda: func.coalesce(cp.sent_at, cp.created_at),
@@ -203,6 +208,7 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
         "ctr": lambda: rate(firsts, audience),
         "conversions": lambda: conversions,
         "conversion_rate": lambda: rate(conversions, firsts),
+        "opt_out_rate": lambda: rate(zero(o.opt_outs), known),
     }[sort]()
     return joins, [expression]
 

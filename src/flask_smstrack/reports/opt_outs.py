@@ -14,7 +14,7 @@ opt-out rate = opt-outs / delivered (see DESIGN.md, Metrics).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select
 
@@ -26,11 +26,12 @@ _e = OptOutEvent.__table__.c
 OPT_OUT = "opt_out"
 
 
-def opt_outs_query(campaign_ids: Iterable[int]):
-    """``(campaign_id, opt_outs)`` for each of ``campaign_ids`` with any."""
+def opt_outs_query(in_scope: Callable[[Any], Any]):
+    """``(campaign_id, opt_outs)`` for each campaign with any whose id
+    ``in_scope(column)`` keeps (see :func:`.totals.campaign_scope`)."""
     return (
-        select(_e.campaign_id, func.count(func.distinct(_e.phone_hash)))
-        .where(_e.action == OPT_OUT, _e.campaign_id.in_(list(campaign_ids)))
+        select(_e.campaign_id, func.count(func.distinct(_e.phone_hash)).label("opt_outs"))
+        .where(_e.action == OPT_OUT, in_scope(_e.campaign_id))
         .group_by(_e.campaign_id)
     )
 
@@ -40,7 +41,7 @@ def opt_out_counts(campaign_ids: Iterable[int]) -> dict[int, int]:
     ids = list(campaign_ids)
     if not ids:
         return {}
-    rows = get_state().db.session.execute(opt_outs_query(ids))
+    rows = get_state().db.session.execute(opt_outs_query(lambda column: column.in_(ids)))
     return {cid: int(n) for cid, n in rows}
 
 

@@ -118,5 +118,5 @@ def check_opt_out_text(campaign: Campaign) -> None:
         raise OptOutTextMissing(
             f"campaign {campaign.id} not sent: {names} {'has' if len(missing) == 1 else 'have'} no opt-out "
             f"instruction and {Keys.REQUIRE_OPT_OUT_TEXT} is on. Add one such as {EXAMPLE} "
-            "(STOP, UNSUBSCRIBE or “opt out”, or a word of SMSTRACK_OPT_OUT_KEYWORDS) and send again"
+            f"(STOP, UNSUBSCRIBE or “opt out”, or a word of {Keys.OPT_OUT_KEYWORDS}) and send again"
         )
