@@ -160,9 +160,8 @@ def send_campaign(
     ``retry_unknown`` first settles the messages left in an unknown state by
     an earlier run. ``progress`` is called with the number of recipients
     done. Raises :class:`SendError` (or :class:`.messages.PrepareError`)
-    when nothing can be sent as configured (an :class:`.opt_out_text.OptOutTextMissing`
-    when ``SMSTRACK_REQUIRE_OPT_OUT_TEXT`` refuses a message); problems met on
-    the way end the run early with ``SendResult.stopped`` saying why.
+    when nothing can be sent as configured; problems met on the way end
+    the run early with ``SendResult.stopped`` saying why.
     """
     check_opt_out_text(campaign)
     settings = twilio_settings()
