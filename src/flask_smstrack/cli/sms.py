@@ -12,7 +12,7 @@ from ..config import Keys
 from ..manage import get_campaign
 from ..models import Campaign, Recipient
 from ..schemas import AUDIENCE_SEGMENTS
-from .base import app_state, campaign_or_fail, smstrack_cli, validation_error
+from .base import app_state, campaign_or_fail, smstrack_cli, validation_error, warn_opt_out_text
 
 
 @smstrack_cli.command("import-recipients")
@@ -76,6 +76,7 @@ def add_variant_command(campaign_id: int, name: str, message: str, weight: int) 
         raise click.ClickException(f"campaign {campaign_id} already has a variant {data['name']!r}")
     variant = add_variant(campaign, data)
     click.echo(f"Variant {variant.name} added to campaign {campaign.id} (weight {variant.weight}).")
+    warn_opt_out_text(data["message_template"])
 
 
 def _prepare(campaign: Campaign) -> None:
@@ -118,6 +119,7 @@ def export_messages_command(campaign_id: int, output: str) -> None:
     from ..sms.messages import mark_exported, message_rows
 
     campaign = campaign_or_fail(campaign_id)
+    warn_opt_out_text(campaign=campaign)
     _prepare(campaign)
     with click.open_file(output, "w", encoding="utf-8") as f:
         for line in messages_csv(message_rows(campaign)):
@@ -290,6 +292,7 @@ def send_command(
     from ..schemas import format_money
     from ..sms.messages import PrepareError, prepare_messages
     from ..sms.consent import left_out_message, without_consent
+    from ..sms.opt_out_text import check_opt_out_text
     from ..sms.quiet import parse_clock
     from ..sms.schedule import Schedule, app_clock
     from ..sms.sending import send_campaign, send_plan, send_rate
@@ -304,6 +307,7 @@ def send_command(
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
     try:
+        check_opt_out_text(campaign)
         settings = twilio_settings()
         pace = send_rate(rate)
         clock = app_clock()
@@ -311,6 +315,7 @@ def send_command(
         prepare_messages(campaign)
     except (SendError, PrepareError) as err:
         raise click.ClickException(str(err)) from None
+    warn_opt_out_text(campaign=campaign)
     plan = send_plan(campaign)
     todo = plan.messages + (plan.unknown if retry_unknown else 0)
     if not todo:

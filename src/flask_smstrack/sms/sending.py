@@ -47,6 +47,7 @@ from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
 from .consent import consent_conditions, without_consent
 from .messages import prepare_messages, ready_counts
+from .opt_out_text import check_opt_out_text
 from .receipts import segment_count
 from .schedule import Clock, HeldGroup, HeldTally, Schedule, app_clock
 from .schedule import Pacer as _Pacer
@@ -180,6 +181,7 @@ def send_campaign(
     :class:`SendError` (or :class:`.messages.PrepareError`) when nothing can be sent as configured; problems met on the way end
     the run early with ``SendResult.stopped`` saying why.
     """
+    check_opt_out_text(campaign)
     settings = twilio_settings()
     pace = send_rate(rate)
     clock = clock or app_clock()

@@ -69,6 +69,7 @@ from ..sms.messages import (
     ready_counts,
     sample_values,
 )
+from ..sms.opt_out_text import opt_out_warning
 from ..sms.segments import segment_info
 from .http import check_request_values, read_limited_body
 from .list_args import list_args
@@ -300,7 +301,8 @@ def tables_get(campaign_id: int, name: str) -> Response:
 def messages_preview() -> Response:
     """Encoding, characters and segments of a message, as an SMS network
     will count them. A template's ``{link}`` placeholders are filled with a
-    short link as long as a real one first."""
+    short link as long as a real one first. ``warnings`` lists the link that
+    adds a segment and a missing opt-out instruction."""
     data = _load(MessagePreviewSchema())
     text = data["text"]
     body: dict = {}
@@ -323,6 +325,7 @@ def messages_preview() -> Response:
         body.update(rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning())
     else:
         info = segment_info(text)
+    body["warnings"] = [w for w in (body.get("warning"), opt_out_warning(text)) if w]
     return jsonify(
         encoding=info.encoding,
         characters=info.characters,

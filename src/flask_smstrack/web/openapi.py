@@ -75,6 +75,15 @@ def build_spec(version: str, server_url: str) -> dict:
                     "campaign_id", "sent", "delivered", "clicks", "unique_clicks", "previews", "bots",
                     "human_confirmed", "forwards", "segments", "undelivered", "conversions", "unattributed_conversions")},
                 **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
+                "opt_outs": {
+                    "type": "integer",
+                    "description": "Numbers that replied STOP (or another opt-out word) to the campaign's messages, "
+                                   "each once; a later START does not take one back",
+                },
+                "opt_out_rate": {
+                    "type": "number", "nullable": True,
+                    "description": "opt_outs / delivered; null while nothing is known delivered",
+                },
                 **{k: {"type": "string", "nullable": True} for k in ("cost", "profit", "epc", "aov", "cost_per_conversion")},
                 "currency": {"type": "string"},
                 **{k: {"type": "object", "additionalProperties": {"type": "string"}} for k in (
@@ -119,7 +128,9 @@ def build_spec(version: str, server_url: str) -> dict:
             "summary": "Encoding and segments of a message",
             "requestBody": _body("MessagePreviewIn"),
             "responses": {
-                "200": {"description": "encoding, characters, units, segments, per_segment, remaining"},
+                "200": {"description": "encoding, characters, units, segments, per_segment, remaining; warnings: "
+                                       "a list of sentences (the short link adds a segment, no opt-out instruction "
+                                       "such as \"Reply STOP to opt out\", or that sending will be refused)"},
                 "400": _ERRORS,
                 "404": _ERRORS,
             },

@@ -130,6 +130,8 @@ def messages_card(data: CampaignData) -> dict[str, Any] | None:
         ],
         "variants": [v.name for v in campaign.variants],
         "test": test,
+        # Opt-outs per variant are on the page's Opt-outs card instead.
+        "test_columns": [c for c in test.columns if not c.key.startswith("opt_out")] if test else [],
         "bars": variant_bars(test) if test else [],
     }
 
