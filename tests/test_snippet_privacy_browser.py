@@ -104,8 +104,15 @@ class Visit:
     seen: Seen = field(default_factory=Seen)
 
     def sent(self) -> list[dict]:
-        """The beacons the browser sent to the collector."""
+        """The beacons the browser sent to the collector, as far as it tells
+        (it may not report one sent while a page loads: the server's record is
+        the one that counts)."""
         return self.seen.beacons
+
+    def arrived(self, count: int) -> list[dict]:
+        """The beacons the collector got, once ``count`` have, sorted: two
+        beacons may reach the threaded server in either order."""
+        return sorted(poll(lambda: list(self.received.beacons), lambda b: len(b) >= count), key=json.dumps)
 
     def snippet_cookie(self) -> str | None:
         cookies = {c["name"]: c["value"] for c in self.context.cookies(self.landing)}
@@ -174,7 +181,10 @@ def visit(make_app, browser, name: str, *, attributes: str = "", init_script: st
             (click_id,) = parse_qs(urlsplit(response.url).query)["smsclid"]
             yield Visit(app, page, context, shop + destination, click_id, received, seen)
         context.close()
-    assert seen.problems == []
+    # A beacon outlives the page that sent it (the collector gets it), but the
+    # browser reports it aborted when the visitor moves on before the answer.
+    aborted = f"request failed: {tracker}/smstrack/collect net::ERR_ABORTED"
+    assert [p for p in seen.problems if p != aborted] == []
 
 
 @pytest.mark.parametrize(
@@ -205,8 +215,8 @@ def test_a_browser_signal_keeps_the_snippet_silent(make_app, browser, name, attr
 def test_do_not_track_counts_only_with_data_respect_dnt(make_app, browser):
     with visit(make_app, browser, "dnt-ignored", init_script=DNT) as v:
         assert v.page.evaluate("navigator.doNotTrack") == "1"
-        received = poll(lambda: list(v.received.beacons), lambda b: len(b) == 2)
-        assert received == [{"type": "landing", "click_id": v.click_id}, {"type": "conversion", "click_id": v.click_id, **LEAD}]
+        assert v.arrived(2) == [{"type": "conversion", "click_id": v.click_id, **LEAD}, {"type": "landing", "click_id": v.click_id}]
+        assert len(v.received.beacons) == 2
         assert v.snippet_cookie() == v.click_id
         assert poll(v.clicks, lambda c: c[0][1]) == [(v.click_id, True)]
 
@@ -227,8 +237,7 @@ def test_consent_required_nothing_before_consent(make_app, browser):
 def test_consent_given_sends_the_landing_ping_and_what_waited(make_app, browser):
     with visit(make_app, browser, "consent-given", attributes='data-consent="required"') as v:
         v.page.click("#accept")
-        received = poll(lambda: list(v.received.beacons), lambda b: len(b) == 2)
-        assert received == [{"type": "landing", "click_id": v.click_id}, {"type": "conversion", "click_id": v.click_id, **LEAD}]
+        assert v.arrived(2) == [{"type": "conversion", "click_id": v.click_id, **LEAD}, {"type": "landing", "click_id": v.click_id}]
         assert v.snippet_cookie() == v.click_id
         assert v.storage() == [0, 0]
         assert poll(v.clicks, lambda c: c[0][1]) == [(v.click_id, True)]
@@ -236,18 +245,18 @@ def test_consent_given_sends_the_landing_ping_and_what_waited(make_app, browser)
 
         # The thank-you page: the shop's banner repeats the choice, the cookie attributes the purchase.
         v.page.click("#buy")
-        assert len(poll(lambda: list(v.received.beacons), lambda b: len(b) == 3)) == 3
-        assert v.received.beacons[2] == {"type": "conversion", "click_id": v.click_id, **PURCHASE}
+        assert {"type": "conversion", "click_id": v.click_id, **PURCHASE} in v.arrived(3)
         assert poll(v.conversions, lambda c: len(c) == 2) == [(v.click_id, "lead", "L-1"), (v.click_id, "purchase", "A-1001")]
         v.quiet()
-        assert v.sent() == v.received.beacons
+        assert len(v.received.beacons) == 3
         assert v.clicks() == [(v.click_id, True)]
 
 
 def test_consent_withdrawn_removes_the_cookie_and_stops_sending(make_app, browser):
     with visit(make_app, browser, "consent-withdrawn", attributes='data-consent="required"') as v:
         v.page.click("#accept")
-        poll(lambda: list(v.received.beacons), lambda b: len(b) == 2)
+        assert [b["type"] for b in v.arrived(2)] == ["conversion", "landing"]
+        poll(v.conversions, lambda c: len(c) == 1)
         assert v.snippet_cookie() == v.click_id
 
         v.page.click("#refuse")
@@ -257,8 +266,7 @@ def test_consent_withdrawn_removes_the_cookie_and_stops_sending(make_app, browse
         v.page.click("#buy")
         v.page.wait_for_url("**/thanks")
         v.quiet()
-        assert len(v.sent()) == len(v.received.beacons) == 2
-        assert [b["type"] for b in v.received.beacons] == ["landing", "conversion"]
+        assert len(v.received.beacons) == 2
         assert v.snippet_cookie() is None
         assert v.storage() == [0, 0]
         assert v.conversions() == [(v.click_id, "lead", "L-1")]
