@@ -103,11 +103,13 @@ def test_sms_click_to_purchase_in_a_real_browser(site, page):
         # The visitor taps the link in the SMS.
         response = page.goto(short_url)
         assert response is not None and response.status == 200
-        landed = urlsplit(page.url)
+        landed = urlsplit(response.url)
         assert f"{landed.scheme}://{landed.netloc}{landed.path}" == f"{site.landing}/spring"
         query = parse_qs(landed.query)
         assert query["utm_source"] == ["sms"]
         (click_id,) = query["smsclid"]
+        # The snippet read the click id, then took it out of the address bar.
+        assert page.url == f"{site.landing}/spring?utm_source=sms"
 
         hop = response.request.redirected_from
         assert hop is not None and hop.url == short_url

@@ -67,3 +67,15 @@ def test_tag_follows_the_url_prefix_and_the_request(make_app):
     app = make_app(SMSTRACK_URL_PREFIX="/track")
     tag = tag_of(app, base_url="https://shop.example.com/app/")
     assert tag == '<script async src="https://shop.example.com/app/track/t.js"></script>'
+
+
+def test_install_page_explains_the_privacy_modes(make_app):
+    app = make_app(**CUSTOM)
+    actions = Actions(app)
+    page = install_page(app, actions.campaign(actions.api_key())["id"])
+    assert "first-party cookie (<code>sms_ref</code>)" in page
+    assert "takes the <code>ref</code> parameter out of the address bar" in page
+    for attribute in ('data-respect-dnt', 'data-consent="required"', "data-keep-param"):
+        assert f"<code>{attribute}</code>" in page
+    assert "<strong>Global Privacy Control</strong> on gets no cookie and sends nothing" in page
+    assert "smstrack('consent', true);  // when the visitor agrees" in page

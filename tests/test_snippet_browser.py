@@ -76,12 +76,13 @@ def test_custom_param_cookie_and_days_in_a_real_browser(make_app, browser):
         page.on("pageerror", lambda err: problems.append(str(err)))
         with screenshot_on_failure(page, "snippet-custom-config"):
             loaded_at = time.time()
-            page.goto(f"{tracker_url}/s/custom-e2e")
-            landed = urlsplit(page.url)
+            landed = urlsplit(page.goto(f"{tracker_url}/s/custom-e2e").url)
             assert f"{landed.scheme}://{landed.netloc}{landed.path}" == landing_url
             # The redirect put the click id in the custom parameter...
             (click_id,) = parse_qs(landed.query)["ref"]
-            assert "smsclid" not in page.url
+            assert "smsclid" not in landed.query
+            # ... which the snippet took out of the address bar once it had read it.
+            assert page.url == landing_url
 
             # ... the snippet read it from there and kept it in its own cookie, for 7 days.
             poll(lambda: page.evaluate("document.cookie"), lambda c: "sms_ref=" in c)

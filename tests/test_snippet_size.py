@@ -14,10 +14,12 @@ SOURCE = Path(__file__).resolve().parents[1] / "static" / "smstrack" / "t.js"
 BUDGET = 1200  # bytes, gzip -9 of what is served
 
 # Runs the snippet in a bare Node context standing in for a landing page, and
-# prints the globals it added, the beacons it sent and the cookie it wrote.
+# prints the globals it added, the beacons it sent, the cookie it wrote and
+# the address it left in the address bar (null when it did not change it).
 # argv: the script's path, then the page as JSON: the script tag's data-*
-# attributes, the URL's query string, the page's cookies, the protocol, the
-# calls queued before the script loaded and the calls made after.
+# attributes, the URL's query string and hash, the page's cookies, the
+# protocol, the browser's privacy signals, the calls queued before the script
+# loaded and the calls made after.
 NODE_PAGE = r"""
 const vm = require('vm'), fs = require('fs');
 const given = JSON.parse(process.argv[2]);
@@ -31,10 +33,13 @@ const page = {
     },
     querySelectorAll: () => [],
   },
-  location: {search: given.search, protocol: given.protocol},
-  navigator: {sendBeacon: (url, body) => (beacons.push([url, JSON.parse(body)]), true)},
+  location: {pathname: '/spring', search: given.search, hash: given.hash, protocol: given.protocol},
+  history: {state: {page: 1}, replaceState: (state, title, url) => { address = [state, url]; }},
+  navigator: {sendBeacon: (url, body) => (beacons.push([url, JSON.parse(body)]), true), ...given.navigator},
+  URL,
   URLSearchParams,
 };
+let address = null;
 page.window = page;
 if (given.queued.length) {
   page.smstrack = function () {};
@@ -45,7 +50,7 @@ vm.createContext(page);
 vm.runInContext(fs.readFileSync(process.argv[1], 'utf8'), page);
 for (const call of given.calls) page.smstrack(...call);
 const added = Object.keys(page).filter((k) => !before.has(k));
-console.log(JSON.stringify({added, beacons, cookie: page.document.cookie}));
+console.log(JSON.stringify({added, beacons, cookie: page.document.cookie, address}));
 """
 COLLECT = "https://go.example.com/smstrack/collect"
 NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -65,9 +70,10 @@ def served_file(served, tmp_path) -> Path:
     return path
 
 
-def run_page(script: Path, *, attributes=None, search="", cookie="", protocol="https:", queued=(), calls=()) -> dict:
-    page = {"attributes": attributes or {}, "search": search, "cookie": cookie, "protocol": protocol,
-            "queued": list(queued), "calls": list(calls)}
+def run_page(script: Path, *, attributes=None, search="", hash="", cookie="", protocol="https:", navigator=None,
+             queued=(), calls=()) -> dict:
+    page = {"attributes": attributes or {}, "search": search, "hash": hash, "cookie": cookie, "protocol": protocol,
+            "navigator": navigator or {}, "queued": list(queued), "calls": list(calls)}
     out = subprocess.run(
         ["node", "-e", NODE_PAGE, str(script), json.dumps(page)], check=True, capture_output=True, text=True
     ).stdout
@@ -155,13 +161,86 @@ def test_snippet_without_a_valid_click_id_sends_none(served_file, search, cookie
     assert result["cookie"] == cookie
 
 
+LANDING = [COLLECT, {"type": "landing", "click_id": "abc123"}]
+SIGNUP = [COLLECT, {"type": "conversion", "click_id": "abc123", "event": "signup"}]
+COOKIE = "_smsclid=abc123;path=/;max-age=2592000;SameSite=Lax;Secure"
+REMOVED = "_smsclid=;path=/;max-age=0;SameSite=Lax;Secure"
+
+
 @NEEDS_NODE
 def test_snippet_waits_for_consent_when_required(served_file):
     page = {"attributes": {"data-consent": "required"}, "search": "?smsclid=abc123"}
-    waiting = run_page(served_file, **page)
-    assert waiting["beacons"] == [[COLLECT, {"type": "landing", "click_id": "abc123"}]]
-    assert waiting["cookie"] == ""
-    given = run_page(served_file, **page, calls=[["consent", True]])
-    assert given["cookie"] == "_smsclid=abc123;path=/;max-age=2592000;SameSite=Lax;Secure"
-    refused = run_page(served_file, **page, cookie="_smsclid=old", calls=[["consent", False]])
-    assert refused["cookie"] == "_smsclid=;path=/;max-age=0;SameSite=Lax;Secure"
+    # Before consent: nothing stored, nothing sent, the conversion held in memory.
+    waiting = run_page(served_file, **page, calls=[["conversion", {"event": "signup"}]])
+    assert (waiting["beacons"], waiting["cookie"]) == ([], "")
+    # Consent: the cookie, then the landing ping and the conversion made before it.
+    given = run_page(served_file, **page, queued=[["conversion", {"event": "signup"}]], calls=[["consent", True]])
+    assert given["beacons"] == [LANDING, SIGNUP]
+    assert given["cookie"] == COOKIE
+    # Given twice: the landing ping goes out once; later conversions go straight out.
+    twice = run_page(served_file, **page, calls=[["consent", True], ["consent", True], ["conversion", {"event": "signup"}]])
+    assert twice["beacons"] == [LANDING, SIGNUP]
+
+
+@NEEDS_NODE
+def test_snippet_consent_refused_or_withdrawn(served_file):
+    page = {"attributes": {"data-consent": "required"}, "search": "?smsclid=abc123"}
+    refused = run_page(served_file, **page, cookie="_smsclid=old",
+                       calls=[["conversion", {"event": "signup"}], ["consent", False], ["conversion", {}]])
+    assert (refused["beacons"], refused["cookie"]) == ([], REMOVED)
+    # Refused, then given: what was made before the refusal stays forgotten.
+    changed = run_page(served_file, **page, calls=[["conversion", {"event": "a"}], ["consent", False], ["consent", True]])
+    assert (changed["beacons"], changed["cookie"]) == ([], COOKIE)
+    # Without data-consent="required" the page can still withdraw.
+    withdrawn = run_page(served_file, search="?smsclid=abc123",
+                         calls=[["consent", False], ["conversion", {"event": "signup"}]])
+    assert (withdrawn["beacons"], withdrawn["cookie"]) == ([LANDING], REMOVED)
+
+
+@NEEDS_NODE
+@pytest.mark.parametrize(
+    "attributes,navigator",
+    [
+        ({}, {"globalPrivacyControl": True}),
+        ({"data-consent": "required"}, {"globalPrivacyControl": True}),
+        ({"data-respect-dnt": ""}, {"doNotTrack": "1"}),
+        ({"data-respect-dnt": "", "data-consent": "required"}, {"doNotTrack": "1"}),
+    ],
+)
+def test_snippet_honours_the_browser_signal(served_file, attributes, navigator):
+    result = run_page(
+        served_file, attributes=attributes, navigator=navigator, search="?smsclid=abc123&lang=de", cookie="_smsclid=old",
+        queued=[["conversion", {"event": "signup"}]], calls=[["consent", True], ["conversion", {"event": "signup"}]],
+    )
+    # Nothing sent, the cookie from an earlier visit removed, nothing written; the address cleaned all the same.
+    assert result["beacons"] == []
+    assert result["cookie"] == REMOVED
+    assert result["address"] == [{"page": 1}, "/spring?lang=de"]
+
+
+@NEEDS_NODE
+@pytest.mark.parametrize("navigator", [{"doNotTrack": "1"}, {"globalPrivacyControl": False}, {"doNotTrack": "0"}])
+def test_snippet_tracks_without_a_signal_it_honours(served_file, navigator):
+    # Do Not Track counts only with data-respect-dnt.
+    result = run_page(served_file, navigator=navigator, search="?smsclid=abc123")
+    assert (result["beacons"], result["cookie"]) == ([LANDING], COOKIE)
+
+
+@NEEDS_NODE
+@pytest.mark.parametrize(
+    "search,hash,attributes,address",
+    [
+        ("?smsclid=abc123", "", {}, "/spring"),
+        ("?utm_source=sms&smsclid=abc123&q=a%20b+c&flag", "#buy", {}, "/spring?utm_source=sms&q=a%20b+c&flag#buy"),
+        ("?smsclid=abc123&smsclid=again&x=", "", {}, "/spring?x="),
+        ("?smsclid=not%20valid&x=1", "", {}, "/spring?x=1"),
+        ("?ref=abc123&smsclid=other", "", {"data-param": "ref"}, "/spring?smsclid=other"),
+        ("?smsclid=abc123&x=1", "#top", {"data-keep-param": ""}, None),
+        ("?x=1", "#smsclid=abc123", {}, None),
+        ("", "", {}, None),
+    ],
+)
+def test_snippet_takes_the_click_id_out_of_the_address(served_file, search, hash, attributes, address):
+    result = run_page(served_file, search=search, hash=hash, attributes=attributes)
+    # The history entry's state stays the page's own.
+    assert result["address"] == (address and [{"page": 1}, address])

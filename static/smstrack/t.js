@@ -10,7 +10,6 @@
  * With a conversion token from the shop's server (smstrack.conversion_token()
  * or POST /smstrack/api/v1/conversion-tokens) in `token`, the conversion
  * counts as verified.
- *   smstrack('consent', true);   // or false, with data-consent="required"
  *
  * Options are data-* attributes on its script tag:
  *   data-api             the collector's URL (default: "collect" next to this script)
@@ -18,7 +17,24 @@
  *   data-cookie          the cookie's name (default: _smsclid)
  *   data-cookie-domain   the cookie's domain (default: the page's host)
  *   data-cookie-days     the cookie's lifetime in days (default: 30)
- *   data-consent         "required": no cookie before smstrack('consent', true)
+ *   data-consent         "required": nothing stored or sent before smstrack('consent', true)
+ *   data-respect-dnt     (no value) Do Not Track counts like Global Privacy Control
+ *   data-keep-param      (no value) leave the click id in the address bar
+ *
+ * Privacy:
+ * - Global Privacy Control (navigator.globalPrivacyControl), or Do Not Track
+ *   with data-respect-dnt: the snippet stores nothing and sends nothing, and
+ *   removes its cookie if an earlier visit left one. smstrack(...) calls are
+ *   accepted and dropped; smstrack('consent', true) does not override the
+ *   browser's signal.
+ * - data-consent="required": nothing is stored or sent until the page calls
+ *   smstrack('consent', true); then the cookie is written and the landing ping
+ *   and the conversions made so far (held in memory, never stored) go out.
+ * - smstrack('consent', false), in any mode, removes the cookie, forgets the
+ *   waiting conversions and stops sending until smstrack('consent', true).
+ * - The click id is taken out of the address bar (history.replaceState; the
+ *   path, the other parameters and the hash stay as they are), so that it is
+ *   not copied, shared or bookmarked.
  *
  * Messages are JSON sent as text/plain (no CORS preflight), with sendBeacon
  * or else fetch with keepalive. Errors are swallowed: the snippet never
@@ -28,142 +44,108 @@
  * (flask_smstrack/web/snippet.py), and a test keeps the result under budget.
  */
 (function () {
-  var CLICK_ID = /^[\w-]{1,64}$/;
-  var script, endpoint, cookieName, cookieDomain, cookieSeconds;
-  var landingId = '';  // the click id in this page's URL, if any
-  var clickId = '';    // the click id that conversions are attributed to
+  var script, endpoint, cookieName, cookieSeconds;
+  var landingId;     // the click id in this page's URL, if any
+  var clickId;       // the click id that conversions are attributed to
+  var allowed;       // may it store and send: true, false, or null while waiting for consent
+  var refused;       // the browser asks not to be tracked (GPC, or DNT with data-respect-dnt)
+  var waiting = [];  // what waits for consent (the landing ping, conversions), in memory only
 
-  // The value of data-<name> on the script tag, or the fallback when it is missing or empty.
-  function option(name, fallback) {
-    return script.getAttribute('data-' + name) || fallback;
+  // The value of data-<name> on the script tag: null when it is missing, "" when it has no value.
+  function option(name) {
+    return script.getAttribute('data-' + name);
   }
 
   function isClickId(value) {
-    return !!value && CLICK_ID.test(value);
-  }
-
-  function readCookie() {
-    var pairs = document.cookie.split('; ');
-    for (var i = 0; i < pairs.length; i++) {
-      if (pairs[i].indexOf(cookieName + '=') === 0) {
-        return pairs[i].slice(cookieName.length + 1);
-      }
-    }
-    return '';
+    return value && /^[\w-]{1,64}$/.test(value);
   }
 
   // An empty value and a lifetime of 0 remove the cookie.
   function writeCookie(value, seconds) {
-    var cookie = cookieName + '=' + value + ';path=/;max-age=' + seconds + ';SameSite=Lax';
-    if (location.protocol === 'https:') {
-      cookie += ';Secure';
-    }
-    if (cookieDomain) {
-      cookie += ';domain=' + cookieDomain;
-    }
-    document.cookie = cookie;
+    var domain = option('cookie-domain');
+    document.cookie = cookieName + '=' + value + ';path=/;max-age=' + seconds + ';SameSite=Lax' +
+      (location.protocol == 'https:' ? ';Secure' : '') + (domain ? ';domain=' + domain : '');
   }
-
-  // JSON.stringify leaves out the fields for which this returns undefined.
-  function withoutEmpty(key, value) {
-    if (value !== null) {
-      return value;
-    }
-  }
-
-  function ignore() {}
 
   function send(message) {
-    try {
-      var body = JSON.stringify(message, withoutEmpty);
-      if (navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) {
-        return;
-      }
-      fetch(endpoint, {
-        method: 'POST',
-        body: body,
-        keepalive: true,
-        mode: 'no-cors',
-        credentials: 'include',
-        headers: {'Content-Type': 'text/plain'}
-      }).catch(ignore);
-    } catch (error) {
-      // A lost message must not break the host page.
+    var body = JSON.stringify(message);
+    if (!(navigator.sendBeacon && navigator.sendBeacon(endpoint, body))) {
+      fetch(endpoint, {method: 'POST', body: body, keepalive: true, mode: 'no-cors', credentials: 'include'})
+        .catch(function () {});
+    }
+  }
+
+  function consent(given) {
+    allowed = given && !refused;
+    var waited = waiting.splice(0);  // goes out now, or is forgotten
+    if (!allowed) {
+      writeCookie('', 0);
+    } else {
+      if (landingId) writeCookie(landingId, cookieSeconds);
+      waited.forEach(send);
     }
   }
 
   // The global: smstrack('conversion', {...}) or smstrack('consent', true or false).
   function smstrack(command, details) {
     try {
-      if (command === 'consent' && typeof details === 'boolean') {
-        if (!details) {
-          writeCookie('', 0);
-        } else if (landingId) {
-          writeCookie(landingId, cookieSeconds);
-        }
-      } else if (command === 'conversion') {
-        if (details === undefined) {
-          details = {};
-        }
-        if (details && typeof details === 'object') {
-          send({
-            type: command,
-            click_id: clickId || null,
-            event: details.event,
-            revenue: details.revenue,
-            currency: details.currency,
-            order_id: details.order_id,
-            token: details.token
-          });
-        }
+      if (details === undefined) details = {};
+      if (command == 'consent' && typeof details == 'boolean') {
+        consent(details);
+      } else if (command == 'conversion' && details && typeof details == 'object') {
+        // JSON.stringify leaves out the fields that are undefined; null ones are left out here.
+        var message = {type: command, click_id: clickId};
+        ['event', 'revenue', 'currency', 'order_id', 'token'].forEach(function (field) {
+          if (details[field] != null) message[field] = details[field];
+        });
+        if (allowed) send(message);
+        else if (allowed == null) waiting.push(message);
       }
     } catch (error) {
-      // A bad call from the page is ignored.
+      // A bad call from the page, or a lost message, must not break the page.
     }
   }
 
   function start() {
-    var scripts = document.querySelectorAll('script[src*="/t.js"]');
-    script = document.currentScript || scripts[scripts.length - 1];
-    if (!script) {
-      return;
-    }
+    script = document.currentScript;
     // By default the collector is next to this script: .../smstrack/t.js -> .../smstrack/collect
     // The defaults below are also in _OPTIONS of flask_smstrack/web/snippet.py.
-    var src = script.src.split(/[?#]/)[0];
-    endpoint = option('api', src.slice(0, src.lastIndexOf('/') + 1) + 'collect');
-    cookieName = option('cookie', '_smsclid');
-    cookieDomain = option('cookie-domain');
+    endpoint = option('api') || new URL('collect', script.src).href;
+    cookieName = option('cookie') || '_smsclid';
     var days = parseFloat(option('cookie-days'));
-    if (!(days > 0)) {
-      days = 30;
-    }
-    cookieSeconds = Math.round(days * 86400);
+    cookieSeconds = Math.round((days > 0 ? days : 30) * 86400);
+    refused = navigator.globalPrivacyControl || option('respect-dnt') != null && navigator.doNotTrack == '1';
 
     // Last click wins: a click id in the URL replaces the one in the cookie.
-    var fromUrl = new URLSearchParams(location.search).get(option('param', 'smsclid'));
+    var param = option('param') || 'smsclid';
+    var query = location.search;
+    var fromUrl = new URLSearchParams(query).get(param);
+    // The cookie's value: what follows "<name>=" up to the next ";".
+    var fromCookie = ('; ' + document.cookie).split('; ' + cookieName + '=')[1];
+    fromCookie = fromCookie && fromCookie.split(';')[0];
     if (isClickId(fromUrl)) {
-      landingId = fromUrl;
-      clickId = fromUrl;
-      if (option('consent') !== 'required') {
-        writeCookie(landingId, cookieSeconds);
-      }
-      send({type: 'landing', click_id: landingId});
-    } else {
-      var fromCookie = readCookie();
-      if (isClickId(fromCookie)) {
-        clickId = fromCookie;
-      }
+      landingId = clickId = fromUrl;
+      waiting.push({type: 'landing', click_id: landingId});
+    } else if (isClickId(fromCookie)) {
+      clickId = fromCookie;
     }
 
+    // Without data-consent="required" consent is assumed; a browser signal refuses it.
+    if (refused || option('consent') != 'required') smstrack('consent', true);
+
     // Replay the calls that the page made before this script loaded.
-    var stub = window.smstrack;
-    var queue = (stub && stub.q) || [];
-    for (var i = 0; i < queue.length; i++) {
-      var call = queue[i] || [];
-      smstrack(call[0], call[1]);
-    }
+    (window.smstrack && window.smstrack.q || []).forEach(function (call) {
+      smstrack.apply(0, call);
+    });
     window.smstrack = smstrack;
+
+    // Out of the address bar with it, keeping the path, the other parameters and the hash.
+    if (fromUrl != null && option('keep-param') == null) {
+      query = query.slice(1).split('&').filter(function (pair) {
+        return pair.split('=')[0] != param;
+      }).join('&');
+      history.replaceState(history.state, '', location.pathname + (query ? '?' + query : '') + location.hash);
+    }
   }
 
   try {
