@@ -66,6 +66,21 @@ def test_preview_and_bot_get_redirect_but_no_cookie(app, actions):
     assert not any(c.is_first for c in _clicks(app))
 
 
+def test_global_privacy_control_gets_no_cookie(app, actions):
+    """A browser that sends ``Sec-GPC: 1`` is redirected with its click id
+    and counted, but keeps no attribution cookie."""
+    key = actions.api_key()
+    link = actions.link(key, actions.campaign(key)["id"])
+    client = app.test_client()
+    response = client.get(f"/s/{link['code']}", headers={"User-Agent": IPHONE, "Sec-GPC": "1"})
+    assert response.status_code == 302 and "Set-Cookie" not in response.headers
+    assert client.get_cookie("smsclid") is None
+    (click,) = _clicks(app)
+    assert (click.kind, click.is_first, click.click_id) == ("human", True, click_id_of(response))
+    other = app.test_client().get(f"/s/{link['code']}", headers={"User-Agent": IPHONE, "Sec-GPC": "0"})
+    assert "Set-Cookie" in other.headers
+
+
 def test_head_redirects_but_never_counts(app, actions):
     key = actions.api_key()
     campaign = actions.campaign(key)

@@ -28,7 +28,9 @@ def follow(code: str) -> Response:
     req = request._get_current_object()
     click_id, agent = record_click(link, req, state)
     headers = [("Location", redirect_target(link, click_id)), ("Cache-Control", "no-store")]
-    if agent.kind == "human":
+    # Global Privacy Control (``Sec-GPC: 1``): the click is counted, but no
+    # attribution cookie is left on the visitor's browser.
+    if agent.kind == "human" and req.headers.get("Sec-GPC") != "1":
         cookie = state.cookie(config)
         wanted = config[Keys.COOKIE_SECURE]
         is_secure = req.is_secure if wanted is None else wanted
