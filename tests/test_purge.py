@@ -173,7 +173,7 @@ def test_purge_keeps_every_report_identical(app, runner, actions, world):
     total = re.search(r"Total\s+(\d+)\s+(\d+)\s+(\d+)", dry.output).groups()
     assert (int(total[0]), int(total[1])) == (len(clicks), len(conversions))
 
-    result = runner.invoke(args=["smstrack", "purge", "--before", cutoff])
+    result = runner.invoke(args=["smstrack", "purge", "--before", cutoff, "--batch-size", "97"])  # many batches
     assert result.exit_code == 0, result.output
     assert re.search(r"Total\s+(\d+)\s+(\d+)\s+(\d+)", result.output).groups() == total
     for cid in (world["spring"], world["ab"]):
