@@ -42,7 +42,7 @@ from ..models import (
 )
 from ..state import get_state
 from .rollup_edits import lock_campaigns
-from .rollups import SETTLE, dialect_insert, dialect_name, refresh_many
+from .rollups import EPOCH, SETTLE, dialect_insert, dialect_name, refresh_many
 
 #: Rows deleted per transaction.
 BATCH_SIZE = 2000
@@ -216,9 +216,20 @@ def _count_unattributed(session, matched) -> None:
         .where(_v.click_pk.is_(None), matched)
         .group_by(_c.campaign_id)
     ).all()
+    cp, table = Campaign.__table__.c, RollupState.__table__
     for campaign_id, n in rows:
+        # Added to the state, or a new one (nothing rolled up yet): a reset
+        # may have just deleted it.
+        stmt = dialect_insert(dialect_name())(table).from_select(
+            ["campaign_id", "rolled_until", "sent_at", "unattributed"],
+            select(cp.id, literal(EPOCH, RollupState.rolled_until.type), cp.sent_at, literal(n)).where(
+                cp.id == campaign_id
+            ),
+        )
         session.execute(
-            update(RollupState).where(_s.campaign_id == campaign_id).values(unattributed=_s.unattributed + n)
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.campaign_id], set_={"unattributed": table.c.unattributed + stmt.excluded.unattributed}
+            )
         )
 
 
