@@ -160,7 +160,11 @@ def test_purge_keeps_every_report_identical(app, runner, actions, world):
 
     before = _snapshot(app, actions, world)
     assert before[world["spring"], "report"]["unattributed_conversions"] >= 2
-    assert before[world["ab"], "report"]["forwards"] > 0
+    spring, ab = before[world["spring"], "report"], before[world["ab"], "report"]
+    assert ab["forwards"] > 0 and spring["human_confirmed"] > 0 and spring["previews"] > 0 and spring["bots"] > 0
+    assert set(spring["revenue"]) == {"EUR", "USD"} and Decimal(spring["refunded"]["EUR"]) > 0
+    assert len(before[world["ab"], "variants", "UTC"]["rows"]) == 2
+    assert len(before[world["ab"], "clicked"]["recipients"]) > 20
     clicks, kept_clicks, conversions, kept_conversions = _doomed(app, world)
     assert len(clicks) > 300 and len(conversions) > 10 and kept_clicks and kept_conversions
     cutoff = world["cutoff"].isoformat()
