@@ -274,6 +274,10 @@ def test_purge_needs_a_time(app, runner):
     for bad in ("yesterday", "2999-01-01"):
         result = runner.invoke(args=["smstrack", "purge", "--before", bad])
         assert result.exit_code == 2 and "--before" in result.output, result.output
+    app.config[Keys.TIMEZONE] = "Europe/Paris"
+    result = runner.invoke(args=["smstrack", "purge", "--before", "2026-01-15", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "before 2026-01-14 23:00 UTC" in result.output and "Nothing was deleted." in result.output
 
 
 def test_retention_days_sets_the_cutoff(make_app, actions):
