@@ -65,3 +65,25 @@ def test_0006_gives_each_conversion_its_campaign_owner(app):
     assert [(order, owner, float(refunded)) for order, owner, refunded in rows] == [
         ("A-1", "7", 0.0), ("A-2", "", 0.0), ("A-3", "", 0.0)
     ]
+
+
+def test_0008_keeps_the_rollup_states(app):
+    """Rollup states from before purges count no purged unattributed
+    conversions, and keep their cut."""
+    from wsgi import db
+
+    with app.app_context():
+        downgrade("0007")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO smstrack_campaigns (id, owner_id, name, currency, status, created_at)"
+                " VALUES (1, '7', 'Spring', 'USD', 'draft', CURRENT_TIMESTAMP)"
+            ))
+            conn.execute(text(
+                "INSERT INTO smstrack_rollup_state (campaign_id, rolled_until) VALUES (1, '2026-03-03 09:00:00')"
+            ))
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT campaign_id, unattributed, purged_until FROM smstrack_rollup_state")).all()
+        assert current_revision() == head_revision()
+    assert [tuple(r) for r in rows] == [(1, 0, None)]

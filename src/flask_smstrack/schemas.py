@@ -470,6 +470,9 @@ class ConversionOutSchema(Schema):
     refunded = Money()
     duplicate = fields.Boolean()
     upgraded = fields.Boolean()
+    #: A duplicate of a conversion deleted by ``flask smstrack purge``: what
+    #: was kept of it (order id, amounts, trust).
+    purged = fields.Boolean()
 
 
 class RefundOutSchema(Schema):

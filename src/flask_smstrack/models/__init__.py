@@ -35,12 +35,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..config import DEFAULTS, Keys
 from .base import NAMING_CONVENTION, Base, BigId, Money, UTCDateTime, utcnow
 from .privacy import EVERY_OWNER, OptOutEvent, Suppression
-from .rollups import ClickDimensionRollup, ClickRollup, ConversionRollup, RollupState
+from .rollups import ClickDimensionRollup, ClickRollup, ConversionRollup, PurgedConversion, RecipientRollup, RollupState
 
 __all__ = [
     "EVERY_OWNER", "NAMING_CONVENTION", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click",
     "ClickDimensionRollup", "ClickRollup", "Conversion", "ConversionRollup", "Link", "Money", "OptOutEvent",
-    "Recipient", "Refund", "RollupState", "Suppression", "UTCDateTime", "User", "Variant", "utcnow",
+    "PurgedConversion", "Recipient", "RecipientRollup", "Refund", "RollupState", "Suppression", "UTCDateTime", "User",
+    "Variant", "utcnow",
 ]
 
 #: The owner of conversions that belong to nobody: posted by a browser

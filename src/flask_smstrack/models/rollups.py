@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Money, UTCDateTime
+from .base import BigId, Base, Money, UTCDateTime
 
 
 class _PerCampaign:
@@ -33,6 +33,9 @@ class RollupState(_PerCampaign, Base):
     #: Raw clicks and conversions created before this time were deleted by
     #: ``flask smstrack purge``: the rollups are all that is left of them.
     purged_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Conversions that named one of the campaign's clicks too late, counted
+    #: here when a purge deleted the conversion or the click they matched.
+    unattributed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ClickRollup(_PerCampaign, Base):
@@ -79,3 +82,46 @@ class ConversionRollup(_PerCampaign, Base):
     verified_revenue: Mapped[Decimal] = mapped_column(Money, default=0, server_default="0")
     #: Refunds of these conversions (verified ones only have refunds).
     refunded: Mapped[Decimal] = mapped_column(Money, default=0, server_default="0")
+
+
+class RecipientRollup(_PerCampaign, Base):
+    """What the audience of a campaign needs of a recipient's purged clicks
+    and conversions: their first human click (its id, time, device and
+    country) and whether they converted."""
+
+    __tablename__ = "smstrack_rollup_recipients"
+
+    recipient_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    #: The id the purged first human click had: the first of all is the one
+    #: with the lowest id, purged or not.
+    click_pk: Mapped[int | None] = mapped_column(BigId)
+    clicked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    device_type: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(2))
+    converted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PurgedConversion(Base):
+    """What a purge keeps of a conversion that has an order id or can still
+    be refunded: enough to answer a replay of its order id as a duplicate,
+    and a refund with a clear refusal. No click, recipient or link."""
+
+    __tablename__ = "smstrack_purged_conversions"
+    __table_args__ = (UniqueConstraint("owner_id", "event", "order_id"),)
+
+    #: The conversion's id.
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    owner_id: Mapped[str] = mapped_column(String(255))
+    event: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(8))
+    campaign_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("smstrack_campaigns.id", ondelete="SET NULL"), index=True
+    )
+    trust: Mapped[str] = mapped_column(String(10))
+    revenue: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    #: When the conversion was recorded, and when it was purged.
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    purged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
-from ..models import Campaign, Click, Conversion
+from ..models import Campaign, Click, Conversion, RecipientRollup
 from ..state import get_state
 
 
@@ -44,18 +44,34 @@ def audience(
 
     session = get_state().db.session
     r, c, v = Recipient.__table__.c, Click.__table__.c, Conversion.__table__.c
-    first = (
+    p = RecipientRollup.__table__.c
+    # The first human click of each recipient is the one with the lowest
+    # id, among the stored clicks and those a purge kept the first of.
+    firsts = (
         select(c.recipient_id, func.min(c.id).label("click_pk"))
         .where(c.campaign_id == campaign.id, c.recipient_id.is_not(None), c.kind == "human")
         .group_by(c.recipient_id)
         .subquery()
     )
-    first_click = Click.__table__.alias("first_click")
+    stored = (
+        select(c.recipient_id, c.id.label("click_pk"), c.device_type, c.country, c.created_at)
+        .select_from(Click.__table__.join(firsts, firsts.c.click_pk == c.id))
+    )
+    purged = select(p.recipient_id, p.click_pk, p.device_type, p.country, p.clicked_at).where(
+        p.campaign_id == campaign.id, p.click_pk.is_not(None)
+    )
+    candidates = stored.union_all(purged).subquery()
+    first = (
+        select(candidates.c.recipient_id, func.min(candidates.c.click_pk).label("click_pk"))
+        .group_by(candidates.c.recipient_id)
+        .subquery()
+    )
+    first_click = candidates.alias("first_click")
     fc = first_click.c
     converted = (
         select(v.recipient_id)
         .where(v.campaign_id == campaign.id, v.recipient_id.is_not(None))
-        .distinct()
+        .union(select(p.recipient_id).where(p.campaign_id == campaign.id, p.converted))
         .subquery()
     )
     names = {row.id: row.name for row in campaign.variants}
@@ -66,7 +82,7 @@ def audience(
         )
         .select_from(
             Recipient.__table__.outerjoin(first, first.c.recipient_id == r.id)
-            .outerjoin(first_click, fc.id == first.c.click_pk)
+            .outerjoin(first_click, and_(fc.recipient_id == r.id, fc.click_pk == first.c.click_pk))
             .outerjoin(converted, converted.c.recipient_id == r.id)
         )
         # Forgotten and erased numbers cannot be texted again.

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, select
 
 from ..config import Keys
-from ..models import Campaign, Click, Conversion
+from ..models import Campaign, Click, Conversion, RollupState
 from ..sms.messages import recipient_totals
 from ..state import get_state
 from .opt_outs import opt_out_counts, opt_outs_by_variant
@@ -367,13 +367,17 @@ def audience_of(campaign: Campaign, totals) -> tuple[int | None, int | None, int
 
 
 def unattributed_count(campaign_id: int) -> int:
-    """Conversions that named one of the campaign's clicks too late."""
+    """Conversions that named one of the campaign's clicks too late: those
+    stored, and those a purge counted before deleting them or their click."""
     c, v = Click.__table__.c, Conversion.__table__.c
-    return get_state().db.session.execute(
+    session = get_state().db.session
+    live = session.execute(
         select(func.count())
         .select_from(Conversion.__table__.join(Click.__table__, v.reported_click_id == c.click_id))
         .where(and_(v.click_pk.is_(None), c.campaign_id == campaign_id))
     ).scalar_one()
+    purged = session.execute(select(RollupState.unattributed).where(RollupState.campaign_id == campaign_id)).scalar()
+    return live + int(purged or 0)
 
 
 def campaign_report(campaign: Campaign) -> CampaignReport:

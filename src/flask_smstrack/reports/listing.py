@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, false, func, select, text, true
 
-from ..models import SENT_CONDITION, Campaign, Click, Conversion, Recipient
+from ..models import SENT_CONDITION, Campaign, Click, Conversion, Recipient, RollupState
 from ..sms.messages import RECEIPT_STATUSES
 from ..state import get_state
 from .campaign import CampaignReport, build_report
@@ -255,7 +255,7 @@ def _rows(ids: list[int], tz: ZoneInfo) -> list[ListRow]:
     totals = _recipient_totals(chosen)
     for cid, *counts in session.execute(select(totals)):
         recipients[cid].update(dict(zip(("messages", "segments", "receipts", "delivered"), map(int, counts))))
-    unattributed = dict(session.execute(_unattributed_counts(ids)).all())
+    unattributed = {cid: int(n) for cid, n in session.execute(_unattributed_counts(ids))}
     opt_outs = opt_out_counts(ids)
     return [
         ListRow(
@@ -271,13 +271,16 @@ def _rows(ids: list[int], tz: ZoneInfo) -> list[ListRow]:
 
 def _unattributed_counts(ids: list[int]):
     """``(campaign_id, n)``: as ``unattributed_count`` counts them for one."""
-    c, v = Click.__table__.c, Conversion.__table__.c
-    return (
-        select(c.campaign_id, func.count())
+    c, v, s = Click.__table__.c, Conversion.__table__.c, RollupState.__table__.c
+    live = (
+        select(c.campaign_id.label("campaign_id"), func.count().label("n"))
         .select_from(Conversion.__table__.join(Click.__table__, v.reported_click_id == c.click_id))
         .where(v.click_pk.is_(None), c.campaign_id.in_(ids))
         .group_by(c.campaign_id)
     )
+    purged = select(s.campaign_id, s.unattributed).where(s.campaign_id.in_(ids), s.unattributed != 0)
+    u = live.union_all(purged).subquery()
+    return select(u.c.campaign_id, func.sum(u.c.n)).group_by(u.c.campaign_id)
 
 
 def _refresh(f: ListFilter) -> None:

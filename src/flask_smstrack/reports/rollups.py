@@ -10,7 +10,12 @@ same whether it was rolled up or not.
 
 The one change to a click after it is written, the landing ping that marks
 it human-confirmed, adjusts the rollup too. Clicks written late from the
-spool reset the campaign's rollups, which are then rebuilt.
+spool are added to the rollups they belong in (see rollup_edits.py).
+
+A purge (retention.py) deletes raw rows before ``purged_until``: from then
+on the rollups are all that is left of them, so nothing rebuilds a purged
+campaign from the start. A reset (a new send time) moves its cut back to
+``purged_until`` only, taking the rows after it out first.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, any_, bindparam, case, cast, delete, func, literal, select, update
+from sqlalchemy import Integer, Select, String, and_, any_, bindparam, case, cast, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -301,9 +306,15 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
         return 0
     if reset_n:
         # The send time moved: the delay bins are wrong, build them again.
-        to_reset = select(s.campaign_id).select_from(with_state).where(campaigns, changed)
+        from .rollup_edits import unroll
+
+        keeps = or_(s.purged_until.is_not(None), s.unattributed != 0)
+        kept = session.execute(select(s.campaign_id).select_from(with_state).where(campaigns, changed, keeps)).all()
+        to_reset = select(s.campaign_id).select_from(with_state).where(campaigns, changed, ~keeps)
         for model in (ClickRollup, ClickDimensionRollup, ConversionRollup, RollupState):
             session.execute(delete(model).where(model.campaign_id.in_(to_reset)))
+        for (campaign_id,) in kept:
+            unroll(session, campaign_id)
     if missing or reset_n:
         session.execute(
             dialect_insert(dialect)(RollupState.__table__)
@@ -374,10 +385,12 @@ def refresh_many(campaigns, *, now: dt.datetime | None = None, refresh_after: dt
 
 
 def reset(campaign_id: int) -> None:
-    """Forget a campaign's rollups; the next refresh rebuilds them."""
+    """Forget a campaign's rollups; the next refresh rebuilds them (from
+    where a purge stopped, if one did: see :func:`.rollup_edits.unroll`)."""
+    from .rollup_edits import unroll
+
     session = get_state().db.session
-    for model in (RollupState, ClickRollup, ClickDimensionRollup, ConversionRollup):
-        session.execute(delete(model).where(model.campaign_id == campaign_id))
+    unroll(session, campaign_id)
     session.commit()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..auth import Principal
 from ..config import Keys
-from ..models import NO_OWNER, Campaign, Click, Conversion, utcnow
+from ..models import NO_OWNER, Campaign, Click, Conversion, PurgedConversion, utcnow
 from ..reports.rollup_edits import drop_empty, lock_campaigns, shift_conversion
 from ..reports.rollups import dialect_insert
 from ..schemas import CLICK_ID_RE
@@ -96,9 +96,14 @@ class ConversionResult:
     duplicate: bool
     #: An unverified conversion with this order id became this verified one.
     upgraded: bool = False
+    #: The order id is one of a purged conversion: ``conversion`` is what
+    #: the purge kept of it (not stored; no click), and nothing changed.
+    purged: bool = False
 
     @property
     def attributed(self) -> bool:
+        if self.purged:
+            return self.conversion.campaign_id is not None
         return self.conversion.click_pk is not None
 
 
@@ -175,6 +180,9 @@ def _record(session, data, source, trust, scope, owner_id, fallback_click_ids) -
         return ConversionResult(conversion, False)
     existing = _find_order(session, owner, event, order_id)
     if existing is None:
+        purged = _find_purged_order(session, owner, event, order_id)
+        if purged is not None:
+            return ConversionResult(purged, True, purged=True)
         insert = dialect_insert(session.get_bind().dialect.name)
         new_id = session.execute(
             insert(Conversion.__table__).values(**values).on_conflict_do_nothing().returning(Conversion.id)
@@ -218,3 +226,21 @@ def _find_order(session: Session, owner_id: str, event: str, order_id: str) -> C
             Conversion.owner_id == owner_id, Conversion.event == event, Conversion.order_id == order_id
         )
     ).scalar_one_or_none()
+
+
+def _find_purged_order(session: Session, owner_id: str, event: str, order_id: str) -> Conversion | None:
+    """What a purge kept of the conversion with this order id, as an
+    unsaved :class:`Conversion`: a replay of it is a duplicate (and a
+    verified one no longer upgrades it: its counts are in the rollups)."""
+    kept = session.execute(
+        select(PurgedConversion).where(
+            PurgedConversion.owner_id == owner_id, PurgedConversion.event == event, PurgedConversion.order_id == order_id
+        )
+    ).scalar_one_or_none()
+    if kept is None:
+        return None
+    return Conversion(
+        id=kept.id, created_at=kept.created_at, owner_id=kept.owner_id, campaign_id=kept.campaign_id,
+        event=kept.event, revenue=kept.revenue, currency=kept.currency, order_id=kept.order_id,
+        source=kept.source, trust=kept.trust, refunded=kept.refunded,
+    )

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from ..auth import Principal
 from ..errors import Conflict, InvalidInput, NotFound
-from ..models import Conversion, Refund, utcnow
+from ..models import Conversion, PurgedConversion, Refund, utcnow
 from ..reports.rollup_edits import lock_campaigns, shift_conversion
 from ..state import get_state
 
@@ -35,13 +35,20 @@ def refund_conversion(
 
     Raises :class:`~.errors.NotFound` for a conversion that is not the
     principal's (the same answer as for one that does not exist),
-    :class:`~.errors.Conflict` for an unverified one, one without revenue
-    or one refunded in full, and :class:`~.errors.InvalidInput` for an
+    :class:`~.errors.Conflict` for an unverified one, one without revenue,
+    one refunded in full or one a purge deleted, and :class:`~.errors.InvalidInput` for an
     amount of 0 or more than is left. A replay with the same
     ``external_id`` changes nothing and returns the stored refund.
     """
     session = get_state().db.session
     row = session.get(Conversion, conversion_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        purged = session.get(PurgedConversion, conversion_id)
+        if purged is not None and (principal.is_admin or purged.owner_id == principal.owner_id):
+            raise Conflict({"conversion_id": [
+                f"Conversion {conversion_id} was purged (retention): a refund can no longer be "
+                "recorded for it. The reports keep its counts."
+            ]})
     if row is None or not (principal.is_admin or row.owner_id == principal.owner_id):
         raise NotFound({"conversion_id": [f"No conversion {conversion_id}."]})
     if external_id is not None:

@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from ..config import Keys
-from ..models import Click
+from ..models import Click, RollupState
 from ..state import get_state
 
 logger = logging.getLogger("flask_smstrack")
@@ -38,14 +39,16 @@ def replay_spool(progress=None) -> tuple[int, int]:
     """Write spooled clicks to the database.
 
     Returns ``(written, already_present)``. Files are renamed before they are
-    read, so processes that keep spooling write to new files meanwhile.
+    read, so processes that keep spooling write to new files meanwhile. A
+    click older than its campaign's rollup cut is added to the rollups in
+    the same transaction, under the campaign's rollup lock.
     """
-    from ..reports.rollups import reset
+    from ..reports.rollup_edits import lock_campaigns, shift_clicks
 
     state = get_state()
     written = present = 0
-    late_campaigns: set[int] = set()
     paths = sorted(glob.glob(os.path.join(state.spool_dir, "clicks-*.jsonl")))
+    s = RollupState.__table__.c
     for path in paths:
         claimed = f"{path}.{int(time.time() * 1000)}.replaying"
         os.rename(path, claimed)
@@ -56,22 +59,24 @@ def replay_spool(progress=None) -> tuple[int, int]:
             row["created_at"] = dt.datetime.fromisoformat(row["created_at"])
             if not store_ip:
                 row["ip"] = None
-            with state.db.engine.begin() as conn:
-                found = conn.execute(
+            with Session(bind=state.db.engine) as session, session.begin():
+                found = session.execute(
                     select(_clicks.c.id).where(_clicks.c.click_id == row["click_id"])
                 ).first()
                 if found:
                     present += 1
                 else:
-                    conn.execute(_INSERT_CLICK, row)
+                    lock_campaigns(session, [row["campaign_id"]])
+                    new_id = session.execute(_INSERT_CLICK.returning(_clicks.c.id), row).scalar_one()
+                    cut = session.execute(
+                        select(s.rolled_until).where(s.campaign_id == row["campaign_id"])
+                    ).scalar()
+                    if cut is not None and row["created_at"] < cut:
+                        shift_clicks(session, _clicks.c.id == new_id, 1)
                     written += 1
-                    late_campaigns.add(row["campaign_id"])
             if progress is not None:
                 progress(1)
         os.remove(claimed)
-    # Written after their time: the campaigns' rollups are rebuilt.
-    for campaign_id in sorted(late_campaigns):
-        reset(campaign_id)
     return written, present
 
 

@@ -27,7 +27,12 @@ def conversions_create() -> tuple[Response, int]:
     reported it unverified: this one then replaces it (200, ``upgraded``)."""
     data = _load(ConversionSchema())
     result = record_conversion(data, source="server", trust="verified", scope=g.smstrack_principal)
-    body = _conversion_out(result.conversion, duplicate=result.duplicate, upgraded=result.upgraded)
+    body = dict(
+        ConversionOutSchema().dump(result.conversion), attributed=result.attributed,
+        duplicate=result.duplicate, upgraded=result.upgraded,
+    )
+    if result.purged:
+        body["purged"] = True
     return jsonify(body), 200 if result.duplicate or result.upgraded else 201
 
 
