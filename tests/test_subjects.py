@@ -347,6 +347,27 @@ def test_forget_uses_the_campaign_send_time_without_recipient_times(make_app):
         assert db.session.get(Campaign, campaign["id"]).phones_forgotten_at == sent_at + dt.timedelta(days=8)
 
 
+@pytest.mark.parametrize("retention", [None, 30])
+def test_purge_forgets_the_numbers_that_are_due(make_app, retention):
+    """``purge`` (run from cron) also forgets numbers, with or without a
+    retention period for raw clicks."""
+    from conftest import Actions
+
+    app = make_app(SMSTRACK_BASE_URL=BASE, SMSTRACK_FORGET_PHONES_AFTER_DAYS=30, SMSTRACK_RETENTION_DAYS=retention)
+    actions = Actions(app)
+    admin = actions.api_key("admin@example.com", admin=True)
+    old, _ = _campaign(actions, admin)
+    _age(app, old["id"], 31)
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["smstrack", "purge", "--dry-run"])
+    assert dry.exit_code == 0 and "Would forget 3 numbers of 1 campaigns" in dry.output, dry.output
+    out = runner.invoke(args=["smstrack", "purge"])
+    assert out.exit_code == 0 and "Forgot 3 numbers of 1 campaigns" in out.output, out.output
+    with app.app_context():
+        phones = _db().session.execute(select(Recipient.phone).where(Recipient.campaign_id == old["id"])).scalars()
+        assert list(phones) == [None, None, None]
+
+
 # -- storing less --------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from ..config import Keys
 from ..models import utcnow
 from ..reports.retention import BATCH_SIZE, PurgeCount, plan, purge
 from .base import app_state, smstrack_cli
+from .subjects import forget_phones
 
 
 def _days(name: str) -> int | None:
@@ -68,8 +69,13 @@ def _table(rows: list[PurgeCount]) -> None:
               help="Rows deleted per transaction.")
 def purge_command(before: str | None, dry_run: bool, batch_size: int) -> None:
     """Delete raw clicks and conversions older than the retention period,
-    once their counts are in the rollups: every report stays the same."""
+    once their counts are in the rollups: every report stays the same. With
+    SMSTRACK_FORGET_PHONES_AFTER_DAYS set, also forget the numbers that are due."""
     app_state()
+    forgetting = current_app.config[Keys.FORGET_PHONES_AFTER_DAYS] is not None
+    if before is None and current_app.config[Keys.RETENTION_DAYS] in (None, "") and forgetting:
+        forget_phones(dry_run)  # nothing else to purge
+        return
     now = utcnow()
     moment = cutoff(before, now)
     window = _days(Keys.ATTRIBUTION_WINDOW_DAYS) or 0
@@ -79,6 +85,8 @@ def purge_command(before: str | None, dry_run: bool, batch_size: int) -> None:
         click.echo(f"Dry run: would purge clicks and conversions created before {when}.")
         _table(rows)
         click.echo("Nothing was deleted.")
+        if forgetting:
+            forget_phones(dry_run)
         return
     total = sum(r.clicks + r.conversions for r in rows)
     click.echo(f"Purging clicks and conversions created before {when}.")
@@ -90,3 +98,5 @@ def purge_command(before: str | None, dry_run: bool, batch_size: int) -> None:
             f"Kept clicks: a stored conversion is attributed to them, or one still could be "
             f"({Keys.ATTRIBUTION_WINDOW_DAYS}); a later purge deletes them."
         )
+    if forgetting:
+        forget_phones(dry_run)

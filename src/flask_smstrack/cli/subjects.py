@@ -83,12 +83,18 @@ def forget_phones_command(dry_run: bool) -> None:
     last message is older than SMSTRACK_FORGET_PHONES_AFTER_DAYS."""
     from flask import current_app
 
-    from ..sms.forgetting import forget_due_phones
-
     app_state()
     if current_app.config[Keys.FORGET_PHONES_AFTER_DAYS] is None:
         click.echo(f"{Keys.FORGET_PHONES_AFTER_DAYS} is not set: no number is forgotten.")
         return
+    forget_phones(dry_run)
+
+
+def forget_phones(dry_run: bool) -> None:
+    """Forget the numbers that are due and say what was done (also run by
+    ``purge``)."""
+    from ..sms.forgetting import forget_due_phones
+
     result = forget_due_phones(dry_run=dry_run)
     verb = "Would forget" if dry_run else "Forgot"
     ids = ", ".join(map(str, result.campaigns)) or "none"
