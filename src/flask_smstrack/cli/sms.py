@@ -39,6 +39,8 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None) -
     except ImportError_ as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"Imported {result.imported} recipients; {result.merged} duplicates merged; {len(result.errors)} rows left out.")
+    if result.suppressed:
+        click.echo(f"{result.suppressed} of them opted out and will not be texted.")
     for line, message in result.errors[:50]:
         click.echo(f"  line {line}: {message}", err=True)
     if len(result.errors) > 50:
@@ -86,6 +88,8 @@ def _prepare(campaign: Campaign) -> None:
     )
     if campaign.cost_per_segment is not None:
         click.echo(f"Cost: {campaign.cost_per_segment * segments:.4f} {campaign.currency}", err=True)
+    if result.suppressed:
+        click.echo(f"{result.suppressed} recipients opted out: no message for them.", err=True)
     if result.link_adds_segment:
         click.echo(f"Warning: the short link pushes {result.link_adds_segment} messages into one more segment.", err=True)
 
@@ -243,9 +247,11 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     try:
         settings = twilio_settings()
         pace = send_rate(rate)
-        prepare_messages(campaign)
+        prepared = prepare_messages(campaign)
     except (SendError, PrepareError) as err:
         raise click.ClickException(str(err)) from None
+    if prepared.suppressed:
+        click.echo(f"{prepared.suppressed} recipient{'s' if prepared.suppressed != 1 else ''} opted out: not texted.")
     plan = send_plan(campaign)
     todo = plan.messages + (plan.unknown if retry_unknown else 0)
     if not todo:
@@ -278,6 +284,8 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
         click.echo(f"  {failure.phone}: error {failure.code}: {failure.message}", err=True)
     if len(result.failed) > 50:
         click.echo(f"  ... and {len(result.failed) - 50} more", err=True)
+    if result.suppressed:
+        click.echo(f"{result.suppressed} not sent: the number opted out during the send.")
     if result.skipped:
         click.echo(f"{result.skipped} left to another send running at the same time.")
     if result.unknown:

@@ -17,8 +17,9 @@ import phonenumbers
 from sqlalchemy import insert, select, update
 
 from ..config import Keys
-from ..models import Recipient, utcnow
+from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
+from .suppression import SUPPRESSED, suppressed_phones
 
 #: Header names read as the phone number and the external id.
 PHONE_HEADERS = ("phone", "phone_number", "mobile", "msisdn", "number", "to")
@@ -37,6 +38,8 @@ class ImportResult:
     merged: int = 0
     #: ``(line number, message)`` for every row that was left out.
     errors: list[tuple[int, str]] = field(default_factory=list)
+    #: Recipients imported with the status ``suppressed``: their number opted out.
+    suppressed: int = 0
 
 
 def normalize_phone(raw: str, region: str) -> str:
@@ -143,6 +146,10 @@ def import_recipients(
             "campaign_id": campaign_id, "phone": phone, "external_id": external or None,
             "attributes": attributes, "status": "pending", "created_at": now,
         }
+    owner = session.execute(select(Campaign.owner_id).where(Campaign.id == campaign_id)).scalar()
+    for phone in suppressed_phones(owner, fresh):
+        fresh[phone]["status"] = SUPPRESSED
+        result.suppressed += 1
     values = list(fresh.values())
     for start in range(0, len(values), BATCH):
         session.execute(insert(table), values[start:start + BATCH])

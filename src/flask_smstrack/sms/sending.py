@@ -43,6 +43,7 @@ from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
 from .messages import prepare_messages, ready_counts
 from .receipts import segment_count
+from .suppression import held_at_send
 from .twilio import TIMEOUT, SendError, TwilioSettings, twilio_client, twilio_settings
 
 logger = logging.getLogger("flask_smstrack")
@@ -112,6 +113,8 @@ class SendResult:
     reconciled: int = 0
     #: Why the run stopped before the end, if it did.
     stopped: str | None = None
+    #: Messages not sent because the number opted out since it was prepared.
+    suppressed: int = 0
 
 
 @dataclass
@@ -229,6 +232,7 @@ class _Sender:
         self.pacer = pacer
         self.progress = progress or (lambda n: None)
         self.session = get_state().db.session
+        self.owner_id = self.session.execute(select(_campaigns.c.owner_id).where(_campaigns.c.id == campaign_id)).scalar()
         self.result = SendResult()
         self._campaign_marked = False
         #: Each claimed recipient's claim time, as this sender wrote it.
@@ -344,6 +348,9 @@ class _Sender:
             self.pacer.wait()
             if not self._renew(row.id):
                 self.result.skipped += 1
+                return True
+            if held_at_send(self.owner_id, row.id, row.phone):
+                self.result.suppressed += 1
                 return True
             try:
                 message = self.client.messages.create(**self._create_args(row))

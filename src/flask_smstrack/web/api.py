@@ -237,6 +237,7 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
     body = {
         "imported": result.imported,
         "merged": result.merged,
+        "suppressed": result.suppressed,
         "errors": [{"line": line, "message": message} for line, message in result.errors],
     }
     return jsonify(body), 200
@@ -376,6 +377,7 @@ def messages_prepare(campaign_id: int) -> Response:
         links_created=result.links_created,
         link_adds_segment=result.link_adds_segment,
         per_variant=result.per_variant,
+        suppressed=result.suppressed,
         ready=ready,
         segments=segments,
         cost=api_value(price * segments if price is not None else None, "money"),
@@ -446,5 +448,5 @@ def not_found(_rest: str) -> Response:
     raise NotFound(f"No API endpoint at {request.path}.")
 
 
-# The conversion endpoints live in their own module, on this blueprint.
-from . import api_conversions  # noqa: E402,F401
+# The conversion and opt-out endpoints live in their own modules, on this blueprint.
+from . import api_conversions, api_optouts  # noqa: E402,F401
