@@ -222,7 +222,7 @@ def record_reply(phone: str, reply: Reply, *, message_sid: str | None) -> ReplyR
         stmt = insert(events).values(**values)
         if message_sid:
             stmt = stmt.on_conflict_do_nothing(index_elements=[events.c.owner_id, events.c.external_id])
-        if session.execute(stmt).rowcount:
+        if session.execute(stmt.returning(events.c.id)).first() is not None:
             acted.append(sent.owner_id)
     table = Suppression.__table__
     if reply.action == "opt_out":
