@@ -5,8 +5,9 @@ rendering their messages.
 
 Writes a CSV of distinct US mobile-format numbers with first names and
 cities (plus 1% invalid rows and 1% duplicates), creates a campaign in a new
-SQLite database and times ``flask smstrack import-recipients`` end to end,
-as a user runs it. Then gives the campaign a link and two variants and times
+SQLite database with 2% of the numbers on the opt-out list and times
+``flask smstrack import-recipients`` end to end, as a user runs it (each
+number checked against the opt-out list). Then gives the campaign a link and two variants and times
 ``flask smstrack export-messages``: variant assignment, a short code per
 recipient, rendering, segment counting and the CSV.
 """
@@ -60,6 +61,10 @@ def main() -> None:
         campaign_id = cli("create-campaign", "--name", "Import", "--currency", "USD").split()[1]
         path = Path(tmp) / "recipients.csv"
         write_csv(path, args.rows, random.Random(7))
+        stops = Path(tmp) / "opt-outs.csv"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        stops.write_text("phone\n" + "".join(f"{line.split(',')[0]}\n" for line in lines[3::50]), encoding="utf-8")
+        cli("import-opt-outs", str(stops))
         start = time.perf_counter()
         out = cli("import-recipients", campaign_id, str(path))
         elapsed = time.perf_counter() - start
@@ -70,7 +75,7 @@ def main() -> None:
         start = time.perf_counter()
         messages = cli("export-messages", campaign_id)
         rendered = time.perf_counter() - start
-    print(out.strip().splitlines()[-1])
+    print(" ".join(out.strip().splitlines()[-2:]))
     print(f"import of {args.rows} rows: {elapsed:.1f} s ({args.rows / elapsed:,.0f} rows/s), limit 60 s")
     count = messages.count("\n") - 1
     print(f"export-messages of {count} messages: {rendered:.1f} s ({count / rendered:,.0f} messages/s)")
