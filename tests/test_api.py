@@ -159,6 +159,8 @@ def test_report_numbers(actions, app):
         "epc": "16.6667",
         "aov": "25.00",  # 50.00 USD / 2 USD orders (the EUR order stays apart)
         "cost_per_conversion": "3.3333",
+        "opt_outs": 0,
+        "opt_out_rate": None,
     }
 
 

@@ -256,8 +256,9 @@ def _value(sort, name, when, r):
         "ctr": lambda: r.ctr,
         "conversions": lambda: r.conversions,
         "conversion_rate": lambda: r.conversion_rate,
+        "opt_out_rate": lambda: r.opt_out_rate,
     }[sort]()
-    if sort in ("roi", "ctr", "conversion_rate") and value is not None:
+    if sort in ("roi", "ctr", "conversion_rate", "opt_out_rate") and value is not None:
         value = value.quantize(rate, rounding=ROUND_HALF_UP)
     return value
 
@@ -316,7 +317,7 @@ def test_list_numbers_are_the_reports(app, varied, actions):
         report = actions.report(varied, cid)
         row = table[cid]
         for k in ("sent", "delivered", "clicks", "unique_clicks", "previews", "bots", "ctr", "conversions",
-                  "conversion_rate", "cost", "profit", "roi", "roas"):
+                  "conversion_rate", "cost", "profit", "roi", "roas", "opt_outs", "opt_out_rate"):
             assert row[k] == report[k], (cid, k)
         assert row["revenue"] == report["revenue"].get(report["currency"], "0.00")
         others = "; ".join(f"{v} {cur}" for cur, v in sorted(report["revenue"].items()) if cur != report["currency"])

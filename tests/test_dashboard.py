@@ -331,8 +331,9 @@ def test_list_rows(app, three):
     row = re.search(r'>Bravo</a>(.*?)</tr>', text, re.S).group(1)
     assert '<span class="st-rowdate">10 Mar 2024' in row
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    # Revenue, cost, profit, ROI; sent, clicks, CTR, conversions, conversion rate.
-    assert cells == ["0.00 USD", "50.00 USD", "-50.00 USD", "-100.0%", "10", "2", "20.0%", "0", "0.0%"]
+    # Revenue, cost, profit, ROI; sent, clicks, CTR, conversions, conversion
+    # rate; opt-out rate (nothing known delivered).
+    assert cells == ["0.00 USD", "50.00 USD", "-50.00 USD", "-100.0%", "10", "2", "20.0%", "0", "0.0%", "–"]
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,13 @@ def test_the_form_counts_segments_as_you_type(browser, site):
         live = page.locator("[data-live=message_template]")
         area.fill("Hi {first_name}, spring sale: {link}")
         expect(live).to_have_text(re.compile(r"^GSM-7 · \d+ characters · 1 segment$"))
+        # No opt-out instruction: a warning of its own, under the count.
+        warning = page.locator("[data-live-warnings=message_template]")
+        expect(warning).to_have_text(re.compile(r"^No opt-out instruction: add one such as “Reply STOP to opt out”"))
+        expect(warning).to_be_visible()
+        area.fill("Hi {first_name}, spring sale: {link} Reply STOP to opt out")
+        expect(warning).to_be_hidden()
+        expect(live).to_have_text(re.compile(r"^GSM-7 · \d+ characters · 1 segment$"))
         area.fill("Spring sale 🌷 " + "x" * 40 + " {link}")
         expect(live).to_have_text(re.compile(
             r"^UCS-2 · \d+ characters · 2 segments — The short link takes this message from 1 to 2 segments"

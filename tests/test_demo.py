@@ -372,7 +372,7 @@ def test_demo_command_makes_an_ab_test(app, runner, actions):
         for l in own:
             r = recipients[l.recipient_id]
             assert l.parent_id == link.id and l.variant_id == r.variant_id
-            assert r.message.endswith(f" http://127.0.0.1:8000/s/{l.code}")
+            assert r.message.endswith(f" http://127.0.0.1:8000/s/{l.code} Reply STOP to opt out")
 
         # Clicks, as the redirect records clicks on recipients' own links.
         clicks = session.execute(select(Click).where(Click.campaign_id == campaign_id).order_by(Click.id)).scalars().all()

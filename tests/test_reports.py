@@ -92,6 +92,7 @@ def test_summary(actions, fixture):
         "conversion_rate": 0.5, "revenue": "42.50", "cost": "10.00", "profit": "32.50", "roi": 3.25,
         "roas": 4.25, "epc": "10.625", "aov": "21.25", "cost_per_conversion": "5.00",
         "revenue_verified": "42.50", "revenue_unverified": "0.00", "refunded": "0.00",
+        "opt_outs": 0, "opt_out_rate": None,
     }
 
 

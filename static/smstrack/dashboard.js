@@ -79,7 +79,13 @@
     var out = form && form.querySelector('[data-live="' + area.name + '"]');
     var token = form && form.querySelector('input[name=csrf_token]');
     if (!out || !token) return;
-    if (!area.value.trim()) { out.textContent = ''; return; }
+    var more = form.querySelector('[data-live-warnings="' + area.name + '"]');
+    function others(list) {
+      if (!more) return;
+      more.textContent = list.join(' ');
+      more.hidden = !list.length;
+    }
+    if (!area.value.trim()) { out.textContent = ''; others([]); return; }
     fetch(form.getAttribute('data-preview-url'), {
       method: 'POST',
       credentials: 'same-origin',
@@ -87,13 +93,15 @@
       body: JSON.stringify(form.hasAttribute('data-campaign-id')
         ? { text: area.value, campaign_id: +form.getAttribute('data-campaign-id') } : { text: area.value })
     }).then(function (r) { return r.ok ? r.json() : null; }).then(function (p) {
-      if (!p) { out.textContent = ''; return; }
+      if (!p) { out.textContent = ''; others([]); return; }
+      // The opt-out warning (and any other but the segment's) on a line of its own.
+      others((p.warnings || []).filter(function (w) { return w !== p.warning; }));
       var text = p.encoding + ' · ' + p.characters + ' characters · ' + p.segments +
         (p.segments === 1 ? ' segment' : ' segments') + (p.warning ? ' — ' + p.warning : '') +
         (p.unknown && p.unknown.length ? ' Not in the recipients\' file: {' + p.unknown.join('}, {') + '}.' : '');
       out.textContent = text;
       out.classList.toggle('st-warning', !!p.warning);
-    }, function () { out.textContent = ''; });
+    }, function () { out.textContent = ''; others([]); });
   }
   d.addEventListener('input', function (event) {
     var area = event.target;

@@ -48,3 +48,14 @@ def campaign_or_fail(campaign_id: int) -> Campaign:
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
     return campaign
+
+
+def warn_opt_out_text(text: str | None = None, *, campaign: Campaign | None = None) -> None:
+    """Print to stderr the opt-out warning of one message's ``text``, or of
+    each of ``campaign``'s message versions (see :mod:`..sms.opt_out_text`)."""
+    from ..sms.opt_out_text import campaign_warnings, opt_out_warning
+
+    lines = campaign_warnings(campaign) if campaign is not None else [opt_out_warning(text or "")]
+    for line in lines:
+        if line:
+            click.echo(f"Warning: {line}", err=True)

@@ -16,7 +16,7 @@ from ..models import Campaign, Link, User
 from ..reports.campaign import campaign_report
 from ..schemas import CampaignSchema, LinkSchema
 from ..tracking.spool import replay_spool, spooled_count
-from .base import app_state, find_owner, smstrack_cli, validation_error
+from .base import app_state, find_owner, smstrack_cli, validation_error, warn_opt_out_text
 from .demo import demo_command
 
 #: Where ``make run`` serves: the address of the short links the commands
@@ -74,6 +74,8 @@ def create_campaign_command(
         raise validation_error(err) from None
     campaign = create_campaign(data, find_owner(owner))
     click.echo(campaign.id if quiet else f"Campaign {campaign.id} created: {campaign.name}")
+    if campaign.message_template:
+        warn_opt_out_text(campaign.message_template)
 
 
 @smstrack_cli.command("create-link")

@@ -12,35 +12,47 @@ from ..config import Keys
 from ..manage import get_campaign
 from ..models import Campaign, Recipient
 from ..schemas import AUDIENCE_SEGMENTS
-from .base import app_state, campaign_or_fail, smstrack_cli, validation_error
+from .base import app_state, campaign_or_fail, smstrack_cli, validation_error, warn_opt_out_text
 
 
 @smstrack_cli.command("import-recipients")
 @click.argument("campaign_id", type=int)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--region", help=f"Region of numbers without a country code (default {Keys.DEFAULT_REGION}).")
-def import_recipients_command(campaign_id: int, file: str, region: str | None) -> None:
+@click.option("--keep-columns", is_flag=True, help="Keep only the columns the campaign's messages use as placeholders.")
+def import_recipients_command(campaign_id: int, file: str, region: str | None, keep_columns: bool) -> None:
     """Import a campaign's recipients from a CSV file with a phone column.
 
     Other columns (first_name, city...) are kept for the message's
-    placeholders; an external_id column is kept as is.
+    placeholders (with --keep-columns only those its templates use); an
+    external_id column is kept as is.
     """
+    from ..sms.minimise import NoTemplate, used_columns
     from ..sms.recipients import ImportError_, import_recipients, read_csv
 
     app_state()
-    if get_campaign(campaign_id) is None:
+    campaign = get_campaign(campaign_id)
+    if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
+    try:
+        kept = used_columns(campaign) if keep_columns else None
+    except NoTemplate as err:
+        raise click.ClickException(f"--keep-columns: {err}") from None
     with click.open_file(file, encoding="utf-8-sig") as f:
         text = f.read()
     lines = max(text.count("\n") - 1, 0) + (0 if text.endswith("\n") else 1)
     try:
         with click.progressbar(length=max(lines, 1), label="Importing recipients") as bar:
-            result = import_recipients(campaign_id, read_csv(text), region=region, progress=bar.update)
+            result = import_recipients(
+                campaign_id, read_csv(text), region=region, progress=bar.update, keep_columns=kept
+            )
     except ImportError_ as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"Imported {result.imported} recipients; {result.merged} duplicates merged; {len(result.errors)} rows left out.")
     if result.suppressed:
         click.echo(f"{result.suppressed} of them opted out and will not be texted.")
+    if result.dropped_columns:
+        click.echo(f"Columns not stored (no template uses them): {', '.join(result.dropped_columns)}")
     for line, message in result.errors[:50]:
         click.echo(f"  line {line}: {message}", err=True)
     if len(result.errors) > 50:
@@ -66,6 +78,7 @@ def add_variant_command(campaign_id: int, name: str, message: str, weight: int) 
         raise click.ClickException(f"campaign {campaign_id} already has a variant {data['name']!r}")
     variant = add_variant(campaign, data)
     click.echo(f"Variant {variant.name} added to campaign {campaign.id} (weight {variant.weight}).")
+    warn_opt_out_text(data["message_template"])
 
 
 def _prepare(campaign: Campaign) -> None:
@@ -92,6 +105,10 @@ def _prepare(campaign: Campaign) -> None:
         click.echo(f"{result.suppressed} recipients opted out: no message for them.", err=True)
     if result.link_adds_segment:
         click.echo(f"Warning: the short link pushes {result.link_adds_segment} messages into one more segment.", err=True)
+    if result.no_consent:
+        from ..sms.consent import left_out_message
+
+        click.echo(f"{left_out_message(result.no_consent)}.", err=True)
 
 
 @smstrack_cli.command("export-messages")
@@ -106,6 +123,7 @@ def export_messages_command(campaign_id: int, output: str) -> None:
     from ..sms.messages import mark_exported, message_rows
 
     campaign = campaign_or_fail(campaign_id)
+    warn_opt_out_text(campaign=campaign)
     _prepare(campaign)
     with click.open_file(output, "w", encoding="utf-8") as f:
         for line in messages_csv(message_rows(campaign)):
@@ -218,6 +236,33 @@ def _unknown_note(count: int, retried: bool) -> str:
     )
 
 
+def _held_lines(groups, now) -> None:
+    for group in groups[:10]:
+        click.echo(f"  {group.describe(now)}")
+    if len(groups) > 10:
+        click.echo(f"  ... and {sum(g.count for g in groups[10:])} more at later times")
+
+
+def _waiting(groups, until, now) -> None:
+    """Before the send sleeps: who waits, until when."""
+    held = sum(g.count for g in groups)
+    click.echo(
+        f"\n{held} recipient{'s' if held != 1 else ''} held; waiting until {until:%Y-%m-%d %H:%M} UTC"
+        f" ({_duration((until - now).total_seconds())}):"
+    )
+    _held_lines(groups, now)
+
+
+def _held(groups, now, skip_quiet: bool) -> None:
+    """After the send: who was left ready, and when to run again."""
+    held = sum(g.count for g in groups)
+    first = min((g.until for g in groups if g.until is not None), default=None)
+    then = f"; run the same command again after {first:%Y-%m-%d %H:%M} UTC" if first is not None else ""
+    why = "" if skip_quiet else " (never outside quiet hours in all of their time zones)"
+    click.echo(f"{held} recipient{'s' if held != 1 else ''} left ready{why}{then}:")
+    _held_lines(groups, now)
+
+
 @smstrack_cli.command("send")
 @click.argument("campaign_id", type=int)
 @click.option(
@@ -228,34 +273,62 @@ def _unknown_note(count: int, retried: bool) -> str:
     "--retry-unknown", is_flag=True,
     help="First settle messages an interrupted run left in an unknown state: adopt the ones Twilio has, send the others.",
 )
+@click.option(
+    "--at", "at_text", metavar="HH:MM",
+    help="Send each recipient at the next HH:MM on its own clock (its time zone's local time).",
+)
+@click.option(
+    "--skip-quiet", is_flag=True,
+    help="Do not wait for quiet hours (or --at) to end: leave those recipients ready for a later run.",
+)
 @click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
-def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes: bool) -> None:
+def send_command(
+    campaign_id: int, rate: float | None, retry_unknown: bool, at_text: str | None, skip_quiet: bool, yes: bool
+) -> None:
     """Send a campaign's messages through Twilio.
 
     Safe to run again: a message is never sent twice, and a run that was
-    interrupted goes on where it stopped.
+    interrupted goes on where it stopped. Nothing is sent inside the quiet
+    hours (SMSTRACK_QUIET_HOURS) of the recipient's time zone: the send
+    waits for them to end, or with --skip-quiet leaves those recipients for
+    a later run.
     """
     from ..schemas import format_money
     from ..sms.messages import PrepareError, prepare_messages
+    from ..sms.consent import left_out_message, without_consent
+    from ..sms.opt_out_text import check_opt_out_text
+    from ..sms.quiet import parse_clock
+    from ..sms.schedule import Schedule, app_clock
     from ..sms.sending import send_campaign, send_plan, send_rate
     from ..sms.twilio import SendError, twilio_settings
 
+    try:
+        at = parse_clock(at_text) if at_text is not None else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--at") from None
     app_state()
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
     try:
+        check_opt_out_text(campaign)
         settings = twilio_settings()
         pace = send_rate(rate)
+        clock = app_clock()
+        schedule = Schedule.for_app(at, clock.now())
         prepared = prepare_messages(campaign)
     except (SendError, PrepareError) as err:
         raise click.ClickException(str(err)) from None
+    warn_opt_out_text(campaign=campaign)
     if prepared.suppressed:
         click.echo(f"{prepared.suppressed} recipient{'s' if prepared.suppressed != 1 else ''} opted out: not texted.")
     plan = send_plan(campaign)
     todo = plan.messages + (plan.unknown if retry_unknown else 0)
     if not todo:
         click.echo(f"Nothing to send: campaign {campaign.id} has no message ready.")
+        left_out = without_consent(campaign.id)
+        if left_out:
+            click.echo(f"{left_out_message(left_out)}.")
         if plan.unknown:
             click.echo(_unknown_note(plan.unknown, False))
         return
@@ -267,13 +340,20 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
     )
     if retry_unknown and plan.unknown:
         question = f"{question[:-1]}, after checking {plan.unknown} in an unknown state with Twilio?"
+    if schedule.active:
+        timing = f" at {at:%H:%M}" if at is not None else ""
+        quiet = f", outside the quiet hours {schedule.hours}" if schedule.hours is not None else ""
+        question = f"{question[:-1]},{timing} in each recipient's time zone{quiet}?"
     if yes:
         click.echo(question[:-1] + ".")
     else:
         click.confirm(question, abort=True)
     try:
         with click.progressbar(length=todo, label="Sending") as bar:
-            result = send_campaign(campaign, progress=bar.update, rate=pace, retry_unknown=retry_unknown)
+            result = send_campaign(
+                campaign, progress=bar.update, rate=pace, retry_unknown=retry_unknown, skip_quiet=skip_quiet,
+                at=at, clock=clock, on_hold=lambda groups, until: _waiting(groups, until, clock.now()),
+            )
     except (SendError, PrepareError) as err:
         raise click.ClickException(str(err)) from None
     line = f"Sent {result.sent} message{'s' if result.sent != 1 else ''} ({result.segments} segments)"
@@ -288,6 +368,10 @@ def send_command(campaign_id: int, rate: float | None, retry_unknown: bool, yes:
         click.echo(f"{result.suppressed} not sent: the number opted out during the send.")
     if result.skipped:
         click.echo(f"{result.skipped} left to another send running at the same time.")
+    if result.no_consent:
+        click.echo(f"{left_out_message(result.no_consent)}.")
+    if result.held:
+        _held(result.held, clock.now(), skip_quiet)
     if result.unknown:
         click.echo(_unknown_note(result.unknown, retry_unknown))
     if result.stopped:

@@ -22,8 +22,8 @@ from .sampling import pick, weighted
 
 #: (name, message, share of the messages that arrived whose recipient clicks).
 VARIANTS = (
-    ("A", "Hi {first_name}, our spring sale is on: 20% off everything {link}", 0.09),
-    ("B", "{first_name}: 20% off everything ends tonight! {link}", 0.14),
+    ("A", "Hi {first_name}, our spring sale is on: 20% off everything {link} Reply STOP to opt out", 0.09),
+    ("B", "{first_name}: 20% off everything ends tonight! {link} Reply STOP to opt out", 0.14),
 )
 
 

@@ -69,7 +69,8 @@ def audience(
             .outerjoin(first_click, fc.id == first.c.click_pk)
             .outerjoin(converted, converted.c.recipient_id == r.id)
         )
-        .where(r.campaign_id == campaign.id, *SENT_CONDITION)
+        # Forgotten and erased numbers cannot be texted again.
+        .where(r.campaign_id == campaign.id, r.phone.is_not(None), *SENT_CONDITION)
         .order_by(r.id)
     )
     clicked = first.c.recipient_id.is_not(None)

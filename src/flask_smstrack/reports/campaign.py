@@ -25,6 +25,7 @@ from ..config import Keys
 from ..models import Campaign, Click, Conversion
 from ..sms.messages import recipient_totals
 from ..state import get_state
+from .opt_outs import opt_out_counts, opt_outs_by_variant
 from .rollups import CampaignCounts
 
 _MONEY_Q = Decimal("0.0001")
@@ -75,6 +76,9 @@ class CampaignReport:
     segments: int | None = None
     #: Messages a delivery receipt called undelivered or failed.
     undelivered: int | None = None
+    #: Numbers that replied STOP (or another opt-out word) to the campaign's
+    #: messages, each once (see :mod:`.opt_outs`).
+    opt_outs: int = 0
 
     @property
     def audience(self) -> int | None:
@@ -121,6 +125,11 @@ class CampaignReport:
     @property
     def conversion_rate(self) -> Decimal | None:
         return ratio(self.conversions, self.unique_clicks)
+
+    @property
+    def opt_out_rate(self) -> Decimal | None:
+        """Opt-outs / delivered; ``None`` while nothing is known delivered."""
+        return ratio(self.opt_outs, self.delivered)
 
     @property
     def profit(self) -> Decimal | None:
@@ -187,6 +196,8 @@ class CampaignReport:
             "epc": money(self.epc),
             "aov": money(self.aov),
             "cost_per_conversion": money(self.cost_per_conversion),
+            "opt_outs": self.opt_outs,
+            "opt_out_rate": rate(self.opt_out_rate),
         }
 
 
@@ -245,6 +256,16 @@ class CampaignData:
         return recipient_totals(self.campaign.id)
 
     @cached_property
+    def opt_outs(self) -> int:
+        """The numbers that opted out in reply to the campaign (see :mod:`.opt_outs`)."""
+        return opt_out_counts([self.campaign.id]).get(self.campaign.id, 0)
+
+    @cached_property
+    def variant_opt_outs(self) -> dict[int | None, int]:
+        """The same per variant id."""
+        return opt_outs_by_variant(self.campaign.id)
+
+    @cached_property
     def report(self) -> CampaignReport:
         clicks: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         for _, kind, n, firsts, confirmed in self.buckets:
@@ -254,7 +275,9 @@ class CampaignData:
             totals[2] += confirmed
         conversions = [row[1:] for row in self.conversion_counts("bucket")]
         c = self.campaign
-        return build_report(c, clicks, conversions, self.recipients.values(), unattributed_count(c.id))
+        return build_report(
+            c, clicks, conversions, self.recipients.values(), unattributed_count(c.id), self.opt_outs
+        )
 
 
 def build_report(
@@ -263,12 +286,14 @@ def build_report(
     conversions: Iterable[tuple[str, int, Decimal]],
     recipients: Iterable[Counter],
     unattributed: int,
+    opt_outs: int = 0,
 ) -> CampaignReport:
     """The report of ``campaign`` from its counts, however they were read:
     ``clicks`` is ``kind -> (clicks, firsts, confirmed)``; ``conversions``
     are ``(currency, conversions, revenue, verified, verified_revenue,
     refunded)`` rows (currency ``""`` for none); ``recipients`` the
-    recipients' counts (see ``recipient_totals``)."""
+    recipients' counts (see ``recipient_totals``); ``opt_outs`` the
+    numbers that opted out (see :mod:`.opt_outs`)."""
     revenue: dict[str, Decimal] = defaultdict(Decimal)
     verified_revenue: dict[str, Decimal] = defaultdict(Decimal)
     refunded: dict[str, Decimal] = defaultdict(Decimal)
@@ -306,6 +331,7 @@ def build_report(
         verified_orders=verified_orders,
         refunded=dict(refunded),
         verified_revenue_only=bool(campaign.verified_revenue_only),
+        opt_outs=opt_outs,
         cost=campaign.cost_for(sum(t["messages"] for t in recipients), sum(t["segments"] for t in recipients)),
     )
 

@@ -4,9 +4,9 @@ numbers, sorted and paged in the database.
 A page costs the same few statements for ten campaigns or ten thousand:
 one that brings the rollups up to date (set-based, see
 :func:`~.rollups.refresh_many`), one that counts, one that sorts and pages
-over the campaigns' totals grouped by campaign, and five that read the
-page's campaigns and their counts (and on PostgreSQL, one that turns off
-JIT compilation for the transaction). Each row's :class:`CampaignReport` is
+over the campaigns' totals grouped by campaign, and six that read the
+page's campaigns, their counts and their opt-outs (and on PostgreSQL, one
+that turns off JIT compilation for the transaction). Each row's :class:`CampaignReport` is
 built by :func:`~.campaign.build_report` from those counts, so every number
 is the one the campaign's own report gives.
 
@@ -35,6 +35,7 @@ from ..models import SENT_CONDITION, Campaign, Click, Conversion, Recipient
 from ..sms.messages import RECEIPT_STATUSES
 from ..state import get_state
 from .campaign import CampaignReport, build_report
+from .opt_outs import opt_out_counts, opt_outs_query
 from .rollups import REFRESH_AFTER, refresh_many
 from .tables import send_date
 from .totals import campaign_scope, click_totals, conversion_totals
@@ -49,6 +50,7 @@ BATCH = 200
 #: What the list sorts by: the columns the list shows.
 SORT_KEYS = (
     "name", "date", "revenue", "cost", "profit", "roi", "sent", "clicks", "ctr", "conversions", "conversion_rate",
+    "opt_out_rate",
 )
 #: Amounts: compared within a currency only.
 _MONEY = ("revenue", "cost", "profit")
@@ -151,7 +153,7 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
 
     need = {
         "clicks": "k", "ctr": "kr", "conversion_rate": "kv", "conversions": "v", "revenue": "v",
-        "profit": "vr", "roi": "vr", "cost": "r", "sent": "r",
+        "profit": "vr", "roi": "vr", "cost": "r", "sent": "r", "opt_out_rate": "or",
     }.get(sort, "")
     if "k" in need:
         k = joined(click_totals(campaigns, kind="human"))
@@ -190,6 +192,10 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
             ),
             4,
         )
+    if "o" in need:
+        o = joined(opt_outs_query(campaign_scope(campaigns)[1]).subquery("opt_outs"))
+        # CampaignReport.delivered of audience_of(...)
+        known = case((and_(messages > 0, receipts > 0), delivered), else_=cp.delivered)
     expression = {
         "name": lambda: func.lower(cp.name),
         "date": lambda: func.coalesce(cp.sent_at, cp.created_at),
@@ -202,6 +208,7 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
         "ctr": lambda: rate(firsts, audience),
         "conversions": lambda: conversions,
         "conversion_rate": lambda: rate(conversions, firsts),
+        "opt_out_rate": lambda: rate(zero(o.opt_outs), known),
     }[sort]()
     return joins, [expression]
 
@@ -228,7 +235,7 @@ def _ordered_ids(f: ListFilter, sort: str, descending: bool):
 
 
 def _rows(ids: list[int], tz: ZoneInfo) -> list[ListRow]:
-    """The campaigns ``ids`` with their reports, in that order: five statements."""
+    """The campaigns ``ids`` with their reports, in that order: six statements."""
     if not ids:
         return []
     session = get_state().db.session
@@ -249,10 +256,13 @@ def _rows(ids: list[int], tz: ZoneInfo) -> list[ListRow]:
     for cid, *counts in session.execute(select(totals)):
         recipients[cid].update(dict(zip(("messages", "segments", "receipts", "delivered"), map(int, counts))))
     unattributed = dict(session.execute(_unattributed_counts(ids)).all())
+    opt_outs = opt_out_counts(ids)
     return [
         ListRow(
             c,
-            build_report(c, clicks[c.id], conversions[c.id], [recipients[c.id]], unattributed.get(c.id, 0)),
+            build_report(
+                c, clicks[c.id], conversions[c.id], [recipients[c.id]], unattributed.get(c.id, 0), opt_outs.get(c.id, 0)
+            ),
             send_date(c, tz),
         )
         for c in (by_id[i] for i in ids if i in by_id)
@@ -301,7 +311,7 @@ def campaign_list(
 
 def campaign_list_all(f: ListFilter, *, sort: str = "date", descending: bool = True) -> Iterator[ListRow]:
     """Every campaign ``f`` keeps, sorted, read :data:`BATCH` at a time: the
-    order is taken once (the ids only), then each batch costs the same five
+    order is taken once (the ids only), then each batch costs the same six
     statements, and only the batch is held in memory."""
     session = get_state().db.session
     _refresh(f)

@@ -224,9 +224,10 @@ def summary(data: CampaignData) -> Table:
         "conversion_rate": r.conversion_rate, "revenue": r.own_revenue if r.revenue or r.cost else Decimal(0),
         "revenue_verified": r.own_verified, "revenue_unverified": r.own_unverified, "refunded": r.own_refunded,
         "cost": r.cost, "profit": r.profit, "roi": r.roi, "roas": r.roas, "epc": r.epc, "aov": r.aov,
-        "cost_per_conversion": r.cost_per_conversion,
+        "cost_per_conversion": r.cost_per_conversion, "opt_outs": r.opt_outs, "opt_out_rate": r.opt_out_rate,
     }
-    kinds = {"ctr": "rate", "conversion_rate": "rate", "roi": "rate", "roas": "rate", "revenue": "money",
+    kinds = {"ctr": "rate", "conversion_rate": "rate", "roi": "rate", "roas": "rate", "opt_out_rate": "rate",
+             "revenue": "money",
              "cost": "money", "profit": "money", "epc": "money", "aov": "money", "cost_per_conversion": "money",
              "revenue_verified": "money", "revenue_unverified": "money", "refunded": "money"}
     columns = [Column(k, k.replace("_", " ").capitalize(), kinds.get(k, "int")) for k in row]
@@ -259,6 +260,8 @@ CAMPAIGN_LIST_COLUMNS = [
     Column("profit", "Profit", "money"),
     Column("roi", "ROI", "rate"),
     Column("roas", "ROAS", "rate"),
+    Column("opt_outs", "Opt-outs"),
+    Column("opt_out_rate", "Opt-out rate", "rate"),
 ]
 
 
@@ -273,7 +276,7 @@ def campaign_list_row(c: Campaign, r: CampaignReport, day: dt.date) -> dict[str,
         "previews": r.previews, "bots": r.bots, "ctr": r.ctr, "conversions": r.conversions,
         "conversion_rate": r.conversion_rate, "revenue": r.own_revenue,
         "revenue_other_currencies": other or None, "cost": r.cost, "profit": r.profit,
-        "roi": r.roi, "roas": r.roas,
+        "roi": r.roi, "roas": r.roas, "opt_outs": r.opt_outs, "opt_out_rate": r.opt_out_rate,
     }
 
 
@@ -302,11 +305,14 @@ def variant_test(data: CampaignData) -> Table:
         conversions[value] += n
         if cur == campaign.currency:
             revenue[value] += total
+    opt_outs = data.variant_opt_outs
     rows = []
     for v in variants:
         t = totals.get(v.id, Counter())
         key = str(v.id)
         audience = t["messages"] - undelivered_of(t)
+        # Opt-outs / delivered, as the campaign's (delivered once receipts came).
+        delivered = t["delivered"] if receipts else None
         cost = None
         if campaign.cost_per_segment is not None:
             cost = campaign.cost_per_segment * t["segments"]
@@ -317,7 +323,8 @@ def variant_test(data: CampaignData) -> Table:
                 "variant": v.name, "weight": v.weight, "messages": t["messages"], "audience": audience,
                 "segments": t["segments"], "unique_clicks": firsts[key], "ctr": ratio(firsts[key], audience),
                 "conversions": conversions[key], "conversion_rate": ratio(conversions[key], firsts[key]),
-                "revenue": revenue[key], "cost": cost,
+                "revenue": revenue[key], "cost": cost, "opt_outs": opt_outs.get(v.id, 0),
+                "opt_out_rate": ratio(opt_outs.get(v.id, 0), delivered),
             }
         )
     notes = []
@@ -356,6 +363,8 @@ def variant_test(data: CampaignData) -> Table:
         Column("cr_beats", f"Chance conversion rate beats {rows[0]['variant'] if rows else 'A'}", "rate"),
         Column("revenue", "Revenue", "money"),
         Column("cost", "Cost", "money"),
+        Column("opt_outs", "Opt-outs"),
+        Column("opt_out_rate", "Opt-out rate", "rate"),
     ]
     return Table("variant_test", "A/B test", columns, rows, notes)
 

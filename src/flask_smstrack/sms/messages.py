@@ -32,6 +32,7 @@ from ..config import Keys
 from ..manage import generate_code, short_url_for
 from ..models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
 from ..state import get_state
+from .consent import consent_conditions, leave_out_without_consent
 from .segments import SegmentInfo, segment_info
 from .suppression import SUPPRESSED, hold_suppressed, suppressed_recipients
 
@@ -247,6 +248,8 @@ class PrepareResult:
     per_variant: dict[str, int] = field(default_factory=dict)
     #: Recipients not texted: their number opted out.
     suppressed: int = 0
+    #: Recipients left out for want of a consent record (see :mod:`.consent`).
+    no_consent: int = 0
 
 
 def _new_codes(count: int, session) -> list[str]:
@@ -292,7 +295,7 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
     r = Recipient.__table__.c
     templates = templates_of(campaign)
     by_variant = {t.variant_id: i for i, t in enumerate(templates)}
-    result = PrepareResult(suppressed=hold_suppressed(campaign.id))
+    result = PrepareResult(no_consent=leave_out_without_consent(campaign.id), suppressed=hold_suppressed(campaign.id))
 
     counts = [0] * len(templates)
     for variant_id, n in session.execute(
@@ -303,10 +306,12 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
             counts[by_variant[variant_id]] += n
     rows = session.execute(
         select(r.id, r.phone, r.external_id, r.attributes, r.variant_id)
-        .where(r.campaign_id == campaign.id, r.status.in_(UNSENT))
+        # A forgotten or erased number (no phone) is never sent.
+        .where(r.campaign_id == campaign.id, r.status.in_(UNSENT), r.phone.is_not(None), *consent_conditions())
         .order_by(r.id)
     ).all()
     if not rows:
+        session.commit()
         return result
 
     # 1. Variants: keep the ones given before, place the others in balance.
@@ -431,7 +436,7 @@ def ready_counts(campaign_id: int) -> tuple[int, int]:
     r = Recipient.__table__.c
     messages, segments = get_state().db.session.execute(
         select(func.count(), func.coalesce(func.sum(r.segments), 0)).where(
-            r.campaign_id == campaign_id, r.status == "ready"
+            r.campaign_id == campaign_id, r.status == "ready", r.phone.is_not(None)
         )
     ).one()
     return int(messages), int(segments)
@@ -445,7 +450,7 @@ def mark_exported(campaign_id: int) -> int:
     hold_suppressed(campaign_id)
     changed = session.execute(
         update(Recipient.__table__)
-        .where(r.campaign_id == campaign_id, r.status == "ready")
+        .where(r.campaign_id == campaign_id, r.status == "ready", r.phone.is_not(None))
         .values(status="exported", status_at=utcnow())
     ).rowcount
     session.commit()
@@ -459,7 +464,7 @@ def message_rows(campaign: Campaign) -> list[tuple[str, str, str]]:
     r = Recipient.__table__.c
     rows = get_state().db.session.execute(
         select(r.id, r.phone, r.phone_hash, r.status, r.message, r.variant_id)
-        .where(r.campaign_id == campaign.id, r.message.is_not(None), r.status != SUPPRESSED)
+        .where(r.campaign_id == campaign.id, r.message.is_not(None), r.phone.is_not(None), r.status != SUPPRESSED)
         .order_by(r.id)
     ).all()
     held = suppressed_recipients(campaign.owner_id, [row for row in rows if row.status in UNSENT])

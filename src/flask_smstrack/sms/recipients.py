@@ -5,13 +5,17 @@ when valid; numbers without a country code take ``SMSTRACK_DEFAULT_REGION``.
 A number already in the campaign, or twice in the file, is merged into one
 recipient (later non-empty values win). Invalid rows are reported with their
 line numbers and the valid rows are still imported.
+
+The ``timezone``, ``consent_source`` and ``consent_at`` columns go to the
+recipient's own fields, not to its attributes (see :mod:`.consent`); an
+invalid value is a row error naming the line.
 """
 from __future__ import annotations
 
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 import phonenumbers
 from sqlalchemy import insert, select, update
@@ -19,7 +23,8 @@ from sqlalchemy import insert, select, update
 from ..config import Keys
 from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
-from .suppression import SUPPRESSED, suppressed_phones
+from .consent import RECORD_COLUMNS, RecordColumns
+from .suppression import SUPPRESSED, phone_hasher, suppressed_phones
 
 #: Header names read as the phone number and the external id.
 PHONE_HEADERS = ("phone", "phone_number", "mobile", "msisdn", "number", "to")
@@ -40,6 +45,8 @@ class ImportResult:
     errors: list[tuple[int, str]] = field(default_factory=list)
     #: Recipients imported with the status ``suppressed``: their number opted out.
     suppressed: int = 0
+    #: Attribute columns left out by ``keep_columns``.
+    dropped_columns: list[str] = field(default_factory=list)
 
 
 def normalize_phone(raw: str, region: str) -> str:
@@ -94,16 +101,28 @@ def import_recipients(
     *,
     region: str | None = None,
     progress: Callable[[int], None] | None = None,
+    keep_columns: Collection[str] | None = None,
 ) -> ImportResult:
-    """Import CSV rows (header first) into the campaign; see the module doc."""
+    """Import CSV rows (header first) into the campaign; see the module doc.
+
+    With ``keep_columns``, other attribute columns are not stored. A number
+    whose recipient was forgotten (only its hash kept) merges with it too.
+    """
     from flask import current_app
 
     region = region or current_app.config[Keys.DEFAULT_REGION]
     session = get_state().db.session
     table = Recipient.__table__
-    existing = dict(
-        session.execute(select(table.c.phone, table.c.id).where(table.c.campaign_id == campaign_id)).all()
-    )
+    existing: dict[str, int] = {}
+    forgotten: dict[str, int] = {}
+    for phone, hashed, rid in session.execute(
+        select(table.c.phone, table.c.phone_hash, table.c.id).where(table.c.campaign_id == campaign_id)
+    ):
+        if phone is not None:
+            existing[phone] = rid
+        elif hashed is not None:
+            forgotten[hashed] = rid
+    digest = phone_hasher() if forgotten else None
     result = ImportResult()
     rows = iter(rows)
     try:
@@ -113,6 +132,11 @@ def import_recipients(
     if any("\x00" in c for c in header):
         raise ImportError_("line 1: the header contains a NUL character")
     phone_at, external_at, attribute_at = _columns(header)
+    records = RecordColumns([h.strip().lower().replace(" ", "_") for h in header])
+    attribute_at = [(i, name) for i, name in attribute_at if name not in RECORD_COLUMNS]
+    if keep_columns is not None:
+        result.dropped_columns = [n for _, n in attribute_at if n not in keep_columns]
+        attribute_at = [(i, n) for i, n in attribute_at if n not in result.dropped_columns]
     fresh: dict[str, dict] = {}
     updates: dict[str, dict] = {}
     now = utcnow()
@@ -133,24 +157,33 @@ def import_recipients(
         if len(external) > 128:
             result.errors.append((line, "the external id is longer than 128 characters"))
             continue
+        try:
+            fields = records.read(cells)
+        except ValueError as err:
+            result.errors.append((line, str(err)))
+            continue
         attributes = {name: cells[i].strip() for i, name in attribute_at if i < len(cells) and cells[i].strip()}
         record = fresh.get(phone) or updates.get(phone)
+        if digest is not None and phone not in existing and (hashed := digest(phone)) in forgotten:
+            existing[phone] = forgotten[hashed]
         if record is not None or phone in existing:
             result.merged += 1
             if record is None:
-                record = updates[phone] = {"phone": phone, "external_id": None, "attributes": {}}
+                record = updates[phone] = {"phone": phone, "external_id": None, "attributes": {}, "fields": {}}
             record["attributes"] = {**(record["attributes"] or {}), **attributes}
             record["external_id"] = external or record["external_id"]
+            record["fields"].update(fields)
             continue
         fresh[phone] = {
             "campaign_id": campaign_id, "phone": phone, "external_id": external or None,
             "attributes": attributes, "status": "pending", "created_at": now,
+            "fields": {"timezone": None, "consent_source": None, "consent_at": None, **fields},
         }
     owner = session.execute(select(Campaign.owner_id).where(Campaign.id == campaign_id)).scalar()
     for phone in suppressed_phones(owner, fresh):
         fresh[phone]["status"] = SUPPRESSED
         result.suppressed += 1
-    values = list(fresh.values())
+    values = [{**{k: v for k, v in r.items() if k != "fields"}, **r["fields"]} for r in fresh.values()]
     for start in range(0, len(values), BATCH):
         session.execute(insert(table), values[start:start + BATCH])
     for phone, record in updates.items():
@@ -161,6 +194,7 @@ def import_recipients(
             .values(
                 attributes={**(current.attributes or {}), **record["attributes"]} or None,
                 external_id=record["external_id"] or current.external_id,
+                **record["fields"],
             )
         )
     session.commit()

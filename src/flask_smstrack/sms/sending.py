@@ -21,12 +21,16 @@ matching one is adopted, and only when there is none is the message sent.
 
 Messages are paced at ``SMSTRACK_SEND_RATE`` per second. Delivery receipts
 (:func:`.receipts.record_status`) only ever move a message's status forward.
+
+No message goes out inside the recipient's quiet hours, and ``at`` sends at a
+local time (see :mod:`.schedule`): a held recipient is not claimed (and is
+given back if its time ran out while it waited for the pace), then the send
+sleeps until the next one may go, or with ``skip_quiet`` leaves it ``ready``.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, NamedTuple
@@ -41,10 +45,15 @@ from twilio.rest import Client
 from ..config import Keys
 from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
+from .consent import consent_conditions, without_consent
 from .messages import prepare_messages, ready_counts
+from .opt_out_text import check_opt_out_text
 from .receipts import segment_count
+from .schedule import Clock, HeldGroup, HeldTally, Schedule, app_clock
+from .schedule import Pacer as _Pacer
 from .suppression import held_at_send
 from .twilio import TIMEOUT, SendError, TwilioSettings, twilio_client, twilio_settings
+from .twilio import error_info as _error_info, surely_not_sent as _surely_not_sent
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -113,6 +122,10 @@ class SendResult:
     reconciled: int = 0
     #: Why the run stopped before the end, if it did.
     stopped: str | None = None
+    #: Recipients left ``ready`` by quiet hours or ``at`` (with ``skip_quiet``).
+    held: list[HeldGroup] = field(default_factory=list)
+    #: Recipients left out for want of a consent record.
+    no_consent: int = 0
     #: Messages not sent because the number opted out since it was prepared.
     suppressed: int = 0
 
@@ -153,6 +166,10 @@ def send_campaign(
     progress: Callable[[int], None] | None = None,
     rate: float | None = None,
     retry_unknown: bool = False,
+    skip_quiet: bool = False,
+    at: dt.time | None = None,
+    clock: Clock | None = None,
+    on_hold: Callable[[list[HeldGroup], dt.datetime], None] | None = None,
 ) -> SendResult:
     """Send the campaign's messages through Twilio; safe to run again.
 
@@ -161,71 +178,49 @@ def send_campaign(
     at ``rate`` messages per second (default ``SMSTRACK_SEND_RATE``).
     ``retry_unknown`` first settles the messages left in an unknown state by
     an earlier run. ``progress`` is called with the number of recipients
-    done. Raises :class:`SendError` (or :class:`.messages.PrepareError`)
-    when nothing can be sent as configured; problems met on the way end
+    done. Recipients in quiet hours, or before the local time ``at``, are
+    waited for (``on_hold`` is told who waits and until when, then
+    ``clock`` sleeps), or with ``skip_quiet`` left ready. Raises
+    :class:`SendError` (or :class:`.messages.PrepareError`) when nothing can be sent as configured; problems met on the way end
     the run early with ``SendResult.stopped`` saying why.
     """
+    check_opt_out_text(campaign)
     settings = twilio_settings()
     pace = send_rate(rate)
+    clock = clock or app_clock()
+    schedule = Schedule.for_app(at, clock.now())
     prepare_messages(campaign)
     own_client = client is None
-    sender = _Sender(campaign.id, settings, client or twilio_client(settings), _Pacer(pace), progress)
+    sender = _Sender(
+        campaign.id, settings, client or twilio_client(settings), _Pacer(pace, clock), progress, schedule, clock
+    )
     try:
         if retry_unknown:
             sender.settle_unknown()
-        if sender.result.stopped is None:
+        while sender.result.stopped is None:
             sender.send_ready()
+            until = sender.held.first()
+            if skip_quiet or until is None:
+                break
+            if on_hold is not None:
+                on_hold(sender.held.groups(), until)
+            clock.sleep((until - clock.now()).total_seconds())
     finally:
         if own_client:
             session = getattr(sender.client.http_client, "session", None)
             if session is not None:
                 session.close()
     sender.result.unknown = unknown_count(campaign.id)
+    sender.result.held = sender.held.groups()
+    sender.result.no_consent = without_consent(campaign.id)
     return sender.result
 
 
-class _Pacer:
-    """Starts one request per ``1 / rate`` seconds at most."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next_at: float | None = None
-
-    def wait(self) -> None:
-        now = time.monotonic()
-        while self.next_at is not None and now < self.next_at:
-            time.sleep(self.next_at - now)
-            now = time.monotonic()
-        self.next_at = now + self.interval
-
-
-def _error_info(err: Exception) -> tuple[int, int | None, str]:
-    """``(HTTP status, Twilio error code, message)`` of a Twilio error."""
-    status = int(getattr(err, "status", 0) or 0)
-    code = getattr(err, "code", None)
-    try:
-        code = int(code) if code is not None else None
-    except (TypeError, ValueError):
-        code = None
-    text = getattr(err, "detail", None) or getattr(err, "title", None) or getattr(err, "msg", None) or str(err)
-    text = str(text).removeprefix("Unable to create record: ")
-    return status, code, text
-
-
-def _surely_not_sent(err: requests.RequestException) -> bool:
-    """Whether the request never reached the server (no connection made)."""
-    if isinstance(err, requests.ConnectTimeout):
-        return True
-    if isinstance(err, requests.ConnectionError):
-        from urllib3.exceptions import NewConnectionError
-
-        reason = err.args[0] if err.args else None
-        return isinstance(getattr(reason, "reason", reason), NewConnectionError)
-    return False
-
-
 class _Sender:
-    def __init__(self, campaign_id: int, settings: TwilioSettings, client: Client, pacer: _Pacer, progress) -> None:
+    def __init__(
+        self, campaign_id: int, settings: TwilioSettings, client: Client, pacer: _Pacer, progress,
+        schedule: Schedule | None = None, clock: Clock | None = None,
+    ) -> None:
         self.campaign_id = campaign_id
         self.settings = settings
         self.client = client
@@ -237,16 +232,25 @@ class _Sender:
         self._campaign_marked = False
         #: Each claimed recipient's claim time, as this sender wrote it.
         self._claims: dict[int, dt.datetime] = {}
+        self.clock = clock or Clock()
+        #: Quiet hours and ``at``; by default none.
+        self.schedule = schedule or Schedule(None, None, self.clock.now())
+        #: Recipients the last pass held (quiet hours, ``at``).
+        self.held = HeldTally()
 
     # -- the two passes --------------------------------------------------
 
     def send_ready(self) -> None:
-        """Claim and send every ready recipient, in id order."""
+        """Claim and send every ready recipient that may go now, in id order."""
         last = 0
+        self.held = HeldTally()
         while True:
             rows = self.session.execute(
-                select(_r.id, _r.phone, _r.message, _r.segments)
-                .where(_r.campaign_id == self.campaign_id, _r.status == "ready", _r.id > last)
+                select(_r.id, _r.phone, _r.message, _r.segments, _r.timezone)
+                .where(
+                    _r.campaign_id == self.campaign_id, _r.status == "ready", _r.id > last, _r.phone.is_not(None),
+                    *consent_conditions(),
+                )
                 .order_by(_r.id)
                 .limit(BATCH)
             ).all()
@@ -255,6 +259,8 @@ class _Sender:
                 return
             for row in rows:
                 last = row.id
+                if self._held(row):
+                    continue
                 if not self._claim(row.id):
                     self.result.skipped += 1
                     self.progress(1)
@@ -267,12 +273,15 @@ class _Sender:
     def settle_unknown(self) -> None:
         """Adopt the messages of unknown state that Twilio has, send the others."""
         rows = self.session.execute(
-            select(_r.id, _r.phone, _r.message, _r.segments, _r.sent_at)
-            .where(_r.campaign_id == self.campaign_id, _r.status == "sending", _r.message_sid.is_(None))
+            select(_r.id, _r.phone, _r.message, _r.segments, _r.sent_at, _r.timezone)
+            .where(
+                _r.campaign_id == self.campaign_id, _r.status == "sending", _r.message_sid.is_(None),
+                _r.phone.is_not(None),
+            )
             .order_by(_r.id)
         ).all()
         self.session.commit()
-        recent = utcnow() - IN_FLIGHT
+        recent = self.clock.now() - IN_FLIGHT
         for row in rows:
             if row.sent_at is not None and row.sent_at > recent:
                 self.progress(1)  # another sender may still be waiting for Twilio's answer
@@ -299,11 +308,18 @@ class _Sender:
 
     # -- one recipient ---------------------------------------------------
 
+    def _held(self, row) -> bool:
+        """Whether quiet hours or ``at`` hold the recipient now (counted)."""
+        hold = self.schedule.hold(row.phone, getattr(row, "timezone", None), self.clock.now())
+        if hold is not None:
+            self.held.add(hold)
+        return hold is not None
+
     def _stamp(self, recipient_id: int, *conditions: Any, **values: Any) -> bool:
         """Claim the recipient now (``sent_at``, and ``values``) where
         ``conditions`` hold, committed, and remember the claim time;
         whether it was claimed."""
-        stamp = utcnow()
+        stamp = self.clock.now()
         claimed = self.session.execute(
             update(_recipients).where(_r.id == recipient_id, *conditions).values(sent_at=stamp, **values)
         ).rowcount
@@ -346,6 +362,9 @@ class _Sender:
         phone = row.phone
         for attempt in range(RATE_LIMITED_TRIES):
             self.pacer.wait()
+            if self._held(row):  # its time ran out while it waited
+                self._release(row.id)
+                return True
             if not self._renew(row.id):
                 self.result.skipped += 1
                 return True
@@ -367,7 +386,7 @@ class _Sender:
             except TwilioException as err:
                 status, code, text = _error_info(err)
                 if status == 429 or code == 20429:
-                    time.sleep(min(2**attempt, 30))
+                    self.clock.sleep(min(2**attempt, 30))
                     continue
                 if status in (401, 403, 404) or code in ACCOUNT_ERRORS:
                     self._release(row.id)

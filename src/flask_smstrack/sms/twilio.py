@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
+
 from flask import current_app
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -125,3 +127,28 @@ def twilio_client(settings: TwilioSettings) -> Client:
     else:
         http_client = TwilioHttpClient(timeout=TIMEOUT)
     return Client(settings.account_sid, settings.auth_token, http_client=http_client)
+
+
+def error_info(err: Exception) -> tuple[int, int | None, str]:
+    """``(HTTP status, Twilio error code, message)`` of a Twilio error."""
+    status = int(getattr(err, "status", 0) or 0)
+    code = getattr(err, "code", None)
+    try:
+        code = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    text = getattr(err, "detail", None) or getattr(err, "title", None) or getattr(err, "msg", None) or str(err)
+    text = str(text).removeprefix("Unable to create record: ")
+    return status, code, text
+
+
+def surely_not_sent(err: requests.RequestException) -> bool:
+    """Whether the request never reached the server (no connection made)."""
+    if isinstance(err, requests.ConnectTimeout):
+        return True
+    if isinstance(err, requests.ConnectionError):
+        from urllib3.exceptions import NewConnectionError
+
+        reason = err.args[0] if err.args else None
+        return isinstance(getattr(reason, "reason", reason), NewConnectionError)
+    return False

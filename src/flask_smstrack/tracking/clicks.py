@@ -243,7 +243,7 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
             is_first=agent.kind == "human",
             country=state.country(ip, environ),
             # Anonymized only after the country lookup above.
-            ip=anonymize_ip(ip),
+            ip=anonymize_ip(ip) if current_app.config[Keys.STORE_IP] else None,
             referrer_host=_referrer_host(referrer) if referrer else None,
         )
     except Exception:  # pragma: no cover - defensive: the visitor must get the redirect

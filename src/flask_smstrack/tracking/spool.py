@@ -10,8 +10,10 @@ import os
 import time
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import insert, select
 
+from ..config import Keys
 from ..models import Click
 from ..state import get_state
 
@@ -49,8 +51,11 @@ def replay_spool(progress=None) -> tuple[int, int]:
         os.rename(path, claimed)
         with open(claimed, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
+        store_ip = current_app.config[Keys.STORE_IP]
         for row in rows:
             row["created_at"] = dt.datetime.fromisoformat(row["created_at"])
+            if not store_ip:
+                row["ip"] = None
             with state.db.engine.begin() as conn:
                 found = conn.execute(
                     select(_clicks.c.id).where(_clicks.c.click_id == row["click_id"])

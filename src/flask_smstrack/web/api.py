@@ -69,6 +69,7 @@ from ..sms.messages import (
     ready_counts,
     sample_values,
 )
+from ..sms.opt_out_text import opt_out_warning
 from ..sms.segments import segment_info
 from .http import check_request_values, read_limited_body
 from .list_args import list_args
@@ -218,7 +219,9 @@ def links_create(campaign_id: int) -> tuple[Response, int]:
 
 @bp.post("/campaigns/<int:campaign_id>/recipients")
 def recipients_import(campaign_id: int) -> tuple[Response, int]:
-    """Import recipients from a CSV body (``text/csv``, a phone column)."""
+    """Import recipients from a CSV body (``text/csv``, a phone column);
+    ``?keep_columns=true`` stores only the columns the templates use."""
+    from ..sms.minimise import NoTemplate, used_columns
     from ..sms.recipients import ImportError_, import_recipients, read_csv
 
     campaign = _campaign_or_404(campaign_id)
@@ -230,8 +233,15 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput({"_body": ["The file is not UTF-8 text."]}) from None
+    keep_columns = request.args.get("keep_columns", "false")
+    if keep_columns not in ("true", "false"):
+        raise InvalidInput({"keep_columns": ["Must be true or false."]})
     try:
-        result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"))
+        kept = used_columns(campaign) if keep_columns == "true" else None
+    except NoTemplate as err:
+        raise InvalidInput({"keep_columns": [f"{str(err)[0].upper()}{str(err)[1:]}."]}) from None
+    try:
+        result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"), keep_columns=kept)
     except ImportError_ as err:
         raise InvalidInput({"_body": [str(err)]}) from None
     body = {
@@ -240,6 +250,8 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
         "suppressed": result.suppressed,
         "errors": [{"line": line, "message": message} for line, message in result.errors],
     }
+    if kept is not None:
+        body["dropped_columns"] = result.dropped_columns
     return jsonify(body), 200
 
 
@@ -290,7 +302,8 @@ def tables_get(campaign_id: int, name: str) -> Response:
 def messages_preview() -> Response:
     """Encoding, characters and segments of a message, as an SMS network
     will count them. A template's ``{link}`` placeholders are filled with a
-    short link as long as a real one first."""
+    short link as long as a real one first. ``warnings`` lists the link that
+    adds a segment and a missing opt-out instruction."""
     data = _load(MessagePreviewSchema())
     text = data["text"]
     body: dict = {}
@@ -313,6 +326,7 @@ def messages_preview() -> Response:
         body.update(rendered=shown.text, segments_without_links=shown.segments_without_links, warning=shown.warning())
     else:
         info = segment_info(text)
+    body["warnings"] = [w for w in (body.get("warning"), opt_out_warning(text)) if w]
     return jsonify(
         encoding=info.encoding,
         characters=info.characters,
@@ -378,6 +392,7 @@ def messages_prepare(campaign_id: int) -> Response:
         link_adds_segment=result.link_adds_segment,
         per_variant=result.per_variant,
         suppressed=result.suppressed,
+        no_consent=result.no_consent,
         ready=ready,
         segments=segments,
         cost=api_value(price * segments if price is not None else None, "money"),
@@ -448,5 +463,5 @@ def not_found(_rest: str) -> Response:
     raise NotFound(f"No API endpoint at {request.path}.")
 
 
-# The conversion and opt-out endpoints live in their own modules, on this blueprint.
-from . import api_conversions, api_optouts  # noqa: E402,F401
+# The conversion, subject and opt-out endpoints live in their own modules, on this blueprint.
+from . import api_conversions, api_optouts, api_subjects  # noqa: E402,F401

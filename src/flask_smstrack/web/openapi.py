@@ -75,6 +75,15 @@ def build_spec(version: str, server_url: str) -> dict:
                     "campaign_id", "sent", "delivered", "clicks", "unique_clicks", "previews", "bots",
                     "human_confirmed", "forwards", "segments", "undelivered", "conversions", "unattributed_conversions")},
                 **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
+                "opt_outs": {
+                    "type": "integer",
+                    "description": "Numbers that replied STOP (or another opt-out word) to the campaign's messages, "
+                                   "each once; a later START does not take one back",
+                },
+                "opt_out_rate": {
+                    "type": "number", "nullable": True,
+                    "description": "opt_outs / delivered; null while nothing is known delivered",
+                },
                 **{k: {"type": "string", "nullable": True} for k in ("cost", "profit", "epc", "aov", "cost_per_conversion")},
                 "currency": {"type": "string"},
                 **{k: {"type": "object", "additionalProperties": {"type": "string"}} for k in (
@@ -119,7 +128,9 @@ def build_spec(version: str, server_url: str) -> dict:
             "summary": "Encoding and segments of a message",
             "requestBody": _body("MessagePreviewIn"),
             "responses": {
-                "200": {"description": "encoding, characters, units, segments, per_segment, remaining"},
+                "200": {"description": "encoding, characters, units, segments, per_segment, remaining; warnings: "
+                                       "a list of sentences (the short link adds a segment, no opt-out instruction "
+                                       "such as \"Reply STOP to opt out\", or that sending will be refused)"},
                 "400": _ERRORS,
                 "404": _ERRORS,
             },
@@ -155,7 +166,11 @@ def build_spec(version: str, server_url: str) -> dict:
     })
     spec.path("/campaigns/{campaign_id}/recipients", parameters=_ID, operations={
         "post": {
-            "summary": "Import recipients from CSV (a phone column; other columns become attributes)",
+            "summary": "Import recipients from CSV (a phone column; other columns become attributes, with "
+                       "?keep_columns=true only those the campaign's templates use)",
+            "parameters": [
+                {"name": "keep_columns", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+            ],
             "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
             "responses": {"200": {"description": "imported, merged, and errors with their line numbers"}, "400": _ERRORS},
         },
@@ -235,6 +250,7 @@ def build_spec(version: str, server_url: str) -> dict:
     })
     _conversion_paths(spec)
     _opt_out_paths(spec)
+    _subject_paths(spec)
     return _with_common_errors(spec.to_dict())
 
 
@@ -318,6 +334,37 @@ def _opt_out_paths(spec: APISpec) -> None:
             "responses": {"200": _json("OptOutsAdded", "added, already on the list, and invalid lines")},
         },
     })
+def _subject_paths(spec: APISpec) -> None:
+    """One person's data, admin only; the number goes in the body."""
+    from .api_subjects import SubjectSchema
+
+    spec.components.schema("Subject", schema=SubjectSchema)
+    spec.components.schema("SubjectExport", {
+        "type": "object",
+        "properties": {
+            name: {"type": "array", "items": {"type": "object"}}
+            for name in ("recipients", "links", "clicks", "conversions", "suppressions", "opt_out_events")
+        },
+    })
+    spec.components.schema("SubjectErasure", {
+        "type": "object",
+        "properties": {
+            "phone_tail": {"type": "string"},
+            "erased": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    })
+    for action, ref, summary in (
+        ("export", "SubjectExport", "Everything stored about a phone number, across every owner (admin only)"),
+        ("erase", "SubjectErasure", "Erase what is stored about a phone number and suppress it for every owner "
+                                    "that had it; report totals stay (admin only)"),
+    ):
+        spec.path(f"/subjects/{action}", operations={
+            "post": {
+                "summary": summary,
+                "requestBody": _body("Subject"),
+                "responses": {"200": _json(ref, "Done"), "400": _ERRORS, "403": _ERRORS},
+            },
+        })
 
 
 def _with_common_errors(doc: dict) -> dict:

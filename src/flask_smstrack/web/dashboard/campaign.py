@@ -5,6 +5,9 @@ Every number shown comes from :mod:`flask_smstrack.reports`; the views only
 pick, order, format and draw what the reports computed."""
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 from flask import (
     current_app,
     render_template,
@@ -19,7 +22,7 @@ from ...errors import InvalidInput, NotFound
 from ...manage import (
     short_url,
 )
-from ...reports.campaign import CampaignData
+from ...reports.campaign import CampaignData, ratio
 from ...reports.export import csv_download, table_csv
 from ...reports.tables import (
     BREAKDOWNS,
@@ -64,7 +67,33 @@ def campaign(campaign_id: int) -> tuple[str, int]:
         timezones=timezone_names(),
         sent_at=local(campaign.sent_at, tz),
         messages_card=messages_card(data),
+        opt_outs=opt_out_card(data),
     ), (400 if tz_error else 200)
+
+
+def opt_out_card(data: CampaignData) -> dict[str, Any] | None:
+    """The campaign page's Opt-outs card: the numbers that replied STOP to
+    the campaign's messages and their rate (per variant too), and the
+    recipients left out because they had opted out before; ``None`` for a
+    campaign without imported recipients, variants or opt-outs."""
+    campaign, report = data.campaign, data.report
+    totals = data.recipients
+    if not totals and not campaign.variants and not report.opt_outs:
+        return None
+    receipts = sum(t["receipts"] for t in totals.values())
+    variants = []
+    if campaign.variants:
+        by_variant = data.variant_opt_outs
+        for v in campaign.variants:
+            n, t = by_variant.get(v.id, 0), totals.get(v.id, Counter())
+            variants.append({"name": v.name, "opt_outs": n, "rate": ratio(n, t["delivered"] if receipts else None)})
+    return {
+        "opt_outs": report.opt_outs,
+        "rate": report.opt_out_rate,
+        "delivered": report.delivered,
+        "suppressed": sum(t["suppressed"] for t in totals.values()),
+        "variants": variants,
+    }
 
 
 @bp.get("/campaigns/<int:campaign_id>/tables/<name>.csv")

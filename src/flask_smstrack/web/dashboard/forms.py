@@ -167,6 +167,9 @@ class _MessagePreview:
     characters: int
     segments: int
     warning: str | None
+    #: No opt-out instruction ("Reply STOP to opt out"): a warning, or that
+    #: sending will be refused.
+    opt_out_warning: str | None
     unknown: list[str]
     price: Decimal | None
     recipients: int | None
@@ -176,6 +179,7 @@ class _MessagePreview:
 def _message_previews(campaign: Campaign | None, values: dict[str, str], slots: list[dict[str, str]]) -> list[_MessagePreview]:
     """Each message version rendered with sample links: what it costs."""
     from ...sms.messages import attribute_names, preview, sample_values
+    from ...sms.opt_out_text import opt_out_warning
 
     versions = [(f"Variant {s['name'] or i + 1}", s["message_template"], s["weight"]) for i, s in enumerate(slots) if s["message_template"]]
     if not versions and values.get("message_template"):
@@ -201,7 +205,7 @@ def _message_previews(campaign: Campaign | None, values: dict[str, str], slots: 
         out.append(
             _MessagePreview(
                 label, shown.text, shown.info.encoding, shown.info.characters, shown.info.segments, shown.warning(),
-                shown.unknown, per_message, share,
+                opt_out_warning(text), shown.unknown, per_message, share,
                 per_message * share if per_message is not None and share is not None else None,
             )
         )

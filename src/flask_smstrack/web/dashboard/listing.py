@@ -40,6 +40,7 @@ LIST_COLUMNS = [
     _ListColumn("ctr", "CTR"),
     _ListColumn("conversions", "Conv.", title="conversions"),
     _ListColumn("conversion_rate", "Conv. rate", title="conversion rate"),
+    _ListColumn("opt_out_rate", "Opt-outs", title="opt-out rate"),
 ]
 
 

@@ -131,6 +131,8 @@ def messages_card(data: CampaignData) -> dict[str, Any] | None:
         ],
         "variants": [v.name for v in campaign.variants],
         "test": test,
+        # Opt-outs per variant are on the page's Opt-outs card instead.
+        "test_columns": [c for c in test.columns if not c.key.startswith("opt_out")] if test else [],
         "bars": variant_bars(test) if test else [],
     }
 
@@ -173,8 +175,12 @@ def messages_prepare(campaign_id: int) -> Response:
         return redirect(back)
     if result.prepared:
         flash(_prepared_message(campaign, result))
-    else:
+    elif not result.no_consent:
         flash("Every message is already sent or exported: there is nothing left to prepare.")
+    if result.no_consent:
+        from ...sms.consent import left_out_message
+
+        flash(f"{left_out_message(result.no_consent)}.", "error")
     return redirect(back)
 
 
