@@ -43,7 +43,9 @@ def opt_out_command(phones: tuple[str, ...], owner: str | None, owner_id: str | 
     valid, invalid = normalize_all(phones, region)
     change = (opt_in if remove else opt_out)(valid, who, source="cli")
     if remove:
-        click.echo(f"{change.changed} removed from the opt-out list of {_whose(who)}; {change.unchanged} were not on it.")
+        click.echo(
+            f"{change.changed} removed from the opt-out list of {_whose(who)}; {change.unchanged} were not on it."
+        )
     else:
         click.echo(f"{change.changed} added to the opt-out list of {_whose(who)}; {change.unchanged} already on it.")
     for text, why in invalid:

@@ -227,7 +227,7 @@ class _Sender:
         self.pacer = pacer
         self.progress = progress or (lambda n: None)
         self.session = get_state().db.session
-        self.owner_id = self.session.execute(select(_campaigns.c.owner_id).where(_campaigns.c.id == campaign_id)).scalar()
+        self.owner_id = self.session.get(Campaign, campaign_id).owner_id
         self.result = SendResult()
         self._campaign_marked = False
         #: Each claimed recipient's claim time, as this sender wrote it.

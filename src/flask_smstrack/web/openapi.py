@@ -295,7 +295,8 @@ def _opt_out_paths(spec: APISpec) -> None:
     invalid = {"type": "array", "items": {"type": "object", "properties": {
         "phone": {"type": "string"}, "line": {"type": "integer"}, "message": {"type": "string"}}}}
     counts = {
-        name: {"type": "object", "properties": {first: {"type": "integer"}, second: {"type": "integer"}, "invalid": invalid}}
+        name: {"type": "object",
+               "properties": {first: {"type": "integer"}, second: {"type": "integer"}, "invalid": invalid}}
         for name, first, second in (("OptOutsAdded", "added", "already"), ("OptOutsRemoved", "removed", "absent"))
     }
     for name, schema in counts.items():
