@@ -146,7 +146,7 @@ def test_prepare_messages_from_the_page(sms, sms_app):
     card = _card(page)
     assert "12 recipients, 12 without a message yet: press “Prepare messages” to write them." in _text(card)
     assert _statuses(card) == {
-        "pending": "12", "ready": "0", "exported": "0", "sending": "0", "queued": "0", "sent": "0",
+        "pending": "12", "ready": "0", "suppressed": "0", "exported": "0", "sending": "0", "queued": "0", "sent": "0",
         "delivered": "0", "undelivered": "0", "failed": "0",
     }
     assert "Download messages (CSV)" not in card and "Recipients for the next send" not in card

@@ -52,7 +52,7 @@ def test_import_via_api(app, actions):
         headers={"Authorization": f"Bearer {key}"},
     )
     assert response.status_code == 200, response.json
-    assert response.json == {"imported": 2, "merged": 0, "errors": []}
+    assert response.json == {"imported": 2, "merged": 0, "suppressed": 0, "errors": []}
     assert sorted(_recipients(app)) == ["+447911123456", "+447911123457"]
     no_phone = actions.client.post(
         f"/smstrack/api/v1/campaigns/{campaign['id']}/recipients", data="name\nIvy\n", content_type="text/csv",
@@ -85,7 +85,7 @@ def test_broken_rows_are_4xx_or_left_out_naming_their_line(app, actions):
     # Lines ended by a bare CR (old Mac files), and a bare CR inside a row: it ends the line.
     mac = _import(actions, key, campaign["id"], "phone,name\r+14155550100,Ana\r+14155550101,Ben\rMaria\r")
     assert mac.status_code == 200, mac.json
-    assert mac.json == {"imported": 2, "merged": 0, "errors": [{"line": 4, "message": "'Maria' is not a phone number"}]}
+    assert mac.json == {"imported": 2, "merged": 0, "suppressed": 0, "errors": [{"line": 4, "message": "'Maria' is not a phone number"}]}
     # A row the CSV reader cannot read stops the import, naming its line.
     huge = _import(actions, key, campaign["id"], "phone,name\n+14155550102,Cy\n+14155550103," + "x" * 200_000 + "\n")
     assert huge.status_code == 400

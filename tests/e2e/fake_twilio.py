@@ -16,6 +16,7 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable
 from email.utils import format_datetime, parsedate_to_datetime
 
 from werkzeug.serving import make_server
@@ -51,6 +52,9 @@ class FakeTwilio:
     accept_dropped: bool = False
     messages: list[dict] = field(default_factory=list)
     requests: list[Seen] = field(default_factory=list)
+    #: Called with the form of each create request before it is answered
+    #: (something that happens while a send is under way).
+    on_create: Callable[[dict[str, str]], None] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -131,6 +135,8 @@ class FakeTwilio:
     def wsgi(self, environ, start_response):
         request = Request(environ)
         seen = Seen(request.method, request.path, dict(request.form), dict(request.args))
+        if self.on_create is not None and request.method == "POST":
+            self.on_create(seen.form)
         with self._lock:
             self.requests.append(seen)
             response = self._answer(request)

@@ -49,6 +49,8 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None, k
     except ImportError_ as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"Imported {result.imported} recipients; {result.merged} duplicates merged; {len(result.errors)} rows left out.")
+    if result.suppressed:
+        click.echo(f"{result.suppressed} of them opted out and will not be texted.")
     if result.dropped_columns:
         click.echo(f"Columns not stored (no template uses them): {', '.join(result.dropped_columns)}")
     for line, message in result.errors[:50]:
@@ -99,6 +101,8 @@ def _prepare(campaign: Campaign) -> None:
     )
     if campaign.cost_per_segment is not None:
         click.echo(f"Cost: {campaign.cost_per_segment * segments:.4f} {campaign.currency}", err=True)
+    if result.suppressed:
+        click.echo(f"{result.suppressed} recipients opted out: no message for them.", err=True)
     if result.link_adds_segment:
         click.echo(f"Warning: the short link pushes {result.link_adds_segment} messages into one more segment.", err=True)
     if result.no_consent:
@@ -312,10 +316,12 @@ def send_command(
         pace = send_rate(rate)
         clock = app_clock()
         schedule = Schedule.for_app(at, clock.now())
-        prepare_messages(campaign)
+        prepared = prepare_messages(campaign)
     except (SendError, PrepareError) as err:
         raise click.ClickException(str(err)) from None
     warn_opt_out_text(campaign=campaign)
+    if prepared.suppressed:
+        click.echo(f"{prepared.suppressed} recipient{'s' if prepared.suppressed != 1 else ''} opted out: not texted.")
     plan = send_plan(campaign)
     todo = plan.messages + (plan.unknown if retry_unknown else 0)
     if not todo:
@@ -358,6 +364,8 @@ def send_command(
         click.echo(f"  {failure.phone}: error {failure.code}: {failure.message}", err=True)
     if len(result.failed) > 50:
         click.echo(f"  ... and {len(result.failed) - 50} more", err=True)
+    if result.suppressed:
+        click.echo(f"{result.suppressed} not sent: the number opted out during the send.")
     if result.skipped:
         click.echo(f"{result.skipped} left to another send running at the same time.")
     if result.no_consent:

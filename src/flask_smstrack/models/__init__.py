@@ -38,7 +38,7 @@ from .privacy import EVERY_OWNER, OptOutEvent, Suppression
 from .rollups import ClickDimensionRollup, ClickRollup, ConversionRollup, PurgedConversion, RecipientRollup, RollupState
 
 __all__ = [
-    "EVERY_OWNER", "NAMING_CONVENTION", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click",
+    "EVERY_OWNER", "NAMING_CONVENTION", "NOT_SENT", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click",
     "ClickDimensionRollup", "ClickRollup", "Conversion", "ConversionRollup", "Link", "Money", "OptOutEvent",
     "PurgedConversion", "Recipient", "RecipientRollup", "Refund", "RollupState", "Suppression", "UTCDateTime", "User",
     "Variant", "utcnow",
@@ -168,8 +168,8 @@ class Campaign(Base):
         return self._count_recipients()
 
     def messages_sent(self) -> int:
-        """Messages handed to a provider (no longer ``pending`` or ``ready``)."""
-        return self._count_recipients(Recipient.__table__.c.status.not_in(("pending", "ready")))
+        """Messages handed to a provider (not ``pending``, ``ready`` or ``suppressed``)."""
+        return self._count_recipients(Recipient.__table__.c.status.not_in(NOT_SENT))
 
     def _count_recipients(self, *conditions) -> int:
         from sqlalchemy import func, select
@@ -380,7 +380,8 @@ class Recipient(Base):
     """One person a campaign's message goes to, and what happened to it.
 
     ``status`` moves forward only: ``pending`` (imported), ``ready`` (message
-    rendered, links made), then ``exported`` (downloaded for another SMS
+    rendered, links made) or ``suppressed`` (the number opted out: not sent,
+    back to ``pending`` if it opts in again), then ``exported`` (downloaded for another SMS
     platform), or ``sending`` (handed to the provider, answer not yet stored)
     and the provider's ``queued``, ``sent``, ``delivered``, ``undelivered`` or
     ``failed``.
@@ -429,11 +430,15 @@ class Recipient(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+#: Statuses of recipients whose message has not left: imported, rendered, or
+#: held back because the number opted out.
+NOT_SENT = ("pending", "ready", "suppressed")
+
 #: A recipient's message counts as sent (and paid for) once it is handed to a
 #: provider or exported for another platform, unless the provider refused it
 #: before sending.
 SENT_CONDITION = (
-    Recipient.__table__.c.status.not_in(("pending", "ready")),
+    Recipient.__table__.c.status.not_in(NOT_SENT),
     ~((Recipient.__table__.c.status == "failed") & Recipient.__table__.c.message_sid.is_(None)),
 )
 

@@ -34,6 +34,7 @@ from ..models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
 from ..state import get_state
 from .consent import consent_conditions, leave_out_without_consent
 from .segments import SegmentInfo, segment_info
+from .suppression import SUPPRESSED, hold_suppressed, suppressed_recipients
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: A placeholder, or a doubled brace written for a brace itself.
@@ -245,6 +246,8 @@ class PrepareResult:
     link_adds_segment: int = 0
     #: Recipients per template name.
     per_variant: dict[str, int] = field(default_factory=dict)
+    #: Recipients not texted: their number opted out.
+    suppressed: int = 0
     #: Recipients left out for want of a consent record (see :mod:`.consent`).
     no_consent: int = 0
 
@@ -292,11 +295,12 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
     r = Recipient.__table__.c
     templates = templates_of(campaign)
     by_variant = {t.variant_id: i for i, t in enumerate(templates)}
-    result = PrepareResult(no_consent=leave_out_without_consent(campaign.id))
+    result = PrepareResult(no_consent=leave_out_without_consent(campaign.id), suppressed=hold_suppressed(campaign.id))
 
     counts = [0] * len(templates)
     for variant_id, n in session.execute(
-        select(r.variant_id, func.count()).where(r.campaign_id == campaign.id, r.status.not_in(UNSENT)).group_by(r.variant_id)
+        select(r.variant_id, func.count())
+        .where(r.campaign_id == campaign.id, r.status.not_in((*UNSENT, SUPPRESSED))).group_by(r.variant_id)
     ):
         if variant_id in by_variant:
             counts[by_variant[variant_id]] += n
@@ -443,6 +447,7 @@ def mark_exported(campaign_id: int) -> int:
     downloaded for it. Returns how many."""
     r = Recipient.__table__.c
     session = get_state().db.session
+    hold_suppressed(campaign_id)
     changed = session.execute(
         update(Recipient.__table__)
         .where(r.campaign_id == campaign_id, r.status == "ready", r.phone.is_not(None))
@@ -453,15 +458,17 @@ def mark_exported(campaign_id: int) -> int:
 
 
 def message_rows(campaign: Campaign) -> list[tuple[str, str, str]]:
-    """``(phone, message, variant)`` of every rendered message, by recipient."""
+    """``(phone, message, variant)`` of every rendered message, by recipient,
+    but those of suppressed numbers not sent yet."""
     names = variant_names(campaign)
     r = Recipient.__table__.c
     rows = get_state().db.session.execute(
-        select(r.phone, r.message, r.variant_id)
-        .where(r.campaign_id == campaign.id, r.message.is_not(None), r.phone.is_not(None))
+        select(r.id, r.phone, r.phone_hash, r.status, r.message, r.variant_id)
+        .where(r.campaign_id == campaign.id, r.message.is_not(None), r.phone.is_not(None), r.status != SUPPRESSED)
         .order_by(r.id)
-    )
-    return [(phone, message, names.get(variant_id, "")) for phone, message, variant_id in rows]
+    ).all()
+    held = suppressed_recipients(campaign.owner_id, [row for row in rows if row.status in UNSENT])
+    return [(row.phone, row.message, names.get(row.variant_id, "")) for row in rows if row.id not in held]
 
 
 def recipient_totals(campaign_id: int) -> dict[int | None, Counter]:

@@ -21,10 +21,10 @@ import phonenumbers
 from sqlalchemy import insert, select, update
 
 from ..config import Keys
-from ..models import Recipient, utcnow
+from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
 from .consent import RECORD_COLUMNS, RecordColumns
-from .suppression import phone_hasher
+from .suppression import SUPPRESSED, phone_hasher, suppressed_phones
 
 #: Header names read as the phone number and the external id.
 PHONE_HEADERS = ("phone", "phone_number", "mobile", "msisdn", "number", "to")
@@ -43,6 +43,8 @@ class ImportResult:
     merged: int = 0
     #: ``(line number, message)`` for every row that was left out.
     errors: list[tuple[int, str]] = field(default_factory=list)
+    #: Recipients imported with the status ``suppressed``: their number opted out.
+    suppressed: int = 0
     #: Attribute columns left out by ``keep_columns``.
     dropped_columns: list[str] = field(default_factory=list)
 
@@ -177,6 +179,10 @@ def import_recipients(
             "attributes": attributes, "status": "pending", "created_at": now,
             "fields": {"timezone": None, "consent_source": None, "consent_at": None, **fields},
         }
+    owner = session.execute(select(Campaign.owner_id).where(Campaign.id == campaign_id)).scalar()
+    for phone in suppressed_phones(owner, fresh):
+        fresh[phone]["status"] = SUPPRESSED
+        result.suppressed += 1
     values = [{**{k: v for k, v in r.items() if k != "fields"}, **r["fields"]} for r in fresh.values()]
     for start in range(0, len(values), BATCH):
         session.execute(insert(table), values[start:start + BATCH])

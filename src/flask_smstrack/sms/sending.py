@@ -51,6 +51,7 @@ from .opt_out_text import check_opt_out_text
 from .receipts import segment_count
 from .schedule import Clock, HeldGroup, HeldTally, Schedule, app_clock
 from .schedule import Pacer as _Pacer
+from .suppression import held_at_send
 from .twilio import TIMEOUT, SendError, TwilioSettings, twilio_client, twilio_settings
 from .twilio import error_info as _error_info, surely_not_sent as _surely_not_sent
 
@@ -125,6 +126,8 @@ class SendResult:
     held: list[HeldGroup] = field(default_factory=list)
     #: Recipients left out for want of a consent record.
     no_consent: int = 0
+    #: Messages not sent because the number opted out since it was prepared.
+    suppressed: int = 0
 
 
 @dataclass
@@ -224,6 +227,7 @@ class _Sender:
         self.pacer = pacer
         self.progress = progress or (lambda n: None)
         self.session = get_state().db.session
+        self.owner_id = self.session.get(Campaign, campaign_id).owner_id
         self.result = SendResult()
         self._campaign_marked = False
         #: Each claimed recipient's claim time, as this sender wrote it.
@@ -363,6 +367,9 @@ class _Sender:
                 return True
             if not self._renew(row.id):
                 self.result.skipped += 1
+                return True
+            if held_at_send(self.owner_id, row.id, row.phone):
+                self.result.suppressed += 1
                 return True
             try:
                 message = self.client.messages.create(**self._create_args(row))

@@ -15,9 +15,9 @@ import hashlib
 import hmac
 from typing import Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from ..models import EVERY_OWNER, Suppression
+from ..models import EVERY_OWNER, Campaign, Recipient, Suppression, utcnow
 from ..state import get_state, signing_key
 
 _SALT = b"smstrack-phone\x00"
@@ -79,3 +79,66 @@ def suppressed_phones(owner_id: str | None, phones: Iterable[str]) -> set[str]:
 def is_suppressed(owner_id: str | None, phone: str) -> bool:
     """Whether one number is suppressed for a campaign of ``owner_id``."""
     return bool(suppressed_phones(owner_id, [phone]))
+
+
+#: The status of a recipient whose number is suppressed: never prepared,
+#: exported or sent, and back to ``pending`` once it no longer is.
+SUPPRESSED = "suppressed"
+#: Statuses a recipient leaves for :data:`SUPPRESSED` (and the one it comes back to first).
+_HELD_FROM = ("pending", "ready")
+
+
+def suppressed_recipients(owner_id: str | None, rows: Iterable) -> set[int]:
+    """The ids of ``rows`` (with ``id``, ``phone``, ``phone_hash``) whose
+    number is suppressed for a campaign of ``owner_id``."""
+    digest = phone_hasher()
+    hashes = {row.id: row.phone_hash or digest(row.phone) for row in rows if row.phone_hash or row.phone}
+    held = suppressed_hashes(owner_id, hashes.values())
+    return {i for i, h in hashes.items() if h in held}
+
+
+def hold_suppressed(campaign_id: int) -> int:
+    """Move the campaign's unsent recipients whose number is suppressed to
+    :data:`SUPPRESSED`, and those no longer suppressed (after a START) back
+    to ``pending``, committed. Returns how many are suppressed."""
+    session = get_state().db.session
+    owner = session.execute(select(Campaign.owner_id).where(Campaign.id == campaign_id)).scalar()
+    table = Recipient.__table__
+    r = table.c
+    rows = session.execute(
+        select(r.id, r.phone, r.phone_hash, r.status)
+        .where(r.campaign_id == campaign_id, r.status.in_((*_HELD_FROM, SUPPRESSED)))
+    ).all()
+    held = suppressed_recipients(owner, rows)
+    now = utcnow()
+    moves = (
+        ([row.id for row in rows if row.id in held and row.status != SUPPRESSED], _HELD_FROM, SUPPRESSED),
+        ([row.id for row in rows if row.id not in held and row.status == SUPPRESSED], (SUPPRESSED,), "pending"),
+    )
+    for ids, before, after in moves:
+        for start in range(0, len(ids), CHUNK):
+            session.execute(
+                update(table)
+                .where(r.id.in_(ids[start:start + CHUNK]), r.status.in_(before))
+                .values(status=after, status_at=now)
+            )
+    session.commit()
+    return len(held)
+
+
+def held_at_send(owner_id: str | None, recipient_id: int, phone: str) -> bool:
+    """Whether a recipient claimed for sending (``sending``, no message id)
+    is suppressed now; if so it becomes :data:`SUPPRESSED`, committed.
+    One indexed look-up: a send in progress honours a STOP that came since
+    the campaign was prepared."""
+    if not is_suppressed(owner_id, phone):
+        return False
+    session = get_state().db.session
+    r = Recipient.__table__.c
+    session.execute(
+        update(Recipient.__table__)
+        .where(r.id == recipient_id, r.status == "sending", r.message_sid.is_(None))
+        .values(status=SUPPRESSED, sent_at=None, status_at=utcnow())
+    )
+    session.commit()
+    return True

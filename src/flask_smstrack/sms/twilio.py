@@ -24,6 +24,11 @@ STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 CLICK_CALLBACK_PATH = "/webhooks/twilio/clicks"
 
 
+#: Where Twilio posts the replies to the sending number (STOP, START...):
+#: the number's "A message comes in" webhook.
+INBOUND_PATH = "/webhooks/twilio/inbound"
+
+
 #: Seconds to wait for one answer from Twilio.
 TIMEOUT = 30
 

@@ -247,6 +247,7 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
     body = {
         "imported": result.imported,
         "merged": result.merged,
+        "suppressed": result.suppressed,
         "errors": [{"line": line, "message": message} for line, message in result.errors],
     }
     if kept is not None:
@@ -390,6 +391,7 @@ def messages_prepare(campaign_id: int) -> Response:
         links_created=result.links_created,
         link_adds_segment=result.link_adds_segment,
         per_variant=result.per_variant,
+        suppressed=result.suppressed,
         no_consent=result.no_consent,
         ready=ready,
         segments=segments,
@@ -461,5 +463,5 @@ def not_found(_rest: str) -> Response:
     raise NotFound(f"No API endpoint at {request.path}.")
 
 
-# The conversion and subject endpoints live in their own modules, on this blueprint.
-from . import api_conversions, api_subjects  # noqa: E402,F401
+# The conversion, subject and opt-out endpoints live in their own modules, on this blueprint.
+from . import api_conversions, api_optouts, api_subjects  # noqa: E402,F401

@@ -249,6 +249,7 @@ def build_spec(version: str, server_url: str) -> dict:
         },
     })
     _conversion_paths(spec)
+    _opt_out_paths(spec)
     _subject_paths(spec)
     return _with_common_errors(spec.to_dict())
 
@@ -285,6 +286,55 @@ def _conversion_paths(spec: APISpec) -> None:
     })
 
 
+def _opt_out_paths(spec: APISpec) -> None:
+    """The suppression list."""
+    from .optout_schemas import MAX_PER_PAGE, PER_PAGE, OptOutSchema, PhonesSchema
+
+    spec.components.schema("OptOut", schema=OptOutSchema)
+    spec.components.schema("PhonesIn", schema=PhonesSchema)
+    invalid = {"type": "array", "items": {"type": "object", "properties": {
+        "phone": {"type": "string"}, "line": {"type": "integer"}, "message": {"type": "string"}}}}
+    counts = {
+        name: {"type": "object",
+               "properties": {first: {"type": "integer"}, second: {"type": "integer"}, "invalid": invalid}}
+        for name, first, second in (("OptOutsAdded", "added", "already"), ("OptOutsRemoved", "removed", "absent"))
+    }
+    for name, schema in counts.items():
+        spec.components.schema(name, schema)
+    spec.path("/opt-outs", operations={
+        "get": {
+            "summary": "Your suppression list (numbers as their last two digits), newest first, paged",
+            "parameters": [
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
+                {"name": "per_page", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": PER_PAGE}},
+            ],
+            "responses": {"200": {"description": "opt_outs, total, page, per_page and pages", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "opt_outs": {"type": "array", "items": {"$ref": "#/components/schemas/OptOut"}},
+                    **{k: {"type": "integer"} for k in ("total", "page", "per_page", "pages")}}}}}}},
+        },
+        "post": {
+            "summary": "Never text these numbers from your campaigns; invalid ones are listed",
+            "requestBody": _body("PhonesIn"),
+            "responses": {"200": _json("OptOutsAdded", "added, already on the list, invalid")},
+        },
+    })
+    spec.path("/opt-outs/remove", operations={
+        "post": {
+            "summary": "Take numbers off your suppression list (they opted back in)",
+            "requestBody": _body("PhonesIn"),
+            "responses": {"200": _json("OptOutsRemoved", "removed, not on the list, invalid")},
+        },
+    })
+    spec.path("/opt-outs/import", operations={
+        "post": {
+            "summary": "Add the numbers of a CSV file (a phone column) to your suppression list",
+            "parameters": [{"name": "region", "in": "query", "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}}],
+            "requestBody": {"required": True, "content": _CSV},
+            "responses": {"200": _json("OptOutsAdded", "added, already on the list, and invalid lines")},
+        },
+    })
 def _subject_paths(spec: APISpec) -> None:
     """One person's data, admin only; the number goes in the body."""
     from .api_subjects import SubjectSchema

@@ -1,5 +1,7 @@
-"""Twilio's webhooks: delivery receipts (``POST /smstrack/webhooks/twilio/status``)
-and Link Shortening click events (``POST /smstrack/webhooks/twilio/clicks``).
+"""Twilio's webhooks: delivery receipts (``POST /smstrack/webhooks/twilio/status``),
+Link Shortening click events (``POST /smstrack/webhooks/twilio/clicks``) and
+replies to the sending number (``POST /smstrack/webhooks/twilio/inbound``),
+read for STOP and START.
 
 Only requests signed by Twilio with the account's Auth Token
 (``X-Twilio-Signature``) are answered; without a token configured, every
@@ -20,8 +22,10 @@ from werkzeug.wrappers import Response
 from ..config import Keys
 from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, json_error
 from ..schemas import MAX_JSON_DEPTH, json_too_deep, text_problem
+from ..sms.optouts import read_reply, record_reply
 from ..sms.receipts import record_status
-from ..sms.twilio import CLICK_CALLBACK_PATH, STATUS_CALLBACK_PATH, twilio_auth_token
+from ..sms.recipients import normalize_phone
+from ..sms.twilio import CLICK_CALLBACK_PATH, INBOUND_PATH, STATUS_CALLBACK_PATH, twilio_auth_token
 from ..sms.twilio_clicks import record_twilio_click
 from .http import check_request_values, read_limited_body
 
@@ -147,3 +151,27 @@ def twilio_clicks() -> Response:
     if click_id is None:
         return _ignored("no message of ours with this sms_sid, or a link our own redirect counts")
     return Response(status=204)
+
+
+#: The answer to an inbound message: no reply from us (Twilio's Advanced
+#: Opt-Out, or the carrier, confirms a STOP itself).
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+@bp.post(INBOUND_PATH)
+def twilio_inbound() -> Response:
+    _check_signature(request.form)
+    form = request.form
+    answer = Response(EMPTY_TWIML, mimetype="text/xml")
+    reply = read_reply(form.get("Body"), form.get("OptOutType"))
+    if reply is None:
+        return answer  # any other message: not ours to keep
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    if not sid or len(sid) > 64:
+        raise InvalidInput({"MessageSid": ["Missing, or longer than 64 characters."]})
+    try:
+        phone = normalize_phone(form.get("From") or "", current_app.config[Keys.DEFAULT_REGION])
+    except ValueError as err:
+        raise InvalidInput({"From": [f"{str(err)[:80]}: not a number that can be texted."]}) from None
+    record_reply(phone, reply, message_sid=sid)
+    return answer

@@ -30,6 +30,7 @@ from .charts import variant_bars
 RECIPIENT_STATUSES = {
     "pending": ("Pending", "imported, no message yet"),
     "ready": ("Ready", "message written, not sent yet"),
+    "suppressed": ("Opted out", "the number is on the opt-out list: not texted"),
     "exported": ("Exported", "downloaded for another SMS platform: counted as sent"),
     "sending": ("Sending", "handed to the provider"),
     "queued": ("Queued", "waiting at the provider"),
@@ -116,7 +117,7 @@ def messages_card(data: CampaignData) -> dict[str, Any] | None:
         "ready_cost": price * ready_segments if price is not None else None,
         "statuses": statuses,
         "recipients": recipients,
-        "written": recipients - pending,
+        "written": recipients - pending - sum(t["suppressed"] for t in totals),
         "pending": pending,
         "messages": messages,
         "cost_note": _cost_note(campaign, data.report),
@@ -146,6 +147,8 @@ def _prepared_message(campaign: Campaign, result: Any) -> str:
         text += " (" + ", ".join(f"{name}: {n:,}" for name, n in shares) + ")"
     if result.link_adds_segment:
         text += f"; the short link pushes {plural(result.link_adds_segment, 'message')} into another segment"
+    if result.suppressed:
+        text += f"; {plural(result.suppressed, 'recipient')} opted out and will not be texted"
     return text + "."
 
 
