@@ -34,7 +34,8 @@ def seeded(app, actions):
     exported, one ready), a click and a conversion."""
     from wsgi import db
 
-    from flask_smstrack.sms.messages import mark_exported, prepare_messages
+    from flask_smstrack.sms.messages import prepare_messages
+    from flask_smstrack.sms.outbox import mark_exported
 
     actions.user("admin@example.com", admin=True)
     key = actions.api_key("admin@example.com")

@@ -19,7 +19,7 @@ NEEDLES = [ZEB, "14155550142", "4155550142", "(415) 555-0142", "415-555-0142", "
 PEOPLE = (
     "phone,external_id,first_name,city\n"
     "+14155550100,cust-ana,Ana,Oakland\n"
-    f"(415) 555-0142,cust-zeb-77,Zebulon,Quillbury\n"
+    "(415) 555-0142,cust-zeb-77,Zebulon,Quillbury\n"
     "+14155550101,cust-ben,Ben,Fresno\n"
 )
 
@@ -267,7 +267,7 @@ def test_forget_phones_after_days(make_app, tmp_path):
 
     dry = runner.invoke(args=["smstrack", "forget-phones", "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert f"Would forget 4 numbers of 1 campaigns" in dry.output and f"(campaigns: {old['id']})" in dry.output
+    assert "Would forget 4 numbers of 1 campaigns" in dry.output and f"(campaigns: {old['id']})" in dry.output
     assert "1 of them were never sent" in dry.output
     with app.app_context():
         assert _db().session.execute(select(Recipient.phone).where(Recipient.phone.is_(None))).all() == []

@@ -99,7 +99,8 @@ class Seed:
         """Render the messages and count them as sent (``export-messages``);
         return them as the CSV's rows: phone, message, variant."""
         from flask_smstrack.manage import get_campaign
-        from flask_smstrack.sms.messages import mark_exported, message_rows, prepare_messages
+        from flask_smstrack.sms.messages import prepare_messages
+        from flask_smstrack.sms.outbox import mark_exported, message_rows
 
         with self.app.app_context():
             campaign = get_campaign(campaign_id)

@@ -82,7 +82,8 @@ def add_variant_command(campaign_id: int, name: str, message: str, weight: int) 
 
 
 def _prepare(campaign: Campaign) -> None:
-    from ..sms.messages import PrepareError, prepare_messages, ready_counts
+    from ..sms.messages import PrepareError, prepare_messages
+    from ..sms.outbox import ready_counts
 
     r = Recipient.__table__.c
     total = app_state().db.session.execute(
@@ -120,7 +121,7 @@ def export_messages_command(campaign_id: int, output: str) -> None:
     variant) for upload to any SMS platform. The messages then count as sent
     (and are not sent again by ``send``)."""
     from ..reports.export import messages_csv
-    from ..sms.messages import mark_exported, message_rows
+    from ..sms.outbox import mark_exported, message_rows
 
     campaign = campaign_or_fail(campaign_id)
     warn_opt_out_text(campaign=campaign)
@@ -294,12 +295,13 @@ def send_command(
     a later run.
     """
     from ..schemas import format_money
-    from ..sms.messages import PrepareError, prepare_messages
     from ..sms.consent import left_out_message, without_consent
+    from ..sms.messages import PrepareError, prepare_messages
     from ..sms.opt_out_text import check_opt_out_text
+    from ..sms.outbox import send_plan
     from ..sms.quiet import parse_clock
     from ..sms.schedule import Schedule, app_clock
-    from ..sms.sending import send_campaign, send_plan, send_rate
+    from ..sms.sending import send_campaign, send_rate
     from ..sms.twilio import SendError, twilio_settings
 
     try:

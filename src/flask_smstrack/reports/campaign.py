@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, select
 
 from ..config import Keys
 from ..models import Campaign, Click, Conversion, RollupState
-from ..sms.messages import recipient_totals
+from ..sms.outbox import recipient_totals
 from ..state import get_state
 from .opt_outs import opt_out_counts, opt_outs_by_variant
 from .rollups import CampaignCounts

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, false, func, select, text, true
 
 from ..models import SENT_CONDITION, Campaign, Click, Conversion, Recipient, RollupState
-from ..sms.messages import RECEIPT_STATUSES
+from ..sms.outbox import RECEIPT_STATUSES
 from ..state import get_state
 from .campaign import CampaignReport, build_report
 from .opt_outs import opt_out_counts, opt_outs_query

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import Keys
 from ..manage import generate_code, short_url_for
-from ..models import SENT_CONDITION, Campaign, Link, Recipient, utcnow
+from ..models import Campaign, Link, Recipient, utcnow
 from ..state import get_state
 from .consent import consent_conditions, leave_out_without_consent
 from .segments import SegmentInfo, segment_info
-from .suppression import SUPPRESSED, hold_suppressed, suppressed_recipients
+from .suppression import SUPPRESSED, hold_suppressed
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: A placeholder, or a doubled brace written for a brace itself.
@@ -429,75 +429,3 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
 
 def variant_names(campaign: Campaign) -> dict[int, str]:
     return {v.id: v.name for v in campaign.variants}
-
-
-def ready_counts(campaign_id: int) -> tuple[int, int]:
-    """Messages rendered and not yet sent or exported, and their segments."""
-    r = Recipient.__table__.c
-    messages, segments = get_state().db.session.execute(
-        select(func.count(), func.coalesce(func.sum(r.segments), 0)).where(
-            r.campaign_id == campaign_id, r.status == "ready", r.phone.is_not(None)
-        )
-    ).one()
-    return int(messages), int(segments)
-
-
-def mark_exported(campaign_id: int) -> int:
-    """Count the ready messages as sent through another platform: they were
-    downloaded for it. Returns how many."""
-    r = Recipient.__table__.c
-    session = get_state().db.session
-    hold_suppressed(campaign_id)
-    changed = session.execute(
-        update(Recipient.__table__)
-        .where(r.campaign_id == campaign_id, r.status == "ready", r.phone.is_not(None))
-        .values(status="exported", status_at=utcnow())
-    ).rowcount
-    session.commit()
-    return changed
-
-
-def message_rows(campaign: Campaign) -> list[tuple[str, str, str]]:
-    """``(phone, message, variant)`` of every rendered message, by recipient,
-    but those of suppressed numbers not sent yet."""
-    names = variant_names(campaign)
-    r = Recipient.__table__.c
-    rows = get_state().db.session.execute(
-        select(r.id, r.phone, r.phone_hash, r.status, r.message, r.variant_id)
-        .where(r.campaign_id == campaign.id, r.message.is_not(None), r.phone.is_not(None), r.status != SUPPRESSED)
-        .order_by(r.id)
-    ).all()
-    held = suppressed_recipients(campaign.owner_id, [row for row in rows if row.status in UNSENT])
-    return [(row.phone, row.message, names.get(row.variant_id, "")) for row in rows if row.id not in held]
-
-
-def recipient_totals(campaign_id: int) -> dict[int | None, Counter]:
-    """Per variant id: ``recipients``, a count per status, and ``messages``,
-    ``segments`` and ``receipts`` (messages with a delivery receipt) of the
-    messages that count as sent."""
-    r = Recipient.__table__.c
-    sent = and_(*SENT_CONDITION)
-    receipt = and_(r.message_sid.is_not(None), r.status.in_(RECEIPT_STATUSES))
-    totals: dict[int | None, Counter] = defaultdict(Counter)
-    rows = get_state().db.session.execute(
-        select(
-            r.variant_id, r.status, func.count(),
-            func.sum(case((sent, 1), else_=0)),
-            func.sum(case((sent, r.segments), else_=0)),
-            func.sum(case((receipt, 1), else_=0)),
-        )
-        .where(r.campaign_id == campaign_id)
-        .group_by(r.variant_id, r.status)
-    )
-    for variant_id, status, n, messages, segments, receipts in rows:
-        t = totals[variant_id]
-        t["recipients"] += n
-        t[status] += n
-        t["messages"] += int(messages or 0)
-        t["segments"] += int(segments or 0)
-        t["receipts"] += int(receipts or 0)
-    return dict(totals)
-
-
-#: Statuses only a delivery receipt sets.
-RECEIPT_STATUSES = ("delivered", "undelivered", "failed")

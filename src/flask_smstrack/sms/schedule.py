@@ -17,7 +17,14 @@ from flask import current_app
 
 from ..config import Keys
 from .quiet import (
-    QuietHours, QuietHoursError, behind_zone, next_local, next_open, quiet_hours, recipient_zones, timezone_name,
+    QuietHours,
+    QuietHoursError,
+    behind_zone,
+    next_local,
+    next_open,
+    quiet_hours,
+    recipient_zones,
+    timezone_name,
 )
 
 #: A run started (or run again) less than this after a zone's ``--at`` time

@@ -32,12 +32,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Callable, NamedTuple
 
 import requests
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
@@ -46,14 +45,16 @@ from ..config import Keys
 from ..models import Campaign, Recipient, utcnow
 from ..state import get_state
 from .consent import consent_conditions, without_consent
-from .messages import prepare_messages, ready_counts
+from .messages import prepare_messages
 from .opt_out_text import check_opt_out_text
+from .outbox import unknown_count
 from .receipts import segment_count
 from .schedule import Clock, HeldGroup, HeldTally, Schedule, app_clock
 from .schedule import Pacer as _Pacer
 from .suppression import held_at_send
 from .twilio import TIMEOUT, SendError, TwilioSettings, twilio_client, twilio_settings
-from .twilio import error_info as _error_info, surely_not_sent as _surely_not_sent
+from .twilio import error_info as _error_info
+from .twilio import surely_not_sent as _surely_not_sent
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -128,35 +129,6 @@ class SendResult:
     no_consent: int = 0
     #: Messages not sent because the number opted out since it was prepared.
     suppressed: int = 0
-
-
-@dataclass
-class SendPlan:
-    """What sending a prepared campaign would do, for a confirmation."""
-
-    #: Messages ready to send.
-    messages: int
-    segments: int
-    #: Messages in an unknown state (see the module doc).
-    unknown: int
-    #: ``cost_per_segment`` x segments, when the campaign has that price.
-    cost: Decimal | None
-    currency: str
-
-
-def unknown_count(campaign_id: int) -> int:
-    """Messages of the campaign in an unknown state."""
-    return get_state().db.session.execute(
-        select(func.count()).where(_r.campaign_id == campaign_id, _r.status == "sending", _r.message_sid.is_(None))
-    ).scalar_one()
-
-
-def send_plan(campaign: Campaign) -> SendPlan:
-    """The messages, segments and cost of the campaign's ready recipients."""
-    messages, segments = ready_counts(campaign.id)
-    price = campaign.cost_per_segment
-    cost = price * segments if price is not None else None
-    return SendPlan(messages, segments, unknown_count(campaign.id), cost, campaign.currency)
 
 
 def send_campaign(

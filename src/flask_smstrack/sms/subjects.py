@@ -23,7 +23,16 @@ from sqlalchemy import or_, select, update
 
 from ..config import Keys
 from ..models import (
-    EVERY_OWNER, Campaign, Click, Conversion, Link, OptOutEvent, Recipient, Suppression, Variant, utcnow,
+    EVERY_OWNER,
+    Campaign,
+    Click,
+    Conversion,
+    Link,
+    OptOutEvent,
+    Recipient,
+    Suppression,
+    Variant,
+    utcnow,
 )
 from ..schemas import api_value
 from ..state import get_state

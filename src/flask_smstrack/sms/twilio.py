@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-
 from flask import current_app
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client

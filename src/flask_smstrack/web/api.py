@@ -61,15 +61,13 @@ from ..sms.messages import (
     PrepareError,
     attribute_names,
     link_number,
-    mark_exported,
-    message_rows,
     placeholders,
     prepare_messages,
     preview,
-    ready_counts,
     sample_values,
 )
 from ..sms.opt_out_text import opt_out_warning
+from ..sms.outbox import mark_exported, message_rows, ready_counts
 from ..sms.segments import segment_info
 from .http import check_request_values, read_limited_body
 from .list_args import list_args

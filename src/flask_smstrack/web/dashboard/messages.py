@@ -94,7 +94,7 @@ def messages_card(data: CampaignData) -> dict[str, Any] | None:
     messages, segments and cost, forwards, and the A/B test; ``None`` for a
     campaign without imported recipients or variants."""
     from ...reports.tables import variant_test
-    from ...sms.messages import ready_counts
+    from ...sms.outbox import ready_counts
 
     campaign = data.campaign
     totals = list(data.recipients.values())
@@ -188,7 +188,7 @@ def messages_prepare(campaign_id: int) -> Response:
 @login_required
 def messages_export(campaign_id: int) -> Response:
     from ...reports.export import messages_csv
-    from ...sms.messages import mark_exported, message_rows
+    from ...sms.outbox import mark_exported, message_rows
 
     campaign = campaign_or_404(campaign_id)
     if not PrepareForm().validate_on_submit():
@@ -203,7 +203,7 @@ def messages_export(campaign_id: int) -> Response:
 def messages_csv_download(campaign_id: int) -> Response:
     """The same file again: downloading changes nothing."""
     from ...reports.export import messages_csv
-    from ...sms.messages import message_rows
+    from ...sms.outbox import message_rows
 
     campaign = campaign_or_404(campaign_id)
     return csv_download(messages_csv(message_rows(campaign)), f"campaign-{campaign.id}-messages")
