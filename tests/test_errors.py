@@ -109,3 +109,14 @@ def test_dashboard_errors_render_the_dashboards_page(make_app):
     assert response.status_code == 404
     assert response.mimetype == "text/html"
     assert "There is no campaign 999" in response.text
+
+
+@pytest.mark.parametrize("path", ["/nope", "/campaigns/x%0Ay/tables/z", "/%0A", "/campaigns/1/tables/a%0Ab/c"])
+def test_unknown_api_paths_answer_json(app, path):
+    """Any path under the API, even one holding a newline, answers a JSON 404."""
+    from conftest import Actions
+
+    key = Actions(app).api_key()
+    response = app.test_client().get("/smstrack/api/v1" + path, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 404 and response.mimetype == "application/json", response.text
+    assert "errors" in response.json

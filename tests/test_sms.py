@@ -65,6 +65,9 @@ def test_preview_api(actions):
     assert response.status_code == 200
     assert response.json == {
         "encoding": "UCS-2", "characters": 78, "units": 79, "segments": 2, "per_segment": 67, "remaining": 55,
+        "warnings": [
+            "No opt-out instruction: add one such as “Reply STOP to opt out”, so recipients know how to stop your messages."
+        ],
     }
     missing = actions.api("POST", "/messages/preview", key, json={})
     assert missing.status_code == 400 and "text" in missing.json["errors"]

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_wtf.csrf import validate_csrf
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFInvalid
 
@@ -73,6 +74,16 @@ from .http import check_request_values, read_limited_body
 from .list_args import list_args
 
 bp = Blueprint("smstrack_api", __name__)
+
+
+class _AnyPath(PathConverter):
+    """A path that may hold any character, a newline too, so that every
+    unknown API path answers JSON."""
+
+    regex = r"[^/][\s\S]*?"
+
+
+bp.record_once(lambda setup: setup.app.url_map.converters.setdefault("smstrack_anypath", _AnyPath))
 for _code in JSON_ERROR_CODES:
     bp.register_error_handler(_code, json_error)
 
@@ -442,7 +453,7 @@ def recipients_audience(campaign_id: int) -> Response:
     return jsonify(segment=query["segment"], recipients=[audience_json(m) for m in members])
 
 
-@bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/<smstrack_anypath:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_found(_rest: str) -> Response:
     """JSON for unknown API paths, and 405 for a known path with the wrong method."""
     adapter = current_app.url_map.bind_to_environ(request.environ)
