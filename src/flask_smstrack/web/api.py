@@ -70,7 +70,7 @@ from ..sms.messages import (
 from ..sms.opt_out_text import opt_out_warning
 from ..sms.outbox import mark_exported, message_rows, ready_counts
 from ..sms.segments import segment_info
-from .http import check_request_values, read_limited_body
+from .http import check_request_values, csv_upload, read_limited_body
 from .list_args import list_args
 
 bp = Blueprint("smstrack_api", __name__)
@@ -234,14 +234,7 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
     from ..sms.recipients import ImportError_, import_recipients, read_csv
 
     campaign = _campaign_or_404(campaign_id)
-    if request.mimetype not in ("text/csv", "text/plain"):
-        raise UnsupportedMediaType({"Content-Type": ["Send the file as text/csv."]})
-    limit = current_app.config[Keys.MAX_IMPORT_BYTES]
-    raw = read_limited_body(limit, message="The file is larger than {limit} bytes; split it.")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput({"_body": ["The file is not UTF-8 text."]}) from None
+    text, region = csv_upload()
     keep_columns = request.args.get("keep_columns", "false")
     if keep_columns not in ("true", "false"):
         raise InvalidInput({"keep_columns": ["Must be true or false."]})
@@ -250,7 +243,7 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
     except NoTemplate as err:
         raise InvalidInput({"keep_columns": [f"{str(err)[0].upper()}{str(err)[1:]}."]}) from None
     try:
-        result = import_recipients(campaign.id, read_csv(text), region=request.args.get("region"), keep_columns=kept)
+        result = import_recipients(campaign.id, read_csv(text), region=region, keep_columns=kept)
     except ImportError_ as err:
         raise InvalidInput({"_body": [str(err)]}) from None
     body = {

@@ -2,20 +2,19 @@
 and removing numbers, and a CSV import (on the API blueprint, see api.py)."""
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from ..config import Keys
-from ..errors import InvalidInput, UnsupportedMediaType
+from ..errors import InvalidInput
 from ..models import EVERY_OWNER, Suppression
 from ..sms.optouts import Change, import_opt_outs, normalize_all, opt_in, opt_out
 from ..sms.recipients import ImportError_, read_csv
 from ..sms.suppression import owners_of
 from ..state import get_state
 from .api import _load, bp
-from .http import read_limited_body
+from .http import csv_upload
 from .optout_schemas import OptOutPageSchema, OptOutSchema, PhonesSchema
 
 
@@ -67,17 +66,7 @@ def opt_outs_remove() -> Response:
 @bp.post("/opt-outs/import")
 def opt_outs_import() -> Response:
     """Add the numbers of a CSV body (``text/csv``, a phone column) to your list."""
-    if request.mimetype not in ("text/csv", "text/plain"):
-        raise UnsupportedMediaType({"Content-Type": ["Send the file as text/csv."]})
-    region = request.args.get("region")
-    if region is not None and not (len(region) == 2 and region.isascii() and region.isupper()):
-        raise InvalidInput({"region": ["Must be a two-letter region code in capitals, e.g. US."]})
-    limit = current_app.config[Keys.MAX_IMPORT_BYTES]
-    raw = read_limited_body(limit, message="The file is larger than {limit} bytes; split it.")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput({"_body": ["The file is not UTF-8 text."]}) from None
+    text, region = csv_upload()
     if "\x00" in text:
         raise InvalidInput({"_body": ["The file contains a NUL character."]})
     try:

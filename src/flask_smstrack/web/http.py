@@ -7,7 +7,7 @@ from functools import lru_cache
 from flask import current_app, request
 
 from ..config import Keys
-from ..errors import InvalidInput, NotFound, PayloadTooLarge
+from ..errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from ..schemas import MAX_BIG_ID, MAX_ID, text_problem
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -24,6 +24,25 @@ def read_limited_body(limit: int | None = None, *, message: str | None = None) -
         if len(raw) <= limit:
             return raw
     raise PayloadTooLarge({"_body": [(message or "Body is larger than {limit} bytes.").format(limit=limit)]})
+
+
+def csv_upload() -> tuple[str, str | None]:
+    """The text of a CSV file posted as the body (``text/csv``, at most
+    ``SMSTRACK_MAX_IMPORT_BYTES``, UTF-8), and the ``?region=`` of its
+    numbers without a country code (two letters, or ``None``)."""
+    if request.mimetype not in ("text/csv", "text/plain"):
+        raise UnsupportedMediaType({"Content-Type": ["Send the file as text/csv."]})
+    region = request.args.get("region")
+    if region is not None:
+        if not (len(region) == 2 and region.isascii() and region.isalpha()):
+            raise InvalidInput({"region": ["Must be a two-letter region code, e.g. US."]})
+        region = region.upper()
+    raw = read_limited_body(current_app.config[Keys.MAX_IMPORT_BYTES],
+                            message="The file is larger than {limit} bytes; split it.")
+    try:
+        return raw.decode("utf-8-sig"), region
+    except UnicodeDecodeError:
+        raise InvalidInput({"_body": ["The file is not UTF-8 text."]}) from None
 
 
 @lru_cache(maxsize=1)
