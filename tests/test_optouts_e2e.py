@@ -8,52 +8,29 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from urllib.parse import urlencode
 
-from twilio.request_validator import RequestValidator
-
-from conftest import PASSWORD_HASH_METHOD, _empty_tables
+from conftest import _empty_tables
 from e2e.browser import BIN
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from e2e.seed import Seed
-from e2e.support import ROOT, Cli, clean_env, fetch, free_port, gunicorn
+from e2e.support import ROOT, Cli, free_port, gunicorn
+from e2e.twilio_app import post_signed, twilio_env
 
-PUBLIC = "https://go.example.com"
-PROXY = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "go.example.com", "X-Forwarded-For": "54.172.60.1"}
 INBOUND = "/smstrack/webhooks/twilio/inbound"
 ANA, BEN, CY = "+14155550100", "+14155550101", "+14155550102"
 
 
 def _reply(server_url: str, phone: str, body: str, sid: str, *, token: str = AUTH_TOKEN):
-    """An incoming message as Twilio posts it: form fields, signed over the
-    public URL of the number's webhook."""
+    """An incoming message as Twilio posts it to the number's webhook."""
     params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID, "From": phone, "To": "+15005550006",
               "Body": body, "NumMedia": "0", "FromCountry": "US"}
-    signature = RequestValidator(token).compute_signature(PUBLIC + INBOUND, params)
-    return fetch(
-        server_url + INBOUND,
-        method="POST",
-        headers={**PROXY, "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
-        body=urlencode(params).encode(),
-    )
+    return post_signed(server_url, INBOUND, params, token=token)
 
 
 def test_stop_and_start_replies_change_the_next_sends(migrated, tmp_path):
     _empty_tables(migrated)
     with FakeTwilio() as twilio:
-        env = clean_env(
-            DATABASE_URL=migrated,
-            SECRET_KEY="optout-e2e-secret",
-            SMSTRACK_BASE_URL=PUBLIC,
-            SMSTRACK_PROXY_HOPS="1",
-            SMSTRACK_SPOOL_DIR=str(tmp_path / "spool"),
-            SMSTRACK_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-            SMSTRACK_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            SMSTRACK_TWILIO_FROM="+15005550006",
-            SMSTRACK_TWILIO_API_URL=twilio.url,
-            SMSTRACK_SEND_RATE="200",
-            SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
-        )
+        env = twilio_env(migrated, tmp_path, twilio, "optout-e2e-secret")
         with Seed(env) as seed:
             seed.user_with_key("shop@example.com")
         cli = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=env)

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-from twilio.request_validator import RequestValidator
-
-from conftest import ANDROID, DESKTOP, IPHONE, PASSWORD_HASH_METHOD, _empty_tables
+from conftest import ANDROID, DESKTOP, IPHONE, _empty_tables
 from e2e.browser import BIN
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from e2e.seed import Seed
-from e2e.support import ROOT, Cli, clean_env, fetch, free_port, gunicorn, report
-
-PUBLIC = "https://go.example.com"
-#: What the proxy in front of gunicorn tells it about the public address.
-PROXY = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "go.example.com", "X-Forwarded-For": "81.2.69.160"}
+from e2e.support import ROOT, Cli, fetch, free_port, gunicorn, report
+from e2e.twilio_app import PROXY, PUBLIC, post_signed, twilio_env
 
 
 def _tap(server_url: str, short_url: str, ua: str, ip: str = "81.2.69.160", cookie: str | None = None):
@@ -32,35 +27,15 @@ def _tap(server_url: str, short_url: str, ua: str, ip: str = "81.2.69.160", cook
 
 
 def _receipt(server_url: str, sid: str, status: str, *, token: str = AUTH_TOKEN, **extra: str):
-    """A status callback as Twilio posts it: form fields, signed over the
-    public URL it was given."""
+    """A status callback as Twilio posts it."""
     params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": ACCOUNT_SID, **extra}
-    url = f"{PUBLIC}/smstrack/webhooks/twilio/status"
-    signature = RequestValidator(token).compute_signature(url, params)
-    return fetch(
-        server_url + "/smstrack/webhooks/twilio/status",
-        method="POST",
-        headers={**PROXY, "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
-        body=urlencode(params).encode(),
-    )
+    return post_signed(server_url, "/smstrack/webhooks/twilio/status", params, token=token)
 
 
 def test_import_send_tap_and_receipts(migrated, tmp_path):
     _empty_tables(migrated)
     with FakeTwilio() as twilio:
-        env = clean_env(
-            DATABASE_URL=migrated,
-            SECRET_KEY="sms-e2e-secret",
-            SMSTRACK_BASE_URL=PUBLIC,
-            SMSTRACK_PROXY_HOPS="1",
-            SMSTRACK_SPOOL_DIR=str(tmp_path / "spool"),
-            SMSTRACK_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-            SMSTRACK_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            SMSTRACK_TWILIO_FROM="+15005550006",
-            SMSTRACK_TWILIO_API_URL=twilio.url,
-            SMSTRACK_SEND_RATE="200",
-            SMSTRACK_PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD,
-        )
+        env = twilio_env(migrated, tmp_path, twilio, "sms-e2e-secret")
         # The shop's owner and the API key the report is read with.
         with Seed(env) as seed:
             key = seed.user_with_key("shop@example.com")
