@@ -308,3 +308,25 @@ def click_id_of(response, param="smsclid") -> str:
     from urllib.parse import parse_qs, urlsplit
 
     return parse_qs(urlsplit(response.headers["Location"]).query)[param][0]
+
+
+#: The public address of the apps made by the ``sms_app`` fixture.
+SMS_BASE = "https://sms.example.com"
+
+
+@pytest.fixture
+def sms_app(make_app):
+    """An app whose short links are on :data:`SMS_BASE`."""
+    return make_app(SMSTRACK_BASE_URL=SMS_BASE)
+
+
+@pytest.fixture
+def sms(sms_app) -> Actions:
+    return Actions(sms_app)
+
+
+@pytest.fixture
+def no_twilio_env(monkeypatch):
+    """Twilio settings of the machine's environment stay out of the test."""
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_REGION", "TWILIO_EDGE", "SMSTRACK_PROXY_HOPS"):
+        monkeypatch.delenv(name, raising=False)

@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-from conftest import DESKTOP, Actions, click_id_of
+from conftest import DESKTOP, click_id_of
 from flask_smstrack.models import Recipient
 from flask_smstrack.schemas import AUDIENCE_SEGMENTS
 from flask_smstrack.web.dashboard.messages import AUDIENCE_LABELS
@@ -26,16 +26,6 @@ LONG = (
 
 def _people(n: int) -> str:
     return "phone,first_name\n" + "".join(f"+1415555{100 + i:04d},P{i}\n" for i in range(n))
-
-
-@pytest.fixture
-def sms_app(make_app):
-    return make_app(SMSTRACK_BASE_URL=BASE)
-
-
-@pytest.fixture
-def sms(sms_app) -> Actions:
-    return Actions(sms_app)
 
 
 def _setup(sms, *, variants=(("A", "Hi {first_name}, 20% off today: {link}"), ("B", LONG)), people=12,

@@ -14,7 +14,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from conftest import IPHONE, Actions, click_id_of
+from conftest import Actions, click_id_of
 from flask_smstrack.models import Click
 from flask_smstrack.tracking.flood import FloodCounter, address_key
 from test_dashboard import PASSWORD, csrf_token, login

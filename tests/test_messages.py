@@ -2,7 +2,6 @@ import csv
 import io
 from collections import Counter
 
-import pytest
 from sqlalchemy import select, update
 
 from conftest import ANDROID, DESKTOP, IPHONE, click_id_of
@@ -31,18 +30,6 @@ def test_assignment_is_deterministic_and_balanced():
     # Added later, new keys keep the whole in balance.
     more = Counter(assign_variants([f"7:+1415666{i:04d}" for i in range(31)], [1, 1, 1], counts=[10, 0, 0]))
     assert sorted((more[0] + 10, more[1], more[2])) == [13, 14, 14]
-
-
-@pytest.fixture
-def sms_app(make_app):
-    return make_app(SMSTRACK_BASE_URL=BASE)
-
-
-@pytest.fixture
-def sms(sms_app):
-    from conftest import Actions
-
-    return Actions(sms_app)
 
 
 def _setup(sms, *, variants=(("A", "Hi {first_name}, 20% off today: {link}"), ("B", "{first_name}! Sale ends tonight {link}")),

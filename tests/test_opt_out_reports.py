@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import String, cast, literal, select, update
 
-from conftest import Actions
 from flask_smstrack.models import OptOutEvent, Recipient
 from flask_smstrack.sms.suppression import phone_hash, phone_tail
 from test_dashboard import login, rows_of
 
 BASE = "https://sms.example.com"
 PEOPLE = "phone,first_name\n" + "".join(f"+1415555{100 + i:04d},P{i}\n" for i in range(12))
-
-
-@pytest.fixture
-def sms_app(make_app):
-    return make_app(SMSTRACK_BASE_URL=BASE)
-
-
-@pytest.fixture
-def sms(sms_app) -> Actions:
-    return Actions(sms_app)
 
 
 def _campaign(sms, key, *, variants=(("A", "Hi {first_name}: {link} Reply STOP to opt out"),

@@ -79,16 +79,6 @@ def test_localised_keywords_from_config(make_app, configured):
 # -- the preview API ------------------------------------------------------------------
 
 
-@pytest.fixture
-def sms_app(make_app):
-    return make_app(SMSTRACK_BASE_URL=BASE)
-
-
-@pytest.fixture
-def sms(sms_app) -> Actions:
-    return Actions(sms_app)
-
-
 def _preview(sms, key, **body):
     response = sms.api("POST", "/messages/preview", key, json=body)
     assert response.status_code == 200, response.json
@@ -264,9 +254,8 @@ def _statuses(app, cid) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _no_twilio_env(monkeypatch):
-    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_REGION", "TWILIO_EDGE"):
-        monkeypatch.delenv(name, raising=False)
+def _no_twilio_env(no_twilio_env):
+    """Twilio settings of the machine's environment stay out."""
 
 
 def test_required_opt_out_text_refuses_send(make_app, fake):

@@ -21,9 +21,8 @@ PEOPLE = f"phone,first_name\n{ANA},Ana\n{BEN},Ben\n{CY},Cy\n"
 
 
 @pytest.fixture(autouse=True)
-def _no_twilio_env(monkeypatch):
-    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SMSTRACK_PROXY_HOPS"):
-        monkeypatch.delenv(name, raising=False)
+def _no_twilio_env(no_twilio_env):
+    """Twilio settings of the machine's environment stay out."""
 
 
 @pytest.fixture

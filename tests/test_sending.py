@@ -27,9 +27,8 @@ PHONES = ["+14155550100", "+14155550101", "+14155550102", "+14155550103", "+1415
 
 
 @pytest.fixture(autouse=True)
-def _no_twilio_env(monkeypatch):
-    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_REGION", "TWILIO_EDGE"):
-        monkeypatch.delenv(name, raising=False)
+def _no_twilio_env(no_twilio_env):
+    """Twilio settings of the machine's environment stay out."""
 
 
 @pytest.fixture
