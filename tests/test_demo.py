@@ -432,16 +432,32 @@ def _ab_numbers(campaign: Campaign):
 def test_ab_demo_same_seed_same_numbers(app):
     now = dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.timezone.utc)
     with app.app_context():
-        first, second, other = (demo_sms.create_demo_sms_campaign(seed=s, now=now) for s in (21, 21, 22))
+        # Owners of their own: a number that replied STOP to one demo is
+        # left out of its owner's next campaigns.
+        first, second, other = (
+            demo_sms.create_demo_sms_campaign(seed=s, now=now, owner_id=owner)
+            for s, owner in ((21, "1"), (21, "2"), (22, "3"))
+        )
         assert len({first.id, second.id, other.id}) == 3
         assert first.sent_at == dt.datetime(2025, 2, 25, 15, 0, tzinfo=dt.timezone.utc)  # 10:00 EST
         numbers = _ab_numbers(first)
         assert numbers == _ab_numbers(second)
         assert numbers != _ab_numbers(other)
         assert numbers[2][0].startswith("B beats A on CTR: ")
+        # Some recipients replied STOP, a few more to the urgent variant B.
+        report = numbers[0]
+        assert 0 < report["opt_outs"] < 0.03 * demo_sms.RECIPIENTS
+        assert report["opt_out_rate"] == round(report["opt_outs"] / report["delivered"], 6)
         # The same phones in each campaign, and no MessageSid twice.
         assert _count(Recipient) == 3 * demo_sms.RECIPIENTS
         assert _session().execute(select(func.count(func.distinct(Recipient.message_sid)))).scalar_one() == _count(Recipient)
+        # The first owner's next demo leaves out the numbers that opted out.
+        again = demo_sms.create_demo_sms_campaign(seed=21, now=now, owner_id="1")
+        statuses = _session().execute(
+            select(Recipient.status, func.count()).where(Recipient.campaign_id == again.id).group_by(Recipient.status)
+        ).all()
+        assert dict(statuses)["suppressed"] == report["opt_outs"]
+        assert campaign_report(again).sent == demo_sms.RECIPIENTS - report["opt_outs"]
 
 
 def test_ab_demo_leaves_no_rollups_and_uses_the_base_url(make_app):

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from conftest import Actions
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from e2e.support import free_port
-from flask_smstrack.models import Campaign, Recipient
+from flask_smstrack.models import Campaign, OptOutEvent, Recipient
 from flask_smstrack.sms.sending import send_campaign
 from flask_smstrack.sms.twilio import SendError, twilio_settings
 
@@ -204,6 +204,25 @@ def test_invalid_number_fails_and_the_others_go(sms_app, fake):
     # A refused number is not tried again.
     assert _send(sms_app, campaign_id).failed == []
     assert len(fake.creates) == 5
+
+
+def test_number_unsubscribed_at_twilio_goes_on_the_opt_out_list(sms_app, fake):
+    """Twilio refuses a number that replied STOP to the sender (error 21610):
+    it goes on the owner's list, so no later campaign tries it again."""
+    from flask_smstrack.sms.suppression import is_suppressed
+    from wsgi import db
+
+    campaign_id = _campaign(sms_app)
+    fake.unsubscribed = {"+14155550102"}
+    result = _send(sms_app, campaign_id)
+    assert result.sent == 4 and [f.code for f in result.failed] == ["21610"]
+    with sms_app.app_context():
+        owner = db.session.get(Campaign, campaign_id).owner_id
+        assert is_suppressed(owner, "+14155550102") and not is_suppressed(owner, "+14155550101")
+        events = db.session.execute(select(OptOutEvent.action, OptOutEvent.source)).all()
+        assert events == [("opt_out", "twilio")]
+    again = _campaign(sms_app)
+    assert _send(sms_app, again).sent == 4 and len(fake.creates) == 5 + 4
 
 
 def test_rate_limit(sms_app, fake):

@@ -45,6 +45,9 @@ class FakeTwilio:
     auth_token: str = AUTH_TOKEN
     #: Numbers answered with error 21211.
     invalid: set[str] = field(default_factory=set)
+    #: Numbers that replied STOP to the sender at Twilio: answered with
+    #: error 21610.
+    unsubscribed: set[str] = field(default_factory=set)
     #: After this many messages, every create request loses its connection.
     drop_after: int | None = None
     #: Whether a create whose connection is dropped still creates the
@@ -172,6 +175,8 @@ class FakeTwilio:
             return None
         if form["To"] in self.invalid:
             return self._error(400, 21211, f"The 'To' number {form['To']} is not a valid phone number.")
+        if form["To"] in self.unsubscribed:
+            return self._error(400, 21610, "Attempt to send to unsubscribed recipient")
         return self._json(self._create(dict(form)), 201)
 
     def _list(self, request: Request) -> Response:

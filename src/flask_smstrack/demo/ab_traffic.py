@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
-from ..models import Campaign, Click, Conversion, Recipient
+from ..models import EVERY_OWNER, Campaign, Click, Conversion, OptOutEvent, Recipient, Suppression
+from ..reports.rollups import dialect_insert
+from ..sms.suppression import phone_hasher, phone_tail
 from ..state import get_state
 from ..tracking.classify import Agent, classify_agent
 from ..tracking.clicks import click_row
@@ -25,6 +27,11 @@ VARIANTS = (
     ("A", "Hi {first_name}, our spring sale is on: 20% off everything {link} Reply STOP to opt out", 0.09),
     ("B", "{first_name}: 20% off everything ends tonight! {link} Reply STOP to opt out", 0.14),
 )
+
+
+#: Share of the delivered messages whose recipient replies STOP, per
+#: variant: the urgent one annoys a few more.
+OPT_OUT_SHARES = {"A": 0.006, "B": 0.011}
 
 
 #: The click shares above vary by this much from seed to seed.
@@ -87,6 +94,7 @@ class _Message:
     ahead: int
     #: When it was handed to the provider, microseconds after the epoch.
     sent_us: int
+    phone: str = ""
 
 
 class _Plan:
@@ -122,6 +130,8 @@ class _Plan:
         self.clicks: list[dict[str, Any]] = []
         #: (conversion row, the click it follows).
         self.conversions: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        #: (message, when its recipient replied STOP in microseconds).
+        self.stops: list[tuple[_Message, int]] = []
 
     # -- drawing ------------------------------------------------------------
 
@@ -130,11 +140,14 @@ class _Plan:
         order), a steady stream over :data:`SEND_SECONDS`."""
         r = Recipient.__table__.c
         rows = get_state().db.session.execute(
-            select(r.id, r.phone, r.variant_id).where(r.campaign_id == self.campaign.id).order_by(r.id)
+            # Prepared messages only: a number on the opt-out list is not sent.
+            select(r.id, r.phone, r.variant_id)
+            .where(r.campaign_id == self.campaign.id, r.status == "ready")
+            .order_by(r.id)
         ).all()
         step = SEND_SECONDS * 1e6 / max(len(rows), 1)
         return [
-            _Message(rid, variant_id, self.zones[phone[2:5]], self.send_us + int((i + self.rng.random()) * step))
+            _Message(rid, variant_id, self.zones[phone[2:5]], self.send_us + int((i + self.rng.random()) * step), phone)
             for i, (rid, phone, variant_id) in enumerate(rows)
         ]
 
@@ -154,6 +167,12 @@ class _Plan:
             clickers = set(chooser.sample(arrived, round(share * len(arrived))))
             for rank, message in enumerate(members):
                 self._message(message, statuses[rank], rank in clickers, fates[rank], times[rank])
+                # A generator of its own, so the other draws stay as they were.
+                stop = random.Random(f"{self.base}:{name}:{rank}:stop")
+                if statuses[rank] == "delivered" and stop.random() < OPT_OUT_SHARES[name]:
+                    at = message.sent_us + int(min(stop.lognormvariate(math.log(1200), 1.0), 86_400) * 1e6)
+                    if at <= self.now_us:
+                        self.stops.append((message, at))
 
     @staticmethod
     def _status(fate: random.Random) -> str:
@@ -346,4 +365,31 @@ class _Plan:
                     }
                 )
             session.execute(insert(Conversion.__table__), values)
+        self._write_stops(session)
         session.commit()
+
+    def _write_stops(self, session) -> None:
+        """The STOP replies, as the inbound webhook stores them: the number
+        on the owner's list (hash and last two digits) and an opt-out event
+        of the message it answered."""
+        if not self.stops:
+            return
+        owner = self.campaign.owner_id or EVERY_OWNER
+        digest = phone_hasher()
+        events = []
+        for message, at in self.stops:
+            events.append({
+                "owner_id": owner, "phone_hash": digest(message.phone), "phone_tail": phone_tail(message.phone),
+                "action": "opt_out", "source": "reply", "keyword": "STOP", "campaign_id": self.campaign.id,
+                "variant_id": message.variant_id, "recipient_id": message.recipient_id,
+                "external_id": f"SM{self.id_rng.getrandbits(128):032x}", "created_at": sampling.from_micros(at),
+            })
+        session.execute(insert(OptOutEvent.__table__), events)
+        table = Suppression.__table__
+        listed = dialect_insert(session.get_bind().dialect.name)(table).on_conflict_do_nothing(
+            index_elements=[table.c.owner_id, table.c.phone_hash]
+        )
+        session.execute(listed, [
+            {k: e[k] for k in ("owner_id", "phone_hash", "phone_tail", "source", "keyword", "created_at")}
+            for e in events
+        ])

@@ -391,6 +391,9 @@ class Recipient(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "phone"),
         Index("ix_smstrack_recipients_campaign_status", "campaign_id", "status"),
+        # A reply (STOP...) and a person's export or erasure find a number
+        # in every campaign.
+        Index("ix_smstrack_recipients_phone", "phone"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -31,8 +31,9 @@ class Suppression(Base):
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)
     #: The number's last two digits, to tell entries apart on screen.
     phone_tail: Mapped[str | None] = mapped_column(String(2))
-    #: ``reply`` (an SMS keyword), ``cli``, ``import``, ``api``, ``dashboard``
-    #: or ``erasure``.
+    #: ``reply`` (an SMS keyword), ``cli``, ``import``, ``api``, ``dashboard``,
+    #: ``twilio`` (Twilio refused a message: the number had replied STOP to
+    #: the sender, error 21610) or ``erasure``.
     source: Mapped[str] = mapped_column(String(16))
     #: The reply's keyword (``STOP``...), when it came from one.
     keyword: Mapped[str | None] = mapped_column(String(32))

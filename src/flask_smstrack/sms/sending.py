@@ -42,11 +42,12 @@ from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
 from ..config import Keys
-from ..models import Campaign, Recipient, utcnow
+from ..models import EVERY_OWNER, Campaign, Recipient, utcnow
 from ..state import get_state
 from .consent import consent_conditions, without_consent
 from .messages import prepare_messages
 from .opt_out_text import check_opt_out_text
+from .optouts import opt_out
 from .outbox import unknown_count
 from .receipts import segment_count
 from .schedule import Clock, HeldGroup, HeldTally, Schedule, app_clock
@@ -73,6 +74,8 @@ RATE_LIMITED_TRIES = 5
 
 
 BATCH = 500
+#: Twilio's error for a number that replied STOP to the sender.
+UNSUBSCRIBED = 21610
 
 
 #: Twilio errors about the account or the sender rather than one recipient:
@@ -428,6 +431,8 @@ class _Sender:
         )
         self.session.commit()
         self.result.failed.append(Failure(row.phone, str(code) if code is not None else "", text))
+        if code == UNSUBSCRIBED:  # the number said STOP to the sender at Twilio: never try again
+            opt_out([row.phone], self.owner_id or EVERY_OWNER, source="twilio", keyword=str(code))
 
     def _mark_campaign_sent(self) -> None:
         """The first message out marks the campaign sent, at that time."""

@@ -58,6 +58,7 @@ def upgrade():
         batch_op.add_column(sa.Column('consent_source', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('consent_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_smstrack_recipients_phone_hash'), ['phone_hash'], unique=False)
+        batch_op.create_index('ix_smstrack_recipients_phone', ['phone'], unique=False)
 
     with op.batch_alter_table('smstrack_campaigns', schema=None) as batch_op:
         batch_op.add_column(sa.Column('phones_forgotten_at', sa.DateTime(timezone=True), nullable=True))
@@ -74,6 +75,7 @@ def downgrade():
         batch_op.drop_column('phones_forgotten_at')
 
     with op.batch_alter_table('smstrack_recipients', schema=None) as batch_op:
+        batch_op.drop_index('ix_smstrack_recipients_phone')
         batch_op.drop_index(batch_op.f('ix_smstrack_recipients_phone_hash'))
         batch_op.drop_column('consent_at')
         batch_op.drop_column('consent_source')
