@@ -125,6 +125,12 @@ class Keys:
     #: Put SQLite databases in WAL mode with ``synchronous=NORMAL`` on connect.
     SQLITE_WAL = _key("SMSTRACK_SQLITE_WAL", True)
 
+    #: Largest size of a SQLite database's write-ahead log, in bytes (at
+    #: least 1 MiB). Sets ``journal_size_limit`` on every connection, and a
+    #: background thread checkpoints the log with ``TRUNCATE`` once it passes
+    #: a quarter of this, so that readers cannot make it grow without bound.
+    SQLITE_WAL_LIMIT_BYTES = _key("SMSTRACK_SQLITE_WAL_LIMIT_BYTES", 64 * 1024 * 1024)
+
     #: Region of phone numbers written without a country code, such as ``(415)
     #: 555-0100``: an ISO 3166 code like ``US`` or ``GB``.
     DEFAULT_REGION = _key("SMSTRACK_DEFAULT_REGION", "US")

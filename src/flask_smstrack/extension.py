@@ -86,13 +86,15 @@ class SmsTrack:
         with app.app_context():
             engine = db.engine
         if c[Keys.SQLITE_WAL]:
-            _sqlite_wal(engine)
+            _sqlite_wal(engine, int(c[Keys.SQLITE_WAL_LIMIT_BYTES]))
         app.extensions["smstrack"] = State(
             db=db,
             links=LinkCache(c[Keys.LINK_CACHE_SIZE], c[Keys.LINK_CACHE_TTL]),
             country=CountryLookup(c[Keys.COUNTRY_HEADER], c[Keys.GEOIP_DB]),
             spool_dir=c[Keys.SPOOL_DIR] or os.path.join(app.instance_path, "smstrack-spool"),
-            click_writer=ClickWriter(engine, sync_commit=c[Keys.CLICK_SYNC_COMMIT]),
+            click_writer=ClickWriter(
+                engine, sync_commit=c[Keys.CLICK_SYNC_COMMIT], wal_limit=int(c[Keys.SQLITE_WAL_LIMIT_BYTES])
+            ),
             ext=self,
         )
 
@@ -121,6 +123,12 @@ class SmsTrack:
             Decimal(str(c[Keys.MAX_REVENUE]))
         except ArithmeticError:
             raise RuntimeError(f"{Keys.MAX_REVENUE} must be a number, for example '1000000'.") from None
+        limit = c[Keys.SQLITE_WAL_LIMIT_BYTES]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1024 * 1024:
+            raise RuntimeError(
+                f"{Keys.SQLITE_WAL_LIMIT_BYTES} is {limit!r}: it must be a whole number of bytes,"
+                " at least 1048576 (1 MiB), for example 67108864 (64 MiB)."
+            )
         if c[Keys.GEOIP_DB] and not os.path.isfile(c[Keys.GEOIP_DB]):
             raise RuntimeError(
                 f"{Keys.GEOIP_DB} is {c[Keys.GEOIP_DB]!r}, which is not a file:"
@@ -291,9 +299,11 @@ def _click_ids_of_request() -> list[str]:
 
 SmsTrack.init_app.__doc__ = (SmsTrack.init_app.__doc__ or "") + config.keys_doc("        ")
 
-def _sqlite_wal(engine) -> None:
+def _sqlite_wal(engine, wal_limit: int) -> None:
     """WAL lets readers and the click writer work at once; NORMAL sync is
-    safe in WAL mode and keeps a commit cheap."""
+    safe in WAL mode and keeps a commit cheap. ``journal_size_limit`` cuts
+    the log back to ``wal_limit`` bytes whenever SQLite starts it over (the
+    click writer's checkpointer sees that it does)."""
     from sqlalchemy import event
 
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
@@ -305,6 +315,7 @@ def _sqlite_wal(engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit)}")
         cursor.close()
 
 

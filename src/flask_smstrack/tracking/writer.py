@@ -1,6 +1,6 @@
 """The click writer: one precompiled INSERT per click on a connection kept
 per thread, a write lock for SQLite files shared by every worker, and a
-background WAL checkpointer."""
+background WAL checkpointer (:mod:`.walguard`)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - Windows
 from sqlalchemy import event, insert
 
 from ..models import Click
+from .walguard import WalGuard
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -66,55 +67,6 @@ def _write_lock(engine):
     return _FileLock(os.path.abspath(engine.url.database) + ".smstrack-lock")
 
 
-class _Checkpointer:
-    """Copies SQLite's write-ahead log into the database from a background
-    thread, once a second, so that no visitor's redirect waits for the fsync
-    of a checkpoint. ``PASSIVE`` checkpoints never block writers."""
-
-    INTERVAL = 1.0
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start the thread, once per process (threads may ask at once)."""
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-                return
-            self._stop = threading.Event()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="smstrack-checkpoint", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
-            thread.join(timeout=5)
-        self._thread = None
-
-    def _run(self) -> None:
-        fairy = self.engine.raw_connection()
-        fairy.detach()
-        connection = fairy.dbapi_connection
-        connection.isolation_level = None
-        try:
-            while not self._stop.wait(self.INTERVAL):
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except Exception:
-                    logger.warning("SQLite checkpoint failed; it will be tried again", exc_info=True)
-            # A last one, so that a stopped app leaves a small log behind.
-            with contextlib.suppress(Exception):
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            connection.close()
-
-
 class ClickWriter:
     """One precompiled ``INSERT`` of a click on a DBAPI connection kept for
     click writes: no ORM, no statement compilation and no pool checkout per
@@ -128,7 +80,10 @@ class ClickWriter:
 
     COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
 
-    def __init__(self, engine, *, sync_commit: bool = True) -> None:
+    #: Default largest size of a SQLite file's write-ahead log, in bytes.
+    WAL_LIMIT = 64 * 1024 * 1024
+
+    def __init__(self, engine, *, sync_commit: bool = True, wal_limit: int = WAL_LIMIT) -> None:
         dialect = engine.dialect
         self.sync_commit = sync_commit
         compiled = insert(_clicks).compile(dialect=dialect, column_keys=list(self.COLUMNS))
@@ -145,7 +100,7 @@ class ClickWriter:
         )
         self._local = threading.local()
         self._connections: list[Any] = []
-        self.checkpointer = _Checkpointer(engine) if _is_sqlite_file(engine) else None
+        self.checkpointer = WalGuard(engine, wal_limit) if _is_sqlite_file(engine) else None
         event.listen(engine, "engine_disposed", self.close)
 
     def params(self, row: dict[str, Any]):
@@ -207,6 +162,8 @@ class ClickWriter:
                 cursor.execute(self.sql, params)
                 if not self._local.autocommit:
                     connection.commit()
+            if self.checkpointer is not None:
+                self.checkpointer.wrote()
         except Exception as err:
             if not self._local.autocommit:
                 with contextlib.suppress(Exception):
