@@ -14,9 +14,11 @@ on a connection of their own in a background thread of each process:
 
 One process at a time checkpoints a database (a non-blocking lock on a file
 beside it: the others skip their turn), and a process that wrote nothing
-since its last turn does not try. The redirect's cost is a clock read per
-click and an ``os.stat`` of the log at most every :attr:`WalGuard.STAT_EVERY`
-seconds, so a burst wakes the thread before the next tick.
+since its last turn does not try. The redirect's cost is a counter per click
+and an ``os.stat`` of the log after every few writes (one per 64 KiB of
+trigger size: a click adds up to about 16 KiB of pages to the log), so a
+burst wakes the thread long before the log nears its limit, however fast the
+clicks come.
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ import contextlib
 import logging
 import os
 import threading
-import time
 
 try:
     import fcntl
@@ -39,16 +40,22 @@ class WalGuard:
 
     #: Seconds between ticks of the background thread.
     INTERVAL = 1.0
-    #: Seconds between two looks at the log's size from the click path.
-    STAT_EVERY = 0.25
-    #: Seconds before a ``TRUNCATE`` that readers made fail is tried again.
+    #: Bytes of trigger size per look at the log's size from the click path.
+    STAT_BYTES = 64 * 1024
+    #: Seconds before a ``TRUNCATE`` that readers made fail is tried again;
+    #: doubled after each failure up to :attr:`INTERVAL`, so that a long
+    #: report holding the log costs clicks little.
     RETRY = 0.05
-    #: Longest a ``TRUNCATE`` checkpoint waits for the write lock and for
-    #: readers, in milliseconds. Click writes wait for it meanwhile.
-    BUSY_MS = 100
+    #: Longest a ``TRUNCATE`` checkpoint waits for readers, in milliseconds.
+    #: Click writes wait for it meanwhile.
+    BUSY_MS = 50
 
-    def __init__(self, engine, limit_bytes: int) -> None:
+    def __init__(self, engine, limit_bytes: int, write_lock=None) -> None:
         self.engine = engine
+        #: The click writers' lock: held during a ``TRUNCATE``, so that they
+        #: wait on it (and wake the moment it ends) rather than in SQLite's
+        #: busy handler, which sleeps in steps of up to 25 ms.
+        self.write_lock = write_lock if write_lock is not None else contextlib.nullcontext()
         self.limit = int(limit_bytes)
         self.trigger = max(self.limit // 4, 1)
         database = os.path.abspath(engine.url.database)
@@ -60,7 +67,8 @@ class WalGuard:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._writes = 0
-        self._next_stat = 0.0
+        self.stat_every = max(self.trigger // self.STAT_BYTES, 1)
+        self._next_stat = 0
         #: Checkpoints this process ran, by mode, and ``TRUNCATE``s that
         #: readers made give up (for tests and the curious).
         self.counts = {"PASSIVE": 0, "TRUNCATE": 0, "busy": 0}
@@ -71,10 +79,9 @@ class WalGuard:
         """Called after each click write: wakes the thread early when the
         log has passed its trigger size."""
         self._writes += 1
-        now = time.monotonic()
-        if now < self._next_stat:
+        if self._writes < self._next_stat:
             return
-        self._next_stat = now + self.STAT_EVERY
+        self._next_stat = self._writes + self.stat_every
         if self.wal_size() >= self.trigger:
             self._wake.set()
 
@@ -113,10 +120,14 @@ class WalGuard:
         connection.execute(f"PRAGMA busy_timeout={int(self.BUSY_MS)}")
         lock_fd = self._open_lock()
         seen = self._writes
-        retry = False
+        retry = 0.0  # seconds until the next try of a TRUNCATE; 0 when none is owed
         try:
             while True:
-                self._wake.wait(self.RETRY if retry else self.INTERVAL)
+                if retry:
+                    # A burst must not cut the back-off short.
+                    self._stop.wait(retry)
+                else:
+                    self._wake.wait(self.INTERVAL)
                 self._wake.clear()
                 if self._stop.is_set():
                     break
@@ -124,10 +135,11 @@ class WalGuard:
                     continue  # nothing new from this process
                 seen = self._writes
                 try:
-                    retry = not self._checkpoint(connection, lock_fd)
+                    done = self._checkpoint(connection, lock_fd)
                 except Exception:
-                    retry = False
+                    done = True
                     logger.warning("SQLite checkpoint failed; it will be tried again", exc_info=True)
+                retry = 0.0 if done else min(retry * 2 or self.RETRY, self.INTERVAL)
             # A last one, so that a stopped app leaves a small log behind.
             with contextlib.suppress(Exception):
                 self._checkpoint(connection, lock_fd)
@@ -160,7 +172,8 @@ class WalGuard:
             self.counts["PASSIVE"] += 1
             if self.wal_size() < self.trigger:
                 return True
-            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            with self.write_lock:
+                busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             self.counts["TRUNCATE"] += 1
             if busy:
                 self.counts["busy"] += 1

@@ -100,7 +100,7 @@ class ClickWriter:
         )
         self._local = threading.local()
         self._connections: list[Any] = []
-        self.checkpointer = WalGuard(engine, wal_limit) if _is_sqlite_file(engine) else None
+        self.checkpointer = WalGuard(engine, wal_limit, self.lock) if _is_sqlite_file(engine) else None
         event.listen(engine, "engine_disposed", self.close)
 
     def params(self, row: dict[str, Any]):
