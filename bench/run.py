@@ -26,12 +26,17 @@ What it measures
     (a few more are normal: requests still queued when wrk stopped at the end of a run
     are served and recorded, but not counted by wrk).
 
+    On SQLite it also samples the size of the database's write-ahead log (the
+    ``-wal`` file) every 50 ms during each tracked run and prints its peak and its
+    size when the load stopped, against ``SMSTRACK_SQLITE_WAL_LIMIT_BYTES``.
+
 How to run (from the repo root, with the project installed in the current Python)
     python bench/run.py                      # 3 rounds x 10 s per app, SQLite
     python bench/run.py --rounds 5 --duration 20 --json /tmp/bench.json
     python bench/run.py --only bare --rounds 1 --duration 3
     python bench/run.py --recipients 2000    # per-recipient links
     python bench/run.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/run.py --only tracked --rounds 1 --duration 60   # SQLite's WAL under load
 
     Needs wrk (``apt-get install wrk``) and gunicorn in the same environment as the
     Python running this script. The tracked side uses a fresh temporary SQLite database
@@ -46,6 +51,7 @@ run did not (the figures are still printed), 2 when the benchmark could not run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import http.client
 import importlib.util
@@ -62,6 +68,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from urllib.parse import urlsplit
 from pathlib import Path
@@ -405,6 +412,50 @@ def sqlite_path(url: str) -> Path:
     return REPO_ROOT / "instance" / path
 
 
+class WalSampler:
+    """Samples the size of a SQLite database's ``-wal`` file from a thread."""
+
+    EVERY = 0.05
+
+    def __init__(self, database: Path) -> None:
+        self.path = Path(str(database) + "-wal")
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-sampler", daemon=True)
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.size())
+            self._stop.wait(self.EVERY)
+
+    def __enter__(self) -> "WalSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.size())
+
+
+def wal_limit(env: dict[str, str]) -> int:
+    """The WAL limit the tracked app runs with (its default unless set)."""
+    from flask_smstrack.config import DEFAULTS
+
+    raw = env.get("SMSTRACK_SQLITE_WAL_LIMIT_BYTES")
+    return int(raw) if raw else int(DEFAULTS["SMSTRACK_SQLITE_WAL_LIMIT_BYTES"])
+
+
+def mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
 def count_clicks(database_url: str) -> int:
     query = f"SELECT count(*) FROM {CLICKS_TABLE}"
     if database_url.startswith("sqlite"):
@@ -511,8 +562,14 @@ def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | N
                 f"expected a 302 to {DESTINATION}...; gunicorn log:\n{tail(server.log_path)}"
             )
         url = f"http://{HOST}:{server.port}{path}"
-        warm = run_wrk(wrk, args, url, args.warmup, paths_file) if args.warmup else None
-        result = run_wrk(wrk, args, url, args.duration, paths_file)
+        database = tracked["database_url"] if tracked and app == "tracked" else ""
+        sampler = WalSampler(sqlite_path(database)) if database.startswith("sqlite") else None
+        with sampler or contextlib.nullcontext():
+            warm = run_wrk(wrk, args, url, args.warmup, paths_file) if args.warmup else None
+            result = run_wrk(wrk, args, url, args.duration, paths_file)
+        if sampler is not None:
+            # While the server still runs: what it leaves behind under load.
+            result.update(wal_peak_bytes=sampler.peak, wal_after_bytes=sampler.size())
     finally:
         server.stop()
         current_servers.remove(server)
@@ -605,6 +662,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if args.database_url:
                 print("         (row counts are the change in the whole table: other traffic to that database counts too)")
+            walled = [r for r in tracked_runs if "wal_peak_bytes" in r]
+            if walled:
+                limit = wal_limit(tracked["env"])
+                peak = max(r["wal_peak_bytes"] for r in walled)
+                after = walled[-1]["wal_after_bytes"]
+                clicks["wal"] = {"limit_bytes": limit, "peak_bytes": peak, "after_load_bytes": after}
+                print(
+                    f"wal      SQLite's write-ahead log after {args.duration} s at full load: {mb(after)}"
+                    f" (peak {mb(peak)} over {len(walled)} run(s), limit {mb(limit)})"
+                )
+                if peak > limit:
+                    print(f"WARNING: the write-ahead log passed its limit ({mb(peak)} > {mb(limit)})")
 
         bad = [r for r in runs if r["non_302"] or r["socket_errors"]]
         for r in bad:
