@@ -44,7 +44,8 @@ class WalGuard:
     STAT_BYTES = 64 * 1024
     #: Seconds before a ``TRUNCATE`` that readers made fail is tried again;
     #: doubled after each failure up to :attr:`INTERVAL`, so that a long
-    #: report holding the log costs clicks little.
+    #: report holding the log costs clicks little, but no longer doubled
+    #: once the log is past half its limit.
     RETRY = 0.05
     #: Longest a ``TRUNCATE`` checkpoint waits for readers, in milliseconds.
     #: Click writes wait for it meanwhile.
@@ -139,7 +140,12 @@ class WalGuard:
                 except Exception:
                     done = True
                     logger.warning("SQLite checkpoint failed; it will be tried again", exc_info=True)
-                retry = 0.0 if done else min(retry * 2 or self.RETRY, self.INTERVAL)
+                if done:
+                    retry = 0.0
+                elif self.wal_size() >= self.limit // 2:
+                    retry = self.RETRY
+                else:
+                    retry = min(retry * 2 or self.RETRY, self.INTERVAL)
             # A last one, so that a stopped app leaves a small log behind.
             with contextlib.suppress(Exception):
                 self._checkpoint(connection, lock_fd)
