@@ -45,8 +45,9 @@ DB_STATEMENT_TIMEOUT_MS = 1000
 REDIS_TIMEOUT = 1.0
 
 #: Config keys that may name a Redis server, checked when they hold a
-#: ``redis://``, ``rediss://`` or ``unix://`` URL.
-REDIS_KEYS = ("SMSTRACK_REDIS_URL", Keys.RATELIMIT_STORAGE_URI)
+#: ``redis://``, ``rediss://`` or ``unix://`` URL (``Keys.REDIS_URL`` once
+#: the config has it).
+REDIS_KEYS = tuple(k for k in (getattr(Keys, "REDIS_URL", None), Keys.RATELIMIT_STORAGE_URI) if k)
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _SPOOL_PATTERN = "clicks-*.jsonl"
 
@@ -198,7 +199,7 @@ def check_spool(app: Flask) -> Check:
         return Check(
             "failing",
             "The spool directory cannot be written, so clicks would be lost while the database is down:"
-            " make SMSTRACK_SPOOL_DIR (or the instance folder) writable by the app's user.",
+            f" make {Keys.SPOOL_DIR} (or the instance folder) writable by the app's user.",
             details,
         )
     return Check("ok", details=details)
