@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +86,22 @@ def test_database_down(make_app):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_database_hung(make_app):
+    """A server that takes the connection and never answers (as one stopped
+    with SIGSTOP does) fails the check within the connect timeout."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        port = hung.getsockname()[1]
+        app = make_app(SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing")
+        start = time.monotonic()
+        response = app.test_client().get("/smstrack/healthz")
+        took = time.monotonic() - start
+    assert response.status_code == 503
+    assert response.json["failing"] == ["database"]
+    assert 1.5 < took < 5
+
+
 def test_redis_down(make_app):
     port = free_port()
     app = make_app(SMSTRACK_RATELIMIT_STORAGE_URI=f"redis://:hunter2@127.0.0.1:{port}/0")
@@ -98,6 +115,19 @@ def test_redis_down(make_app):
     assert "SMSTRACK_RATELIMIT_STORAGE_URI" in body["checks"]["redis"]["message"]
     text_body = response.get_data(as_text=True)
     assert "hunter2" not in text_body and str(port) not in text_body
+
+
+def test_redis_hung(make_app):
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        app = make_app(SMSTRACK_RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{hung.getsockname()[1]}")
+        start = time.monotonic()
+        response = app.test_client().get("/smstrack/healthz")
+        took = time.monotonic() - start
+    assert response.status_code == 503
+    assert response.json["failing"] == ["redis"]
+    assert took < 3
 
 
 def test_memory_rate_limits_are_not_redis(make_app):

@@ -3,9 +3,9 @@
 For load balancers, which call it every few seconds: no login, never rate
 limited, never cached, never a 500, and it writes nothing. It checks
 
-- ``database``: a ``SELECT 1`` on a connection of its own, opened with a
-  short connect and statement timeout (PostgreSQL), so that a stopped or
-  hung server fails the check within seconds instead of hanging it;
+- ``database``: a ``SELECT 1`` on a fresh connection of its own, opened
+  with a short connect timeout (PostgreSQL), so that a stopped or hung
+  server fails the check within seconds instead of hanging it;
 - ``redis``: a ping, with a short socket timeout, of each Redis URL the
   config names (today ``SMSTRACK_RATELIMIT_STORAGE_URI`` when it is a
   ``redis://`` URL);
@@ -41,7 +41,6 @@ bp = Blueprint("smstrack_health", __name__)
 #: Seconds a check may take: connecting to the database (libpq's floor is
 #: 2 s) and a Redis ping.
 DB_CONNECT_TIMEOUT = 2
-DB_STATEMENT_TIMEOUT_MS = 1000
 REDIS_TIMEOUT = 1.0
 
 #: Config keys that may name a Redis server, checked when they hold a
@@ -101,10 +100,10 @@ def _health_engine(app: Flask) -> Engine:
         options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
         connect_args = dict(options.get("connect_args") or {})
         if engine.dialect.driver in ("psycopg", "psycopg2"):
+            # libpq's timeout covers the whole handshake, so a stopped
+            # (SIGSTOP) server fails here too. No startup options: PgBouncer
+            # refuses them.
             connect_args["connect_timeout"] = DB_CONNECT_TIMEOUT
-            connect_args["options"] = (
-                f"{connect_args.get('options', '')} -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
-            ).strip()
         probes.engine = create_engine(engine.url, poolclass=NullPool, connect_args=connect_args)
     return probes.engine
 
