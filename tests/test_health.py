@@ -275,3 +275,13 @@ def test_standalone_on_sqlite_keeps_its_own_key(tmp_path):
     assert len(key) > 40
     assert _start(env).returncode == 0
     assert (tmp_path / "secret_key").read_text() == key
+
+
+def test_status_not_migrated(make_app, tmp_path):
+    app = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.db'}")
+    result = app.test_cli_runner().invoke(args=["smstrack", "status"])
+    assert result.exit_code == 1, result.output
+    lines = _rows(result.output)
+    assert lines["database"].split()[1] == "ok"
+    assert "run: flask smstrack init-db" in lines["migrations"] and lines["migrations"].split()[1] == "empty,"
+    assert result.output.splitlines()[-1].split() == ["status", "FAILING"]

@@ -72,7 +72,7 @@ def status_command() -> None:
                     rows.append((name, _count(connection, model), ""))
         except Exception as err:
             healthy = False
-            rows.append(("migrations", "unknown", f"could not read the database: {type(err).__name__}"))
+            rows.append(("counts", "unknown", f"could not read the tables: {type(err).__name__}"))
 
     checks = []
     for name, r in results.items():
