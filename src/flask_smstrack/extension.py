@@ -142,6 +142,7 @@ class SmsTrack:
         from .web.api import bp as api_bp
         from .web.collect import bp as collect_bp
         from .web.dashboard import bp as dashboard_bp
+        from .web.health import bp as health_bp
         from .web.redirect import bp as redirect_bp
         from .web.webhooks import bp as webhooks_bp
 
@@ -163,6 +164,7 @@ class SmsTrack:
         app.register_blueprint(api_bp, url_prefix=f"{prefix}/api/v1")
         app.register_blueprint(dashboard_bp, url_prefix=prefix)
         app.register_blueprint(webhooks_bp, url_prefix=prefix)
+        app.register_blueprint(health_bp, url_prefix=prefix)
         register_security_headers(app)
 
     @staticmethod

@@ -9,7 +9,10 @@ Configured from the environment:
 
 - ``DATABASE_URL``: SQLAlchemy URL; default a SQLite file in the instance
   folder. ``postgres://`` and ``postgresql://`` URLs use psycopg 3.
-- ``SECRET_KEY``: signs sessions; a random key is made (and kept in the
+- ``SECRET_KEY``: signs sessions. Required on PostgreSQL (or any database
+  other than SQLite), where several nodes may share the database: each
+  would otherwise make its own key, and a session from one node would be
+  logged out on the next. On SQLite a random key is made (and kept in the
   instance folder) when unset.
 - ``SMSTRACK_*``: any key of the config table, e.g. ``SMSTRACK_BASE_URL``.
   Numbers, ``true``/``false`` and JSON lists are understood; a name that
@@ -93,6 +96,23 @@ def _secret_key(app: Flask) -> str:
         return key
 
 
+class SecretKeyMissing(RuntimeError):
+    """The standalone app runs on a shared database without ``SECRET_KEY``."""
+
+
+def _require_shared_key(url: str) -> None:
+    """Refuse a database server without ``SECRET_KEY``: every node on it
+    must sign sessions with the same key."""
+    if str(url).startswith("sqlite"):
+        return
+    raise SecretKeyMissing(
+        "SECRET_KEY is not set, and DATABASE_URL is not SQLite: several nodes may serve this database,"
+        " and each would make its own secret key, so a session signed on one node would be logged out"
+        " on the next. Set the same SECRET_KEY in the environment of every node, for example one made with:"
+        " python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
+
+
 def create_app(config: dict | None = None, import_name: str = __name__) -> Flask:
     """Build the standalone app from the environment, then ``config``."""
     app = Flask(
@@ -111,6 +131,8 @@ def create_app(config: dict | None = None, import_name: str = __name__) -> Flask
             app.config[key] = _env_value(raw)
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
+        if not os.environ.get("SECRET_KEY"):
+            _require_shared_key(app.config["SQLALCHEMY_DATABASE_URI"])
         app.config["SECRET_KEY"] = _secret_key(app)
     app.session_interface = _SessionInterface()
     hops = int(os.environ.get(Keys.PROXY_HOPS, "0"))
