@@ -4,6 +4,7 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from ..config import Keys
 from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
 from ..schemas import (
     AUDIENCE_SEGMENTS,
@@ -345,10 +346,10 @@ def _link_edit_path(spec: APISpec) -> None:
         "patch": {
             "summary": "Change a campaign link: the fields given change, the others stay",
             "description": (
-                "A disabled link, or one past its expires_at (ISO 8601 with its UTC offset; null clears it), records no "
+                f"A disabled link, or one past its expires_at (ISO 8601 with its UTC offset; null clears it), records no "
                 "click and answers a 302 to its campaign's fallback_url (set when the campaign is created), else to "
-                "SMSTRACK_FALLBACK_URL, else a 410 page. Recipients' own links follow their campaign link. The change "
-                "is seen at once by the process that made it and by the others within SMSTRACK_LINK_CACHE_TTL "
+                f"{Keys.FALLBACK_URL}, else a 410 page. Recipients' own links follow their campaign link. The change "
+                f"is seen at once by the process that made it and by the others within {Keys.LINK_CACHE_TTL} "
                 "seconds. A recipient's own link cannot be changed by itself (409)."
             ),
             "requestBody": _body("LinkEdit"),
