@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 from flask import current_app
-from sqlalchemy import bindparam, case, exists, func, insert, or_, select
+from sqlalchemy import bindparam, case, exists, func, insert, null, or_, select
 
 from ..config import Keys
 from ..models import Campaign, Click, Link, utcnow
@@ -132,6 +132,11 @@ _parents = _links.alias("parent")
 _campaigns = Campaign.__table__
 
 
+_disabled = func.coalesce(_parents.c.disabled, _links.c.disabled)
+_expires_at = case((_parents.c.id.is_(None), _links.c.expires_at), else_=_parents.c.expires_at)
+_FALLBACK = select(_campaigns.c.fallback_url).where(_campaigns.c.id == _links.c.campaign_id)
+
+
 #: The link and, for a recipient's own link, its campaign link, which says
 #: where both go now: one Core query, since recipients' links are mostly
 #: clicked once and so are rarely in the cache.
@@ -145,15 +150,15 @@ _FIND_LINK = (
         case((_parents.c.id.is_(None), _links.c.utm), else_=_parents.c.utm).label("utm"),
         func.coalesce(_parents.c.append_click_id, _links.c.append_click_id).label("append_click_id"),
         # Recipients' own links are ended with their campaign link.
-        func.coalesce(_parents.c.disabled, _links.c.disabled).label("disabled"),
-        case((_parents.c.id.is_(None), _links.c.expires_at), else_=_parents.c.expires_at).label("expires_at"),
-        _campaigns.c.fallback_url,
+        _disabled.label("disabled"),
+        _expires_at.label("expires_at"),
+        # The campaign's fallback is only read for a link that is or may
+        # become ended: the others pay nothing for it.
+        case(
+            (or_(_disabled, _expires_at.is_not(None)), _FALLBACK.scalar_subquery()), else_=null()
+        ).label("fallback_url"),
     )
-    .select_from(
-        _links.outerjoin(_parents, _parents.c.id == _links.c.parent_id).join(
-            _campaigns, _campaigns.c.id == _links.c.campaign_id
-        )
-    )
+    .select_from(_links.outerjoin(_parents, _parents.c.id == _links.c.parent_id))
     .where(_links.c.code == bindparam("code"))
 )
 
