@@ -306,3 +306,42 @@ def test_gets_change_nothing(app, actions, setup):
     client.get(f"/smstrack/campaigns/{campaign['id']}/links/{link['id']}/edit?disabled=&destination_url=https://x.example/")
     assert actions.api("GET", f"/campaigns/{campaign['id']}/links", key).json == before
     assert _click_count(app) == 0
+
+
+def test_campaign_fallback_set_in_the_dashboard_reaches_ended_links_at_once(app, actions, setup):
+    from test_dashboard import _campaign_form
+
+    key, campaign, link = setup
+    _patch(actions, key, link["id"], {"disabled": True})
+    assert actions.click(link["code"]).status_code == 410  # cached: ended, no fallback
+    client = login(app)
+    edit = f"/smstrack/campaigns/{campaign['id']}/edit"
+    token = csrf_token(client, edit)
+    response = client.post(edit, data={"csrf_token": token, **_campaign_form(fallback_url="javascript:alert(1)")})
+    assert response.status_code == 400
+    assert "Must be an absolute http:// or https:// URL." in response.text
+    response = client.post(edit, data={"csrf_token": token, **_campaign_form(fallback_url="https://shop.example.com/more")})
+    assert response.status_code == 302, response.text
+    assert actions.api("GET", f"/campaigns/{campaign['id']}", key).json["fallback_url"] == "https://shop.example.com/more"
+    response = actions.click(link["code"])
+    assert (response.status_code, response.headers["Location"]) == (302, "https://shop.example.com/more")
+    assert _click_count(app) == 0
+
+
+def test_campaign_fallback_is_checked_on_create(actions):
+    key = actions.api_key()
+    response = actions.api("POST", "/campaigns", key, json={"name": "X", "currency": "USD", "fallback_url": "shop.example.com"})
+    assert (response.status_code, response.json["errors"]) == (
+        400, {"fallback_url": ["Must be an absolute http:// or https:// URL."]})
+
+
+def test_cli_create_campaign_with_fallback(app, actions, runner):
+    key = actions.api_key()
+    result = runner.invoke(args=["smstrack", "create-campaign", "--name", "Flash", "--currency", "USD",
+                                 "--fallback-url", "https://shop.example.com/more", "--owner", "owner@example.com", "--quiet"])
+    assert result.exit_code == 0, result.output
+    campaign_id = int(result.output)
+    assert actions.api("GET", f"/campaigns/{campaign_id}", key).json["fallback_url"] == "https://shop.example.com/more"
+    result = runner.invoke(args=["smstrack", "create-campaign", "--name", "Flash", "--currency", "USD", "--fallback-url", "nope"])
+    assert result.exit_code == 1
+    assert "fallback_url: Must be an absolute http:// or https:// URL." in result.output

@@ -29,6 +29,7 @@ from ...manage import (
     CodeTaken,
     create_campaign,
     create_link,
+    forget_link,
     list_campaigns,
     short_url,
     sync_variants,
@@ -58,7 +59,7 @@ class LinkForm(FlaskForm):
 
 _CAMPAIGN_FIELDS = (
     "name", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template",
-    "verified_revenue_only",
+    "verified_revenue_only", "fallback_url",
 )
 
 
@@ -80,6 +81,7 @@ def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
         "sent_at": f"{sent_at:%Y-%m-%dT%H:%M}" if sent_at else "",
         "message_template": campaign.message_template or "",
         "verified_revenue_only": "y" if campaign.verified_revenue_only else "",
+        "fallback_url": campaign.fallback_url or "",
     }
 
 
@@ -88,6 +90,7 @@ def _campaign_payload(values: dict[str, str], tz: str) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "name": values["name"], "currency": values["currency"],
         "verified_revenue_only": values.get("verified_revenue_only") == "y",
+        "fallback_url": values.get("fallback_url") or None,
     }
     for key in (*_MONEY_FIELDS, "message_template"):
         payload[key] = values[key] or None
@@ -275,11 +278,14 @@ def campaign_edit(campaign_id: int) -> str | Response | tuple[str, int]:
             wanted, variant_errors = ([], {}) if locked else _load_variants(slots)
             errors.update(variant_errors)
             if not errors and request.form.get("action") != "preview":
+                refallback = data.get("fallback_url", campaign.fallback_url) != campaign.fallback_url
                 for key, value in data.items():
                     setattr(campaign, key, value)
                 if not locked:
                     sync_variants(campaign, wanted)
                 get_state().db.session.commit()
+                for link in campaign.links if refallback else ():
+                    forget_link(link)
                 flash(f"Campaign “{campaign.name}” saved.")
                 return redirect(url_for(".campaign", campaign_id=campaign.id))
         else:
