@@ -21,7 +21,7 @@ def follow(code: str) -> Response:
     link = find_link(code, state) if CODE_RE.match(code) else None
     if link is None:
         return _nowhere(config[Keys.FALLBACK_URL], "smstrack/404.html", 404, code)
-    if link.disabled or link.expires_at is not None and link.ended(time.time()):
+    if link.disabled or (link.expires_at is not None and link.ended(time.time())):
         # An ended offer: no click, no cookie.
         return _nowhere(link.fallback or config[Keys.FALLBACK_URL], "smstrack/410.html", 410, code)
     req = request._get_current_object()

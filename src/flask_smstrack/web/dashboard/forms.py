@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 
 from ...auth import Principal
 from ...config import Keys
+from ...errors import NotFound
 from ...manage import (
     CodeTaken,
     create_campaign,
@@ -35,7 +36,6 @@ from ...manage import (
     sync_variants,
     update_link,
 )
-from ...errors import NotFound
 from ...models import Campaign, Link
 from ...schemas import (
     UTM_KEYS,
