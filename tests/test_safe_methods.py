@@ -66,7 +66,8 @@ def seeded(app, actions):
     assert actions.collect({"type": "conversion", "click_id": click_id, "order_id": "A-1",
                             "revenue": "20", "currency": "USD"}).status_code == 202
     variants = actions.api("GET", f"/campaigns/{campaign['id']}/variants", key).json["variants"]
-    return {"key": key, "campaign_id": campaign["id"], "variant_id": variants[0]["id"], "code": link["code"]}
+    return {"key": key, "campaign_id": campaign["id"], "variant_id": variants[0]["id"], "code": link["code"],
+            "link_id": link["id"]}
 
 
 def _snapshot(app) -> dict[str, list]:
@@ -95,6 +96,7 @@ def _get_urls(app, seeded) -> list[str]:
         "name": sorted(TABLES)[0],
         "filename": "dashboard.css",
         "code": seeded["code"],
+        "link_id": seeded["link_id"],
         "_rest": "no/such/endpoint",
     }
     urls = []

@@ -69,6 +69,46 @@ def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
     raise RuntimeError(f"Could not find a free short code after 5 tries; raise {Keys.CODE_LENGTH}.")
 
 
+#: What a link edit may change.
+LINK_EDIT_FIELDS = ("destination_url", "utm", "append_click_id", "disabled", "expires_at")
+
+
+def get_link(ref: int | str) -> Link | None:
+    """The link with id ``ref`` (an int, or a string of digits), else the
+    link whose code is ``ref``; ``None`` when there is none."""
+    session = get_state().db.session
+    text = str(ref)
+    if text.isdigit() and 0 < int(text) <= MAX_ID:
+        link = session.get(Link, int(text))
+        if link is not None or not isinstance(ref, str):
+            return link
+    return session.execute(select(Link).where(Link.code == text)).scalar()
+
+
+def update_link(link: Link, data: dict[str, Any]) -> Link:
+    """Apply a validated edit (:data:`LINK_EDIT_FIELDS`) to ``link`` and
+    commit. Recipients' own links follow their campaign link when clicked;
+    this process's cache forgets the link and them at once, other processes
+    within ``SMSTRACK_LINK_CACHE_TTL``."""
+    db = get_state().db
+    for name in LINK_EDIT_FIELDS:
+        if name in data:
+            value = data[name]
+            setattr(link, name, (value or None) if name == "utm" else value)
+    db.session.commit()
+    forget_link(link)
+    return link
+
+
+def forget_link(link: Link) -> None:
+    """Drop ``link`` and its recipients' own links from this process's cache."""
+    cache = get_state().links
+    cache.discard(link.code)
+    children = get_state().db.session.execute(select(Link.code).where(Link.parent_id == link.id)).scalars()
+    for code in children:
+        cache.discard(code)
+
+
 def add_variant(campaign: Campaign, data: dict[str, Any]) -> Variant:
     """Add a message variant to ``campaign`` (its name is checked unique)."""
     db = get_state().db

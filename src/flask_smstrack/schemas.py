@@ -330,6 +330,15 @@ def load_beacon(data: dict[str, Any]) -> dict[str, Any]:
     return schema().load(data)
 
 
+def web_url(value: str) -> None:
+    """Raise :class:`ValidationError` unless ``value`` is an absolute web URL."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Must be an absolute http:// or https:// URL.")
+    if any(c.isspace() for c in value.strip()):
+        raise ValidationError("Must not contain spaces.")
+
+
 #: The ways a campaign's cost is given; at most one per campaign.
 COST_FIELDS = ("cost", "cost_per_message", "cost_per_segment")
 #: The longest message template: ten segments of GSM-7.
@@ -350,6 +359,8 @@ class CampaignSchema(_Strict):
     sent_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
     #: Profit, ROI, ROAS, EPC and AOV count verified revenue only.
     verified_revenue_only = fields.Boolean(load_default=False)
+    #: Where its disabled or expired links send visitors.
+    fallback_url = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=2048), lambda v: web_url(v)])
     status = fields.String(dump_only=True)
     owner_id = fields.String(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
@@ -392,6 +403,8 @@ class LinkSchema(_Strict):
     append_click_id = fields.Boolean(load_default=True)
     utm = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None, allow_none=True)
     short_url = fields.String(dump_only=True)
+    disabled = fields.Boolean(dump_only=True)
+    expires_at = fields.AwareDateTime(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
 
     @validates("code")
@@ -405,11 +418,7 @@ class LinkSchema(_Strict):
 
     @validates("destination_url")
     def _destination(self, value, **kwargs):
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValidationError("Must be an absolute http:// or https:// URL.")
-        if any(c.isspace() for c in value.strip()):
-            raise ValidationError("Must not contain spaces.")
+        web_url(value)
 
     @validates("utm")
     def _utm(self, value, **kwargs):
@@ -423,7 +432,8 @@ class LinkSchema(_Strict):
 
     @post_load
     def _strip(self, data, **kwargs):
-        data["destination_url"] = data["destination_url"].strip()
+        if "destination_url" in data:
+            data["destination_url"] = data["destination_url"].strip()
         return data
 
 

@@ -33,7 +33,8 @@ class LinkCache:
     """A small TTL cache of links by code, one per process.
 
     Each process keeps a link for ``SMSTRACK_LINK_CACHE_TTL`` seconds, so an
-    edited link reaches every node within that time. Plain dict operations
+    edited link reaches every node within that time (the process that edits
+    it forgets it at once, see :func:`~flask_smstrack.manage.update_link`). Plain dict operations
     are atomic, so threads need no lock; when full, the oldest entry goes.
     """
 

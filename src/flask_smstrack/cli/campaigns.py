@@ -52,21 +52,22 @@ def init_db_command() -> None:
 @click.option("--message", "message_template", help="The message, with {link} and {first_name}-style placeholders.")
 @click.option("--sent", type=int, help="How many messages were sent.")
 @click.option("--owner", help="Email of the owning user.")
+@click.option("--fallback-url", help="Where its disabled or expired links send visitors.")
 @click.option(
     "--verified-revenue-only", is_flag=True,
     help="Profit, ROI, ROAS, EPC and AOV count verified revenue only (not the browsers' unverified reports).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the new campaign's id, e.g. CAMPAIGN=$(... --quiet).")
 def create_campaign_command(
-    name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner, verified_revenue_only,
-    quiet,
+    name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner, fallback_url,
+    verified_revenue_only, quiet,
 ) -> None:
     """Create a campaign and print its id (the CAMPAIGN_ID of the other commands)."""
     app_state()
     raw = {
         "name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message,
         "cost_per_segment": cost_per_segment, "message_template": message_template, "sent": sent,
-        "verified_revenue_only": verified_revenue_only,
+        "verified_revenue_only": verified_revenue_only, "fallback_url": fallback_url,
     }
     try:
         data = CampaignSchema().load({k: v for k, v in raw.items() if v is not None})

@@ -132,6 +132,9 @@ class Campaign(Base):
     #: When its recipients' numbers were replaced by their hash
     #: (``SMSTRACK_FORGET_PHONES_AFTER_DAYS``).
     phones_forgotten_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Where a disabled or expired link of the campaign sends visitors
+    #: (before ``SMSTRACK_FALLBACK_URL`` and the "offer ended" page).
+    fallback_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     links: Mapped[list[Link]] = relationship(
@@ -244,6 +247,11 @@ class Link(Base):
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("smstrack_links.id", ondelete="CASCADE")
     )
+    #: A disabled link records no click and sends visitors to the fallback;
+    #: a recipient's own link follows its campaign link's switch.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: After this the link is ended as if disabled; ``None``: never.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     campaign: Mapped[Campaign] = relationship(back_populates="links")

@@ -19,10 +19,10 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 from flask import current_app
-from sqlalchemy import bindparam, case, exists, func, insert, or_, select
+from sqlalchemy import bindparam, case, exists, func, insert, null, or_, select
 
 from ..config import Keys
-from ..models import Click, Link, utcnow
+from ..models import Campaign, Click, Link, utcnow
 from ..schemas import CLICK_ID_RE
 from ..state import get_state
 from .classify import Agent, anonymize_ip, classify_agent
@@ -72,6 +72,16 @@ class CachedLink:
     #: only concatenates: ``before + click_id + after``.
     before: str
     after: str
+    #: Ended links (disabled, or expired: ``expires_at`` is seconds since the
+    #: epoch) send visitors to ``fallback`` and record no click.
+    disabled: bool = False
+    expires_at: float | None = None
+    #: The campaign's ``fallback_url``.
+    fallback: str | None = None
+
+    def ended(self, now: float) -> bool:
+        """Whether the link no longer leads to its destination at ``now``."""
+        return self.disabled or (self.expires_at is not None and self.expires_at <= now)
 
 
 def _split_url(url: str) -> tuple[str, list[str], str]:
@@ -119,6 +129,14 @@ _links = Link.__table__
 _parents = _links.alias("parent")
 
 
+_campaigns = Campaign.__table__
+
+
+_disabled = func.coalesce(_parents.c.disabled, _links.c.disabled)
+_expires_at = case((_parents.c.id.is_(None), _links.c.expires_at), else_=_parents.c.expires_at)
+_FALLBACK = select(_campaigns.c.fallback_url).where(_campaigns.c.id == _links.c.campaign_id)
+
+
 #: The link and, for a recipient's own link, its campaign link, which says
 #: where both go now: one Core query, since recipients' links are mostly
 #: clicked once and so are rarely in the cache.
@@ -131,6 +149,14 @@ _FIND_LINK = (
         func.coalesce(_parents.c.destination_url, _links.c.destination_url).label("destination_url"),
         case((_parents.c.id.is_(None), _links.c.utm), else_=_parents.c.utm).label("utm"),
         func.coalesce(_parents.c.append_click_id, _links.c.append_click_id).label("append_click_id"),
+        # Recipients' own links are ended with their campaign link.
+        _disabled.label("disabled"),
+        _expires_at.label("expires_at"),
+        # The campaign's fallback is only read for a link that is or may
+        # become ended: the others pay nothing for it.
+        case(
+            (or_(_disabled, _expires_at.is_not(None)), _FALLBACK.scalar_subquery()), else_=null()
+        ).label("fallback_url"),
     )
     .select_from(_links.outerjoin(_parents, _parents.c.id == _links.c.parent_id))
     .where(_links.c.code == bindparam("code"))
@@ -158,6 +184,9 @@ def find_link(code: str, state=None) -> CachedLink | None:
         append_click_id=bool(link.append_click_id),
         before=before,
         after=after,
+        disabled=bool(link.disabled),
+        expires_at=link.expires_at.timestamp() if link.expires_at is not None else None,
+        fallback=link.fallback_url,
     )
     state.links.put(code, cached)
     return cached

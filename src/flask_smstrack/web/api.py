@@ -465,5 +465,5 @@ def not_found(_rest: str) -> Response:
     raise NotFound(f"No API endpoint at {request.path}.")
 
 
-# The conversion, subject and opt-out endpoints live in their own modules, on this blueprint.
-from . import api_conversions, api_optouts, api_subjects  # noqa: E402,F401
+# The conversion, link edit, subject and opt-out endpoints live in their own modules, on this blueprint.
+from . import api_conversions, api_links, api_optouts, api_subjects  # noqa: E402,F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from ..config import Keys
 from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
 from ..schemas import (
     AUDIENCE_SEGMENTS,
@@ -119,6 +120,7 @@ def build_spec(version: str, server_url: str) -> dict:
             "responses": {"201": _json("Link", "Created"), "400": _ERRORS, "409": _ERRORS},
         },
     })
+    _link_edit_path(spec)
     spec.path("/campaigns/{campaign_id}/report", parameters=_ID, operations={
         "get": {"summary": "The campaign's numbers", "responses": {"200": _json("Report", "Report"), "404": _ERRORS}},
     })
@@ -335,6 +337,27 @@ def _opt_out_paths(spec: APISpec) -> None:
             "responses": {"200": _json("OptOutsAdded", "added, already on the list, and invalid lines")},
         },
     })
+def _link_edit_path(spec: APISpec) -> None:
+    """``PATCH /links/{link_id}``."""
+    from .link_schemas import LinkUpdateSchema
+
+    spec.components.schema("LinkEdit", schema=LinkUpdateSchema)
+    spec.path("/links/{link_id}", parameters=[{"name": "link_id", "in": "path", "required": True, "schema": _ID_SCHEMA}], operations={
+        "patch": {
+            "summary": "Change a campaign link: the fields given change, the others stay",
+            "description": (
+                f"A disabled link, or one past its expires_at (ISO 8601 with its UTC offset; null clears it), records no "
+                "click and answers a 302 to its campaign's fallback_url (set when the campaign is created), else to "
+                f"{Keys.FALLBACK_URL}, else a 410 page. Recipients' own links follow their campaign link. The change "
+                f"is seen at once by the process that made it and by the others within {Keys.LINK_CACHE_TTL} "
+                "seconds. A recipient's own link cannot be changed by itself (409)."
+            ),
+            "requestBody": _body("LinkEdit"),
+            "responses": {"200": _json("Link", "The link as it is now"), "400": _ERRORS, "409": _ERRORS},
+        },
+    })
+
+
 def _subject_paths(spec: APISpec) -> None:
     """One person's data, admin only; the number goes in the body."""
     from .api_subjects import SubjectSchema

@@ -1,6 +1,8 @@
 """``GET /s/<code>``: record the click, answer 302."""
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, current_app, redirect, render_template, request
 from werkzeug.wrappers import Response
 
@@ -18,13 +20,10 @@ def follow(code: str) -> Response:
     config = current_app.config
     link = find_link(code, state) if CODE_RE.match(code) else None
     if link is None:
-        fallback = config[Keys.FALLBACK_URL]
-        if fallback:
-            response = redirect(fallback, 302)
-        else:
-            response = current_app.make_response((render_template("smstrack/404.html", code=code), 404))
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return _nowhere(config[Keys.FALLBACK_URL], "smstrack/404.html", 404, code)
+    if link.disabled or (link.expires_at is not None and link.ended(time.time())):
+        # An ended offer: no click, no cookie.
+        return _nowhere(link.fallback or config[Keys.FALLBACK_URL], "smstrack/410.html", 410, code)
     req = request._get_current_object()
     click_id, agent = record_click(link, req, state)
     headers = [("Location", redirect_target(link, click_id)), ("Cache-Control", "no-store")]
@@ -36,3 +35,13 @@ def follow(code: str) -> Response:
         is_secure = req.is_secure if wanted is None else wanted
         headers.append(("Set-Cookie", f"{cookie.name}={click_id}; {cookie.secure if is_secure else cookie.plain}"))
     return Response(status=302, headers=headers)
+
+
+def _nowhere(fallback: str | None, template: str, status: int, code: str) -> Response:
+    """A 302 to ``fallback``, else ``template`` with ``status``."""
+    if fallback:
+        response = redirect(fallback, 302)
+    else:
+        response = current_app.make_response((render_template(template, code=code), status))
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -25,15 +25,18 @@ from werkzeug.wrappers import Response
 
 from ...auth import Principal
 from ...config import Keys
+from ...errors import NotFound
 from ...manage import (
     CodeTaken,
     create_campaign,
     create_link,
+    forget_link,
     list_campaigns,
     short_url,
     sync_variants,
+    update_link,
 )
-from ...models import Campaign
+from ...models import Campaign, Link
 from ...schemas import (
     UTM_KEYS,
     CampaignSchema,
@@ -42,6 +45,7 @@ from ...schemas import (
     format_money,
 )
 from ...state import get_state
+from ..link_schemas import load_link_update
 from .base import bp, campaign_or_404, dashboard_principal, default_tz, expired, field_errors, local
 
 
@@ -55,7 +59,7 @@ class LinkForm(FlaskForm):
 
 _CAMPAIGN_FIELDS = (
     "name", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template",
-    "verified_revenue_only",
+    "verified_revenue_only", "fallback_url",
 )
 
 
@@ -77,6 +81,7 @@ def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
         "sent_at": f"{sent_at:%Y-%m-%dT%H:%M}" if sent_at else "",
         "message_template": campaign.message_template or "",
         "verified_revenue_only": "y" if campaign.verified_revenue_only else "",
+        "fallback_url": campaign.fallback_url or "",
     }
 
 
@@ -85,24 +90,28 @@ def _campaign_payload(values: dict[str, str], tz: str) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "name": values["name"], "currency": values["currency"],
         "verified_revenue_only": values.get("verified_revenue_only") == "y",
+        "fallback_url": values.get("fallback_url") or None,
     }
     for key in (*_MONEY_FIELDS, "message_template"):
         payload[key] = values[key] or None
     sent = re.sub(r"[\s,_]", "", values["sent"])
     payload["sent"] = int(sent) if sent.isdigit() else (values["sent"] or None)
-    raw = values["sent_at"]
-    if raw:
-        try:
-            moment = dt.datetime.fromisoformat(raw)
-        except ValueError:
-            payload["sent_at"] = raw
-        else:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=ZoneInfo(tz))
-            payload["sent_at"] = moment.isoformat()
-    else:
-        payload["sent_at"] = None
+    payload["sent_at"] = _moment(values["sent_at"], tz)
     return payload
+
+
+def _moment(raw: str, tz: str) -> str | None:
+    """A form's date and time, read in ``tz`` unless it has an offset, as
+    ISO 8601 for the schema (which names what is wrong with anything else)."""
+    if not raw:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment.isoformat()
 
 
 def _form_values(fields: tuple[str, ...]) -> dict[str, str]:
@@ -269,11 +278,14 @@ def campaign_edit(campaign_id: int) -> str | Response | tuple[str, int]:
             wanted, variant_errors = ([], {}) if locked else _load_variants(slots)
             errors.update(variant_errors)
             if not errors and request.form.get("action") != "preview":
+                refallback = data.get("fallback_url", campaign.fallback_url) != campaign.fallback_url
                 for key, value in data.items():
                     setattr(campaign, key, value)
                 if not locked:
                     sync_variants(campaign, wanted)
                 get_state().db.session.commit()
+                for link in campaign.links if refallback else ():
+                    forget_link(link)
                 flash(f"Campaign “{campaign.name}” saved.")
                 return redirect(url_for(".campaign", campaign_id=campaign.id))
         else:
@@ -284,36 +296,56 @@ def campaign_edit(campaign_id: int) -> str | Response | tuple[str, int]:
     ), (400 if errors else 200)
 
 
-_LINK_FIELDS = ("destination_url", "code", *UTM_KEYS)
+_LINK_FIELDS = ("destination_url", "code", "expires_at", *UTM_KEYS)
 
 
 @bp.route("/campaigns/<int:campaign_id>/links/new", methods=["GET", "POST"])
 @login_required
 def link_new(campaign_id: int) -> str | Response | tuple[str, int]:
+    return _link_page(campaign_or_404(campaign_id), None)
+
+
+@bp.route("/campaigns/<int:campaign_id>/links/<int:link_id>/edit", methods=["GET", "POST"])
+@login_required
+def link_edit(campaign_id: int, link_id: int) -> str | Response | tuple[str, int]:
     campaign = campaign_or_404(campaign_id)
+    link = next((item for item in campaign.links if item.id == link_id), None)
+    if link is None:
+        raise NotFound(f"Campaign {campaign_id} has no link {link_id}.")
+    return _link_page(campaign, link)
+
+
+def _link_page(campaign: Campaign, link: Link | None) -> str | Response | tuple[str, int]:
+    """The link form: a new link of ``campaign``, or a change to ``link``."""
     form = LinkForm()
+    tz = default_tz()
     values = {k: "" for k in _LINK_FIELDS}
-    append_click_id = True
+    append_click_id, disabled = True, False
+    if link is not None:
+        expires = local(link.expires_at, tz)
+        values.update(link.utm or {}, destination_url=link.destination_url, code=link.code,
+                      expires_at=f"{expires:%Y-%m-%dT%H:%M}" if expires else "")
+        append_click_id, disabled = link.append_click_id, link.disabled
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         values = _form_values(_LINK_FIELDS)
         append_click_id = request.form.get("append_click_id") == "y"
+        disabled = request.form.get("disabled") == "y"
         if form.validate_on_submit():
             utm = {k: values[k] for k in UTM_KEYS if values[k]}
-            payload = {
-                "destination_url": values["destination_url"],
-                "code": values["code"] or None,
-                "append_click_id": append_click_id,
-                "utm": utm or None,
-            }
+            payload = {"destination_url": values["destination_url"], "append_click_id": append_click_id, "utm": utm or None}
             try:
-                link = create_link(campaign, LinkSchema().load(payload))
+                if link is None:
+                    created = create_link(campaign, LinkSchema().load({**payload, "code": values["code"] or None}))
+                else:
+                    payload.update(disabled=disabled, expires_at=_moment(values["expires_at"], tz))
+                    update_link(link, load_link_update(payload))
             except ValidationError as err:
                 errors = field_errors(err)
             except CodeTaken:
                 errors = {"code": [f"The code “{values['code']}” is already in use; choose another, or leave it empty for a random one."]}
             else:
-                flash(f"Link created: {short_url(link)} — put it in your SMS.")
+                flash(f"Link created: {short_url(created)} — put it in your SMS." if link is None else f"Link {short_url(link)} saved.")
                 return redirect(url_for(".campaign", campaign_id=campaign.id) + "#links")
         else:
             errors = expired(form)
@@ -321,8 +353,11 @@ def link_new(campaign_id: int) -> str | Response | tuple[str, int]:
         "smstrack/link_form.html",
         form=form,
         campaign=campaign,
+        link=link,
         values=values,
         append_click_id=append_click_id,
+        disabled=disabled,
+        tz=tz,
         errors=errors,
         utm_keys=UTM_KEYS,
         prefix=_short_url_prefix(),
