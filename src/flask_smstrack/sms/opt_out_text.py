@@ -15,13 +15,14 @@ the campaign is refused (:func:`check_opt_out_text`).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Iterable
 
 from flask import current_app
 
 from ..config import Keys
 from ..models import Campaign
 from .messages import Template, templates_of
+from .optouts import configured_keywords
 from .twilio import SendError
 
 #: The words and phrases every opt-out instruction may use.
@@ -39,22 +40,12 @@ class OptOutTextMissing(SendError):
     has no opt-out instruction; the message names which and what to add."""
 
 
-def _words(value: Any) -> list[str]:
-    """The localised keywords as configured: a list, or one string of words
-    separated by commas or spaces (as an environment variable gives it)."""
-    if not value:
-        return []
-    if isinstance(value, str):
-        value = re.split(r"[,\s]+", value)
-    return [str(w).strip() for w in value if str(w).strip()]
-
-
 def opt_out_pattern(keywords: Iterable[str] | None = None) -> re.Pattern[str]:
     """The regular expression of an opt-out instruction: the built-in words
     and ``keywords`` (default ``SMSTRACK_OPT_OUT_KEYWORDS``), whole words,
     any case."""
     if keywords is None:
-        keywords = _words(current_app.config[Keys.OPT_OUT_KEYWORDS])
+        keywords = configured_keywords(Keys.OPT_OUT_KEYWORDS)
     extra = "".join(f"|{re.escape(w)}" for w in sorted(set(keywords), key=len, reverse=True))
     return re.compile(rf"(?<![\w-])(?:{_BUILT_IN_RE}{extra})(?![\w-])", re.IGNORECASE)
 

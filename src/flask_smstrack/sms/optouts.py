@@ -18,6 +18,7 @@ only as their keyed hash and last two digits.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -63,11 +64,18 @@ def _trimmed(text: str) -> str:
     return " ".join(text[start:end].split()).upper()
 
 
-def _configured(key: str) -> list[str]:
+def configured_keywords(key: str) -> list[str]:
+    """The reply words of a config key, as configured: a list, or one string
+    of words separated by commas or spaces (as an environment variable
+    gives it)."""
     value = current_app.config.get(key) or []
     if isinstance(value, str):
-        value = value.split(",")
-    return [w for w in (_trimmed(str(v)) for v in value) if w]
+        value = re.split(r"[,\s]+", value)
+    return [str(w).strip() for w in value if str(w).strip()]
+
+
+def _configured(key: str) -> list[str]:
+    return [w for w in (_trimmed(v) for v in configured_keywords(key)) if w]
 
 
 def read_reply(body: str | None, opt_out_type: str | None = None) -> Reply | None:
@@ -146,15 +154,15 @@ def _change(phones: Iterable[str], owner_id: str, action: str, source: str, keyw
     hashes = list(by_hash)
     for start in range(0, len(hashes), 500):
         chunk = hashes[start:start + 500]
-        where = and_(table.c.owner_id == owner_id, table.c.phone_hash.in_(chunk))
         if action == "opt_out":
-            present = set(session.execute(select(table.c.phone_hash).where(where)).scalars())
-            rows = [{"owner_id": owner_id, "phone_hash": h, "phone_tail": phone_tail(by_hash[h]), "source": source,
-                     "keyword": keyword, "created_at": now} for h in chunk if h not in present]
-            done += _insert_absent(session, rows)
+            # The insert skips numbers already listed and returns the others.
+            done += _insert_absent(session, [
+                {"owner_id": owner_id, "phone_hash": h, "phone_tail": phone_tail(by_hash[h]), "source": source,
+                 "keyword": keyword, "created_at": now} for h in chunk
+            ])
         else:
-            gone = session.execute(delete(table).where(where).returning(table.c.phone_hash)).scalars().all()
-            done += gone
+            where = and_(table.c.owner_id == owner_id, table.c.phone_hash.in_(chunk))
+            done += session.execute(delete(table).where(where).returning(table.c.phone_hash)).scalars().all()
     result.changed = len(done)
     result.unchanged = len(by_hash) - len(done)
     _events(session, [

@@ -47,7 +47,7 @@ def replay_spool(progress=None) -> tuple[int, int]:
 
     state = get_state()
     written = present = 0
-    paths = sorted(glob.glob(os.path.join(state.spool_dir, "clicks-*.jsonl")))
+    paths = spool_files(state.spool_dir)
     s = RollupState.__table__.c
     for path in paths:
         claimed = f"{path}.{int(time.time() * 1000)}.replaying"
@@ -80,11 +80,16 @@ def replay_spool(progress=None) -> tuple[int, int]:
     return written, present
 
 
+def spool_files(spool_dir: str) -> list[str]:
+    """The spool files waiting to be replayed, by name (files being replayed
+    are renamed out of this pattern)."""
+    return sorted(glob.glob(os.path.join(glob.escape(spool_dir), "clicks-*.jsonl")))
+
+
 def spooled_count() -> int:
     """How many clicks wait in the spool."""
-    state = get_state()
     total = 0
-    for path in glob.glob(os.path.join(state.spool_dir, "clicks-*.jsonl")):
+    for path in spool_files(get_state().spool_dir):
         with open(path, encoding="utf-8") as f:
             total += sum(1 for line in f if line.strip())
     return total

@@ -19,7 +19,6 @@ sentence saying what to do. It names no URL, host or password.
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import time
@@ -33,6 +32,7 @@ from sqlalchemy.pool import NullPool
 
 from ..config import Keys
 from ..state import get_state
+from ..tracking.spool import spool_files
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -44,11 +44,9 @@ DB_CONNECT_TIMEOUT = 2
 REDIS_TIMEOUT = 1.0
 
 #: Config keys that may name a Redis server, checked when they hold a
-#: ``redis://``, ``rediss://`` or ``unix://`` URL (``Keys.REDIS_URL`` once
-#: the config has it).
-REDIS_KEYS = tuple(k for k in (getattr(Keys, "REDIS_URL", None), Keys.RATELIMIT_STORAGE_URI) if k)
+#: ``redis://``, ``rediss://`` or ``unix://`` URL.
+REDIS_KEYS = (Keys.RATELIMIT_STORAGE_URI,)
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-_SPOOL_PATTERN = "clicks-*.jsonl"
 
 
 @dataclass
@@ -180,7 +178,7 @@ def _count_lines(probes: _Probes, path: str) -> int:
 def check_spool(app: Flask) -> Check:
     spool_dir = get_state().spool_dir
     probes = _probes(app)
-    paths = sorted(glob.glob(os.path.join(glob.escape(spool_dir), _SPOOL_PATTERN)))
+    paths = spool_files(spool_dir)
     records = 0
     for path in paths:
         try:
