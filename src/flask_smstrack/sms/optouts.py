@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, select
 
 from ..config import Keys
 from ..models import EVERY_OWNER, SENT_CONDITION, Campaign, OptOutEvent, Recipient, Suppression, utcnow
 from ..reports.rollups import dialect_insert
 from ..state import get_state
 from .recipients import ImportError_, _columns, normalize_phone
-from .suppression import phone_hasher, phone_tail
+from .suppression import is_number, phone_hasher, phone_tail
 
 OPT_OUT_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 OPT_IN_WORDS = ("START", "YES", "UNSTOP")
@@ -191,7 +191,7 @@ def latest_messages(phone: str, phone_hash: str) -> list[Sent]:
     rows = get_state().db.session.execute(
         select(c.owner_id, r.campaign_id, r.variant_id, r.id)
         .join(Campaign.__table__, c.id == r.campaign_id)
-        .where(or_(r.phone == phone, r.phone_hash == phone_hash), *SENT_CONDITION)
+        .where(is_number(phone, phone_hash), *SENT_CONDITION)
         .order_by(func.coalesce(r.sent_at, r.status_at, r.created_at).desc(), r.id.desc())
     ).all()
     latest: dict[str, Sent] = {}

@@ -37,7 +37,7 @@ from ..models import (
 from ..schemas import api_value
 from ..state import get_state
 from .recipients import normalize_phone
-from .suppression import phone_hash, phone_tail
+from .suppression import is_number, phone_hash, phone_tail
 
 #: Recipient columns erasure empties (``message_sid`` is replaced instead,
 #: see :func:`erase_subject`).
@@ -60,7 +60,7 @@ def _recipient_ids(phone: str, digest: str) -> list[int]:
     r = Recipient.__table__.c
     return list(
         get_state().db.session.execute(
-            select(r.id).where(or_(r.phone == phone, r.phone_hash == digest)).order_by(r.id)
+            select(r.id).where(is_number(phone, digest)).order_by(r.id)
         ).scalars()
     )
 

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 from typing import Callable, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from ..models import EVERY_OWNER, Campaign, Recipient, Suppression, utcnow
 from ..state import get_state, signing_key
@@ -49,6 +49,13 @@ def phone_tail(phone: str) -> str:
 def owners_of(owner_id: str | None) -> tuple[str, ...]:
     """The suppression owners that hold for a campaign of ``owner_id``."""
     return (EVERY_OWNER,) if not owner_id else (owner_id, EVERY_OWNER)
+
+
+def is_number(phone: str, digest: str):
+    """The condition on recipients that hold this number: by the number, or
+    by its hash ``digest`` once the number was forgotten."""
+    r = Recipient.__table__.c
+    return or_(r.phone == phone, r.phone_hash == digest)
 
 
 def suppressed_hashes(owner_id: str | None, hashes: Iterable[str]) -> set[str]:
