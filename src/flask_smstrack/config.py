@@ -237,6 +237,18 @@ class Keys:
     #: ``False`` stores none.
     STORE_IP = _key("SMSTRACK_STORE_IP", True)
 
+    # -- several nodes ---------------------------------------------------------
+
+    #: A Redis server shared by every node, e.g. ``redis://127.0.0.1:6379/0``:
+    #: the shared link cache and the broadcast of link edits, and the queue of
+    #: background jobs (RQ: sending, link checks, rollups, spool replay).
+    #: ``None`` runs jobs inline and keeps each process's link cache alone.
+    REDIS_URL = _key("SMSTRACK_REDIS_URL", None)
+
+    #: Prefix of every Redis key and channel this app uses, apart from other
+    #: apps sharing the same server.
+    REDIS_PREFIX = _key("SMSTRACK_REDIS_PREFIX", "smstrack")
+
     # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------
     # Rates are written as Flask-Limiter reads them: ``"300 per minute"``,
     # ``"10/second"``, several joined by ``;``.

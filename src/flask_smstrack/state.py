@@ -148,3 +148,29 @@ def get_state() -> State:
             "flask-smstrack is not set up on this app: call SmsTrack(app, db=db) or"
             " smstrack.init_app(app) in your app factory."
         ) from None
+
+
+def redis_client(app=None):
+    """The app's Redis client for ``SMSTRACK_REDIS_URL`` (one per process,
+    made on first use), or ``None`` when it is not set."""
+    app = app or current_app._get_current_object()
+    url = app.config.get(Keys.REDIS_URL)
+    if not url:
+        return None
+    clients = app.extensions.setdefault("smstrack_redis", {})
+    client = clients.get(url)
+    if client is None:
+        try:
+            import redis
+        except ImportError:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                f"{Keys.REDIS_URL} is set but the redis package is missing: install flask-smstrack[redis]."
+            ) from None
+        client = clients[url] = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0,
+                                                     health_check_interval=30)
+    return client
+
+
+def redis_key(app, *parts: str) -> str:
+    """A Redis key or channel name under ``SMSTRACK_REDIS_PREFIX``."""
+    return ":".join([app.config.get(Keys.REDIS_PREFIX) or "smstrack", *parts])

@@ -45,7 +45,7 @@ REDIS_TIMEOUT = 1.0
 
 #: Config keys that may name a Redis server, checked when they hold a
 #: ``redis://``, ``rediss://`` or ``unix://`` URL.
-REDIS_KEYS = (Keys.RATELIMIT_STORAGE_URI,)
+REDIS_KEYS = (Keys.REDIS_URL, Keys.RATELIMIT_STORAGE_URI)
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
