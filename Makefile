@@ -6,7 +6,7 @@ PORT ?= 8000
 WORKERS ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: run test bench wheel clean
+.PHONY: run test bench faults wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py --addresses 5000 $(BENCH_ARGS)
 	$(BIN)/python bench/report_page.py
 	$(BIN)/python bench/import_recipients.py
+
+# The fault tests in their full form (the short forms run in `make test`).
+faults: $(VENV)/.installed-test
+	SMSTRACK_FAULTS=full $(BIN)/python -m pytest -p no:xdist -s tests/faults $(PYTEST_ARGS)
 
 wheel: $(VENV)/.installed-test
 	$(BIN)/python -m build --wheel --outdir dist

@@ -15,7 +15,7 @@ LAYERS = [
     {"schemas"},
     {"auth", "manage"},
     {"tracking", "reports", "sms", "db"},
-    {"demo"},
+    {"demo", "jobs"},
     {"web", "cli"},
     {"extension"},
     {"standalone", "__init__"},

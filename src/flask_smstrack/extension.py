@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from . import config
 from .config import Keys
+from .jobs.queue import Jobs
 from .models import Click
 from .reports.formatting import FILTERS
 from .schemas import ConversionSchema
@@ -96,6 +97,7 @@ class SmsTrack:
                 engine, sync_commit=c[Keys.CLICK_SYNC_COMMIT], wal_limit=int(c[Keys.SQLITE_WAL_LIMIT_BYTES])
             ),
             ext=self,
+            jobs=Jobs(app),
         )
 
         self._register_blueprints(app)

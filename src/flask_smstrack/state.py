@@ -107,6 +107,9 @@ class State:
     #: The rate limits of the collector, API and login
     #: (:class:`flask_smstrack.web.limits.RateLimits`); ``None`` when off.
     limits: Any = None
+    #: Background jobs (:class:`flask_smstrack.jobs.queue.Jobs`): see
+    #: :func:`enqueue`.
+    jobs: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cookie: CookieAttributes | None = field(default=None, repr=False)
 
@@ -174,3 +177,21 @@ def redis_client(app=None):
 def redis_key(app, *parts: str) -> str:
     """A Redis key or channel name under ``SMSTRACK_REDIS_PREFIX``."""
     return ":".join([app.config.get(Keys.REDIS_PREFIX) or "smstrack", *parts])
+
+
+def enqueue(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Run the job ``name`` (``"package.module:function"``) in the background
+    when the app has a queue, else now; modules below :mod:`flask_smstrack.jobs`
+    start jobs through this, by name."""
+    jobs = get_state().jobs
+    if jobs is None:
+        return resolve_job(name)(*args, **kwargs)
+    return jobs.enqueue(name, *args, **kwargs)
+
+
+def resolve_job(name: str):
+    """The function a job's name (``"package.module:function"``) names."""
+    from importlib import import_module
+
+    module, _, attr = name.partition(":")
+    return getattr(import_module(module), attr)
