@@ -16,6 +16,7 @@ from flask_smstrack.models import Base, Campaign, Click, ClickRollup, RollupStat
 from flask_smstrack.reports import rollups
 from test_campaign_list import _click, _varied
 from test_dashboard import login
+from test_purge import world  # noqa: F401  (two purgeable demo campaigns)
 
 ROLLUP_TABLES = [t for t in Base.metadata.sorted_tables if t.name.startswith("smstrack_rollup_")]
 
@@ -152,3 +153,29 @@ def test_catch_up_of_some_campaigns_and_rows_after_the_cut(app, actions):
         rollups.catch_up()
     after = {r["id"]: r for r in _report_gets(app, key, ids)[0][1]["rows"]}
     assert after == report and after[ids[0]]["clicks"] == 11  # the new click, live either way
+
+
+def test_a_new_send_time_after_a_purge_reads_as_the_catch_up_makes_it(app, runner, actions, world):  # noqa: F811
+    """A purged campaign's delays are rebuilt from where the purge stopped;
+    until the catch-up does it, a report reads them as it will make them."""
+    from wsgi import db
+
+    key, spring = world["key"], world["spring"]
+    assert runner.invoke(args=["smstrack", "purge", "--before", world["cutoff"].isoformat()]).exit_code == 0
+
+    def delays():
+        return actions.api("GET", f"/campaigns/{spring}/tables/send_to_click?tz=Asia/Kolkata", key).json["rows"]
+
+    before = delays()
+    with app.app_context():
+        campaign = db.session.get(Campaign, spring)
+        campaign.sent_at = sent_at = campaign.sent_at + dt.timedelta(days=2)
+        db.session.commit()
+    stored = _rollup_rows(app)
+    read = delays()
+    assert _rollup_rows(app) == stored and read != before
+    with app.app_context():
+        assert rollups.catch_up([spring]) == 1
+        assert db.session.get(RollupState, spring).sent_at == sent_at
+    assert _rollup_rows(app) != stored
+    assert delays() == read
