@@ -179,3 +179,44 @@ def test_a_new_send_time_after_a_purge_reads_as_the_catch_up_makes_it(app, runne
         assert db.session.get(RollupState, spring).sent_at == sent_at
     assert _rollup_rows(app) != stored
     assert delays() == read
+
+
+def _aged_clicks(app, campaign_id: int, n: int) -> None:
+    from wsgi import db
+
+    with app.app_context():
+        campaign = db.session.get(Campaign, campaign_id)
+        at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=5)
+        db.session.add_all([_click(campaign, campaign.links[0], at + dt.timedelta(minutes=i)) for i in range(n)])
+        db.session.commit()
+
+
+def _rolled_clicks(app, campaign_id: int) -> int | None:
+    from wsgi import db
+
+    with app.app_context():
+        return db.session.execute(
+            select(func.sum(ClickRollup.clicks)).where(ClickRollup.campaign_id == campaign_id)).scalar()
+
+
+def test_the_rollups_command_and_an_import_catch_up(app, runner, actions):
+    key = actions.api_key()
+    first, second = (actions.campaign(key, name=name)["id"] for name in ("First", "Second"))
+    for cid in (first, second):
+        actions.link(key, cid)
+        _aged_clicks(app, cid, 3)
+    assert _rolled_clicks(app, first) is None
+    # An import starts the catch-up of its campaign (inline: no Redis here).
+    imported = actions.client.post(
+        f"/smstrack/api/v1/campaigns/{first}/recipients", data="phone\n+14155550100\n", content_type="text/csv",
+        headers={"Authorization": f"Bearer {key}"})
+    assert imported.status_code == 200, imported.json
+    assert (_rolled_clicks(app, first), _rolled_clicks(app, second)) == (3, None)
+    result = runner.invoke(args=["smstrack", "rollups"])
+    assert result.exit_code == 0, result.output
+    assert "Rolling up campaigns" in result.output and "up to date for 2 campaign(s)" in result.output
+    assert (_rolled_clicks(app, first), _rolled_clicks(app, second)) == (3, 3)
+    assert runner.invoke(args=["smstrack", "rollups", str(second)]).exit_code == 0  # nothing left: no change
+    assert _rolled_clicks(app, second) == 3
+    missing = runner.invoke(args=["smstrack", "rollups", "999"])
+    assert missing.exit_code == 1 and "no campaign 999" in missing.output
