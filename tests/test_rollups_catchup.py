@@ -220,3 +220,18 @@ def test_the_rollups_command_and_an_import_catch_up(app, runner, actions):
     assert _rolled_clicks(app, second) == 3
     missing = runner.invoke(args=["smstrack", "rollups", "999"])
     assert missing.exit_code == 1 and "no campaign 999" in missing.output
+
+
+def test_a_failed_catch_up_does_not_fail_the_import(app, actions, monkeypatch, caplog):
+    key = actions.api_key()
+    cid = actions.campaign(key)["id"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(rollups, "catch_up", broken)
+    imported = actions.client.post(
+        f"/smstrack/api/v1/campaigns/{cid}/recipients", data="phone\n+14155550100\n+14155550101\n",
+        content_type="text/csv", headers={"Authorization": f"Bearer {key}"})
+    assert (imported.status_code, imported.json["imported"]) == (200, 2)
+    assert "could not start the catch-up" in caplog.text

@@ -14,9 +14,8 @@ from ..db.migrate import current_revision, head_revision, upgrade
 from ..manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
 from ..models import Campaign, Link, User
 from ..reports.campaign import campaign_report
-from ..reports.rollups import CATCH_UP_JOB
+from ..reports.rollups import start_catch_up
 from ..schemas import CampaignSchema, LinkSchema
-from ..state import enqueue
 from ..tracking.spool import replay_spool, spooled_count
 from .base import app_state, find_owner, smstrack_cli, validation_error, warn_opt_out_text
 from .demo import demo_command
@@ -131,7 +130,7 @@ def replay_spool_command() -> None:
     if written:
         # Late clicks are added to the rollups as they are written; this
         # catches up the campaigns whose cut is behind.
-        enqueue(CATCH_UP_JOB)
+        start_catch_up()
     click.echo(f"Wrote {written} clicks; {present} were already stored.")
 
 

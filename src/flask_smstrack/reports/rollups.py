@@ -6,8 +6,9 @@ before it are summed into the rollup tables, those after it are counted live
 from the raw rows (through the ``(campaign_id, created_at)`` indexes, see
 rollup_reads.py). Reports only read: :func:`catch_up`, a job, moves the cuts
 forward to two minutes ago and adds what they pass. It runs after imports,
-spool replays and demo seeding (through :func:`flask_smstrack.state.enqueue`),
-periodically in the worker, and from ``flask smstrack rollups``. Both sides
+spool replays and demo seeding (:func:`start_catch_up` enqueues it by name,
+:data:`CATCH_UP_JOB`), periodically in the worker, and from
+``flask smstrack rollups``. Both sides
 come from the same aggregate queries (rollup_queries.py), so a number means
 the same whether it was rolled up or not.
 
@@ -23,6 +24,7 @@ campaign from the start. A reset (a new send time) moves its cut back to
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,7 +40,7 @@ from ..models import (
     RollupState,
     utcnow,
 )
-from ..state import get_state
+from ..state import enqueue, get_state
 from .rollup_queries import (  # noqa: F401  (the names other modules read from here)
     BUCKET_SECONDS,
     CONVERSION_COUNTERS,
@@ -69,6 +71,8 @@ from .rollup_reads import CampaignCounts, state_for  # noqa: F401
 CATCH_UP_BATCH = 200
 #: The job's name, for :func:`flask_smstrack.state.enqueue`.
 CATCH_UP_JOB = "flask_smstrack.reports.rollups:catch_up"
+
+logger = logging.getLogger("flask_smstrack")
 
 
 def refresh(campaign: Campaign, now: dt.datetime | None = None) -> bool:
@@ -265,3 +269,15 @@ def catch_up(
         if progress is not None:
             progress(len(batch))
     return moved
+
+
+def start_catch_up(campaign_ids: Iterable[int] | None = None) -> None:
+    """Start :func:`catch_up` of these campaigns (default: all) after rows
+    arrived in bulk: in the worker, or now when there is none. A failure is
+    logged, never raised: the rows are stored, reports count them live
+    meanwhile, and the next catch-up rolls them up."""
+    try:
+        enqueue(CATCH_UP_JOB, None if campaign_ids is None else sorted(set(campaign_ids)))
+    except Exception:
+        get_state().db.session.rollback()
+        logger.exception("rollups: could not start the catch-up of campaigns %s", campaign_ids or "(all)")

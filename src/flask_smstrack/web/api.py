@@ -46,7 +46,7 @@ from ..reports.export import (
     table_json,
 )
 from ..reports.listing import ListFilter, campaign_list, campaign_list_all
-from ..reports.rollups import CATCH_UP_JOB
+from ..reports.rollups import start_catch_up
 from ..reports.tables import TABLES, campaign_list_table, campaign_table
 from ..schemas import (
     MAX_OFFSET,
@@ -71,7 +71,6 @@ from ..sms.messages import (
 from ..sms.opt_out_text import opt_out_warning
 from ..sms.outbox import mark_exported, message_rows, ready_counts
 from ..sms.segments import segment_info
-from ..state import enqueue
 from .http import check_request_values, csv_upload, read_limited_body
 from .list_args import list_args
 
@@ -248,7 +247,7 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
         result = import_recipients(campaign.id, read_csv(text), region=region, keep_columns=kept)
     except ImportError_ as err:
         raise InvalidInput({"_body": [str(err)]}) from None
-    enqueue(CATCH_UP_JOB, [campaign.id])
+    start_catch_up([campaign.id])
     body = {
         "imported": result.imported,
         "merged": result.merged,
@@ -388,7 +387,7 @@ def messages_prepare(campaign_id: int) -> Response:
         result = prepare_messages(campaign)
     except PrepareError as err:
         raise Conflict({"message_template": [str(err)]}) from None
-    enqueue(CATCH_UP_JOB, [campaign.id])
+    start_catch_up([campaign.id])
     ready, segments = ready_counts(campaign.id)
     price = campaign.cost_per_segment
     return jsonify(

@@ -19,11 +19,10 @@ from ...errors import InvalidInput
 from ...models import Campaign
 from ...reports.campaign import CampaignData, CampaignReport
 from ...reports.export import csv_download
-from ...reports.rollups import CATCH_UP_JOB
+from ...reports.rollups import start_catch_up
 from ...schemas import (
     format_money,
 )
-from ...state import enqueue
 from .base import bp, campaign_or_404, plural
 from .charts import variant_bars
 
@@ -175,7 +174,7 @@ def messages_prepare(campaign_id: int) -> Response:
     except PrepareError as err:
         flash(f"Messages not prepared — {err}.", "error")
         return redirect(back)
-    enqueue(CATCH_UP_JOB, [campaign.id])
+    start_catch_up([campaign.id])
     if result.prepared:
         flash(_prepared_message(campaign, result))
     elif not result.no_consent:
