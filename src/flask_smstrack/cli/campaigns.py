@@ -183,7 +183,7 @@ def _rollups(campaign_ids: tuple[int, ...]) -> None:
     if missing:
         raise click.ClickException(f"no campaign {', '.join(map(str, missing))}")
     with click.progressbar(length=len(ids), label="Rolling up campaigns") as bar:
-        catch_up(ids, progress=bar.update)
+        catch_up(ids if campaign_ids else None, progress=bar.update)
     click.echo(f"Rollups up to date for {len(ids)} campaign(s).")
 
 
