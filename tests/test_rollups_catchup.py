@@ -44,9 +44,9 @@ def _imported(app, actions) -> tuple[str, list[int]]:
     return key, ids
 
 
-def _report_gets(app, key: str, ids: list[int]) -> list[tuple[str, object]]:
-    """Every report GET with the answer a user sees, checking after each one
-    that no rollup table changed."""
+def _report_gets(app, key: str, ids: list[int], full: bool = True) -> list[tuple[str, object]]:
+    """Every report GET (``full``; else the API's list and reports) with the
+    answer a user sees, checking after each one that no rollup table changed."""
     admin = login(app)
     api = app.test_client()
     api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
@@ -55,9 +55,13 @@ def _report_gets(app, key: str, ids: list[int]) -> list[tuple[str, object]]:
             (api, "/smstrack/api/v1/campaigns"),
             (admin, "/smstrack/"),
             (admin, "/smstrack/?sort=clicks&dir=asc")]
-    for cid in ids:
-        gets += [(api, f"/smstrack/api/v1/campaigns/{cid}/report"),
-                 (api, f"/smstrack/api/v1/campaigns/{cid}/report?format=csv"),
+    if not full:
+        gets = gets[:1]
+    gets += [(api, f"/smstrack/api/v1/campaigns/{cid}/report") for cid in ids]
+    # The pages and downloads of a few campaigns: Alpha (variants, three
+    # currencies), Foxtrot (recipients, receipts), alpha (no send time).
+    for cid in [ids[0], ids[5], ids[8]] if full else ():
+        gets += [(api, f"/smstrack/api/v1/campaigns/{cid}/report?format=csv"),
                  (api, f"/smstrack/api/v1/campaigns/{cid}/tables/send_to_click"),
                  (admin, f"/smstrack/campaigns/{cid}"),
                  (admin, f"/smstrack/campaigns/{cid}/tables/timeseries.csv")]
@@ -109,7 +113,7 @@ def test_catch_up_is_idempotent_and_safe_twice_at_once(app, actions):
     from wsgi import db
 
     key, ids = _imported(app, actions)
-    live = _report_gets(app, key, ids)
+    live = _report_gets(app, key, ids, full=False)
     now = dt.datetime.now(dt.timezone.utc)
     moved, errors = [], []
 
@@ -133,7 +137,7 @@ def test_catch_up_is_idempotent_and_safe_twice_at_once(app, actions):
         rows = db.session.execute(select(func.count()).select_from(Click)).scalar()
     assert (states, clicks) == (len(ids) + 1, rows)  # each click counted once
     print(f"two catch-ups at once moved {moved} cuts; {clicks} of {rows} clicks rolled up once")
-    assert _comparable(_report_gets(app, key, ids)) == _comparable(live)
+    assert _comparable(_report_gets(app, key, ids, full=False)) == _comparable(live)
 
 
 def test_catch_up_of_some_campaigns_and_rows_after_the_cut(app, actions):
@@ -148,10 +152,10 @@ def test_catch_up_of_some_campaigns_and_rows_after_the_cut(app, actions):
         db.session.add(_click(campaign, campaign.links[0], dt.datetime.now(dt.timezone.utc)))
         db.session.commit()
     assert states == set(ids[:2])
-    report = {r["id"]: r for r in _report_gets(app, key, ids)[0][1]["rows"]}
+    report = {r["id"]: r for r in _report_gets(app, key, ids, full=False)[0][1]["rows"]}
     with app.app_context():
         rollups.catch_up()
-    after = {r["id"]: r for r in _report_gets(app, key, ids)[0][1]["rows"]}
+    after = {r["id"]: r for r in _report_gets(app, key, ids, full=False)[0][1]["rows"]}
     assert after == report and after[ids[0]]["clicks"] == 11  # the new click, live either way
 
 
