@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from ..config import Keys
 from ..manage import get_campaign
 from ..models import Campaign, Recipient
+from ..reports.rollups import start_catch_up
 from ..schemas import AUDIENCE_SEGMENTS
 from .base import app_state, campaign_or_fail, smstrack_cli, validation_error, warn_opt_out_text
 
@@ -48,6 +49,7 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None, k
             )
     except ImportError_ as err:
         raise click.ClickException(str(err)) from None
+    start_catch_up([campaign_id])
     click.echo(f"Imported {result.imported} recipients; {result.merged} duplicates merged; {len(result.errors)} rows left out.")
     if result.suppressed:
         click.echo(f"{result.suppressed} of them opted out and will not be texted.")
