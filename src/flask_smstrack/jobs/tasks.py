@@ -153,3 +153,14 @@ def check_links(campaign_id: int) -> list[dict[str, Any]]:
         report_progress(done=done)
 
     return [c.as_dict() for c in check_campaign_links(campaign, progress=progress)]
+
+
+def link_checks(rows: list[dict[str, Any]] | None):
+    """The :class:`~flask_smstrack.sms.linkcheck.LinkCheck` objects of a
+    link check job's result."""
+    from dataclasses import fields
+
+    from ..sms.linkcheck import LinkCheck
+
+    names = {f.name for f in fields(LinkCheck)}
+    return [LinkCheck(**{k: v for k, v in row.items() if k in names}) for row in rows or []]

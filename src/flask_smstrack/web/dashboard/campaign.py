@@ -10,8 +10,10 @@ from typing import Any
 
 from flask import (
     current_app,
+    redirect,
     render_template,
     request,
+    url_for,
 )
 from flask_login import login_required
 from flask_wtf import FlaskForm
@@ -128,20 +130,33 @@ class LinkCheckForm(FlaskForm):
 
 @bp.route("/campaigns/<int:campaign_id>/check-links", methods=["GET", "POST"])
 @login_required
-def check_links(campaign_id: int) -> str:
-    from ...sms.linkcheck import check_campaign_links
+def check_links(campaign_id: int) -> Any:
+    """"Test links" runs the check as a job (see :mod:`flask_smstrack.jobs`):
+    with Redis the page then shows its progress, and its results when they
+    are ready; inline (no Redis) it shows them at once."""
+    from ...jobs.queue import Jobs, job_view
+    from ...jobs.tasks import check_links_key, enqueue_check_links, link_checks
 
     campaign = campaign_or_404(campaign_id)
+    jobs = Jobs(current_app)
     form = LinkCheckForm()
-    checks = None
+    checks = view = None
     if request.method == "POST":
         if not form.validate_on_submit():
             raise InvalidInput("The form expired; please go back and press “Test links” again.")
-        checks = check_campaign_links(campaign)
+        started = enqueue_check_links(campaign.id)
+        if jobs.queued:
+            return redirect(url_for("smstrack_dashboard.check_links", campaign_id=campaign.id), 303)
+        checks = link_checks(started)
+    elif jobs.queued:
+        view = job_view(jobs.fetch(check_links_key(campaign.id)))
+        if view is not None and view.status == "finished":
+            checks = link_checks(view.result)
     return render_template(
         "smstrack/link_check.html",
         campaign=campaign,
         form=form,
         checks=checks,
+        job=view,
         timeout=current_app.config[Keys.LINK_CHECK_TIMEOUT],
     )

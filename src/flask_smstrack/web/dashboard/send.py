@@ -1,0 +1,88 @@
+"""A campaign's Send page, and the progress of its background jobs (send,
+link check) as JSON for the page's script.
+
+Sending from the dashboard needs ``SMSTRACK_REDIS_URL`` and a running
+``flask smstrack worker``: the send is a job, which survives the web
+process and goes on where it stopped when its worker dies. Without Redis the
+page gives the ``flask smstrack send`` command instead: a send run inside a
+web request would be cut by the server's request timeout (a minute of
+messages at the default rate) and leave messages in an unknown state.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from flask import current_app, jsonify, redirect, render_template, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from ...config import Keys
+from ...errors import InvalidInput
+from ...jobs.queue import Jobs, job_view
+from ...jobs.tasks import check_links_key, enqueue_send, send_key
+from ...sms.outbox import recipient_totals, unknown_count
+from ...sms.twilio import SendError, twilio_settings
+from .base import bp, campaign_or_404
+
+
+class SendForm(FlaskForm):
+    """CSRF only: "Send" has no fields."""
+
+
+def _waiting(campaign_id: int) -> int:
+    """Recipients with a number and no message sent yet (read only)."""
+    totals: Counter = Counter()
+    for t in recipient_totals(campaign_id).values():
+        totals.update(t)
+    return totals["pending"] + totals["ready"]
+
+
+def _sender() -> tuple[str | None, str | None]:
+    try:
+        return twilio_settings().sender, None
+    except SendError as err:
+        return None, str(err)
+
+
+@bp.route("/campaigns/<int:campaign_id>/send", methods=["GET", "POST"])
+@login_required
+def send(campaign_id: int) -> Any:
+    campaign = campaign_or_404(campaign_id)
+    jobs = Jobs(current_app)
+    form = SendForm()
+    if form.is_submitted():
+        if not form.validate():
+            raise InvalidInput("The form expired; please go back and press “Send” again.")
+        if not jobs.queued:
+            raise InvalidInput(f"Sending from the dashboard needs {Keys.REDIS_URL} and a running"
+                               f" `flask smstrack worker`; send with: flask smstrack send {campaign.id}")
+        sender, problem = _sender()
+        if problem:
+            raise InvalidInput(problem)
+        enqueue_send(campaign.id)
+        return redirect(url_for("smstrack_dashboard.send", campaign_id=campaign.id), 303)
+    view = job_view(jobs.fetch(send_key(campaign.id))) if jobs.queued else None
+    sender, problem = _sender()
+    return render_template(
+        "smstrack/send.html", campaign=campaign, form=form, queued=jobs.queued, job=view,
+        waiting=_waiting(campaign.id), unknown=unknown_count(campaign.id), sender=sender, problem=problem,
+        rate=current_app.config[Keys.SEND_RATE],
+    )
+
+
+_KEYS = {"send": send_key, "check-links": check_links_key}
+
+
+@bp.get("/campaigns/<int:campaign_id>/jobs/send.json", defaults={"kind": "send"})
+@bp.get("/campaigns/<int:campaign_id>/jobs/check-links.json", defaults={"kind": "check-links"})
+@login_required
+def job_status(campaign_id: int, kind: str) -> Response:
+    """``{"status": ..., "done": n, "total": m, ...}`` of the campaign's
+    send or link check job; ``{"status": "none"}`` when there is none."""
+    campaign = campaign_or_404(campaign_id)
+    view = job_view(Jobs(current_app).fetch(_KEYS[kind](campaign.id)))
+    response = jsonify(view.as_dict() if view is not None else {"status": "none", "active": False})
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,182 @@
+"""Background jobs (``flask_smstrack.jobs``): inline without Redis, on the
+real Redis's RQ queue with ``SMSTRACK_REDIS_URL`` (a queue and job ids of
+each test's own, deleted after it), run by the app's worker; the dashboard's
+Send page and link checks as jobs; the queue in the health check and
+``flask smstrack status``."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+import redis
+
+from conftest import Actions
+from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from test_dashboard import csrf_token, login
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SPOOL = "flask_smstrack.tracking.spool:replay_spool"
+
+
+def forget_queue(name: str) -> None:
+    """Delete the keys of the RQ queue ``name`` and its jobs (never FLUSH)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    for pattern in (f"rq:*:{name}", f"rq:*:{name}:*", f"rq:job:{name}-*", f"rq:*:{name}-*"):
+        for key in client.scan_iter(match=pattern, count=500):
+            client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def prefix():
+    name = f"t-jobs-{uuid.uuid4().hex[:8]}"
+    yield name
+    forget_queue(name)
+
+
+@pytest.fixture
+def fake():
+    with FakeTwilio() as running:
+        yield running
+
+
+@pytest.fixture
+def redis_app(make_app, prefix, fake, no_twilio_env):
+    return make_app(
+        SMSTRACK_REDIS_URL=REDIS_URL, SMSTRACK_REDIS_PREFIX=prefix, SMSTRACK_BASE_URL="https://sms.example.com",
+        SMSTRACK_TWILIO_ACCOUNT_SID=ACCOUNT_SID, SMSTRACK_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        SMSTRACK_TWILIO_FROM="+15005550006", SMSTRACK_TWILIO_API_URL=fake.url, SMSTRACK_SEND_RATE=1000,
+        SMSTRACK_LINK_CHECK_TIMEOUT=2, SMSTRACK_LINK_CHECK_PRIVATE_ADDRESSES=True,
+    )
+
+
+def run_jobs(app) -> None:
+    """Run what waits on the app's queue with its real (forking) worker."""
+    from flask_smstrack.jobs.worker import make_worker
+
+    make_worker(app, interval=0).work(burst=True, logging_level="WARNING")
+
+
+def _campaign(app, destination="https://shop.example.com/spring", people=3) -> int:
+    actions = Actions(app)
+    key = actions.api_key(admin=True)
+    campaign = actions.campaign(key, cost=None, sent=None, message_template="Hi {first_name}: {link}")
+    actions.link(key, campaign["id"], destination_url=destination)
+    csv = "phone,first_name\n" + "".join(f"+1415555{1000 + i},P{i}\n" for i in range(people))
+    imported = actions.client.post(
+        f"/smstrack/api/v1/campaigns/{campaign['id']}/recipients", data=csv, content_type="text/csv",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert imported.status_code == 200, imported.json
+    return campaign["id"]
+
+
+def test_jobs_run_inline_without_redis(app):
+    from flask_smstrack.jobs.queue import Jobs
+    from flask_smstrack.state import enqueue
+
+    with app.app_context():
+        assert not Jobs(app).queued
+        assert tuple(enqueue(SPOOL)) == (0, 0)
+
+
+def test_fixed_ids_never_pile_up_and_the_worker_runs_them_in_the_app(redis_app, prefix):
+    from flask_smstrack.jobs.queue import Jobs, job_key, job_view
+    from flask_smstrack.jobs.worker import enqueue_periodic
+
+    with redis_app.app_context():
+        jobs = Jobs(redis_app)
+        queue = jobs.queue()
+        assert queue.name == prefix
+        first = jobs.submit(SPOOL, key=job_key(redis_app, "replay-spool"))
+        assert first.id == f"{prefix}-replay-spool"
+        # The periodic jobs, enqueued by two workers at once: one of each.
+        ids = enqueue_periodic(redis_app) + enqueue_periodic(redis_app)
+        assert set(ids) == {first.id} or set(ids) == {first.id, f"{prefix}-rollups"}
+        assert queue.count == len(set(ids))
+        plain = jobs.enqueue(SPOOL)  # no fixed id: a job of its own
+        assert plain.id != first.id and queue.count == len(set(ids)) + 1
+
+    run_jobs(redis_app)
+    with redis_app.app_context():
+        view = job_view(jobs.fetch(first.id))
+        assert view.status == "finished" and view.result == [0, 0]
+        assert queue.count == 0
+        # Finished, its id is free again.
+        again = jobs.submit(SPOOL, key=job_key(redis_app, "replay-spool"))
+        assert again.id == first.id and job_view(again).status == "queued"
+
+
+def test_health_and_status_show_the_queue(redis_app, app):
+    from flask_smstrack.jobs.queue import Jobs
+
+    with redis_app.app_context():
+        Jobs(redis_app).enqueue(SPOOL)
+    checks = redis_app.test_client().get("/smstrack/healthz").json["checks"]
+    assert checks["jobs"] == {"status": "ok", "queued": 1, "started": 0, "failed": 0, "scheduled": 0, "workers": 0}
+    assert checks["redis"] == {"status": "ok"}
+    out = redis_app.test_cli_runner().invoke(args=["smstrack", "status"]).output
+    assert re.search(r"jobs +ok, 1 queued, 0 running, 0 failed, 0 scheduled, 0 workers \(\d+ ms\)", out), out
+    assert app.test_client().get("/smstrack/healthz").json["checks"]["jobs"] == {"status": "not configured"}
+
+
+def test_send_from_the_dashboard(redis_app, fake):
+    campaign = _campaign(redis_app)
+    client = login(redis_app)
+    page = client.get(f"/smstrack/campaigns/{campaign}")
+    assert f'href="/smstrack/campaigns/{campaign}/send"' in page.text
+    send_page = client.get(f"/smstrack/campaigns/{campaign}/send")
+    assert send_page.status_code == 200 and ">Send 3 messages</button>" in send_page.text
+    status = client.get(f"/smstrack/campaigns/{campaign}/jobs/send.json")
+    assert status.json == {"status": "none", "active": False}  # showing the page sent nothing
+    assert client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": "stale"}).status_code == 400
+
+    token = csrf_token(client, f"/smstrack/campaigns/{campaign}/send")
+    started = client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": token})
+    assert started.status_code == 303
+    # Pressed twice: still one send.
+    client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": token})
+    waiting = client.get(f"/smstrack/campaigns/{campaign}/send")
+    assert "Waiting for a worker…" in waiting.text and "data-smstrack-job=" in waiting.text
+    assert client.get(f"/smstrack/campaigns/{campaign}/jobs/send.json").json["status"] == "queued"
+    assert not fake.messages
+
+    run_jobs(redis_app)
+    assert sorted(m["to"] for m in fake.messages) == ["+14155551000", "+14155551001", "+14155551002"]
+    status = client.get(f"/smstrack/campaigns/{campaign}/jobs/send.json").json
+    assert status["status"] == "finished" and status["done"] == status["total"] == 3
+    done = client.get(f"/smstrack/campaigns/{campaign}/send").text
+    assert "Sent 3 messages (3 segments); 0 failed." in done and "Nothing to send" in done
+
+
+def test_send_page_without_redis_gives_the_command(app):
+    campaign = _campaign(app)
+    client = login(app)
+    page = client.get(f"/smstrack/campaigns/{campaign}/send")
+    assert "flask smstrack send " + str(campaign) in page.text and "<form" not in page.text.split("<main")[1]
+    token = csrf_token(client, f"/smstrack/campaigns/{campaign}")
+    refused = client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": token})
+    assert refused.status_code == 400 and "SMSTRACK_REDIS_URL" in refused.text
+
+
+def test_link_check_runs_as_a_job(redis_app):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    campaign = _campaign(redis_app, destination=f"http://127.0.0.1:{closed}/spring", people=0)
+    client = login(redis_app)
+    token = csrf_token(client, f"/smstrack/campaigns/{campaign}/check-links")
+    started = client.post(f"/smstrack/campaigns/{campaign}/check-links", data={"csrf_token": token})
+    assert started.status_code == 303
+    page = client.get(f"/smstrack/campaigns/{campaign}/check-links").text
+    assert "Testing links…" in page and "Waiting for a worker…" in page
+    assert client.get(f"/smstrack/campaigns/{campaign}/jobs/check-links.json").json["active"] is True
+
+    run_jobs(redis_app)
+    page = client.get(f"/smstrack/campaigns/{campaign}/check-links").text
+    assert "1 of 1 page failed" in page and f"127.0.0.1:{closed}/spring" in page
+    status = client.get(f"/smstrack/campaigns/{campaign}/jobs/check-links.json").json
+    assert status["status"] == "finished" and status["done"] == status["total"] == 1
