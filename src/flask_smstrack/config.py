@@ -250,7 +250,8 @@ class Keys:
     REDIS_PREFIX = _key("SMSTRACK_REDIS_PREFIX", "smstrack")
 
     #: Seconds between the periodic jobs that ``flask smstrack worker``
-    #: enqueues (spool replay, rollup catch-up); also how often it looks
+    #: enqueues (spool replay, rollup catch-up, PostgreSQL partitions
+    #: ahead); also how often it looks
     #: for the jobs of dead workers. ``0`` enqueues none.
     JOB_INTERVAL = _key("SMSTRACK_JOB_INTERVAL", 60)
 
