@@ -251,8 +251,7 @@ class Keys:
 
     #: Seconds between the periodic jobs that ``flask smstrack worker``
     #: enqueues (spool replay, rollup catch-up, PostgreSQL partitions
-    #: ahead); also how often it looks
-    #: for the jobs of dead workers. ``0`` enqueues none.
+    #: ahead); also how often it looks for the jobs of dead workers. ``0`` enqueues none.
     JOB_INTERVAL = _key("SMSTRACK_JOB_INTERVAL", 60)
 
     # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------
