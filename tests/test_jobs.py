@@ -6,6 +6,9 @@ Send page and link checks as jobs; the queue in the health check and
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -172,14 +175,73 @@ def test_send_from_the_dashboard(redis_app, fake):
     assert "Sent 3 messages (3 segments); 0 failed." in done and "Nothing to send" in done
 
 
-def test_send_page_without_redis_gives_the_command(app):
-    campaign = _campaign(app)
-    client = login(app)
+@pytest.fixture
+def local_app(make_app, fake, no_twilio_env, tmp_path, monkeypatch):
+    """No Redis: the Send button sends on a thread of the web process, its
+    state in the app's own instance folder."""
+    monkeypatch.setenv("SMSTRACK_INSTANCE_PATH", str(tmp_path / "instance"))
+    return make_app(
+        SMSTRACK_BASE_URL="https://sms.example.com", SMSTRACK_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        SMSTRACK_TWILIO_AUTH_TOKEN=AUTH_TOKEN, SMSTRACK_TWILIO_FROM="+15005550006",
+        SMSTRACK_TWILIO_API_URL=fake.url, SMSTRACK_SEND_RATE=1000,
+    )
+
+
+def _until_done(client, campaign: int) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = client.get(f"/smstrack/campaigns/{campaign}/jobs/send.json").json
+        if not status["active"]:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"the send did not end: {status}")
+
+
+def test_send_from_the_dashboard_without_redis_runs_in_the_web_process(local_app, fake):
+    campaign = _campaign(local_app)
+    client = login(local_app)
     page = client.get(f"/smstrack/campaigns/{campaign}/send")
-    assert "flask smstrack send " + str(campaign) in page.text and "<form" not in page.text.split("<main")[1]
-    token = csrf_token(client, f"/smstrack/campaigns/{campaign}")
-    refused = client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": token})
-    assert refused.status_code == 400 and "SMSTRACK_REDIS_URL" in refused.text
+    assert ">Send 3 messages</button>" in page.text and f"flask smstrack send {campaign}" in page.text
+    assert client.get(f"/smstrack/campaigns/{campaign}/jobs/send.json").json == {"status": "none", "active": False}
+    assert not fake.messages
+
+    token = csrf_token(client, f"/smstrack/campaigns/{campaign}/send")
+    assert client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": token}).status_code == 303
+    client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": token})  # pressed twice
+    status = _until_done(client, campaign)
+    assert status["status"] == "finished" and status["done"] == status["total"] == 3, status
+    assert sorted(m["to"] for m in fake.messages) == ["+14155551000", "+14155551001", "+14155551002"]
+    done = client.get(f"/smstrack/campaigns/{campaign}/send").text
+    assert "Sent 3 messages (3 segments); 0 failed." in done and "Nothing to send" in done
+
+
+def test_a_send_stopped_with_its_web_process_goes_on_when_sent_again(local_app, fake, tmp_path):
+    import json
+
+    campaign = _campaign(local_app)
+    client = login(local_app)
+    with local_app.app_context():
+        from flask_smstrack.jobs.tasks import send_key
+
+        key = send_key(campaign)
+    # The state a killed web process leaves: "started", under a pid that is gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "instance" / "smstrack-jobs" / f"{key}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": "started", "pid": dead.pid, "meta": {"done": 1, "total": 3}}))
+
+    status = client.get(f"/smstrack/campaigns/{campaign}/jobs/send.json").json
+    assert status["status"] == "stopped" and status["active"] is False and "web process" in status["error"]
+    page = client.get(f"/smstrack/campaigns/{campaign}/send").text
+    assert "The last send did not finish" in page and ">Send 3 messages</button>" in page
+
+    token = csrf_token(client, f"/smstrack/campaigns/{campaign}/send")
+    assert client.post(f"/smstrack/campaigns/{campaign}/send", data={"csrf_token": token}).status_code == 303
+    status = _until_done(client, campaign)
+    assert status["status"] == "finished", status
+    assert len(fake.messages) == 3
+    assert client.get(f"/smstrack/campaigns/{campaign}/send").text.count("Sent 3 messages") == 1
 
 
 def test_link_check_runs_as_a_job(redis_app):

@@ -197,9 +197,13 @@ def current_job():
 def report_progress(**values: Any) -> None:
     """Store ``values`` (``done``, ``total``, ``message``...) in the running
     job's meta, where the CLI and the dashboard read the progress from; does
-    nothing inline."""
+    nothing inline, unless the job runs on a thread of the web process
+    (:mod:`.local`)."""
     job = current_job()
     if job is None:
+        from .local import report
+
+        report(**values)
         return
     job.meta.update(values)
     job.save_meta()

@@ -50,6 +50,29 @@ def enqueue_send(campaign_id: int, **options: Any):
     )
 
 
+def start_send(campaign_id: int):
+    """The dashboard's Send: the campaign's send job on the queue with Redis,
+    else on a thread of this process (:mod:`.local`); its view."""
+    from .local import start
+    from .queue import job_view
+
+    if Jobs(current_app).queued:
+        return job_view(enqueue_send(campaign_id))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return start(app, send_key(campaign_id), SEND, [campaign_id])
+
+
+def send_view(campaign_id: int):
+    """The campaign's last or running send job (queued or on a thread), or ``None``."""
+    from .local import fetch
+    from .queue import job_view
+
+    jobs = Jobs(current_app)
+    if jobs.queued:
+        return job_view(jobs.fetch(send_key(campaign_id)))
+    return fetch(current_app._get_current_object(), send_key(campaign_id))  # type: ignore[attr-defined]
+
+
 def enqueue_check_links(campaign_id: int):
     return Jobs(current_app).submit(
         CHECK_LINKS, [campaign_id], key=check_links_key(campaign_id), timeout=600,
@@ -87,12 +110,12 @@ def _newest_unknown_claim(campaign_id: int) -> dt.datetime | None:
 
 def send(
     campaign_id: int, rate: float | None = None, retry_unknown: bool = False, skip_quiet: bool = False,
-    at: str | None = None,
+    at: str | None = None, resumed: bool = False,
 ) -> dict[str, Any]:
     """Send the campaign (see :func:`flask_smstrack.sms.sending.send_campaign`);
-    ``at`` is ``"HH:MM"``. A run after a dead one settles the messages left
-    in an unknown state (``retry_unknown``), waiting until they cannot be
-    on their way any more."""
+    ``at`` is ``"HH:MM"``. A run after a dead one (``resumed``, or the RQ
+    job's second run) settles the messages left in an unknown state
+    (``retry_unknown``), waiting until they cannot be on their way any more."""
     from ..sms.outbox import send_plan
     from ..sms.quiet import parse_clock
     from ..sms.sending import IN_FLIGHT, send_campaign
@@ -101,7 +124,7 @@ def send(
     if campaign is None:
         return {"error": f"no campaign {campaign_id}"}
     job = current_job()
-    resumed = job is not None and int(job.meta.get("runs") or 1) > 1
+    resumed = bool(resumed) or (job is not None and int(job.meta.get("runs") or 1) > 1)
     retry_unknown = bool(retry_unknown or resumed)
     plan = send_plan(campaign)
     progress = _Progress(plan.messages + (plan.unknown if retry_unknown else 0))

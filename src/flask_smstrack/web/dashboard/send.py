@@ -1,12 +1,12 @@
 """A campaign's Send page, and the progress of its background jobs (send,
 link check) as JSON for the page's script.
 
-Sending from the dashboard needs ``SMSTRACK_REDIS_URL`` and a running
-``flask smstrack worker``: the send is a job, which survives the web
-process and goes on where it stopped when its worker dies. Without Redis the
-page gives the ``flask smstrack send`` command instead: a send run inside a
-web request would be cut by the server's request timeout (a minute of
-messages at the default rate) and leave messages in an unknown state.
+With ``SMSTRACK_REDIS_URL`` the send is a job for ``flask smstrack worker``,
+which survives the web process and goes on where it stopped when its worker
+dies. Without Redis (a small business on SQLite, one machine, no worker) the
+button still sends: on a thread of the web process that got the press
+(:mod:`flask_smstrack.jobs.local`), followed by the page the same way; a
+server restart stops it, and sending again goes on where it stopped.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from ...config import Keys
 from ...errors import InvalidInput
 from ...jobs.queue import Jobs, job_view
-from ...jobs.tasks import check_links_key, enqueue_send, send_key
+from ...jobs.tasks import check_links_key, send_view, start_send
 from ...sms.outbox import recipient_totals, unknown_count
 from ...sms.twilio import SendError, twilio_settings
 from .base import bp, campaign_or_404
@@ -55,24 +55,18 @@ def send(campaign_id: int) -> Any:
     if form.is_submitted():
         if not form.validate():
             raise InvalidInput("The form expired; please go back and press “Send” again.")
-        if not jobs.queued:
-            raise InvalidInput(f"Sending from the dashboard needs {Keys.REDIS_URL} and a running"
-                               f" `flask smstrack worker`; send with: flask smstrack send {campaign.id}")
         sender, problem = _sender()
         if problem:
             raise InvalidInput(problem)
-        enqueue_send(campaign.id)
+        start_send(campaign.id)
         return redirect(url_for("smstrack_dashboard.send", campaign_id=campaign.id), 303)
-    view = job_view(jobs.fetch(send_key(campaign.id))) if jobs.queued else None
+    view = send_view(campaign.id)
     sender, problem = _sender()
     return render_template(
         "smstrack/send.html", campaign=campaign, form=form, queued=jobs.queued, job=view,
         waiting=_waiting(campaign.id), unknown=unknown_count(campaign.id), sender=sender, problem=problem,
         rate=current_app.config[Keys.SEND_RATE],
     )
-
-
-_KEYS = {"send": send_key, "check-links": check_links_key}
 
 
 @bp.get("/campaigns/<int:campaign_id>/jobs/send.json", defaults={"kind": "send"})
@@ -82,7 +76,7 @@ def job_status(campaign_id: int, kind: str) -> Response:
     """``{"status": ..., "done": n, "total": m, ...}`` of the campaign's
     send or link check job; ``{"status": "none"}`` when there is none."""
     campaign = campaign_or_404(campaign_id)
-    view = job_view(Jobs(current_app).fetch(_KEYS[kind](campaign.id)))
+    view = send_view(campaign.id) if kind == "send" else job_view(Jobs(current_app).fetch(check_links_key(campaign.id)))
     response = jsonify(view.as_dict() if view is not None else {"status": "none", "active": False})
     response.headers["Cache-Control"] = "no-store"
     return response
