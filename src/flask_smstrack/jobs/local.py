@@ -103,19 +103,22 @@ def report(**values: Any) -> bool:
     return True
 
 
-def start(app: Flask, key: str, name: str, args: list | tuple = (), kwargs: dict[str, Any] | None = None) -> JobView:
+def start(
+    app: Flask, key: str, name: str, args: list | tuple = (), kwargs: dict[str, Any] | None = None, *,
+    resumable: bool = False,
+) -> JobView:
     """Run ``name(*args, **kwargs)`` on a thread of this process, inside the
     app, unless the job ``key`` already runs (here or in another process of
-    this server): then that one's view is returned. A job that stopped with
-    its process is run with ``resumed=True`` in ``kwargs``' place of the
-    RQ job's run count (see :func:`.tasks.send`)."""
+    this server): then that one's view is returned. When the job's last run
+    stopped with its process and it is ``resumable``, it gets
+    ``resumed=True`` (the RQ job's run count, see :func:`.tasks.send`)."""
     path = _path(app, key)
     with _lock:
         before = fetch(app, key)
         if before is not None and before.active:
             return before
         kwargs = dict(kwargs or {})
-        if before is not None and before.status == "stopped":
+        if resumable and before is not None and before.status == "stopped":
             kwargs["resumed"] = True
         now = dt.datetime.now(dt.timezone.utc).isoformat()
         _write(path, {"status": "started", "pid": os.getpid(), "started": now, "updated": now, "meta": {}})

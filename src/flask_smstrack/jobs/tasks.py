@@ -50,27 +50,46 @@ def enqueue_send(campaign_id: int, **options: Any):
     )
 
 
-def start_send(campaign_id: int):
-    """The dashboard's Send: the campaign's send job on the queue with Redis,
-    else on a thread of this process (:mod:`.local`); its view."""
-    from .local import start
+def _start(key: str, name: str, args: list, enqueue, *, resumable: bool = False):
+    """A job the dashboard starts: ``enqueue()`` with Redis, else on a
+    thread of this process (:mod:`.local`); its view."""
+    from . import local
     from .queue import job_view
 
     if Jobs(current_app).queued:
-        return job_view(enqueue_send(campaign_id))
+        return job_view(enqueue())
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return start(app, send_key(campaign_id), SEND, [campaign_id])
+    return local.start(app, key, name, args, resumable=resumable)
 
 
-def send_view(campaign_id: int):
-    """The campaign's last or running send job (queued or on a thread), or ``None``."""
-    from .local import fetch
+def _view(key: str):
+    from . import local
     from .queue import job_view
 
     jobs = Jobs(current_app)
     if jobs.queued:
-        return job_view(jobs.fetch(send_key(campaign_id)))
-    return fetch(current_app._get_current_object(), send_key(campaign_id))  # type: ignore[attr-defined]
+        return job_view(jobs.fetch(key))
+    return local.fetch(current_app._get_current_object(), key)  # type: ignore[attr-defined]
+
+
+def start_send(campaign_id: int):
+    """The dashboard's Send: the campaign's send job (see :func:`_start`)."""
+    return _start(send_key(campaign_id), SEND, [campaign_id], lambda: enqueue_send(campaign_id), resumable=True)
+
+
+def send_view(campaign_id: int):
+    """The campaign's last or running send job (queued or on a thread), or ``None``."""
+    return _view(send_key(campaign_id))
+
+
+def start_check_links(campaign_id: int):
+    """The dashboard's "Test links": the campaign's link check job (see :func:`_start`)."""
+    return _start(check_links_key(campaign_id), CHECK_LINKS, [campaign_id], lambda: enqueue_check_links(campaign_id))
+
+
+def check_links_view(campaign_id: int):
+    """The campaign's last or running link check job, or ``None``."""
+    return _view(check_links_key(campaign_id))
 
 
 def enqueue_check_links(campaign_id: int):

@@ -131,27 +131,22 @@ class LinkCheckForm(FlaskForm):
 @bp.route("/campaigns/<int:campaign_id>/check-links", methods=["GET", "POST"])
 @login_required
 def check_links(campaign_id: int) -> Any:
-    """"Test links" runs the check as a job (see :mod:`flask_smstrack.jobs`):
-    with Redis the page then shows its progress, and its results when they
-    are ready; inline (no Redis) it shows them at once."""
-    from ...jobs.queue import Jobs, job_view
-    from ...jobs.tasks import check_links_key, enqueue_check_links, link_checks
+    """"Test links" runs the check as a job (see :mod:`flask_smstrack.jobs`:
+    on the worker with Redis, else on a thread of this process); the page
+    shows its progress, then its results."""
+    from ...jobs.tasks import check_links_view, link_checks, start_check_links
 
     campaign = campaign_or_404(campaign_id)
-    jobs = Jobs(current_app)
     form = LinkCheckForm()
-    checks = view = None
+    checks = None
     if request.method == "POST":
         if not form.validate_on_submit():
             raise InvalidInput("The form expired; please go back and press “Test links” again.")
-        started = enqueue_check_links(campaign.id)
-        if jobs.queued:
-            return redirect(url_for("smstrack_dashboard.check_links", campaign_id=campaign.id), 303)
-        checks = link_checks(started)
-    elif jobs.queued:
-        view = job_view(jobs.fetch(check_links_key(campaign.id)))
-        if view is not None and view.status == "finished":
-            checks = link_checks(view.result)
+        start_check_links(campaign.id)
+        return redirect(url_for("smstrack_dashboard.check_links", campaign_id=campaign.id), 303)
+    view = check_links_view(campaign.id)
+    if view is not None and view.status == "finished":
+        checks = link_checks(view.result)
     return render_template(
         "smstrack/link_check.html",
         campaign=campaign,

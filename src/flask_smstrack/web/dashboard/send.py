@@ -20,8 +20,8 @@ from werkzeug.wrappers import Response
 
 from ...config import Keys
 from ...errors import InvalidInput
-from ...jobs.queue import Jobs, job_view
-from ...jobs.tasks import check_links_key, send_view, start_send
+from ...jobs.queue import Jobs
+from ...jobs.tasks import check_links_view, send_view, start_send
 from ...sms.outbox import recipient_totals, unknown_count
 from ...sms.twilio import SendError, twilio_settings
 from .base import bp, campaign_or_404
@@ -76,7 +76,7 @@ def job_status(campaign_id: int, kind: str) -> Response:
     """``{"status": ..., "done": n, "total": m, ...}`` of the campaign's
     send or link check job; ``{"status": "none"}`` when there is none."""
     campaign = campaign_or_404(campaign_id)
-    view = send_view(campaign.id) if kind == "send" else job_view(Jobs(current_app).fetch(check_links_key(campaign.id)))
+    view = send_view(campaign.id) if kind == "send" else check_links_view(campaign.id)
     response = jsonify(view.as_dict() if view is not None else {"status": "none", "active": False})
     response.headers["Cache-Control"] = "no-store"
     return response
