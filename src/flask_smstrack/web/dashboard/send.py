@@ -69,14 +69,22 @@ def send(campaign_id: int) -> Any:
     )
 
 
-@bp.get("/campaigns/<int:campaign_id>/jobs/send.json", defaults={"kind": "send"})
-@bp.get("/campaigns/<int:campaign_id>/jobs/check-links.json", defaults={"kind": "check-links"})
-@login_required
-def job_status(campaign_id: int, kind: str) -> Response:
-    """``{"status": ..., "done": n, "total": m, ...}`` of the campaign's
-    send or link check job; ``{"status": "none"}`` when there is none."""
-    campaign = campaign_or_404(campaign_id)
-    view = send_view(campaign.id) if kind == "send" else check_links_view(campaign.id)
+def _job_json(view) -> Response:
     response = jsonify(view.as_dict() if view is not None else {"status": "none", "active": False})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/campaigns/<int:campaign_id>/jobs/send.json")
+@login_required
+def send_status(campaign_id: int) -> Response:
+    """``{"status": ..., "active": ..., "done": n, "total": m, ...}`` of the
+    campaign's send job; ``{"status": "none"}`` when there is none."""
+    return _job_json(send_view(campaign_or_404(campaign_id).id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/jobs/check-links.json")
+@login_required
+def check_links_status(campaign_id: int) -> Response:
+    """The same for the campaign's link check job."""
+    return _job_json(check_links_view(campaign_or_404(campaign_id).id))
