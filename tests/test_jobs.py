@@ -264,3 +264,49 @@ def test_link_check_runs_as_a_job(redis_app):
     assert "1 of 1 page failed" in page and f"127.0.0.1:{closed}/spring" in page
     status = client.get(f"/smstrack/campaigns/{campaign}/jobs/check-links.json").json
     assert status["status"] == "finished" and status["done"] == status["total"] == 1
+
+
+NODE_HARNESS = r"""
+const fs = require('fs');
+const answers = JSON.parse(process.argv[3]);
+const bar = {max: 1, value: 0}, text = {textContent: ''}, seen = [];
+const box = {getAttribute: () => '/job.json', querySelector: (s) => (s === 'progress' ? bar : text)};
+global.document = {querySelector: () => box};
+global.window = {fetch: true, location: {reload: () => seen.push([bar.value, bar.max, text.textContent], 'reload')}};
+global.fetch = () => { const a = answers.shift(); return Promise.resolve({ok: a !== 500, status: a, json: () => a}); };
+global.setTimeout = (f) => setImmediate(() => { seen.push([bar.value, bar.max, text.textContent]); f(); });
+eval(fs.readFileSync(process.argv[2], 'utf8'));
+setImmediate(function wait() { if (seen[seen.length - 1] === 'reload') console.log(JSON.stringify(seen)); else setImmediate(wait); });
+"""
+
+
+def test_the_page_script_follows_the_job_and_reloads_when_it_ends(tmp_path):
+    """``static/smstrack/jobs.js`` in Node with a stub page: the bar and the
+    text follow each answer, a failed poll is tried again, and the page
+    reloads when the job ends."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = Path(__file__).parent.parent / "static" / "smstrack" / "jobs.js"
+    answers = [
+        {"status": "queued", "active": True, "done": None, "total": None},
+        {"status": "started", "active": True, "done": 2, "total": 5, "message": "sending"},
+        500,
+        {"status": "started", "active": True, "done": 4, "total": 5, "message": "waiting 61 s to ask Twilio"},
+        {"status": "finished", "active": False, "done": 5, "total": 5},
+    ]
+    harness = tmp_path / "harness.js"
+    harness.write_text(NODE_HARNESS)
+    out = subprocess.run([node, str(harness), str(script), json.dumps(answers)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen[-1] == "reload"
+    texts = [s[2] for s in seen[:-1]]
+    assert "Waiting for a worker…" in texts and "2 of 5 done" in texts
+    assert "4 of 5 done (waiting 61 s to ask Twilio)" in texts
+    assert [5, 5, "5 of 5 done"] in seen
