@@ -249,6 +249,11 @@ class Keys:
     #: apps sharing the same server.
     REDIS_PREFIX = _key("SMSTRACK_REDIS_PREFIX", "smstrack")
 
+    #: Seconds between the periodic jobs that ``flask smstrack worker``
+    #: enqueues (spool replay, rollup catch-up, PostgreSQL partitions
+    #: ahead); also how often it looks for the jobs of dead workers. ``0`` enqueues none.
+    JOB_INTERVAL = _key("SMSTRACK_JOB_INTERVAL", 60)
+
     # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------
     # Rates are written as Flask-Limiter reads them: ``"300 per minute"``,
     # ``"10/second"``, several joined by ``;``.
