@@ -9,7 +9,7 @@ worker never stored its SID. The second worker sends the others, then asks
 Twilio about that one once it can no longer be on its way (a minute after
 its claim) and adopts it. The short form moves that claim a minute back
 (as if the second worker had started a minute later); the full form
-(``SMSTRACK_FAULTS=full``) waits for it.
+(``FLASK_SMSTRACK_FAULTS=full``) waits for it.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from flask_smstrack.models import Recipient
 REDIS_URL = "redis://127.0.0.1:6379/0"
 RECIPIENTS = 40
 KILL_AT = 12
-FULL = os.environ.get("SMSTRACK_FAULTS") == "full"
+FULL = os.environ.get("FLASK_SMSTRACK_FAULTS") == "full"
 
 
 def forget_queue(name: str) -> None:
