@@ -113,15 +113,15 @@ def test_fixed_ids_never_pile_up_and_the_worker_runs_them_in_the_app(redis_app, 
 
 
 def test_a_periodic_job_missing_from_this_install_is_skipped_with_one_warning(redis_app, prefix, monkeypatch, caplog):
-    from flask_smstrack.jobs import worker
+    from flask_smstrack.jobs import periodic, worker
 
-    monkeypatch.setattr(worker, "PERIODIC", (
+    monkeypatch.setattr(periodic, "PERIODIC", (
         (SPOOL, "replay-spool", None),
         ("flask_smstrack.nowhere:catch_up", "nowhere", None),
         ("flask_smstrack.tracking.spool:no_such_function", "nothing", None),
         (SPOOL, "never-here", frozenset({"oracle"})),
     ))
-    monkeypatch.setattr(worker, "_missing_warned", set())
+    monkeypatch.setattr(periodic, "_missing_warned", set())
     with redis_app.app_context():
         assert worker.enqueue_periodic(redis_app) == [f"{prefix}-replay-spool"]
         assert worker.enqueue_periodic(redis_app) == [f"{prefix}-replay-spool"]

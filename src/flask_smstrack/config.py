@@ -249,9 +249,10 @@ class Keys:
     #: apps sharing the same server.
     REDIS_PREFIX = _key("SMSTRACK_REDIS_PREFIX", "smstrack")
 
-    #: Seconds between the periodic jobs that ``flask smstrack worker``
-    #: enqueues (spool replay, rollup catch-up, PostgreSQL partitions
-    #: ahead); also how often it looks for the jobs of dead workers. ``0`` enqueues none.
+    #: Seconds between the periodic jobs (spool replay, rollup catch-up,
+    #: PostgreSQL partitions ahead): ``flask smstrack worker`` enqueues them
+    #: (and looks for the jobs of dead workers as often); without Redis one
+    #: web process of each machine runs them on a thread. ``0``: none.
     JOB_INTERVAL = _key("SMSTRACK_JOB_INTERVAL", 60)
 
     # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from . import config
 from .config import Keys
+from .jobs.periodic import InProcess
 from .jobs.queue import Jobs
 from .models import Click
 from .reports.formatting import FILTERS
@@ -98,7 +99,10 @@ class SmsTrack:
             ),
             ext=self,
             jobs=Jobs(app),
+            periodic=InProcess(app),
         )
+        if app.extensions["smstrack"].periodic.enabled:
+            app.before_request(app.extensions["smstrack"].periodic.ensure_started)
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)

@@ -110,6 +110,9 @@ class State:
     #: Background jobs (:class:`flask_smstrack.jobs.queue.Jobs`): see
     #: :func:`enqueue`.
     jobs: Any = None
+    #: The periodic jobs on a thread of this process, for apps without Redis
+    #: (:class:`flask_smstrack.jobs.periodic.InProcess`).
+    periodic: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cookie: CookieAttributes | None = field(default=None, repr=False)
 

@@ -286,7 +286,7 @@ def _held(groups, now, skip_quiet: bool) -> None:
 )
 @click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
 @click.option("--wait/--no-wait", default=True, show_default=True,
-              help="With SMSTRACK_REDIS_URL: follow the queued send until it ends, or return at once.")
+              help=f"With {Keys.REDIS_URL}: follow the queued send until it ends, or return at once.")
 def send_command(
     campaign_id: int, rate: float | None, retry_unknown: bool, at_text: str | None, skip_quiet: bool, yes: bool,
     wait: bool,

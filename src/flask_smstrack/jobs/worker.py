@@ -7,7 +7,7 @@ shared across ``fork``). Its parent, between jobs and while a job runs:
 
 - gives the jobs of dead workers back to RQ (:func:`.queue.requeue_abandoned`):
   a send killed with ``kill -9`` runs again, and goes on where it stopped;
-- enqueues the periodic jobs (:data:`PERIODIC`: spool replay, rollup
+- enqueues the periodic jobs (:data:`.periodic.PERIODIC`: spool replay, rollup
   catch-up, PostgreSQL partitions ahead) every ``SMSTRACK_JOB_INTERVAL`` seconds, with fixed ids so that
   they never pile up however many workers run.
 
@@ -19,61 +19,24 @@ import logging
 import os
 import socket
 import time
-from importlib import import_module
 from typing import Any
 
 from flask import Flask
 
 from ..config import Keys
+from .periodic import due_jobs
 from .queue import Jobs, job_key, requeue_abandoned
 
 logger = logging.getLogger("flask_smstrack")
 
-#: Jobs the worker enqueues every ``SMSTRACK_JOB_INTERVAL`` seconds: their
-#: name, the last part of their fixed id, and the databases they are for
-#: (``None``: every one). A job whose module or function does not exist in
-#: this install is left out, with one warning per process.
-PERIODIC: tuple[tuple[str, str, frozenset[str] | None], ...] = (
-    ("flask_smstrack.tracking.spool:replay_spool", "replay-spool", None),
-    ("flask_smstrack.reports.rollups:catch_up", "rollups", None),
-    ("flask_smstrack.db.partitions:ensure_partitions", "partitions", frozenset({"postgresql"})),
-)
-_missing_warned: set[str] = set()
-
-
-def _exists(name: str) -> bool:
-    module, _, attr = name.partition(":")
-    try:
-        return callable(getattr(import_module(module), attr, None))
-    except ImportError:
-        return False
-
-
-def _dialect(app: Flask) -> str:
-    from ..state import get_state
-
-    with app.app_context():
-        return get_state().db.engine.dialect.name
-
-
 def enqueue_periodic(app: Flask) -> list[str]:
-    """Enqueue each periodic job unless it already waits or runs; returns
-    the ids of those that now wait or run."""
+    """Enqueue each periodic job (:data:`.periodic.PERIODIC`) unless it
+    already waits or runs; returns the ids of those that now wait or run."""
     jobs = Jobs(app)
-    dialect = None
-    ids = []
-    for name, key, databases in PERIODIC:
-        if databases is not None:
-            dialect = dialect or _dialect(app)
-            if dialect not in databases:
-                continue
-        if not _exists(name):
-            if name not in _missing_warned:
-                _missing_warned.add(name)
-                logger.warning("Periodic job %s skipped: this version of flask-smstrack has no %s", key, name)
-            continue
-        ids.append(jobs.submit(name, key=job_key(app, key), timeout=3600, description=name).id)
-    return ids
+    return [
+        jobs.submit(name, key=job_key(app, key), timeout=3600, description=name).id
+        for name, key in due_jobs(app)
+    ]
 
 
 def _make_worker_class():
