@@ -12,6 +12,9 @@ limited, never cached, never a 500, and it writes nothing. It checks
 - ``spool``: the clicks waiting in the spool (files and records), and
   whether the spool directory can be written. A backlog alone does not
   fail the check: the node still serves every click.
+- ``breaker``: the click path's circuit breaker in the process that
+  answered (``ok``, ``open`` or ``probing``, with its failures and wait),
+  shown but never failing.
 
 The answer is ``200 {"status": "ok", "checks": {...}}``, or ``503`` with
 ``"status": "failing"``, the failing checks' names and, for each, a
@@ -202,7 +205,17 @@ def check_spool(app: Flask) -> Check:
     return Check("ok", details=details)
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "spool": check_spool}
+def check_breaker(app: Flask) -> Check:
+    """The click path's circuit breaker in this process: ``ok`` (closed),
+    ``open`` (clicks go to the spool, links come from the cache) or
+    ``probing``. Never failing: an open breaker still serves every known
+    link; the database check says whether the database is down."""
+    details = get_state().hot.snapshot()
+    status = details.pop("status")
+    return Check("ok" if status == "closed" else status, details=details)
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "spool": check_spool, "breaker": check_breaker}
 
 
 def run_checks(app: Flask) -> dict[str, Check]:
