@@ -55,6 +55,7 @@ class Site:
 def site(tmp_path: Path, links: int = 6) -> Iterator[Site]:
     """A started cluster with the schema, one campaign and ``links`` links."""
     from wsgi import create_app, db
+
     from flask_smstrack.db.migrate import upgrade
 
     with cluster() as c:
@@ -102,6 +103,7 @@ class Load:
     statuses: list[int] = field(default_factory=list)
     click_ids: list[str] = field(default_factory=list)
     slowest: float = 0.0
+    latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -120,6 +122,7 @@ class Load:
                 continue
             took = time.monotonic() - start
             self.slowest = max(self.slowest, took)
+            self.latencies.append(took)
             self.statuses.append(reply.status)
             if reply.status == 302:
                 query = dict(parse_qsl(urlsplit(reply.headers["Location"]).query))
@@ -158,6 +161,11 @@ def replay(site_: Site) -> str:
     return Cli(BIN / "flask", "wsgi", cwd=ROOT, env=site_.env)("replay-spool").strip().splitlines()[-1]
 
 
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
 def check_and_print(name: str, site_: Site, load: Load, spooled_before: int, log: Path) -> None:
     """Every 302 stored exactly once, no 5xx, none slower than the timeouts
     and the margin; the counts printed."""
@@ -166,7 +174,7 @@ def check_and_print(name: str, site_: Site, load: Load, spooled_before: int, log
     fivexx = sum(1 for s in load.statuses if s >= 500)
     print(f"\n{name}: sent {len(load.statuses) + len(load.errors)}, 302 {load.statuses.count(302)},"
           f" stored {stored_once}, spooled {spooled_before}, 5xx {fivexx}, connection errors {len(load.errors)},"
-          f" slowest {load.slowest * 1000:.0f} ms")
+          f" slowest {load.slowest * 1000:.0f} ms, p99 {_p99(load.latencies) * 1000:.0f} ms")
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
     assert load.errors == [], (load.errors[:5], tail)
     assert fivexx == 0, ({s: load.statuses.count(s) for s in set(load.statuses)}, tail)
