@@ -33,9 +33,9 @@ CONNECT_TIMEOUT = 0.5
 STATEMENT_TIMEOUT = 0.5
 MARGIN = 1.5
 THREADS = 4
-#: Seconds each client thread waits between clicks: about 80 clicks a
+#: Seconds each client thread waits between clicks: about 40 clicks a
 #: second in all, so that the replay afterwards stays short.
-PAUSE = 0.05
+PAUSE = 0.1
 SECRET = "outage-test-secret"
 
 
@@ -158,7 +158,9 @@ def stored_counts(url: str, click_ids: list[str]) -> dict[str, int]:
 
 def replay(site_: Site) -> str:
     """``flask smstrack replay-spool``, as an operator runs it after the fault."""
-    return Cli(BIN / "flask", "wsgi", cwd=ROOT, env=site_.env)("replay-spool").strip().splitlines()[-1]
+    start = time.monotonic()
+    out = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=site_.env)("replay-spool").strip().splitlines()[-1]
+    return f"{out} ({time.monotonic() - start:.1f} s)"
 
 
 def _p99(values: list[float]) -> float:

@@ -69,15 +69,24 @@ class Watchdog:
     #: server's own ``statement_timeout`` answers first when it can.
     GRACE = 0.1
 
+    #: Seconds between the thread's looks while statements run: a cut
+    #: comes at most this late.
+    TICK = 0.05
+    #: Seconds without statements before the thread sleeps until the next.
+    LINGER = 1.0
+
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._due: dict[int, tuple[float, int]] = {}
         self._next = 0
         self._pid: int | None = None
+        self._idle = False
+        self._last = 0.0
         self.fired = 0
 
     def _start(self) -> None:
         self._pid = os.getpid()
+        self._idle = False
         threading.Thread(target=self._run, name="smstrack-watchdog", daemon=True).start()
 
     @contextlib.contextmanager
@@ -88,8 +97,11 @@ class Watchdog:
                 self._start()
             self._next += 1
             token = self._next
-            self._due[token] = (time.monotonic() + seconds, fileno)
-            if len(self._due) == 1:
+            self._last = now = time.monotonic()
+            self._due[token] = (now + seconds, fileno)
+            if self._idle:
+                # Woken once per idle spell, not per statement.
+                self._idle = False
                 self._cond.notify()
         try:
             yield
@@ -101,17 +113,22 @@ class Watchdog:
         cond = self._cond
         while True:
             with cond:
-                while not self._due:
-                    cond.wait()
                 now = time.monotonic()
-                late = [t for t, (due, _) in self._due.items() if due <= now]
-                for token in late:
-                    _, fileno = self._due.pop(token)
-                    # Under the lock: the statement's thread cannot have
-                    # returned (and closed the connection) meanwhile.
-                    self._shut(fileno)
-                wait = min((due for due, _ in self._due.values()), default=now + 1.0) - now
-            time.sleep(min(max(wait, 0.005), 0.05))
+                if self._due:
+                    late = [t for t, (due, _) in self._due.items() if due <= now]
+                    for token in late:
+                        _, fileno = self._due.pop(token)
+                        # Under the lock: the statement's thread cannot have
+                        # returned (and closed the connection) meanwhile.
+                        self._shut(fileno)
+                    wait = min((due for due, _ in self._due.values()), default=now + self.TICK) - now
+                elif now - self._last < self.LINGER:
+                    wait = self.TICK  # statements keep coming: no wake-up for each
+                else:
+                    self._idle = True
+                    cond.wait()
+                    continue
+            time.sleep(min(max(wait, 0.005), self.TICK))
 
     def _shut(self, fileno: int) -> None:
         self.fired += 1
