@@ -14,7 +14,6 @@ import contextlib
 import os
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from e2e.browser import BIN
 from e2e.support import ROOT, Cli, clean_env, fetch, free_port, gunicorn
 from faults.pgcluster import Cluster, cluster
 
-FULL = os.environ.get("SMSTRACK_FAULTS") == "full"
+FULL = os.environ.get("FLASK_SMSTRACK_FAULTS") == "full"
 #: The hot path's timeouts (the product's defaults), and what a request may
 #: take on top of both on this shared, busy machine.
 CONNECT_TIMEOUT = 0.5
@@ -62,12 +61,9 @@ def site(tmp_path: Path, links: int = 6) -> Iterator[Site]:
         config = {"TESTING": True, "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": c.url,
                   "SMSTRACK_SPOOL_DIR": str(spool), "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
                   "SMSTRACK_QUIET_HOURS": None}
-        with warnings.catch_warnings():
-            # SMSTRACK_FAULTS picks the tests' form; the app is not meant to know it.
-            warnings.filterwarnings("ignore", "Unknown environment variable SMSTRACK_FAULTS")
-            from wsgi import create_app, db
+        from wsgi import create_app, db
 
-            app = create_app(config)
+        app = create_app(config)
         with app.app_context():
             upgrade()
         actions = Actions(app)

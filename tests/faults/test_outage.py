@@ -7,7 +7,7 @@ timeouts and a margin) while the database is away. After the fault,
 ``flask smstrack replay-spool`` writes the spooled clicks, and every click
 id a visitor was redirected with is stored exactly once.
 
-Short forms by default (a 6 s stop, a 3 s hang); ``SMSTRACK_FAULTS=full``
+Short forms by default (a 6 s stop, a 3 s hang); ``FLASK_SMSTRACK_FAULTS=full``
 (``make faults``) runs a 45 s stop and a 10 s hang.
 """
 from __future__ import annotations
