@@ -17,7 +17,18 @@ import time
 import pytest
 
 from e2e.support import fetch
-from faults.outage import FULL, Load, check_and_print, replay, server, site, spooled
+from faults.outage import (
+    CONNECT_TIMEOUT,
+    FULL,
+    MARGIN,
+    STATEMENT_TIMEOUT,
+    Load,
+    check_and_print,
+    replay,
+    server,
+    site,
+    spooled,
+)
 
 STOP_SECONDS = 45.0 if FULL else 6.0
 HANG_SECONDS = 10.0 if FULL else 3.0
@@ -139,3 +150,42 @@ def test_no_500_after_postgresql_restarts(shop, tmp_path):
         print(f"\nafter a restart: {after[0]}")
         assert after == [before] * 3, after
         assert spooled(s.spool) == 0
+
+
+def test_the_connect_timeout_holds_below_libpqs_two_second_floor(shop):
+    """A hung server: a new hot-path connection gives up after
+    SMSTRACK_DB_CONNECT_TIMEOUT (0.5 s), where libpq and psycopg wait 2 s at
+    least; a statement on an open connection is cut after the statement
+    timeout and its grace."""
+    from sqlalchemy import create_engine, text
+
+    from flask_smstrack.tracking.hotdb import HotPath
+
+    app_engine = create_engine(shop.cluster.url)
+    hot = HotPath(app_engine, connect_timeout=CONNECT_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT)
+    try:
+        conn = hot.engine.connect()
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "500ms"
+        shop.cluster.pause()
+        try:
+            start = time.monotonic()
+            with pytest.raises(Exception, match="server closed the connection|consuming input failed"):
+                conn.execute(text("SELECT 1"))
+            cut = time.monotonic() - start
+            conn.close()
+            tries = []
+            for _ in range(3):
+                start = time.monotonic()
+                with pytest.raises(Exception, match="could not connect to the database within 0.5 s"):
+                    hot.engine.connect()
+                tries.append(time.monotonic() - start)
+        finally:
+            shop.cluster.resume()
+        print(f"\nhung server: statement cut after {cut * 1000:.0f} ms;"
+              f" connect given up after {', '.join(f'{t * 1000:.0f}' for t in tries)} ms")
+        assert cut < STATEMENT_TIMEOUT + 0.1 + MARGIN
+        assert max(tries) < CONNECT_TIMEOUT + MARGIN and max(tries) < 2.0
+        with hot.engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        app_engine.dispose()
