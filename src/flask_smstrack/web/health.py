@@ -16,6 +16,9 @@ limited, never cached, never a 500, and it writes nothing. It checks
   running (``started``), failed and scheduled on the RQ queue, and the
   workers listening to it. Only an unreadable queue fails it: jobs that
   wait or failed do not stop the node from serving.
+- ``breaker``: the click path's circuit breaker in the process that
+  answered (``ok``, ``open`` or ``probing``, with its failures and wait),
+  shown but never failing.
 
 The answer is ``200 {"status": "ok", "checks": {...}}``, or ``503`` with
 ``"status": "failing"``, the failing checks' names and, for each, a
@@ -219,7 +222,20 @@ def check_jobs(app: Flask) -> Check:
     return Check("ok", details=stats)
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "spool": check_spool, "jobs": check_jobs}
+
+def check_breaker(app: Flask) -> Check:
+    """The click path's circuit breaker in this process: ``ok`` (closed),
+    ``open`` (clicks go to the spool, links come from the cache) or
+    ``probing``. Never failing: an open breaker still serves every known
+    link; the database check says whether the database is down."""
+    details = get_state().hot.snapshot()
+    status = details.pop("status")
+    return Check("ok" if status == "closed" else status, details=details)
+
+
+CHECKS = {
+    "database": check_database, "redis": check_redis, "spool": check_spool, "jobs": check_jobs, "breaker": check_breaker,
+}
 
 
 def run_checks(app: Flask) -> dict[str, Check]:
