@@ -2,7 +2,18 @@
 
 Each topic module adds its commands to :data:`smstrack_cli` when imported.
 """
-from . import campaigns, demo, links, optouts, retention, sms, status, subjects, users  # noqa: F401  (registers the commands)
+from . import (  # noqa: F401  (registers the commands)
+    campaigns,
+    demo,
+    links,
+    optouts,
+    partitions,
+    retention,
+    sms,
+    status,
+    subjects,
+    users,
+)
 from .base import smstrack_cli
 
 __all__ = ["smstrack_cli"]
