@@ -56,6 +56,7 @@ def test_healthy(app, client, database_url):
         "database": {"status": "ok"},
         "redis": {"status": "not configured"},
         "spool": {"status": "ok", "files": 0, "records": 0},
+        "partitions": {"status": "ok"},
     }}
     assert response.headers["Cache-Control"] == "no-store"
     assert "Set-Cookie" not in response.headers

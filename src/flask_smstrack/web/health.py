@@ -11,7 +11,9 @@ limited, never cached, never a 500, and it writes nothing. It checks
   ``redis://`` URL);
 - ``spool``: the clicks waiting in the spool (files and records), and
   whether the spool directory can be written. A backlog alone does not
-  fail the check: the node still serves every click.
+  fail the check: the node still serves every click;
+- ``partitions`` (PostgreSQL): a ``warning`` when the clicks partition of
+  this month or the next is missing (the clicks land in DEFAULT).
 
 The answer is ``200 {"status": "ok", "checks": {...}}``, or ``503`` with
 ``"status": "failing"``, the failing checks' names and, for each, a
@@ -31,6 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from ..config import Keys
+from ..db.partitions import missing_months
 from ..state import get_state
 from ..tracking.spool import spool_files
 
@@ -77,6 +80,9 @@ class _Probes:
         self.engine: Engine | None = None
         self.redis: dict[str, Any] = {}
         self.lines: dict[str, tuple[int, int, int]] = {}  # path -> (inode, size, lines)
+        #: The months whose clicks partition is missing, as the last
+        #: database check found them (``None``: could not read).
+        self.partitions: list | None = None
 
 
 def _probes(app: Flask) -> _Probes:
@@ -108,8 +114,14 @@ def _health_engine(app: Flask) -> Engine:
 
 def check_database(app: Flask) -> Check:
     try:
+        probes = _probes(app)
+        probes.partitions = None
         with _health_engine(app).connect() as connection:
             connection.execute(text("SELECT 1")).scalar_one()
+            try:
+                probes.partitions = missing_months(connection)
+            except Exception as err:  # reported by the partitions check
+                logger.warning("Health check: could not read the clicks partitions: %s", type(err).__name__)
         return Check("ok")
     except Exception as err:
         logger.warning("Health check: the database did not answer: %s", type(err).__name__)
@@ -202,7 +214,26 @@ def check_spool(app: Flask) -> Check:
     return Check("ok", details=details)
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "spool": check_spool}
+def check_partitions(app: Flask) -> Check:
+    """PostgreSQL: the clicks partitions of this month and the next exist.
+    A missing one is a warning, not a failure: its clicks land in the
+    DEFAULT partition, none is refused."""
+    missing = _probes(app).partitions  # read on the database check's connection
+    if missing is None:
+        return Check("unknown", "The clicks partitions could not be read: see the database check and the log.")
+    if not missing:
+        return Check("ok")
+    months = ", ".join(f"{m:%Y-%m}" for m in missing)
+    return Check(
+        "warning",
+        f"No clicks partition for {months}: those clicks land in the DEFAULT partition, which slows reports"
+        " and retention. Run `flask smstrack partitions --create-ahead` (or let the worker run the job"
+        " flask_smstrack.db.partitions:ensure_partitions); it also moves the rows out of DEFAULT.",
+        {"missing": [f"{m:%Y-%m}" for m in missing]},
+    )
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "spool": check_spool, "partitions": check_partitions}
 
 
 def run_checks(app: Flask) -> dict[str, Check]:
