@@ -262,3 +262,29 @@ def test_retention_drops_whole_months_and_reports_stay(app, runner, actions):
     finally:
         with app.app_context():
             _drop_past_partitions(month_of(dt.datetime.now(UTC)))
+
+
+def test_retention_keeps_a_month_holding_a_kept_click(app, runner):
+    """A month with a click a conversion from after the cut is attributed to
+    is not dropped: its other clicks go row by row, that one stays."""
+    now = dt.datetime.now(UTC)
+    old = add_months(month_of(now), -30)
+    try:
+        with app.app_context():
+            cid, link = _campaign()
+            _add_clicks(cid, link, [dt.datetime(old.year, old.month, d, 9, tzinfo=UTC) for d in range(1, 11)])
+            kept = _sql("SELECT min(id) FROM smstrack_clicks").scalar_one()
+            _sql("INSERT INTO smstrack_conversions (created_at, owner_id, click_pk, campaign_id, event, source, trust,"
+                 " refunded) VALUES (now(), '7', :k, :c, 'purchase', 'server', 'verified', 0)", k=kept, c=cid)
+            assert partition_name(old) in ensure_partitions()
+        cut = dt.datetime.combine(add_months(old, 2), dt.time(), tzinfo=UTC)
+        result = runner.invoke(args=["smstrack", "purge", "--before", cut.isoformat()])
+        assert result.exit_code == 0, result.output
+        assert re.search(r"Total\s+9\s+0\s+1", result.output), result.output
+        with app.app_context():
+            assert _sql("SELECT array_agg(id) FROM smstrack_clicks").scalar_one() == [kept]
+            assert _where(kept) == partition_name(old)
+            assert _sql("SELECT click_pk FROM smstrack_conversions").scalar_one() == kept
+    finally:
+        with app.app_context():
+            _drop_past_partitions(month_of(now))
