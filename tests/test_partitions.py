@@ -107,6 +107,16 @@ def test_migration_keeps_rows_and_ids(app):
             # Deleting a click unattributes its conversion, as the foreign key did.
             _sql("DELETE FROM smstrack_clicks WHERE id = :i", i=before[-1][0])
             assert _sql("SELECT click_pk FROM smstrack_conversions").scalar_one() is None
+            _sql("UPDATE smstrack_conversions SET click_pk = :i", i=before[0][0])
+            _sql("DELETE FROM smstrack_campaigns WHERE id = :c", c=cid)  # its clicks go too
+            assert _sql("SELECT click_pk, campaign_id FROM smstrack_conversions").one() == (None, None)
+            _sql("INSERT INTO smstrack_campaigns (id, owner_id, name, currency, status, created_at)"
+                 " VALUES (:c, '7', 'Again', 'USD', 'draft', now())", c=cid)
+            _sql("INSERT INTO smstrack_links (campaign_id, code, destination_url, append_click_id, created_at)"
+                 " VALUES (:c, 'again', 'https://shop.example.com/', true, now())", c=cid)
+            link = _sql("SELECT id FROM smstrack_links WHERE code = 'again'").scalar_one()
+            _add_clicks(cid, link, times)
+            before = _sql("SELECT id, click_id, created_at FROM smstrack_clicks ORDER BY id").all()
             # And back: a plain table with the same rows.
             downgrade("0009")
             assert _sql("SELECT count(*) FROM smstrack_clicks").scalar_one() == len(before)

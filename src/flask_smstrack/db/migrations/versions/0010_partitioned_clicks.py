@@ -104,16 +104,18 @@ def upgrade():
     execute("ALTER TABLE smstrack_clicks ADD CONSTRAINT uq_smstrack_clicks_click_id_created_at"
             " UNIQUE (click_id, created_at)")
     _indexes_and_keys(execute)
-    # What ON DELETE SET NULL did for conversions attributed to a click;
-    # not for clicks moved between partitions (smstrack.moving_clicks).
+    # What ON DELETE SET NULL did for conversions attributed to a click, once
+    # per statement (a campaign's deletion or a purge's batch: one join, not
+    # one update per click); not for clicks moved between partitions
+    # (smstrack.moving_clicks).
     execute(
         "CREATE OR REPLACE FUNCTION smstrack_clicks_unattribute() RETURNS trigger LANGUAGE plpgsql AS $$"
         " BEGIN IF coalesce(current_setting('smstrack.moving_clicks', true), '') <> 'on' THEN"
-        " UPDATE smstrack_conversions SET click_pk = NULL WHERE click_pk = OLD.id; END IF;"
+        " UPDATE smstrack_conversions v SET click_pk = NULL FROM gone WHERE v.click_pk = gone.id; END IF;"
         " RETURN NULL; END $$"
     )
     execute("CREATE TRIGGER smstrack_clicks_unattribute AFTER DELETE ON smstrack_clicks"
-            " FOR EACH ROW EXECUTE FUNCTION smstrack_clicks_unattribute()")
+            " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION smstrack_clicks_unattribute()")
     execute("ANALYZE smstrack_clicks")
 
 
