@@ -2,7 +2,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from flask_smstrack.db.migrate import VERSION_TABLE, current_revision, downgrade, head_revision, include_name, upgrade
+from flask_smstrack.db.migrate import (
+    VERSION_TABLE,
+    current_revision,
+    downgrade,
+    head_revision,
+    include_name,
+    include_object_for,
+    upgrade,
+)
 from flask_smstrack.models import Base
 
 
@@ -18,7 +26,8 @@ def test_models_match_migrations(app):
     with app.app_context(), db.engine.connect() as conn:
         context = MigrationContext.configure(
             conn,
-            opts={"include_name": include_name, "version_table": VERSION_TABLE, "compare_type": True},
+            opts={"include_name": include_name, "include_object": include_object_for(conn),
+                  "version_table": VERSION_TABLE, "compare_type": True},
         )
         assert compare_metadata(context, Base.metadata) == []
 

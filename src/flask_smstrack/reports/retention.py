@@ -41,6 +41,7 @@ from ..models import (
     utcnow,
 )
 from ..state import get_state
+from .partition_purge import drop_old_partitions
 from .rollup_edits import lock_campaigns
 from .rollups import EPOCH, SETTLE, dialect_insert, dialect_name, refresh_many
 
@@ -130,8 +131,22 @@ def purge(
     until, clicks_until = purge_times(before, attribution_days, now)
     counts = {row.campaign_id: row for row in plan(before, attribution_days, now)}
     done: list[PurgeCount] = []
+    cuts = {}
     for cid in sorted(i for i in counts if i is not None):
-        done.append(_purge_campaign(session, counts[cid], until, clicks_until, batch_size, progress))
+        cuts[cid] = _purge_conversions(session, counts[cid], until, clicks_until, batch_size, progress)
+    # PostgreSQL: whole months of clicks go at once (a partition dropped),
+    # then the rows of the month the cut falls in, as everywhere.
+    dropped = drop_old_partitions(session, cuts, keep_of_clicks)
+    for cid in sorted(cuts):
+        row = counts[cid]
+        campaign_until, campaign_clicks_until = cuts[cid]
+        row.clicks = dropped.get(cid, 0) + _delete_clicks(
+            session, cid, campaign_clicks_until, campaign_until, batch_size, progress
+        )
+        row.kept_clicks = session.execute(
+            select(func.count()).where(_c.campaign_id == cid, _c.created_at < campaign_until)
+        ).scalar_one()
+        done.append(row)
     if None in counts:
         row = counts[None]
         row.conversions = _delete_conversions(
@@ -141,7 +156,9 @@ def purge(
     return done
 
 
-def _purge_campaign(session, row: PurgeCount, until, clicks_until, batch_size, progress) -> PurgeCount:
+def _purge_conversions(session, row: PurgeCount, until, clicks_until, batch_size, progress) -> tuple:
+    """Mark the campaign purged and delete its conversions; returns the
+    campaign's ``(until, clicks_until)``: never after its rollups' cut."""
     cid = row.campaign_id
     lock_campaigns(session, [cid])
     state = session.get(RollupState, cid, populate_existing=True)
@@ -153,11 +170,7 @@ def _purge_campaign(session, row: PurgeCount, until, clicks_until, batch_size, p
         session.execute(update(RollupState).where(_s.campaign_id == cid).values(purged_until=until))
     session.commit()
     row.conversions = _delete_conversions(session, cid, _v.campaign_id == cid, until, batch_size, progress)
-    row.clicks = _delete_clicks(session, cid, clicks_until, until, batch_size, progress)
-    row.kept_clicks = session.execute(
-        select(func.count()).where(_c.campaign_id == cid, _c.created_at < until)
-    ).scalar_one()
-    return row
+    return until, clicks_until
 
 
 def _batch(session, query, batch_size: int) -> list[int]:
@@ -198,7 +211,7 @@ def _delete_clicks(session, cid, clicks_until, until, batch_size, progress) -> i
             session.commit()
             return deleted
         last = ids[-1]
-        _keep_of_clicks(session, cid, ids)
+        keep_of_clicks(session, cid, _c.id.in_(ids))
         n = session.execute(delete(Click).where(_c.id.in_(ids))).rowcount
         session.commit()
         deleted += n
@@ -266,11 +279,13 @@ def _keep_of_conversions(session, cid, ids: list[int]) -> None:
     _count_unattributed(session, _v.id.in_(ids))
 
 
-def _keep_of_clicks(session, cid: int, ids: list[int]) -> None:
+def keep_of_clicks(session, cid: int, which) -> None:
+    """Keep what the reports need of the campaign's clicks that ``which``
+    (a condition on the clicks) is about to delete."""
     r = RecipientRollup.__table__
     firsts = (
         select(_c.recipient_id, func.min(_c.id).label("click_pk"))
-        .where(_c.id.in_(ids), _c.kind == "human", _c.recipient_id.is_not(None))
+        .where(which, _c.campaign_id == cid, _c.kind == "human", _c.recipient_id.is_not(None))
         .group_by(_c.recipient_id)
         .subquery()
     )
@@ -289,4 +304,4 @@ def _keep_of_clicks(session, cid: int, ids: list[int]) -> None:
             where=or_(r.c.click_pk.is_(None), new.click_pk < r.c.click_pk),
         )
     )
-    _count_unattributed(session, _c.id.in_(ids))
+    _count_unattributed(session, and_(which, _c.campaign_id == cid))

@@ -9,7 +9,7 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..config import Keys
@@ -91,6 +91,11 @@ def record_twilio_click(
             ).all()
             if not candidates:
                 return None
+            if conn.dialect.name == "postgresql":
+                # The partitioned clicks (revision 0010) keep a click id
+                # unique only with its time, and each copy of the event has
+                # its own ``created_at``: copies arriving at once wait here.
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(click_id, 0))))
             if conn.execute(select(_clicks.c.id).where(_clicks.c.click_id == click_id)).first() is not None:
                 return click_id  # already recorded
             chosen = next((c for c in candidates if link and _same_url(c.destination_url, link)), candidates[0])

@@ -7,11 +7,13 @@ limited, never cached, never a 500, and it writes nothing. It checks
   with a short connect timeout (PostgreSQL), so that a stopped or hung
   server fails the check within seconds instead of hanging it;
 - ``redis``: a ping, with a short socket timeout, of each Redis URL the
-  config names (today ``SMSTRACK_RATELIMIT_STORAGE_URI`` when it is a
-  ``redis://`` URL);
+  config names (``SMSTRACK_REDIS_URL`` and
+  ``SMSTRACK_RATELIMIT_STORAGE_URI`` when it is a ``redis://`` URL);
 - ``spool``: the clicks waiting in the spool (files and records), and
   whether the spool directory can be written. A backlog alone does not
   fail the check: the node still serves every click.
+- ``partitions`` (PostgreSQL): a ``warning`` when the clicks partition of
+  this month or the next is missing (the clicks land in DEFAULT).
 - ``jobs``: with ``SMSTRACK_REDIS_URL``, the background jobs queued,
   running (``started``), failed and scheduled on the RQ queue, and the
   workers listening to it. Only an unreadable queue fails it: jobs that
@@ -38,6 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from ..config import Keys
+from ..db.partitions import missing_months
 from ..jobs.queue import queue_stats
 from ..state import get_state
 from ..tracking.spool import spool_files
@@ -85,6 +88,9 @@ class _Probes:
         self.engine: Engine | None = None
         self.redis: dict[str, Any] = {}
         self.lines: dict[str, tuple[int, int, int]] = {}  # path -> (inode, size, lines)
+        #: The months whose clicks partition is missing, as the last
+        #: database check found them (``None``: could not read).
+        self.partitions: list | None = None
 
 
 def _probes(app: Flask) -> _Probes:
@@ -116,8 +122,14 @@ def _health_engine(app: Flask) -> Engine:
 
 def check_database(app: Flask) -> Check:
     try:
+        probes = _probes(app)
+        probes.partitions = None
         with _health_engine(app).connect() as connection:
             connection.execute(text("SELECT 1")).scalar_one()
+            try:
+                probes.partitions = missing_months(connection)
+            except Exception as err:  # reported by the partitions check
+                logger.warning("Health check: could not read the clicks partitions: %s", type(err).__name__)
         return Check("ok")
     except Exception as err:
         logger.warning("Health check: the database did not answer: %s", type(err).__name__)
@@ -210,6 +222,25 @@ def check_spool(app: Flask) -> Check:
     return Check("ok", details=details)
 
 
+def check_partitions(app: Flask) -> Check:
+    """PostgreSQL: the clicks partitions of this month and the next exist.
+    A missing one is a warning, not a failure: its clicks land in the
+    DEFAULT partition, none is refused."""
+    missing = _probes(app).partitions  # read on the database check's connection
+    if missing is None:
+        return Check("unknown", "The clicks partitions could not be read: see the database check and the log.")
+    if not missing:
+        return Check("ok")
+    months = ", ".join(f"{m:%Y-%m}" for m in missing)
+    return Check(
+        "warning",
+        f"No clicks partition for {months}: those clicks land in the DEFAULT partition, which slows reports"
+        " and retention. Run `flask smstrack partitions --create-ahead` (or let the worker run the job"
+        " flask_smstrack.db.partitions:ensure_partitions); it also moves the rows out of DEFAULT.",
+        {"missing": [f"{m:%Y-%m}" for m in missing]},
+    )
+
+
 def check_jobs(app: Flask) -> Check:
     try:
         stats = queue_stats(app)
@@ -220,7 +251,6 @@ def check_jobs(app: Flask) -> Check:
     if stats is None:
         return Check("not configured")
     return Check("ok", details=stats)
-
 
 
 def check_breaker(app: Flask) -> Check:
@@ -234,7 +264,8 @@ def check_breaker(app: Flask) -> Check:
 
 
 CHECKS = {
-    "database": check_database, "redis": check_redis, "spool": check_spool, "jobs": check_jobs, "breaker": check_breaker,
+    "database": check_database, "redis": check_redis, "spool": check_spool, "partitions": check_partitions,
+    "jobs": check_jobs, "breaker": check_breaker,
 }
 
 

@@ -1,7 +1,7 @@
 """Alembic environment of flask-smstrack; run through flask_smstrack.db.migrate."""
 from alembic import context
 
-from flask_smstrack.db.migrate import VERSION_TABLE, include_name
+from flask_smstrack.db.migrate import VERSION_TABLE, include_name, include_object_for
 from flask_smstrack.models import Base
 
 connection = context.config.attributes["connection"]
@@ -10,6 +10,7 @@ context.configure(
     target_metadata=Base.metadata,
     version_table=VERSION_TABLE,
     include_name=include_name,
+    include_object=include_object_for(connection),
     render_as_batch=True,
     compare_type=True,
 )
