@@ -17,6 +17,7 @@ from .schemas import ConversionSchema
 from .state import LinkCache, State
 from .tracking.classify import CountryLookup
 from .tracking.conversions import ConversionResult, find_click, record_conversion
+from .tracking.spool import open_spool
 from .tracking.tokens import make_token
 from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
@@ -99,6 +100,7 @@ class SmsTrack:
             ext=self,
             jobs=Jobs(app),
         )
+        open_spool(app)
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)

@@ -79,6 +79,10 @@ def status_command() -> None:
         shown = r.status
         if name == "spool":
             shown += f", {r.details.get('records', 0)} records in {r.details.get('files', 0)} files waiting"
+            p = r.details.get("process") or {}
+            if p:
+                shown += (f"; this process spooled {p['primary']} + {p['fallback']} (fallback),"
+                          f" {p['in_memory']} held in memory, {p['lost']} lost, {p['replayed']} replayed")
         checks.append((name, f"{shown} ({r.ms:.0f} ms)", r.message or ""))
 
     width = max(len(name) for name, _, _ in rows + checks)
