@@ -67,10 +67,14 @@ def spool_settings(app: Flask) -> dict[str, Any]:
     c = app.config
     primary = c.get(Keys.SPOOL_DIR) or os.path.join(app.instance_path, "smstrack-spool")
     fallback = c.get(Keys.SPOOL_FALLBACK_DIR)
+    size = c.get(Keys.SPOOL_SIZE_BYTES, 64 * 1024 * 1024)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 64 * 1024:
+        raise RuntimeError(f"{Keys.SPOOL_SIZE_BYTES} is {size!r}: it must be a whole number of bytes, at least"
+                           " 65536, for example 67108864 (64 MiB).")
     return {
         "primary": primary,
         "fallback": default_fallback_dir(primary) if fallback is None else fallback,
-        "size": int(c.get(Keys.SPOOL_SIZE_BYTES, 64 * 1024 * 1024)),
+        "size": size,
         "memory_records": int(c.get(Keys.SPOOL_MEMORY_RECORDS, 10_000)),
         "replay_seconds": float(c.get(Keys.SPOOL_REPLAY_SECONDS, 5.0) or 0),
     }
@@ -289,6 +293,14 @@ def _apply_conversion(record: dict[str, Any]) -> str:
     return "present" if result.duplicate and not result.upgraded else "written"
 
 
+_KIND_NAMES = {CLICK: "clicks", CONVERSION: "conversions", LANDING: "landings"}
+
+
+def _count(totals: collections.Counter, kind: int, result: str) -> None:
+    totals[result] += 1
+    totals[f"{result} {_KIND_NAMES.get(kind, 'records')}"] += 1
+
+
 def _replay_segment(segment: Segment, kind: int, totals: collections.Counter, progress) -> int:
     """Replay a segment's waiting records of ``kind``; returns the offset
     after its last whole record. Raises :class:`SpoolUnavailable` (the
@@ -301,7 +313,7 @@ def _replay_segment(segment: Segment, kind: int, totals: collections.Counter, pr
                 continue
             result = _apply(record.kind, record.payload)
             segment.mark(record.offset, REJECTED if result == "rejected" else REPLAYED)
-            totals[result] += 1
+            _count(totals, kind, result)
             marks += 1
             if marks % _SYNC_EVERY == 0:
                 segment.sync()
@@ -365,7 +377,7 @@ def _replay(spool: Spool, progress) -> collections.Counter:
 
 def _replay_memory(spool: Spool, totals, progress) -> None:
     def apply(kind: int, payload: bytes) -> None:
-        totals[_apply(kind, payload)] += 1
+        _count(totals, kind, _apply(kind, payload))
         if progress is not None:
             progress(1)
 
@@ -396,7 +408,7 @@ def _replay_legacy(spool_dir: str, totals, progress) -> None:
             rows = [line for line in f if line.strip()]
         for i, line in enumerate(rows):
             try:
-                totals[_apply(CLICK, line.encode())] += 1
+                _count(totals, CLICK, _apply(CLICK, line.encode()))
             except SpoolUnavailable:
                 with open(path, "a", encoding="utf-8") as f:
                     f.writelines(rows[i:])
@@ -414,8 +426,14 @@ def replay_spool(progress: Callable[[int], Any] | None = None) -> tuple[int, int
     ``"flask_smstrack.tracking.spool:replay_spool"``. Raises
     :class:`SpoolUnavailable` when the database still does not answer.
     """
-    totals = _replay(get_spool(), progress)
+    totals = replay_counts(progress)
     return totals["written"], totals["present"]
+
+
+def replay_counts(progress: Callable[[int], Any] | None = None) -> collections.Counter:
+    """:func:`replay_spool` with every count: ``written``, ``present``,
+    ``rejected``, each also by kind (``"written clicks"``...), and ``left``."""
+    return _replay(get_spool(), progress)
 
 
 # Counting.

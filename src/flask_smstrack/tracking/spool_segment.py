@@ -8,11 +8,11 @@ segment's generation and its size), then records, one after another::
 
 The CRC covers the generation, the length, the kind and the payload; the
 state byte (``0`` waiting, ``1`` replayed, ``2`` rejected) is written in place
-when a record has been replayed, and is not covered. A reader stops at the
-first frame that is not whole and right: a write torn by a crash loses that
-record's partial bytes and nothing before it. A segment whose records were
-all replayed is reused by bumping its generation, so that the old frames
-behind the new ones are never read again.
+when a record has been replayed, and is not covered. Zeros end the records
+(the file is preallocated with zeros); a frame that is not whole and right
+is skipped up to the next whole frame: a write torn by a crash loses that
+record's partial bytes and nothing else. A segment whose records were all
+replayed is zeroed and reused with the next generation.
 
 Every segment is owned by one process, which holds a shared ``flock`` on it
 for its lifetime. Another process that gets an exclusive lock on a segment
@@ -44,6 +44,8 @@ WAITING, REPLAYED, REJECTED = 0, 1, 2
 CLICK, CONVERSION, LANDING = 1, 2, 3
 
 SUFFIX = ".seg"
+#: How far past a damaged frame the reader looks for the next whole one.
+RESYNC_WINDOW = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ class Segment:
             raise ValueError(f"{path} is not a spool segment")
         #: Where the next record goes (the owner keeps it).
         self.end = HEADER_SIZE
+        #: Damaged frames skipped by :meth:`records`.
+        self.damaged = 0
 
     @classmethod
     def create(cls, directory: str, size: int) -> Segment:
@@ -140,21 +144,44 @@ class Segment:
         return offset
 
     def records(self) -> Iterator[Record]:
-        """Every whole record of this generation, in order; stops at the
-        first frame that is torn, of an older generation, or not a frame."""
-        offset, fd, size = HEADER_SIZE, self.fd, self.size
-        while offset + FRAME.size <= size:
-            head = os.pread(fd, FRAME.size, offset)
-            if len(head) < FRAME.size:
-                break
-            magic, generation, length, crc, state, kind = FRAME.unpack(head)
-            if magic != FRAME_MAGIC or generation != self.generation or offset + FRAME.size + length > size:
-                break
-            payload = os.pread(fd, length, offset + FRAME.size)
-            if zlib.crc32(struct.pack("<IIB", generation, length, kind) + payload) != crc:
-                break
-            yield Record(offset, state, kind, payload)
-            offset += FRAME.size + length
+        """Every whole record of this generation, in order. Zeros end the
+        records; a frame that is torn or damaged is skipped by looking for
+        the next whole frame within :data:`RESYNC_WINDOW` bytes (a torn tail
+        has none)."""
+        offset = HEADER_SIZE
+        while offset + FRAME.size <= self.size:
+            record = self._read(offset)
+            if record is None:
+                if not any(os.pread(self.fd, FRAME.size, offset)):
+                    return
+                self.damaged += 1
+                offset = self._resync(offset + 1)
+                if offset is None:
+                    return
+                continue
+            yield record
+            offset = record.offset + FRAME.size + len(record.payload)
+
+    def _read(self, offset: int) -> Record | None:
+        head = os.pread(self.fd, FRAME.size, offset)
+        if len(head) < FRAME.size:
+            return None
+        magic, generation, length, crc, state, kind = FRAME.unpack(head)
+        if magic != FRAME_MAGIC or generation != self.generation or offset + FRAME.size + length > self.size:
+            return None
+        payload = os.pread(self.fd, length, offset + FRAME.size)
+        if zlib.crc32(struct.pack("<IIB", generation, length, kind) + payload) != crc:
+            return None
+        return Record(offset, state, kind, payload)
+
+    def _resync(self, start: int) -> int | None:
+        window = os.pread(self.fd, min(RESYNC_WINDOW, self.size - start), start)
+        at = window.find(FRAME_MAGIC)
+        while at >= 0:
+            if self._read(start + at) is not None:
+                return start + at
+            at = window.find(FRAME_MAGIC, at + 1)
+        return None
 
     def mark(self, offset: int, state: int) -> None:
         """Set a record's state (not yet durable: see :meth:`sync`)."""
@@ -164,8 +191,11 @@ class Segment:
         os.fdatasync(self.fd)
 
     def reset(self) -> None:
-        """Start over (every record replayed): a new generation, on disk
-        before any record of it is written."""
+        """Start over (every record replayed): the used bytes zeroed and a
+        new generation, on disk before any record of it is written."""
+        zeros = bytes(1 << 20)
+        for start in range(HEADER_SIZE, self.end, len(zeros)):
+            os.pwrite(self.fd, zeros[: min(len(zeros), self.end - start)], start)
         self.generation += 1
         os.pwrite(self.fd, HEADER.pack(MAGIC, VERSION, self.generation, self.size), 0)
         os.fdatasync(self.fd)
