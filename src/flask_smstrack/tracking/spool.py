@@ -477,6 +477,18 @@ def waiting_in(path: str) -> int:
     return count
 
 
+def waiting_records(directory: str) -> int:
+    """Records waiting in the spool files of one directory (for scripts
+    and tests: no app needed)."""
+    total = 0
+    for path in segment_paths(directory) + legacy_files(directory):
+        try:
+            total += waiting_in(path)
+        except (FileNotFoundError, ValueError):
+            continue
+    return total
+
+
 def spooled_count() -> int:
     """How many records wait in the spool (every process's files, and this
     process's memory)."""
