@@ -33,7 +33,8 @@ logger = logging.getLogger("flask_smstrack")
 
 #: Seconds a layer that failed is skipped before it is tried again.
 RETRY_AFTER = 1.0
-#: The longest pause between replay attempts while the database is down.
+#: The longest pause between replay attempts while the database is down
+#: (or eight times ``SMSTRACK_SPOOL_REPLAY_SECONDS``, when that is shorter).
 MAX_REPLAY_PAUSE = 30.0
 
 
@@ -264,7 +265,7 @@ class Spool:
             try:
                 left = self._replay()
             except Exception as err:
-                pause = min(pause * 2, max(MAX_REPLAY_PAUSE, self.replay_seconds))
+                pause = min(pause * 2, max(min(MAX_REPLAY_PAUSE, self.replay_seconds * 8), self.replay_seconds))
                 logger.warning("Spool replay will try again in about %.0f s: %s", pause, type(err).__name__)
                 continue
             pause = self.replay_seconds
