@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from faults.pgcluster import cluster
 from faults.spool_support import FULL, migrate, stored_clicks
-
 from flask_smstrack.tracking import spool_segment
 
 pytestmark = pytest.mark.timeout(300)

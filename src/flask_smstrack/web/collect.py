@@ -2,6 +2,7 @@
 (``POST /smstrack/collect``)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -110,13 +111,18 @@ def collect() -> Response:
         message = load_beacon(parse_body(raw))
     except ValidationError as err:
         raise InvalidInput(err.messages) from None
-    limit_click(message.get("click_id"))
+    try:
+        limit_click(message.get("click_id"))
+    except DATABASE_DOWN:
+        # Whether the click exists is unknown: the per-click limit counted it.
+        logger.warning("The collector's unknown-click limit needs the database; not applied", exc_info=True)
+        _rollback()
     if message["type"] == "landing":
         try:
             body = {"status": "accepted", "confirmed": confirm_landing(message["click_id"])}
         except DATABASE_DOWN:
             logger.exception("Could not confirm the landing of click %s; spooled for replay", message["click_id"])
-            get_state().db.session.rollback()
+            _rollback()
             return _queued(spool_landing(message["click_id"]))
     else:
         # The answer says nothing about the order ids already stored.
@@ -131,6 +137,11 @@ def collect() -> Response:
     response = jsonify(body)
     response.status_code = 202
     return response
+
+
+def _rollback() -> None:
+    with contextlib.suppress(Exception):
+        get_state().db.session.rollback()
 
 
 def _queued(where: str) -> Response:
