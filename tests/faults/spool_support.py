@@ -39,6 +39,31 @@ def migrate(url: str, instance: Path) -> None:
         db.engine.dispose()
 
 
+_shared: list = []
+
+
+def shared_cluster(tmp: Path):
+    """One throwaway cluster, with the schema, for this process's spool
+    fault tests (initdb takes seconds); removed when the process exits.
+    Each test leaves it running."""
+    if _shared:
+        cluster = _shared[0]
+        if not cluster.running():
+            cluster.start()
+            cluster.wait_ready()
+        return cluster
+    import atexit
+
+    from faults.pgcluster import Cluster
+
+    cluster = Cluster()
+    atexit.register(cluster.remove)
+    cluster.start()
+    migrate(cluster.url, tmp)
+    _shared.append(cluster)
+    return cluster
+
+
 def tracker_env(url: str, spool: Path, **extra: str) -> dict[str, str]:
     return clean_env(
         DATABASE_URL=url,
@@ -155,5 +180,5 @@ def wait_stored(url: str, ids: list[str], timeout: float = 30) -> Counter:
         time.sleep(0.2)
 
 
-__all__ = ["BIN", "FULL", "ROOT", "Load", "clean_env", "fetch", "free_port", "kill_worker", "migrate",
+__all__ = ["BIN", "FULL", "ROOT", "Load", "clean_env", "fetch", "free_port", "kill_worker", "migrate", "shared_cluster",
            "stored_clicks", "tracker_env", "wait_stored", "wait_workers", "warm", "workers"]

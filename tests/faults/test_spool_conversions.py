@@ -14,8 +14,7 @@ from sqlalchemy import create_engine, text
 
 from e2e.seed import Seed
 from e2e.support import fetch, free_port, gunicorn
-from faults.pgcluster import cluster
-from faults.spool_support import BIN, FULL, ROOT, migrate, tracker_env
+from faults.spool_support import BIN, FULL, ROOT, shared_cluster, tracker_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,12 +32,12 @@ def _stored(url: str) -> dict[str, tuple[int, str]]:
 
 def test_conversions_during_an_outage_are_stored_once(tmp_path):
     orders = 100 if FULL else 12
-    with cluster() as pg:
-        migrate(pg.url, tmp_path)
+    pg = shared_cluster(tmp_path)
+    try:
         env = tracker_env(pg.url, tmp_path / "spool")
         with Seed(env) as seed:
-            key = seed.user_with_key("owner@example.com")
-            seed.campaign_with_link("owner@example.com", "https://shop.example/spring", "convspool")
+            key = seed.user_with_key("conversions@example.com")
+            seed.campaign_with_link("conversions@example.com", "https://shop.example/spring", "convspool")
         with gunicorn(BIN / "gunicorn", "wsgi:app", port=free_port(), cwd=ROOT, env=env,
                       log=tmp_path / "gunicorn.log", workers=1, ready_path="/smstrack/t.js") as server:
             api = f"{server.url}/smstrack/api/v1"
@@ -91,10 +90,13 @@ def test_conversions_during_an_outage_are_stored_once(tmp_path):
                 if set(stored) >= set(sent):
                     break
                 time.sleep(0.2)
-            time.sleep(1)  # anything replayed twice would show now
+            time.sleep(0.5)  # anything replayed twice would show now
             stored = _stored(pg.url)
             after = fetch(f"{api}/conversions", method="POST", headers=auth, body=json.dumps(
                 {"order_id": "V-0", "revenue": "10.00", "currency": "USD"}).encode())
+    finally:
+        if not pg.running():
+            pg.start()
     print(f"\nconversions during an outage: {sum(sent.values())} posted for {len(sent)} order ids"
           f" (statuses {dict(statuses)}), {sum(n for n, _ in stored.values())} stored for {len(stored)} order ids;"
           f" {sum(1 for n, _ in stored.values() if n > 1)} stored twice")

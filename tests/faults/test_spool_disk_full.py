@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.pgcluster import cluster
-from faults.spool_support import FULL, migrate, stored_clicks
+from faults.spool_support import FULL, shared_cluster, stored_clicks
 from flask_smstrack.tracking import spool_segment
 
 pytestmark = pytest.mark.timeout(300)
@@ -55,7 +54,8 @@ def fill(path: Path) -> int:
 def test_full_disks_while_the_database_is_down(tmp_path, make_app, monkeypatch):
     clicks_per_phase = 600 if FULL else 200
     primary, fallback = tmp_path / "spool", tmp_path / "fallback"
-    with cluster() as pg, small_disk(primary, "1m") as real_a, small_disk(fallback, "1m") as real_b:
+    pg = shared_cluster(tmp_path)
+    with small_disk(primary, "1m") as real_a, small_disk(fallback, "1m") as real_b:
         real = real_a and real_b
         simulated: set[str] = set()
         if not real:
@@ -67,7 +67,6 @@ def test_full_disks_while_the_database_is_down(tmp_path, make_app, monkeypatch):
                 return create(cls, directory, size)
 
             monkeypatch.setattr(spool_segment.Segment, "create", classmethod(full_create))
-        migrate(pg.url, tmp_path)
         app = make_app(
             SQLALCHEMY_DATABASE_URI=pg.url,
             SMSTRACK_SPOOL_DIR=str(primary),
