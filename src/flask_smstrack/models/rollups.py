@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, BigId, Money, UTCDateTime
+from .base import BigId, Base, Money, UTCDateTime
 
 
 class _PerCampaign:
