@@ -13,7 +13,6 @@ added to the rollups in the same transaction, under the campaign's lock.
 """
 from __future__ import annotations
 
-import atexit
 import collections
 import json
 import logging
@@ -83,7 +82,6 @@ def _make(app: Flask) -> Spool:
 
     spool = Spool(**spool_settings(app), replay=replay)
     spool_ref = weakref.ref(spool)
-    atexit.register(_close_at_exit, spool_ref)
     if "sqlalchemy" in app.extensions:
         with app.app_context():
             # The app is torn down (its engine disposed): stop replaying.
@@ -103,21 +101,6 @@ def open_spool(app: Flask) -> Spool:
     spool = get_spool(app)
     spool.start()
     return spool
-
-
-def _close_at_exit(ref) -> None:
-    spool = ref()
-    if spool is None:
-        return
-    spool.stop()
-    for layer in spool.layers:
-        with layer.io:
-            for segment in list(layer.segments):
-                try:
-                    if not any(r.state == WAITING for r in segment.records()):
-                        segment.remove()
-                except OSError:
-                    pass
 
 
 _standalone: dict[str, Spool] = {}

@@ -25,9 +25,10 @@ import random
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any, Callable
 
-from .spool_segment import HEADER_SIZE, Segment, frame, segment_paths
+from .spool_segment import HEADER_SIZE, WAITING, Segment, frame, segment_paths
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -158,6 +159,9 @@ class Spool:
         self._thread_lock = threading.Lock()
         self._dirty = False
         self._stop = threading.Event()
+        # When the spool goes (its app torn down, or the process exits), its
+        # segments that hold nothing waiting go with it.
+        weakref.finalize(self, _remove_idle, self.layers, self._stop)
 
     @property
     def directories(self) -> list[str]:
@@ -283,6 +287,22 @@ class Spool:
         out["fsync_batches"] = s["fsync_batches"]
         out["fsync_batch_max"] = s["fsync_batch_max"]
         return out
+
+
+def _remove_idle(layers: list[Layer], stop: threading.Event) -> None:
+    stop.set()
+    for layer in layers:
+        if layer._pid != os.getpid():
+            continue
+        for segment in list(layer.segments):
+            try:
+                if not any(r.state == WAITING for r in segment.records()):
+                    segment.remove()
+                else:
+                    segment.close()
+            except OSError:
+                pass
+        layer.segments.clear()
 
 
 _KINDS = {1: "click", 2: "conversion", 3: "landing confirmation"}
