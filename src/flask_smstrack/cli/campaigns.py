@@ -135,7 +135,7 @@ def replay_spool_command() -> None:
         line += f", {counts['written conversions']} conversions and {counts['written landings']} landings"
     line += f"; {counts['present']} were already stored."
     if counts["rejected"]:
-        line += f" {counts['rejected']} could not be stored (see the log; kept in the spool files)."
+        line += f" {counts['rejected']} could not be stored (each is in the log, whole)."
     click.echo(line)
 
 

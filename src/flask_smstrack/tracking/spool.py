@@ -112,7 +112,10 @@ def _spool_for(spool_dir: str) -> Spool:
         if spool.primary_dir == spool_dir:
             return spool
     with _made:
-        return _standalone.setdefault(spool_dir, Spool(spool_dir))
+        spool = _standalone.get(spool_dir)
+        if spool is None:
+            spool = _standalone[spool_dir] = Spool(spool_dir)
+        return spool
 
 
 # Spooling.

@@ -83,8 +83,8 @@ def _apply(kind: int, payload: bytes) -> str:
     except _UNAVAILABLE as err:
         raise SpoolUnavailable(str(err)) from err
     except Exception:
-        logger.error("A spooled record cannot be stored and is set aside (kept in the spool file): %s",
-                     payload[:2000].decode(errors="replace"), exc_info=True)
+        logger.error("A spooled record cannot be stored and is set aside; here it is, whole: %s",
+                     payload.decode(errors="replace"), exc_info=True)
         return "rejected"
 
 
@@ -176,6 +176,7 @@ def replay_all(spool: Spool, progress) -> collections.Counter:
     foreign: list[Segment] = []
     try:
         own = [(layer, segment, segment.end) for layer in spool.layers for segment in list(layer.segments)]
+        _remove_abandoned(spool.directories)
         paths = spool.own_paths()
         for path in [p for d in spool.directories for p in segment_paths(d) if p not in paths]:
             try:
@@ -210,6 +211,17 @@ def replay_all(spool: Spool, progress) -> collections.Counter:
         spool.stats["rejected"] += totals["rejected"]
     totals["left"] += len(spool.memory)
     return totals
+
+
+def _remove_abandoned(directories: list[str]) -> None:
+    """Segments a process died while making (``.spool-*.new``, minutes old)."""
+    for directory in directories:
+        for path in glob.glob(os.path.join(glob.escape(directory), ".spool-*.new")):
+            try:
+                if os.stat(path).st_mtime < time.time() - 300:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def _replay_memory(spool: Spool, totals, progress) -> None:

@@ -97,8 +97,8 @@ class Layer:
                 try:
                     try:
                         self._write(current.items)
-                    except OSError as err:
-                        current.error = err
+                    except Exception as err:  # never acknowledge a batch that failed
+                        current.error = err if isinstance(err, OSError) else OSError(errno.EIO, repr(err))
                 finally:
                     cond.acquire()
                     current.done, self._flushing = True, False
