@@ -71,9 +71,9 @@ def raw(base: str, seconds: float) -> None:
 
 
 def redirect(base: str, seconds: float) -> None:
-    from conftest import Actions
     from wsgi import create_app, db
 
+    from conftest import Actions
     from flask_smstrack.db.migrate import upgrade
     from flask_smstrack.tracking import clicks
 

@@ -30,11 +30,14 @@ def _stored(url: str) -> dict[str, tuple[int, str]]:
         engine.dispose()
 
 
-def test_conversions_during_an_outage_are_stored_once(tmp_path):
+def test_conversions_during_an_outage_are_stored_once(tmp_path, monkeypatch):
+    # The apps made here read SMSTRACK_* from the environment: SMSTRACK_FAULTS is not theirs.
+    monkeypatch.delenv("SMSTRACK_FAULTS", raising=False)
     orders = 100 if FULL else 12
     pg = shared_cluster(tmp_path)
     try:
-        env = tracker_env(pg.url, tmp_path / "spool")
+        # Every beacon names the one click: its rate limit is not what is tested.
+        env = tracker_env(pg.url, tmp_path / "spool", SMSTRACK_RATELIMIT_COLLECT_CLICK="100000 per minute")
         with Seed(env) as seed:
             key = seed.user_with_key("conversions@example.com")
             seed.campaign_with_link("conversions@example.com", "https://shop.example/spring", "convspool")

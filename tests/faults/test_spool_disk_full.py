@@ -51,7 +51,9 @@ def fill(path: Path) -> int:
     return written
 
 
-def test_full_disks_while_the_database_is_down(tmp_path, make_app, monkeypatch):
+def test_full_disks_while_the_database_is_down(tmp_path, monkeypatch):
+    # The apps made here read SMSTRACK_* from the environment: SMSTRACK_FAULTS is not theirs.
+    monkeypatch.delenv("SMSTRACK_FAULTS", raising=False)
     clicks_per_phase = 600 if FULL else 200
     primary, fallback = tmp_path / "spool", tmp_path / "fallback"
     pg = shared_cluster(tmp_path)
@@ -67,14 +69,18 @@ def test_full_disks_while_the_database_is_down(tmp_path, make_app, monkeypatch):
                 return create(cls, directory, size)
 
             monkeypatch.setattr(spool_segment.Segment, "create", classmethod(full_create))
-        app = make_app(
-            SQLALCHEMY_DATABASE_URI=pg.url,
+        from wsgi import create_app
+
+        from conftest import _test_config
+
+        app = create_app(dict(
+            _test_config(pg.url, tmp_path),
             SMSTRACK_SPOOL_DIR=str(primary),
             SMSTRACK_SPOOL_FALLBACK_DIR=str(fallback),
             SMSTRACK_SPOOL_SIZE_BYTES=64 * 1024,
             SMSTRACK_SPOOL_MEMORY_RECORDS=clicks_per_phase * 2,
             SMSTRACK_SPOOL_REPLAY_SECONDS=0.2,
-        )
+        ))
         from conftest import Actions, click_id_of
 
         actions = Actions(app)

@@ -38,7 +38,9 @@ from faults.spool_support import (
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_kill9_workers_under_load_loses_no_click(tmp_path):
+def test_kill9_workers_under_load_loses_no_click(tmp_path, monkeypatch):
+    # The apps made here read SMSTRACK_* from the environment: SMSTRACK_FAULTS is not theirs.
+    monkeypatch.delenv("SMSTRACK_FAULTS", raising=False)
     up_seconds, down_seconds, kills = (6.0, 4.0, 6) if FULL else (1.5, 1.0, 2)
     pg = shared_cluster(tmp_path)
     try:
