@@ -331,3 +331,39 @@ def test_old_jsonl_spool_files_replayed(app, database_url):
     result = app.test_cli_runner().invoke(args=["smstrack", "replay-spool"])
     assert "Wrote 1 clicks" in result.output, result.output
     assert _clicks(app) == [row["click_id"]]
+
+
+def test_late_conversion_is_added_to_the_rollups(app, database_url):
+    """A conversion spooled an hour ago and replayed after its campaign was
+    rolled up past that hour is in the report once (the rollups are shifted,
+    not rebuilt)."""
+    from wsgi import db
+
+    from conftest import Actions
+    from flask_smstrack.models import Link
+    from flask_smstrack.tracking.classify import Agent
+    from flask_smstrack.tracking.clicks import click_row
+    from flask_smstrack.tracking.spool import get_spool, replay_spool
+    from flask_smstrack.tracking.spool_segment import CONVERSION
+
+    actions = Actions(app)
+    key = actions.api_key()
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"])
+    now = dt.datetime.now(dt.timezone.utc)
+    with app.app_context():
+        found = db.session.execute(select(Link.id, Link.campaign_id).where(Link.code == link["code"])).one()
+        row = click_row("LATE" + "0" * 22, now - dt.timedelta(hours=2), found.id, found.campaign_id, "human",
+                        Agent("human", "mobile", "iOS", "Mobile Safari"), is_first=True)
+        app.extensions["smstrack"].click_writer.write(row)
+    before = actions.report(key, campaign["id"])  # rolls the campaign up to about now
+    assert (before["clicks"], before["conversions"]) == (1, 0)
+    record = {"data": {"event": "purchase", "order_id": "LATE-1", "click_id": row["click_id"], "revenue": "49.90",
+                       "currency": "USD"}, "source": "snippet", "trust": "unverified", "scope": None,
+              "owner_id": None, "fallback_click_ids": [], "created_at": (now - dt.timedelta(hours=1)).isoformat()}
+    with app.app_context():
+        assert get_spool().put(CONVERSION, json.dumps(record).encode()) == "primary"
+        assert replay_spool() == (1, 0)
+        assert replay_spool() == (0, 0)
+    after = actions.report(key, campaign["id"])
+    assert (after["clicks"], after["conversions"], after["revenue"]) == (1, 1, {"USD": "49.90"})
