@@ -106,6 +106,10 @@ def _test_config(url: str, instance: Path) -> dict:
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": url,
         "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
+        # Small segments (one is preallocated per app), replayed when a test
+        # says so (tests/test_spool.py turns the background replay on).
+        "SMSTRACK_SPOOL_SIZE_BYTES": 1 << 20,
+        "SMSTRACK_SPOOL_REPLAY_SECONDS": 0,
         "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
         # Sends do not depend on the hour the tests run at; the quiet hours
         # tests set their own, with a simulated clock.
@@ -120,6 +124,8 @@ def _host_config(instance: Path) -> dict:
     return {
         "TESTING": True,
         "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
+        "SMSTRACK_SPOOL_SIZE_BYTES": 1 << 20,
+        "SMSTRACK_SPOOL_REPLAY_SECONDS": 0,
         "PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
         "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
         "SMSTRACK_JOB_INTERVAL": 0,

@@ -128,13 +128,16 @@ def _unreachable(state) -> None:
 
 
 def _spooled(app) -> list[dict]:
-    import glob
-    import os
+    """The clicks waiting in the app's spool segments."""
+    from flask_smstrack.tracking.spool_segment import CLICK, WAITING, Segment, segment_paths
 
     rows = []
-    for path in glob.glob(os.path.join(app.extensions["smstrack"].spool_dir, "clicks-*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f]
+    for path in segment_paths(app.extensions["smstrack"].spool_dir):
+        segment = Segment.open(path)
+        try:
+            rows += [json.loads(r.payload) for r in segment.records() if r.kind == CLICK and r.state == WAITING]
+        finally:
+            segment.close()
     return rows
 
 

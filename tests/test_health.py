@@ -23,18 +23,25 @@ def _closed_pg_url() -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=1"
 
 
-def _spool(app, count: int, pid: int) -> None:
-    """``count`` clicks spooled by process ``pid``, as the redirect spools them."""
-    from flask_smstrack.tracking.spool import spool_click
+def _spool(app, count: int, pid: int):
+    """``count`` clicks spooled by another process (its own segment in the
+    app's spool directory); keep the returned spool to keep it alive."""
+    import json
 
-    spool_dir = app.extensions["smstrack"].spool_dir
-    path = os.path.join(spool_dir, f"clicks-{pid}.jsonl")
+    from flask_smstrack.tracking.spool_segment import CLICK
+    from flask_smstrack.tracking.spool_store import Spool
+
+    other = Spool(app.extensions["smstrack"].spool_dir, size=1 << 20)
     for i in range(count):
         row = {"click_id": f"spooled-{pid}-{i}", "campaign_id": 1, "link_id": 1,
-               "created_at": dt.datetime(2026, 11, 30, 12, 0, i % 60)}
-        spool_click(spool_dir, row)
-    # spool_click names the file after this process: give it the other pid.
-    os.rename(os.path.join(spool_dir, f"clicks-{os.getpid()}.jsonl"), path)
+               "created_at": dt.datetime(2026, 11, 30, 12, 0, i % 60).isoformat()}
+        other.put(CLICK, json.dumps(row).encode())
+    return other
+
+
+def _spool_check(client) -> dict:
+    check = client.get("/smstrack/healthz").json["checks"]["spool"]
+    return {k: check[k] for k in ("status", "files", "records")}
 
 
 def _counts(url: str) -> dict[str, int]:
@@ -52,7 +59,9 @@ def _counts(url: str) -> dict[str, int]:
 def test_healthy(app, client, database_url):
     response = client.get("/smstrack/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "checks": {
+    body = response.json
+    process = body["checks"]["spool"].pop("process")
+    assert body == {"status": "ok", "checks": {
         "database": {"status": "ok"},
         "redis": {"status": "not configured"},
         "spool": {"status": "ok", "files": 0, "records": 0},
@@ -60,6 +69,7 @@ def test_healthy(app, client, database_url):
         "jobs": {"status": "not configured"},
         "breaker": {"status": "ok", "failures": 0, "opened": 0, "connect_timeout_s": 0.5, "statement_timeout_s": 0.5},
     }}
+    assert process["lost"] == process["in_memory"] == process["primary"] == 0
     assert response.headers["Cache-Control"] == "no-store"
     assert "Set-Cookie" not in response.headers
     assert client.head("/smstrack/healthz").status_code == 200
@@ -139,20 +149,22 @@ def test_memory_rate_limits_are_not_redis(make_app):
 
 
 def test_spool_backlog_counted(app, client):
-    _spool(app, 3, 101)
-    _spool(app, 5, 102)
-    assert client.get("/smstrack/healthz").json["checks"]["spool"] == {"status": "ok", "files": 2, "records": 8}
-    # More clicks appended to one file, then a file replayed (gone).
-    _spool(app, 2, 101)  # replaces clicks-101 with 2 records
-    spool_dir = app.extensions["smstrack"].spool_dir
+    first = _spool(app, 3, 101)
+    second = _spool(app, 5, 102)
+    assert _spool_check(client) == {"status": "ok", "files": 2, "records": 8}
+    # More records in one segment, one of this process, then a segment gone.
+    more = first.layers[0].segments[0]
     from flask_smstrack.tracking.spool import spool_click
 
-    spool_click(spool_dir, {"click_id": "late", "campaign_id": 1, "link_id": 1, "created_at": dt.datetime(2026, 12, 1)})
-    response = client.get("/smstrack/healthz")
-    assert response.status_code == 200
-    assert response.json["checks"]["spool"] == {"status": "ok", "files": 3, "records": 8}
-    os.remove(os.path.join(spool_dir, "clicks-102.jsonl"))
-    assert client.get("/smstrack/healthz").json["checks"]["spool"] == {"status": "ok", "files": 2, "records": 3}
+    with app.app_context():
+        spool_click(app.extensions["smstrack"].spool_dir,
+                    {"click_id": "late", "campaign_id": 1, "link_id": 1, "created_at": dt.datetime(2026, 12, 1)})
+    assert _spool_check(client) == {"status": "ok", "files": 3, "records": 9}
+    process = client.get("/smstrack/healthz").json["checks"]["spool"]["process"]
+    assert process["primary"] == 1 and process["fsync_batches"] == 1
+    os.remove(second.layers[0].segments[0].path)
+    assert _spool_check(client) == {"status": "ok", "files": 2, "records": 4}
+    assert more.path
 
 
 def test_unwritable_spool_fails(make_app, tmp_path):
@@ -172,7 +184,7 @@ def test_changes_nothing(actions, app, client, migrated):
     campaign = actions.campaign(key)
     link = actions.link(key, campaign["id"])
     assert actions.click(link["code"]).status_code == 302
-    _spool(app, 4, 103)
+    kept = _spool(app, 4, 103)  # noqa: F841 - alive while the checks run
     spool_dir = app.extensions["smstrack"].spool_dir
     before = _counts(migrated)
     files = {p: Path(spool_dir, p).read_bytes() for p in os.listdir(spool_dir)}
@@ -217,7 +229,7 @@ def test_status_healthy(actions, runner):
 
 
 def test_status_spool_backlog(app, runner):
-    _spool(app, 7, 104)
+    kept = _spool(app, 7, 104)  # noqa: F841 - alive while the check runs
     result = runner.invoke(args=["smstrack", "status"])
     assert result.exit_code == 0, result.output
     assert "7 records in 1 files waiting" in result.output

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, request
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug import security
 
 from .config import Keys
@@ -170,19 +172,46 @@ def revoke_api_key(owner_id: str, key_id: int) -> bool:
     return True
 
 
+#: Keys seen valid by this process (hash -> principal, monotonic time),
+#: accepted for up to :data:`OUTAGE_KEY_SECONDS` while the database does not
+#: answer, so that conversions posted during an outage can be queued.
+_seen_keys: dict[str, tuple[Principal, float]] = {}
+OUTAGE_KEY_SECONDS = 3600.0
+
+
 def principal_from_key(key: str) -> Principal | None:
-    """The principal of an API key, or ``None`` for an unknown or revoked key."""
+    """The principal of an API key, or ``None`` for an unknown or revoked key.
+
+    While the database does not answer, a key this process saw valid within
+    the last hour is still accepted (a revocation made just before the
+    outage reaches this process when the database is back)."""
     db = get_state().db
-    row = db.session.execute(
-        select(ApiKey).where(ApiKey.key_hash == ApiKey.hash_key(key), ApiKey.revoked_at.is_(None))
-    ).scalar_one_or_none()
+    key_hash = ApiKey.hash_key(key)
+    try:
+        row = db.session.execute(
+            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        ).scalar_one_or_none()
+    except (OperationalError, InterfaceError):
+        db.session.rollback()
+        seen = _seen_keys.get(key_hash)
+        if seen is None or time.monotonic() - seen[1] > OUTAGE_KEY_SECONDS:
+            raise
+        return seen[0]
     if row is None:
+        _seen_keys.pop(key_hash, None)
         return None
+    principal = Principal(row.owner_id, row.is_admin)
+    if len(_seen_keys) > 10_000:
+        _seen_keys.clear()
+    _seen_keys[key_hash] = (principal, time.monotonic())
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
         row.last_used_at = now
-        db.session.commit()
-    return Principal(row.owner_id, row.is_admin)
+        try:
+            db.session.commit()
+        except (OperationalError, InterfaceError):
+            db.session.rollback()
+    return principal
 
 
 def principal_from_user(user: Any) -> Principal | None:

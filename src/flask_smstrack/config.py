@@ -118,10 +118,32 @@ class Keys:
     #: enough for a thank-you page reopened from the browser's history).
     CONVERSION_TOKEN_TTL = _key("SMSTRACK_CONVERSION_TOKEN_TTL", 86400)
 
-    #: Where clicks that could not be written are kept until ``flask smstrack
-    #: replay-spool`` writes them. ``None`` uses ``<instance folder>/smstrack-
-    #: spool``.
+    #: Where clicks and conversions that the database could not take are
+    #: kept until they are replayed (by each process in the background, or
+    #: ``flask smstrack replay-spool``). ``None`` uses ``<instance folder>/
+    #: smstrack-spool``.
     SPOOL_DIR = _key("SMSTRACK_SPOOL_DIR", None)
+
+    #: Size in bytes of each process's spool segment, preallocated at start
+    #: (``posix_fallocate``) so that a disk that fills up later cannot refuse
+    #: spooled records. 64 MiB holds about 150,000 clicks.
+    SPOOL_SIZE_BYTES = _key("SMSTRACK_SPOOL_SIZE_BYTES", 64 * 1024 * 1024)
+
+    #: Where records go when ``SMSTRACK_SPOOL_DIR`` cannot take them, best on
+    #: another filesystem. ``None``: a folder in ``/dev/shm`` (memory: it
+    #: survives a crashed process, not a reboot) or else the temporary
+    #: directory; ``""`` turns the fallback off.
+    SPOOL_FALLBACK_DIR = _key("SMSTRACK_SPOOL_FALLBACK_DIR", None)
+
+    #: How many records a process keeps in memory when neither spool
+    #: directory takes them (lost if the process stops); past this, records
+    #: are lost, counted and logged as critical.
+    SPOOL_MEMORY_RECORDS = _key("SMSTRACK_SPOOL_MEMORY_RECORDS", 10000)
+
+    #: Mean seconds between a process's attempts to replay its spool (each
+    #: pause is 0.5-1.5 times this; doubled, up to 30 s, while the database
+    #: stays down). ``0`` turns the background replay off.
+    SPOOL_REPLAY_SECONDS = _key("SMSTRACK_SPOOL_REPLAY_SECONDS", 5.0)
 
     #: Put SQLite databases in WAL mode with ``synchronous=NORMAL`` on connect.
     SQLITE_WAL = _key("SMSTRACK_SQLITE_WAL", True)

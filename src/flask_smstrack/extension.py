@@ -19,6 +19,7 @@ from .state import LinkCache, State
 from .tracking.classify import CountryLookup
 from .tracking.conversions import ConversionResult, find_click, record_conversion
 from .tracking.hotdb import HotPath
+from .tracking.spool import open_spool
 from .tracking.tokens import make_token
 from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
@@ -113,6 +114,7 @@ class SmsTrack:
         )
         if app.extensions["smstrack"].periodic.enabled:
             app.before_request(app.extensions["smstrack"].periodic.ensure_started)
+        open_spool(app)
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 
 from conftest import PASSWORD_HASH_METHOD, Actions
 from e2e.browser import BIN
-from e2e.support import ROOT, Cli, clean_env, fetch, free_port, gunicorn
+from e2e.support import ROOT, clean_env, fetch, free_port, gunicorn
 from faults.pgcluster import Cluster, cluster
 
 FULL = os.environ.get("FLASK_SMSTRACK_FAULTS") == "full"
@@ -141,7 +141,10 @@ class Load:
 
 
 def spooled(spool: Path) -> int:
-    return sum(len(p.read_text().splitlines()) for p in spool.glob("clicks-*.jsonl")) if spool.exists() else 0
+    """Records waiting in the spool's files."""
+    from flask_smstrack.tracking.spool import waiting_records
+
+    return waiting_records(str(spool)) if spool.exists() else 0
 
 
 def stored_counts(url: str, click_ids: list[str]) -> dict[str, int]:
@@ -156,11 +159,13 @@ def stored_counts(url: str, click_ids: list[str]) -> dict[str, int]:
     return {click_id: n for click_id, n in rows if click_id in wanted}
 
 
-def replay(site_: Site) -> str:
-    """``flask smstrack replay-spool``, as an operator runs it after the fault."""
+def replay(site_: Site, timeout: float = 60.0) -> str:
+    """Wait for the server's own background replay to empty the spool (no
+    operator runs anything after the fault)."""
     start = time.monotonic()
-    out = Cli(BIN / "flask", "wsgi", cwd=ROOT, env=site_.env)("replay-spool").strip().splitlines()[-1]
-    return f"{out} ({time.monotonic() - start:.1f} s)"
+    while (waiting := spooled(site_.spool)) and time.monotonic() - start < timeout:
+        time.sleep(0.2)
+    return f"spool emptied by the background replay in {time.monotonic() - start:.1f} s ({waiting} left)"
 
 
 def _p99(values: list[float]) -> float:

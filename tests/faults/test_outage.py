@@ -4,7 +4,7 @@ gunicorn runs one worker with several threads (see ``outage.py``): the
 links the load clicks are known to that worker before the fault, and they
 must keep redirecting (302, never a 5xx, never slower than the hot path's
 timeouts and a margin) while the database is away. After the fault,
-``flask smstrack replay-spool`` writes the spooled clicks, and every click
+the servers replay their spool by themselves, and every click
 id a visitor was redirected with is stored exactly once.
 
 Short forms by default (a 6 s stop, a 3 s hang); ``FLASK_SMSTRACK_FAULTS=full``

@@ -16,7 +16,7 @@ from ..models import Campaign, Link, User
 from ..reports.campaign import campaign_report
 from ..reports.rollups import start_catch_up
 from ..schemas import CampaignSchema, LinkSchema
-from ..tracking.spool import replay_spool, spooled_count
+from ..tracking.spool import SpoolUnavailable, replay_counts, spooled_count
 from .base import app_state, find_owner, smstrack_cli, validation_error, warn_opt_out_text
 from .demo import demo_command
 
@@ -119,19 +119,29 @@ def report_command(campaign_id: int) -> None:
 
 @smstrack_cli.command("replay-spool")
 def replay_spool_command() -> None:
-    """Write clicks that were spooled while the database was unreachable."""
+    """Write the clicks and conversions spooled while the database was
+    unreachable (each process also does it by itself, in the background)."""
     app_state()
     total = spooled_count()
     if not total:
         click.echo("The spool is empty.")
         return
-    with click.progressbar(length=total, label="Replaying clicks") as bar:
-        written, present = replay_spool(progress=bar.update)
-    if written:
+    try:
+        with click.progressbar(length=total, label="Replaying the spool") as bar:
+            counts = replay_counts(progress=bar.update)
+    except SpoolUnavailable as err:
+        raise click.ClickException(f"the database does not answer yet ({err}); nothing is lost, try again") from None
+    line = f"Wrote {counts['written clicks']} clicks"
+    if counts["written conversions"] or counts["written landings"]:
+        line += f", {counts['written conversions']} conversions and {counts['written landings']} landings"
+    line += f"; {counts['present']} were already stored."
+    if counts["rejected"]:
+        line += f" {counts['rejected']} could not be stored (each is in the log, whole)."
+    click.echo(line)
+    if counts["written clicks"]:
         # Late clicks are added to the rollups as they are written; this
         # catches up the campaigns whose cut is behind.
         start_catch_up()
-    click.echo(f"Wrote {written} clicks; {present} were already stored.")
 
 
 @smstrack_cli.command("quickstart")

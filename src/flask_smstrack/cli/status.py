@@ -81,6 +81,10 @@ def status_command() -> None:
         shown = r.status
         if name == "spool":
             shown += f", {r.details.get('records', 0)} records in {r.details.get('files', 0)} files waiting"
+            p = r.details.get("process") or {}
+            if p:
+                shown += (f"; this process spooled {p['primary']} + {p['fallback']} (fallback),"
+                          f" {p['in_memory']} held in memory, {p['lost']} lost, {p['replayed']} replayed")
         elif name == "jobs" and r.details:
             d = r.details
             shown += (f", {d['queued']} queued, {d['started']} running, {d['failed']} failed,"

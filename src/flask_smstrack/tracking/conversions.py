@@ -115,6 +115,7 @@ def record_conversion(
     scope: Principal | None = None,
     owner_id: str | None = None,
     fallback_click_ids: Sequence[str | None] = (),
+    created_at: dt.datetime | None = None,
 ) -> ConversionResult:
     """Store one validated conversion (see :class:`~.schemas.ConversionSchema`).
 
@@ -130,17 +131,21 @@ def record_conversion(
     database's unique constraint decides, so concurrent replays are safe),
     unless a verified conversion replaces an unverified one (``upgraded``).
 
+    ``created_at`` is when it was received, for one replayed from the spool
+    (default: now); one older than its campaign's rollup cut is added to
+    the rollups, under the campaign's lock.
+
     It works in a database session of its own, committed before it
     returns: the caller's ``db.session`` is neither flushed, committed nor
     rolled back.
     """
     with Session(bind=get_state().db.engine, expire_on_commit=False) as session:
-        result = _record(session, data, source, trust, scope, owner_id, fallback_click_ids)
+        result = _record(session, data, source, trust, scope, owner_id, fallback_click_ids, created_at)
         session.commit()
         return result
 
 
-def _record(session, data, source, trust, scope, owner_id, fallback_click_ids) -> ConversionResult:
+def _record(session, data, source, trust, scope, owner_id, fallback_click_ids, created_at=None) -> ConversionResult:
     event, order_id = data.get("event") or "conversion", data.get("order_id")
     candidates = [data["click_id"]] if data.get("click_id") else [c for c in fallback_click_ids if c]
     reported, click = (candidates or [None])[0], None
@@ -156,8 +161,12 @@ def _record(session, data, source, trust, scope, owner_id, fallback_click_ids) -
             click = None
         else:
             owner = campaign.owner_id or NO_OWNER
+    late = created_at is not None and click is not None
+    if late:
+        # Before the insert, so that a refresh cannot roll it up meanwhile.
+        lock_campaigns(session, [click.campaign_id])
     values = {
-        "created_at": utcnow(),
+        "created_at": created_at or utcnow(),
         "owner_id": owner,
         "click_pk": click.id if click else None,
         "reported_click_id": reported if reported and CLICK_ID_RE.match(reported) else None,
@@ -177,6 +186,8 @@ def _record(session, data, source, trust, scope, owner_id, fallback_click_ids) -
         conversion = Conversion(**values)
         session.add(conversion)
         session.flush()
+        if late:
+            shift_conversion(session, conversion.id, 1)
         return ConversionResult(conversion, False)
     existing = _find_order(session, owner, event, order_id)
     if existing is None:
@@ -188,6 +199,8 @@ def _record(session, data, source, trust, scope, owner_id, fallback_click_ids) -
             insert(Conversion.__table__).values(**values).on_conflict_do_nothing().returning(Conversion.id)
         ).scalar()
         if new_id is not None:
+            if late:
+                shift_conversion(session, new_id, 1)
             return ConversionResult(session.get(Conversion, new_id), False)
         # Stored meanwhile by a concurrent request.
         existing = _find_order(session, owner, event, order_id)

@@ -2,6 +2,8 @@
 conversion tokens (on the API blueprint, see api.py)."""
 from __future__ import annotations
 
+import logging
+
 from flask import g, jsonify, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -12,8 +14,11 @@ from ..schemas import ConversionOutSchema, ConversionSchema, ConversionTokenSche
 from ..state import get_state
 from ..tracking.conversions import record_conversion
 from ..tracking.refunds import refund_conversion
+from ..tracking.spool import DATABASE_DOWN, spool_conversion
 from ..tracking.tokens import make_token
 from .api import _campaign_or_404, _load, bp
+
+logger = logging.getLogger("flask_smstrack")
 
 
 def _conversion_out(conversion, **extra) -> dict:
@@ -24,9 +29,21 @@ def _conversion_out(conversion, **extra) -> dict:
 def conversions_create() -> tuple[Response, int]:
     """A verified conversion. An order id the caller's owner already has
     for the event is a replay (200, ``duplicate``), unless a browser
-    reported it unverified: this one then replaces it (200, ``upgraded``)."""
+    reported it unverified: this one then replaces it (200, ``upgraded``).
+    While the database is down it is queued in the spool (202, ``queued``)
+    and stored, deduplicated the same way, when it is back."""
     data = _load(ConversionSchema())
-    result = record_conversion(data, source="server", trust="verified", scope=g.smstrack_principal)
+    fields = dict(source="server", trust="verified", scope=g.smstrack_principal)
+    try:
+        result = record_conversion(data, **fields)
+    except DATABASE_DOWN:
+        logger.exception("Could not record a conversion (order %s); spooled for replay", data.get("order_id"))
+        if spool_conversion(data, **fields) == "lost":
+            return jsonify(status="unavailable", message="The database and the spool are unavailable:"
+                           " send it again later."), 503
+        return jsonify(status="queued", queued=True, order_id=data.get("order_id"),
+                       message="The database is unavailable: the conversion was queued and will be stored"
+                       " when it is back (order ids are still deduplicated)."), 202
     body = dict(
         ConversionOutSchema().dump(result.conversion), attributed=result.attributed,
         duplicate=result.duplicate, upgraded=result.upgraded,

@@ -2,6 +2,9 @@
 (``POST /smstrack/collect``)."""
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
@@ -9,11 +12,15 @@ from werkzeug.wrappers import Response
 from ..config import Keys
 from ..errors import JSON_ERROR_CODES, Forbidden, InvalidInput, UnsupportedMediaType, json_error
 from ..schemas import load_beacon, parse_body
+from ..state import get_state
 from ..tracking.conversions import confirm_landing, record_conversion
+from ..tracking.spool import DATABASE_DOWN, spool_conversion, spool_landing
 from ..tracking.tokens import TokenError, check_token
 from .http import check_request_values, read_limited_body
 from .limits import limit_click
 from .snippet import served_snippet
+
+logger = logging.getLogger("flask_smstrack")
 
 bp = Blueprint("smstrack_collect", __name__)
 for _code in JSON_ERROR_CODES:
@@ -104,18 +111,48 @@ def collect() -> Response:
         message = load_beacon(parse_body(raw))
     except ValidationError as err:
         raise InvalidInput(err.messages) from None
-    limit_click(message.get("click_id"))
+    try:
+        limit_click(message.get("click_id"))
+    except DATABASE_DOWN:
+        # Whether the click exists is unknown: the per-click limit counted it.
+        logger.warning("The collector's unknown-click limit needs the database; not applied", exc_info=True)
+        _rollback()
     if message["type"] == "landing":
-        body = {"status": "accepted", "confirmed": confirm_landing(message["click_id"])}
+        try:
+            body = {"status": "accepted", "confirmed": confirm_landing(message["click_id"])}
+        except DATABASE_DOWN:
+            logger.exception("Could not confirm the landing of click %s; spooled for replay", message["click_id"])
+            _rollback()
+            return _queued(spool_landing(message["click_id"]))
     else:
         # The answer says nothing about the order ids already stored.
-        result = record_conversion(
-            message,
-            source="snippet",
-            **_trust(message),
-            fallback_click_ids=[request.cookies.get(current_app.config[Keys.COOKIE_NAME])],
-        )
+        fields = dict(source="snippet", **_trust(message),
+                      fallback_click_ids=[request.cookies.get(current_app.config[Keys.COOKIE_NAME])])
+        try:
+            result = record_conversion(message, **fields)
+        except DATABASE_DOWN:
+            logger.exception("Could not record a conversion (order %s); spooled for replay", message.get("order_id"))
+            return _queued(spool_conversion(message, **fields))
         body = {"status": "accepted", "attributed": result.attributed}
     response = jsonify(body)
+    response.status_code = 202
+    return response
+
+
+def _rollback() -> None:
+    with contextlib.suppress(Exception):
+        get_state().db.session.rollback()
+
+
+def _queued(where: str) -> Response:
+    """``202``: kept in the spool, stored once the database is back; ``503``
+    when even the spool could not keep it (the sender should try again)."""
+    if where == "lost":
+        response = jsonify(status="unavailable", message="The database and the spool are unavailable: send it again later.")
+        response.status_code = 503
+        response.headers["Retry-After"] = "30"
+        return response
+    response = jsonify(status="queued", queued=True,
+                       message="The database is unavailable: this was queued and will be stored when it is back.")
     response.status_code = 202
     return response

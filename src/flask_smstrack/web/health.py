@@ -9,9 +9,12 @@ limited, never cached, never a 500, and it writes nothing. It checks
 - ``redis``: a ping, with a short socket timeout, of each Redis URL the
   config names (``SMSTRACK_REDIS_URL`` and
   ``SMSTRACK_RATELIMIT_STORAGE_URI`` when it is a ``redis://`` URL);
-- ``spool``: the clicks waiting in the spool (files and records), and
+- ``spool``: the records (clicks, conversions) waiting in the spool (files
+  and records), this process's counts (records spooled to the primary and
+  fallback directories, held in memory, lost, replayed; fsync batches), and
   whether the spool directory can be written. A backlog alone does not
-  fail the check: the node still serves every click.
+  fail the check: the node still serves every click; records held in
+  memory (no spool directory takes them) do.
 - ``partitions`` (PostgreSQL): a ``warning`` when the clicks partition of
   this month or the next is missing (the clicks land in DEFAULT).
 - ``jobs``: with ``SMSTRACK_REDIS_URL``, the background jobs queued,
@@ -43,7 +46,7 @@ from ..config import Keys
 from ..db.partitions import missing_months
 from ..jobs.queue import queue_stats
 from ..state import get_state
-from ..tracking.spool import spool_files
+from ..tracking.spool import get_spool, spool_files, waiting_in
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -81,13 +84,12 @@ class Check:
 
 
 class _Probes:
-    """What an app keeps between checks: the database engine of its own,
-    Redis clients, and the spool files' line counts."""
+    """What an app keeps between checks: the database engine of its own
+    and Redis clients."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.redis: dict[str, Any] = {}
-        self.lines: dict[str, tuple[int, int, int]] = {}  # path -> (inode, size, lines)
         #: The months whose clicks partition is missing, as the last
         #: database check found them (``None``: could not read).
         self.partitions: list | None = None
@@ -179,37 +181,28 @@ def check_redis(app: Flask) -> Check:
     return Check("ok")
 
 
-def _count_lines(probes: _Probes, path: str) -> int:
-    """Lines of a spool file, counting only what was appended since the
-    last check (spool files only grow until they are replayed)."""
-    st = os.stat(path)
-    inode, size, lines = probes.lines.get(path, (st.st_ino, 0, 0))
-    if inode != st.st_ino or st.st_size < size:
-        size = lines = 0
-    if st.st_size > size:
-        with open(path, "rb") as f:
-            f.seek(size)
-            while chunk := f.read(1 << 20):
-                lines += chunk.count(b"\n")
-    probes.lines[path] = (st.st_ino, st.st_size, lines)
-    return lines
-
-
 def check_spool(app: Flask) -> Check:
-    spool_dir = get_state().spool_dir
-    probes = _probes(app)
-    paths = spool_files(spool_dir)
-    records = 0
+    spool = get_spool(app)
+    paths = spool_files()
+    records, files = len(spool.memory), 0
     for path in paths:
         try:
-            records += _count_lines(probes, path)
-        except FileNotFoundError:  # replayed meanwhile
+            waiting = waiting_in(path)
+        except (FileNotFoundError, ValueError):  # replayed meanwhile, or being made
             continue
-    for gone in set(probes.lines) - set(paths):
-        del probes.lines[gone]
-    details = {"files": len(paths), "records": records}
+        records += waiting
+        files += waiting > 0
+    details: dict[str, Any] = {"files": files, "records": records, "process": spool.counts()}
+    if spool.memory:
+        return Check(
+            "failing",
+            f"Neither spool directory can be written: {len(spool.memory)} records wait in this process's memory"
+            " (lost if it stops) until the database or the spool takes them: free space or fix the permissions of"
+            f" {Keys.SPOOL_DIR} and {Keys.SPOOL_FALLBACK_DIR}.",
+            details,
+        )
     # Where the spool would be made: the directory, or its nearest parent.
-    where = spool_dir
+    where = spool.primary_dir
     while not os.path.exists(where) and os.path.dirname(where) != where:
         where = os.path.dirname(where)
     if not os.path.isdir(where) or not os.access(where, os.W_OK | os.X_OK):
