@@ -164,10 +164,16 @@ _FIND_LINK = (
 
 
 def find_link(code: str, state=None) -> CachedLink | None:
-    """The link for ``code``, from the in-process cache or the database."""
+    """The link for ``code``, from the in-process cache, the shared cache in
+    Redis (with ``SMSTRACK_REDIS_URL``) or the database."""
     state = state or get_state()
     cached = state.links.get(code)
     if cached is not None:
+        return cached
+    from .shared_links import shared_links
+
+    shared = shared_links(state)
+    if shared is not None and (cached := shared.get(code)) is not None:
         return cached
     link = state.db.session.connection().execute(_FIND_LINK, {"code": code}).first()
     if link is None:
@@ -188,7 +194,7 @@ def find_link(code: str, state=None) -> CachedLink | None:
         expires_at=link.expires_at.timestamp() if link.expires_at is not None else None,
         fallback=link.fallback_url,
     )
-    state.links.put(code, cached)
+    (shared or state.links).put(code, cached)
     return cached
 
 
