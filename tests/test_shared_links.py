@@ -100,13 +100,14 @@ def test_a_first_click_stores_the_link_in_both_caches(nodes, redis_client):
     redis_client.delete(f"{nodes.prefix}:link:{link['code']}")
     b = nodes()
     _location(b, link["code"])
-    assert redis_client.get(f"{nodes.prefix}:link:{link['code']}") is not None
+    # Written from a thread, after the redirect answered.
+    assert _wait(lambda: redis_client.get(f"{nodes.prefix}:link:{link['code']}") is not None)
     # Once B's subscriber listens (which empties its cache), B keeps links too.
     assert _wait(lambda: _shared(b).listening)
     redis_client.delete(f"{nodes.prefix}:link:{link['code']}")
     b.extensions["smstrack"].links.clear()
     _location(b, link["code"])
-    assert redis_client.get(f"{nodes.prefix}:link:{link['code']}") is not None
+    assert _wait(lambda: redis_client.get(f"{nodes.prefix}:link:{link['code']}") is not None)
     assert b.extensions["smstrack"].links.get(link["code"]) is not None
 
 
@@ -144,9 +145,12 @@ def test_a_bulk_change_drops_every_link_and_reconnecting_clears_the_cache(nodes,
     _location(b, link["code"])
     cache = b.extensions["smstrack"].links
     assert cache.get(link["code"]) is not None
+    other = redis_client.set(f"{nodes.prefix}-other:link:{link['code']}", "kept")
     with a.app_context():
         links_changed(dropped=None)
     assert _wait(lambda: cache.get(link["code"]) is None, 1.0)
+    assert redis_client.get(f"{nodes.prefix}:link:{link['code']}") is None
+    assert other and redis_client.get(f"{nodes.prefix}-other:link:{link['code']}") == b"kept"
     # The subscriber's connection is cut: once back, it forgets what it kept.
     _location(b, link["code"])
     assert cache.get(link["code"]) is not None
@@ -210,3 +214,27 @@ def test_after_a_fork_the_child_starts_afresh(nodes):
         assert shared._thread is not None and shared._thread is not thread
     finally:
         stop.set()
+
+
+def test_editing_a_campaign_link_reaches_its_recipients_links(nodes, redis_client):
+    from sqlalchemy import insert
+    from wsgi import db
+
+    from flask_smstrack.models import Link
+
+    a, b = nodes(), nodes()
+    actions = Actions(a)
+    key = actions.api_key()
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"])
+    with a.app_context():
+        db.session.execute(insert(Link), [{"campaign_id": campaign["id"], "code": "ana-own-link", "parent_id": link["id"],
+                                           "recipient_id": 7, "destination_url": "https://ignored.example/"}])
+        db.session.commit()
+    assert _location(b, "ana-own-link").startswith("https://shop.example.com/spring?src=sms&smsclid=")
+    assert _wait(lambda: redis_client.get(f"{nodes.prefix}:link:ana-own-link") is not None)
+    actions.api("PATCH", f"/links/{link['id']}", key, json={"destination_url": "https://shop.example.com/summer"})
+    # The recipient's own link is dropped everywhere, and read again on its next click.
+    assert redis_client.get(f"{nodes.prefix}:link:ana-own-link") is None
+    assert _wait(lambda: b.extensions["smstrack"].links.get("ana-own-link") is None, 1.0)
+    assert _location(b, "ana-own-link").startswith("https://shop.example.com/summer?smsclid=")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
@@ -44,6 +45,9 @@ TIMEOUT = 0.25
 MAX_BACKOFF = 30.0
 #: Above this many codes an edit is published as ``all``.
 MAX_PUBLISHED = 1000
+#: Links read from the database waiting to be written to Redis; more are
+#: not kept (they are read from the database again on their next click).
+MAX_FILLS = 10_000
 
 _FIELDS = tuple(f.name for f in fields(CachedLink))
 _ALL = "all"
@@ -98,7 +102,9 @@ class SharedLinks:
 
     def _reset(self) -> None:
         self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._fills: queue.Queue = queue.Queue(MAX_FILLS)
         self.listening = False
 
     # -- the redirect's side ---------------------------------------------------
@@ -124,16 +130,49 @@ class SharedLinks:
         return link
 
     def put(self, code: str, link: CachedLink) -> None:
-        """Keep ``link``, just read from the database, in both caches. Redis
-        keeps what it has (an edit may have written a newer one meanwhile)."""
+        """Keep ``link``, just read from the database, in both caches: in
+        Redis from a background thread, so the redirect does not wait for it.
+        Redis keeps what it has (an edit may have written a newer one)."""
         if getattr(self._seen, "generation", None) == self.generation:
             self.local.put(code, link)
         if self._down_until and time.monotonic() < self._down_until:
             return
+        if self._writer is None:
+            if not has_request_context():  # an edit, the CLI: no thread for it
+                try:
+                    self.client.set(self.prefix + code, encode(link), ex=self.ttl, nx=True)
+                except self._errors as err:
+                    self._failed(err)
+                return
+            self.start()
         try:
-            self.client.set(self.prefix + code, encode(link), ex=self.ttl, nx=True)
-        except self._errors as err:
-            self._failed(err)
+            self._fills.put_nowait((self.prefix + code, encode(link)))
+        except queue.Full:
+            pass
+
+    def _write_fills(self) -> None:
+        fills, stop = self._fills, self._stop
+        while not stop.is_set():
+            try:
+                batch = [fills.get(timeout=1.0)]
+            except queue.Empty:
+                continue
+            while len(batch) < 500:
+                try:
+                    batch.append(fills.get_nowait())
+                except queue.Empty:
+                    break
+            batch = [item for item in batch if item is not None]
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for key, value in batch:
+                    pipe.set(key, value, ex=self.ttl, nx=True)
+                pipe.execute()
+            except Exception as err:  # the writer outlives anything Redis throws
+                if isinstance(err, self._errors):
+                    self._failed(err)
+                else:  # pragma: no cover - a bug, not Redis
+                    logger.exception("Could not write links to the shared link cache")
 
     def _failed(self, err: Exception) -> None:
         self._failures += 1
@@ -161,8 +200,10 @@ class SharedLinks:
             self.local.discard(code)
         self.generation += 1
         try:
-            if codes:
-                self.client.delete(*[self.prefix + code for code in codes])
+            if everything:
+                self._delete_all()
+            for start in range(0, len(codes), 500):
+                self.client.delete(*[self.prefix + code for code in codes[start:start + 500]])
             for code in stored:
                 link = find_link(code, get_state())
                 self.local.discard(code)
@@ -174,6 +215,18 @@ class SharedLinks:
             with self._lock:
                 self._pending.update(codes)
                 self._pending_all = self._pending_all or everything
+
+    def _delete_all(self) -> None:
+        """Delete every link this app keeps in Redis (rare: a bulk change)."""
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "*"
+        batch = []
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) == 500:
+                self.client.unlink(*batch)
+                batch = []
+        if batch:
+            self.client.unlink(*batch)
 
     def _publish(self, codes: list[str], everything: bool) -> None:
         if everything or len(codes) > MAX_PUBLISHED:
@@ -188,6 +241,8 @@ class SharedLinks:
         if not codes and not everything:
             return
         try:
+            if everything:
+                self._delete_all()
             for start in range(0, len(codes), 500):
                 self.client.delete(*[self.prefix + code for code in codes[start:start + 500]])
             self._publish(codes, everything)
@@ -201,18 +256,26 @@ class SharedLinks:
     # -- the subscriber ----------------------------------------------------------
 
     def start(self) -> None:
-        """Start this process's subscriber, unless it runs already."""
+        """Start this process's subscriber and writer, unless they run already."""
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._listen, name="smstrack-links", daemon=True)
                 self._thread.start()
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_fills, name="smstrack-link-fills", daemon=True)
+                self._writer.start()
 
     def close(self) -> None:
-        """Stop the subscriber (within a second) and close the connections."""
+        """Stop the subscriber (within half a second) and the writer, and
+        close the connections."""
         self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5)
+        try:
+            self._fills.put_nowait(None)  # wakes the writer
+        except queue.Full:
+            pass
+        for thread in (self._thread, self._writer):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(5)
         self.client.close()
         self._listener_client.close()
 
@@ -232,7 +295,7 @@ class SharedLinks:
             try:
                 pubsub.subscribe(self.channel)
                 while not stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
+                    message = pubsub.get_message(timeout=0.5)
                     if message is None:
                         continue
                     if message["type"] == "message":
