@@ -153,6 +153,11 @@ class SharedLinks:
     def _write_fills(self) -> None:
         fills, stop = self._fills, self._stop
         while not stop.is_set():
+            if self._pending or self._pending_all:
+                try:
+                    self._flush_pending()
+                except Exception:  # tried again in a second
+                    pass
             try:
                 batch = [fills.get(timeout=1.0)]
             except queue.Empty:
@@ -212,9 +217,12 @@ class SharedLinks:
             self._publish(codes, everything)
         except self._errors as err:
             self._failed(err)
+            logger.warning("Redis did not take a link edit (%s): it is saved, and other processes serve it"
+                           " within %s; it is sent again when Redis answers", err, Keys.LINK_CACHE_TTL)
             with self._lock:
                 self._pending.update(codes)
                 self._pending_all = self._pending_all or everything
+            self.start()  # the writer sends it again
 
     def _delete_all(self) -> None:
         """Delete every link this app keeps in Redis (rare: a bulk change)."""
@@ -288,34 +296,41 @@ class SharedLinks:
         for code in text.split():
             self.local.discard(code)
 
+    def _after_outage(self) -> None:
+        """Redis answers again after this process lost it: edits made
+        meanwhile may not have reached it, so the links it holds are deleted
+        (read again from the database), by one process per outage."""
+        if self.client.set(self.channel + ":outage", os.getpid(), nx=True, ex=10):
+            logger.warning("Redis answers again: the shared link cache starts afresh")
+            self._delete_all()
+
     def _listen(self) -> None:
-        stop, pause = self._stop, 0.5
+        stop, pause, lost = self._stop, 0.5, False
         while not stop.is_set():
             pubsub = self._listener_client.pubsub()
             try:
                 pubsub.subscribe(self.channel)
                 while not stop.is_set():
                     message = pubsub.get_message(timeout=0.5)
-                    if message is None:
-                        continue
-                    if message["type"] == "message":
+                    if message is not None and message["type"] == "message":
                         self._forget(message["data"])
-                    elif message["type"] == "subscribe":
+                    elif message is not None and message["type"] == "subscribe":
                         # Messages sent while this process was not listening
                         # are lost: what it kept may be out of date.
                         self.generation += 1
                         self.local.clear()
-                        self.listening, pause = True, 0.5
-                        self._flush_pending()
+                        if lost:
+                            self._after_outage()
+                        self.listening, pause, lost = True, 0.5, False
                         self._recovered()
             except Exception as err:  # the subscriber outlives anything a connection throws
                 if stop.is_set():
                     break
                 if self.listening:
                     logger.warning("The link edits' subscriber lost Redis (%s); reconnecting", err)
-                self.listening = False
+                self.listening, lost = False, True
                 stop.wait(pause)
-                pause = min(MAX_BACKOFF / 6, pause * 2)
+                pause = min(2.0, pause * 2)
             finally:
                 try:
                     pubsub.close()
@@ -328,6 +343,7 @@ def _after_fork() -> None:
     """In a forked child (a gunicorn worker): no subscriber runs, and what
     the parent kept may be out of date; the next lookup starts one again."""
     for shared in list(_INSTANCES):
+        shared._lock = threading.Lock()  # a parent's thread may have held it
         shared._reset()
         shared.generation += 1
         shared.local.clear()
@@ -344,9 +360,18 @@ def shared_links(state: State) -> SharedLinks | None:
         with state.lock:
             if state.shared is None:
                 app = current_app._get_current_object()
-                state.shared = SharedLinks(app, state.links) if app.config.get(Keys.REDIS_URL) else False
+                state.shared = _make(app, state) if app.config.get(Keys.REDIS_URL) else False
             shared = state.shared
     return shared or None
+
+
+def _make(app: Any, state: State) -> SharedLinks | bool:
+    try:
+        return SharedLinks(app, state.links)
+    except ImportError:  # pragma: no cover - depends on the install
+        logger.error("%s is set but the redis package is missing: install flask-smstrack[redis]. Each process"
+                     " caches links alone.", Keys.REDIS_URL)
+        return False
 
 
 def links_changed(stored: Iterable[str] = (), dropped: Iterable[str] | None = ()) -> None:
