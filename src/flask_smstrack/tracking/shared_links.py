@@ -16,14 +16,17 @@ it may have missed messages.
 Redis never breaks the redirect: its calls have short timeouts, a failure
 falls through to the database, and after one the redirect leaves Redis alone
 for a while (longer after each failure in a row, up to :data:`MAX_BACKOFF`).
-Edits that could not reach Redis are published again once it answers.
+An edit that could not reach Redis is sent again by the process that made
+it once Redis answers (while that process lives), and the first process to
+get Redis back after losing it deletes the shared links (one process per
+outage, :meth:`SharedLinks._after_outage`): they are read again from the
+database, since edits may have been missed meanwhile.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import weakref
@@ -45,9 +48,6 @@ TIMEOUT = 0.25
 MAX_BACKOFF = 30.0
 #: Above this many codes an edit is published as ``all``.
 MAX_PUBLISHED = 1000
-#: Links read from the database waiting to be written to Redis; more are
-#: not kept (they are read from the database again on their next click).
-MAX_FILLS = 10_000
 
 _FIELDS = tuple(f.name for f in fields(CachedLink))
 _ALL = "all"
@@ -82,7 +82,7 @@ class SharedLinks:
         self.channel = redis_key(app, "links")
         self.client = redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
         self._listener_client = redis.Redis.from_url(
-            url, socket_timeout=5.0, socket_connect_timeout=1.0, health_check_interval=5,
+            url, socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=2,
             client_name=f"{self.channel}-listener",
         )
         self._errors = (redis.RedisError, OSError)
@@ -102,9 +102,7 @@ class SharedLinks:
 
     def _reset(self) -> None:
         self._thread: threading.Thread | None = None
-        self._writer: threading.Thread | None = None
         self._stop = threading.Event()
-        self._fills: queue.Queue = queue.Queue(MAX_FILLS)
         self.listening = False
 
     # -- the redirect's side ---------------------------------------------------
@@ -130,54 +128,16 @@ class SharedLinks:
         return link
 
     def put(self, code: str, link: CachedLink) -> None:
-        """Keep ``link``, just read from the database, in both caches: in
-        Redis from a background thread, so the redirect does not wait for it.
-        Redis keeps what it has (an edit may have written a newer one)."""
+        """Keep ``link``, just read from the database, in both caches. Redis
+        keeps what it has (an edit may have written a newer one meanwhile)."""
         if getattr(self._seen, "generation", None) == self.generation:
             self.local.put(code, link)
         if self._down_until and time.monotonic() < self._down_until:
             return
-        if self._writer is None:
-            if not has_request_context():  # an edit, the CLI: no thread for it
-                try:
-                    self.client.set(self.prefix + code, encode(link), ex=self.ttl, nx=True)
-                except self._errors as err:
-                    self._failed(err)
-                return
-            self.start()
         try:
-            self._fills.put_nowait((self.prefix + code, encode(link)))
-        except queue.Full:
-            pass
-
-    def _write_fills(self) -> None:
-        fills, stop = self._fills, self._stop
-        while not stop.is_set():
-            if self._pending or self._pending_all:
-                try:
-                    self._flush_pending()
-                except Exception:  # tried again in a second
-                    pass
-            try:
-                batch = [fills.get(timeout=1.0)]
-            except queue.Empty:
-                continue
-            while len(batch) < 500:
-                try:
-                    batch.append(fills.get_nowait())
-                except queue.Empty:
-                    break
-            batch = [item for item in batch if item is not None]
-            try:
-                pipe = self.client.pipeline(transaction=False)
-                for key, value in batch:
-                    pipe.set(key, value, ex=self.ttl, nx=True)
-                pipe.execute()
-            except Exception as err:  # the writer outlives anything Redis throws
-                if isinstance(err, self._errors):
-                    self._failed(err)
-                else:  # pragma: no cover - a bug, not Redis
-                    logger.exception("Could not write links to the shared link cache")
+            self.client.set(self.prefix + code, encode(link), ex=self.ttl, nx=True)
+        except self._errors as err:
+            self._failed(err)
 
     def _failed(self, err: Exception) -> None:
         self._failures += 1
@@ -222,7 +182,7 @@ class SharedLinks:
             with self._lock:
                 self._pending.update(codes)
                 self._pending_all = self._pending_all or everything
-            self.start()  # the writer sends it again
+            self.start()  # the subscriber sends it again
 
     def _delete_all(self) -> None:
         """Delete every link this app keeps in Redis (rare: a bulk change)."""
@@ -264,26 +224,18 @@ class SharedLinks:
     # -- the subscriber ----------------------------------------------------------
 
     def start(self) -> None:
-        """Start this process's subscriber and writer, unless they run already."""
+        """Start this process's subscriber, unless it runs already."""
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._listen, name="smstrack-links", daemon=True)
                 self._thread.start()
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_fills, name="smstrack-link-fills", daemon=True)
-                self._writer.start()
 
     def close(self) -> None:
-        """Stop the subscriber (within half a second) and the writer, and
-        close the connections."""
+        """Stop the subscriber (within half a second) and close the connections."""
         self._stop.set()
-        try:
-            self._fills.put_nowait(None)  # wakes the writer
-        except queue.Full:
-            pass
-        for thread in (self._thread, self._writer):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(5)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
         self.client.close()
         self._listener_client.close()
 
@@ -323,6 +275,8 @@ class SharedLinks:
                             self._after_outage()
                         self.listening, pause, lost = True, 0.5, False
                         self._recovered()
+                    if self._pending or self._pending_all:
+                        self._flush_pending()
             except Exception as err:  # the subscriber outlives anything a connection throws
                 if stop.is_set():
                     break
