@@ -28,7 +28,7 @@ from faults.pgcluster import free_low_port
 
 FULL = os.environ.get("SMSTRACK_FAULTS") == "full"
 #: Seconds each fault is held.
-HOLD = 8.0 if FULL else 2.0
+HOLD = 8.0 if FULL else 1.5
 #: Each process's link cache, short so that an edit Redis could not carry
 #: arrives by itself.
 CACHE_TTL = 2
