@@ -5,7 +5,7 @@ started again empty. Every click is answered and stored, an edit made
 meanwhile reaches the workers within SMSTRACK_LINK_CACHE_TTL, and once
 Redis is back an edit reaches them within a second again.
 
-Short form by default; ``SMSTRACK_FAULTS=full`` holds each fault longer.
+Short form by default; ``FLASK_SMSTRACK_FAULTS=full`` holds each fault longer.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from e2e.seed import Seed
 from e2e.support import ROOT, clean_env, fetch, free_port, gunicorn
 from faults.pgcluster import free_low_port
 
-FULL = os.environ.get("SMSTRACK_FAULTS") == "full"
+FULL = os.environ.get("FLASK_SMSTRACK_FAULTS") == "full"
 #: Seconds each fault is held.
 HOLD = 8.0 if FULL else 1.5
 #: Each process's link cache, short so that an edit Redis could not carry
