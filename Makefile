@@ -35,7 +35,7 @@ bench: $(VENV)/.installed-test
 
 # The fault tests in their full form (the short forms run in `make test`).
 faults: $(VENV)/.installed-test
-	SMSTRACK_FAULTS=full $(BIN)/python -m pytest -p no:xdist -s tests/faults $(PYTEST_ARGS)
+	FLASK_SMSTRACK_FAULTS=full $(BIN)/python -m pytest -n 0 -s tests/faults tests/test_worker_e2e.py $(PYTEST_ARGS)
 
 wheel: $(VENV)/.installed-test
 	$(BIN)/python -m build --wheel --outdir dist

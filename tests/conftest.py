@@ -110,6 +110,8 @@ def _test_config(url: str, instance: Path) -> dict:
         # Sends do not depend on the hour the tests run at; the quiet hours
         # tests set their own, with a simulated clock.
         "SMSTRACK_QUIET_HOURS": None,
+        # No periodic jobs on a thread: tests run them when they mean to.
+        "SMSTRACK_JOB_INTERVAL": 0,
     }
 
 
@@ -120,6 +122,7 @@ def _host_config(instance: Path) -> dict:
         "SMSTRACK_SPOOL_DIR": str(instance / "spool"),
         "PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
         "SMSTRACK_PASSWORD_HASH_METHOD": PASSWORD_HASH_METHOD,
+        "SMSTRACK_JOB_INTERVAL": 0,
     }
 
 

@@ -56,6 +56,8 @@ def test_healthy(app, client, database_url):
         "database": {"status": "ok"},
         "redis": {"status": "not configured"},
         "spool": {"status": "ok", "files": 0, "records": 0},
+        "jobs": {"status": "not configured"},
+        "breaker": {"status": "ok", "failures": 0, "opened": 0, "connect_timeout_s": 0.5, "statement_timeout_s": 0.5},
     }}
     assert response.headers["Cache-Control"] == "no-store"
     assert "Set-Cookie" not in response.headers

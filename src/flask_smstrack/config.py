@@ -83,7 +83,8 @@ class Keys:
     #: Short, so that several nodes stay consistent after an edit.
     LINK_CACHE_TTL = _key("SMSTRACK_LINK_CACHE_TTL", 30)
 
-    #: How many links the in-process cache holds at most.
+    #: How many links the in-process cache holds at most, expired ones
+    #: included: an expired link is still served while the database is down.
     LINK_CACHE_SIZE = _key("SMSTRACK_LINK_CACHE_SIZE", 10_000)
 
     #: Length of generated short codes (base62, at least 7).
@@ -148,6 +149,18 @@ class Keys:
     #: a crash of the database server may lose the last fraction of a second of
     #: clicks. Several times the click throughput on disks with slow fsync.
     CLICK_SYNC_COMMIT = _key("SMSTRACK_CLICK_SYNC_COMMIT", True)
+
+    #: Seconds the redirect waits for a new database connection (PostgreSQL)
+    #: before it redirects from its cache and spools the click. Below libpq's
+    #: own 2 s floor: the wait is enforced by flask-smstrack. The dashboard,
+    #: reports and API keep the database's usual timeouts.
+    DB_CONNECT_TIMEOUT = _key("SMSTRACK_DB_CONNECT_TIMEOUT", 0.5)
+
+    #: Seconds a statement on the redirect's path (link lookup, click write)
+    #: may take: PostgreSQL's ``statement_timeout`` on those connections, plus
+    #: a cut of the connection when a hung server cannot time out; SQLite's
+    #: busy timeout for the click writer.
+    DB_STATEMENT_TIMEOUT = _key("SMSTRACK_DB_STATEMENT_TIMEOUT", 0.5)
 
     #: Register the dashboard login view and user loader when the host app has
     #: no Flask-Login ``LoginManager`` of its own.
@@ -253,6 +266,12 @@ class Keys:
     #: last written (edits write it again at once). It is what a node serves
     #: while the database is down.
     SHARED_LINK_TTL = _key("SMSTRACK_SHARED_LINK_TTL", 7 * 86400)
+
+    #: Seconds between the periodic jobs (spool replay, rollup catch-up,
+    #: PostgreSQL partitions ahead): ``flask smstrack worker`` enqueues them
+    #: (and looks for the jobs of dead workers as often); without Redis one
+    #: web process of each machine runs them on a thread. ``0``: none.
+    JOB_INTERVAL = _key("SMSTRACK_JOB_INTERVAL", 60)
 
     # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------
     # Rates are written as Flask-Limiter reads them: ``"300 per minute"``,

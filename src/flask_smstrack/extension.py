@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from . import config
 from .config import Keys
+from .jobs.periodic import InProcess
 from .jobs.queue import Jobs
 from .models import Click
 from .reports.formatting import FILTERS
@@ -17,6 +18,7 @@ from .schemas import ConversionSchema
 from .state import LinkCache, State
 from .tracking.classify import CountryLookup
 from .tracking.conversions import ConversionResult, find_click, record_conversion
+from .tracking.hotdb import HotPath
 from .tracking.tokens import make_token
 from .tracking.writer import ClickWriter
 from .web.assets import asset_dir
@@ -88,17 +90,29 @@ class SmsTrack:
             engine = db.engine
         if c[Keys.SQLITE_WAL]:
             _sqlite_wal(engine, int(c[Keys.SQLITE_WAL_LIMIT_BYTES]))
+        options = c.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+        hot = HotPath(
+            engine,
+            connect_timeout=float(c[Keys.DB_CONNECT_TIMEOUT]),
+            statement_timeout=float(c[Keys.DB_STATEMENT_TIMEOUT]),
+            connect_args=options.get("connect_args"),
+        )
         app.extensions["smstrack"] = State(
             db=db,
             links=LinkCache(c[Keys.LINK_CACHE_SIZE], c[Keys.LINK_CACHE_TTL]),
             country=CountryLookup(c[Keys.COUNTRY_HEADER], c[Keys.GEOIP_DB]),
             spool_dir=c[Keys.SPOOL_DIR] or os.path.join(app.instance_path, "smstrack-spool"),
             click_writer=ClickWriter(
-                engine, sync_commit=c[Keys.CLICK_SYNC_COMMIT], wal_limit=int(c[Keys.SQLITE_WAL_LIMIT_BYTES])
+                engine, sync_commit=c[Keys.CLICK_SYNC_COMMIT], wal_limit=int(c[Keys.SQLITE_WAL_LIMIT_BYTES]),
+                hot=hot,
             ),
             ext=self,
             jobs=Jobs(app),
+            periodic=InProcess(app),
+            hot=hot,
         )
+        if app.extensions["smstrack"].periodic.enabled:
+            app.before_request(app.extensions["smstrack"].periodic.ensure_started)
 
         self._register_blueprints(app)
         self._exempt_from_csrf(app)
@@ -125,6 +139,12 @@ class SmsTrack:
             Decimal(str(c[Keys.MAX_REVENUE]))
         except ArithmeticError:
             raise RuntimeError(f"{Keys.MAX_REVENUE} must be a number, for example '1000000'.") from None
+        for key in (Keys.DB_CONNECT_TIMEOUT, Keys.DB_STATEMENT_TIMEOUT):
+            value = c[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 60:
+                raise RuntimeError(
+                    f"{key} is {value!r}: it must be a number of seconds above 0 and at most 60, for example 0.5."
+                )
         limit = c[Keys.SQLITE_WAL_LIMIT_BYTES]
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1024 * 1024:
             raise RuntimeError(

@@ -232,7 +232,7 @@ def _text_errors(value: Any) -> list[str] | None:
     return None
 
 
-class _Strict(Schema):
+class StrictSchema(Schema):
     """Every input schema: unknown fields are left out, and no field takes
     text that cannot be stored (see :func:`text_problem`)."""
 
@@ -253,14 +253,14 @@ class _Strict(Schema):
         return data
 
 
-class LandingSchema(_Strict):
+class LandingSchema(StrictSchema):
     """``{"type": "landing", "click_id": ...}``: the landing page loaded."""
 
     type = fields.String(required=True, validate=validate.Equal("landing"))
     click_id = ClickId(required=True)
 
 
-class ConversionSchema(_Strict):
+class ConversionSchema(StrictSchema):
     """A conversion, from the snippet, the API or host code."""
 
     type = fields.String(load_default="conversion", validate=validate.Equal("conversion"))
@@ -309,7 +309,7 @@ class ConversionTokenSchema(ConversionSchema):
     order_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
 
 
-class RefundSchema(_Strict):
+class RefundSchema(StrictSchema):
     """``POST /api/v1/conversions/<id>/refund``; without an amount, all
     that is left is refunded."""
 
@@ -345,7 +345,7 @@ COST_FIELDS = ("cost", "cost_per_message", "cost_per_segment")
 MAX_MESSAGE = 1600
 
 
-class CampaignSchema(_Strict):
+class CampaignSchema(StrictSchema):
     """Input and output of ``/api/v1/campaigns``."""
 
     id = fields.Integer(dump_only=True)
@@ -373,7 +373,7 @@ class CampaignSchema(_Strict):
             raise ValidationError(f"Give one of {', '.join(COST_FIELDS)}, not {' and '.join(given)}.", given[0])
 
 
-class VariantSchema(_Strict):
+class VariantSchema(StrictSchema):
     """Input and output of ``/api/v1/campaigns/<id>/variants``."""
 
     id = fields.Integer(dump_only=True)
@@ -393,7 +393,7 @@ class VariantSchema(_Strict):
         return data
 
 
-class LinkSchema(_Strict):
+class LinkSchema(StrictSchema):
     """Input and output of ``/api/v1/campaigns/<id>/links``."""
 
     id = fields.Integer(dump_only=True)
@@ -437,7 +437,7 @@ class LinkSchema(_Strict):
         return data
 
 
-class MessagePreviewSchema(_Strict):
+class MessagePreviewSchema(StrictSchema):
     """``POST /api/v1/messages/preview``: the text of one message."""
 
     text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
@@ -452,7 +452,7 @@ class MessagePreviewSchema(_Strict):
 AUDIENCE_SEGMENTS = ("all", "clicked", "clicked_not_converted", "not_clicked", "converted")
 
 
-class AudienceSchema(_Strict):
+class AudienceSchema(StrictSchema):
     """Query of ``GET /api/v1/campaigns/<id>/recipients``."""
 
     segment = fields.String(load_default="all", validate=validate.OneOf(AUDIENCE_SEGMENTS))

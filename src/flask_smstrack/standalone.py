@@ -130,6 +130,11 @@ def create_app(config: dict | None = None, import_name: str = __name__) -> Flask
         if key in DEFAULTS:
             app.config[key] = _env_value(raw)
     app.config.update(config or {})
+    # A pooled connection is tested before use, so that the dashboard and
+    # API answer normally right after the database restarted.
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("pool_pre_ping", True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if not app.config.get("SECRET_KEY"):
         if not os.environ.get("SECRET_KEY"):
             _require_shared_key(app.config["SQLALCHEMY_DATABASE_URI"])

@@ -34,8 +34,12 @@ class LinkCache:
 
     Each process keeps a link for ``SMSTRACK_LINK_CACHE_TTL`` seconds, so an
     edited link reaches every node within that time (the process that edits
-    it forgets it at once, see :func:`~flask_smstrack.manage.update_link`). Plain dict operations
-    are atomic, so threads need no lock; when full, the oldest entry goes.
+    it forgets it at once, see :func:`~flask_smstrack.manage.update_link`).
+    An expired entry is not thrown away: :meth:`get` no longer returns it,
+    but :meth:`stale` does, so the redirect can still serve a link while the
+    database cannot be read (stale-if-error). At most ``maxsize`` entries,
+    fresh or expired, are kept; when full, the one refreshed longest ago
+    goes. Plain dict operations are atomic, so threads need no lock.
     """
 
     def __init__(self, maxsize: int, ttl: float) -> None:
@@ -43,16 +47,21 @@ class LinkCache:
         self._data: dict[str, tuple[float, Any]] = {}
 
     def get(self, code: str) -> Any:
+        """The entry for ``code`` while it is fresh, else ``None``."""
         item = self._data.get(code)
-        if item is None:
-            return None
-        if item[0] < time.monotonic():
-            self._data.pop(code, None)
+        if item is None or item[0] < time.monotonic():
             return None
         return item[1]
 
+    def stale(self, code: str) -> Any:
+        """The entry for ``code`` however old, else ``None``."""
+        item = self._data.get(code)
+        return None if item is None else item[1]
+
     def put(self, code: str, value: Any) -> None:
         data = self._data
+        # Taken out first, so that a refreshed entry is the newest.
+        data.pop(code, None)
         while len(data) >= self.maxsize:
             try:
                 data.pop(next(iter(data)), None)
@@ -65,6 +74,9 @@ class LinkCache:
 
     def clear(self) -> None:
         self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,12 @@ class State:
     #: Background jobs (:class:`flask_smstrack.jobs.queue.Jobs`): see
     #: :func:`enqueue`.
     jobs: Any = None
+    #: The periodic jobs on a thread of this process, for apps without Redis
+    #: (:class:`flask_smstrack.jobs.periodic.InProcess`).
+    periodic: Any = None
+    #: The redirect's way to the database, with short timeouts and a
+    #: circuit breaker (:class:`flask_smstrack.tracking.hotdb.HotPath`).
+    hot: Any = None
     #: The link cache shared by every process in Redis
     #: (:class:`flask_smstrack.tracking.shared_links.SharedLinks`), made on
     #: first use; ``False`` without ``SMSTRACK_REDIS_URL``.

@@ -8,6 +8,7 @@ from flask import current_app
 
 from ..config import Keys
 from ..reports.campaign import campaign_report
+from ..reports.rollups import start_catch_up
 from .base import app_state, find_owner, smstrack_cli
 
 
@@ -30,6 +31,7 @@ def demo_command(clicks: int, owner: str | None, seed: int | None, no_sms: bool)
         seed = secrets.randbelow(1_000_000)
     with click.progressbar(length=clicks, label="Creating demo clicks") as bar:
         campaign = create_demo_campaign(clicks=clicks, owner_id=owner_id, seed=seed, progress=bar.update)
+    start_catch_up([campaign.id])
     report = campaign_report(campaign)
     revenue = ", ".join(f"{format_money(v)} {cur}" for cur, v in sorted(report.revenue.items())) or "none"
     click.echo(f"Campaign {campaign.id} created: {campaign.name} (seed {seed})")
@@ -49,6 +51,7 @@ def _demo_sms(owner_id: str | None, seed: int) -> None:
 
     with click.progressbar(length=RECIPIENTS * STEPS_PER_RECIPIENT, label="Creating the A/B test demo") as bar:
         campaign = create_demo_sms_campaign(owner_id=owner_id, seed=seed, progress=bar.update)
+    start_catch_up([campaign.id])
     data = CampaignData(campaign)
     report = data.report
     no_receipt = (report.sent or 0) - (report.delivered or 0) - (report.undelivered or 0)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from ..config import Keys
 from ..manage import get_campaign
 from ..models import Campaign, Recipient
+from ..reports.rollups import start_catch_up
 from ..schemas import AUDIENCE_SEGMENTS
 from .base import app_state, campaign_or_fail, smstrack_cli, validation_error, warn_opt_out_text
 
@@ -48,6 +49,7 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None, k
             )
     except ImportError_ as err:
         raise click.ClickException(str(err)) from None
+    start_catch_up([campaign_id])
     click.echo(f"Imported {result.imported} recipients; {result.merged} duplicates merged; {len(result.errors)} rows left out.")
     if result.suppressed:
         click.echo(f"{result.suppressed} of them opted out and will not be texted.")
@@ -283,13 +285,17 @@ def _held(groups, now, skip_quiet: bool) -> None:
     help="Do not wait for quiet hours (or --at) to end: leave those recipients ready for a later run.",
 )
 @click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help=f"With {Keys.REDIS_URL}: follow the queued send until it ends, or return at once.")
 def send_command(
-    campaign_id: int, rate: float | None, retry_unknown: bool, at_text: str | None, skip_quiet: bool, yes: bool
+    campaign_id: int, rate: float | None, retry_unknown: bool, at_text: str | None, skip_quiet: bool, yes: bool,
+    wait: bool,
 ) -> None:
     """Send a campaign's messages through Twilio.
 
     Safe to run again: a message is never sent twice, and a run that was
-    interrupted goes on where it stopped. Nothing is sent inside the quiet
+    interrupted goes on where it stopped. With SMSTRACK_REDIS_URL the send
+    is a job for `flask smstrack worker`, followed here until it ends. Nothing is sent inside the quiet
     hours (SMSTRACK_QUIET_HOURS) of the recipient's time zone: the send
     waits for them to end, or with --skip-quiet leaves those recipients for
     a later run.
@@ -350,6 +356,11 @@ def send_command(
         click.echo(question[:-1] + ".")
     else:
         click.confirm(question, abort=True)
+    if app_state().jobs is not None and app_state().jobs.queued:
+        from .worker import send_queued
+
+        options = {"rate": pace, "retry_unknown": retry_unknown, "skip_quiet": skip_quiet, "at": at_text}
+        return send_queued(campaign.id, todo, options, wait)
     try:
         with click.progressbar(length=todo, label="Sending") as bar:
             result = send_campaign(

@@ -42,7 +42,7 @@ def _version() -> str:
 
 @smstrack_cli.command("status")
 def status_command() -> None:
-    """Health of this node (database, Redis, spool), version, migrations, counts.
+    """Health of this node (database, Redis, spool, job queue), version, migrations, counts.
 
     Exits 0 when every check passes and the database is at the newest
     migration, 1 otherwise.
@@ -79,6 +79,10 @@ def status_command() -> None:
         shown = r.status
         if name == "spool":
             shown += f", {r.details.get('records', 0)} records in {r.details.get('files', 0)} files waiting"
+        elif name == "jobs" and r.details:
+            d = r.details
+            shown += (f", {d['queued']} queued, {d['started']} running, {d['failed']} failed,"
+                      f" {d['scheduled']} scheduled, {d['workers']} worker{'s' if d['workers'] != 1 else ''}")
         checks.append((name, f"{shown} ({r.ms:.0f} ms)", r.message or ""))
 
     width = max(len(name) for name, _, _ in rows + checks)

@@ -26,7 +26,7 @@ from ..models import Campaign, Click, Conversion, RollupState
 from ..sms.outbox import recipient_totals
 from ..state import get_state
 from .opt_outs import opt_out_counts, opt_outs_by_variant
-from .rollups import CampaignCounts
+from .rollup_reads import CampaignCounts
 
 _MONEY_Q = Decimal("0.0001")
 
@@ -203,7 +203,7 @@ class CampaignReport:
 
 class CampaignData:
     """Everything the views of one campaign need, each aggregate read once
-    (from the rollups plus the live rows after their cut, see rollups.py)."""
+    (from the rollups plus the live rows after their cut, see rollup_reads.py)."""
 
     def __init__(self, campaign: Campaign, tz: str | None = None, counts: CampaignCounts | None = None) -> None:
         from flask import current_app

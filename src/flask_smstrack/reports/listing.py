@@ -2,9 +2,9 @@
 numbers, sorted and paged in the database.
 
 A page costs the same few statements for ten campaigns or ten thousand:
-one that brings the rollups up to date (set-based, see
-:func:`~.rollups.refresh_many`), one that counts, one that sorts and pages
-over the campaigns' totals grouped by campaign, and six that read the
+one that counts, one that sorts and pages over the campaigns' totals
+grouped by campaign (rollups plus the live rows after each campaign's cut;
+a page view never builds rollups), and six that read the
 page's campaigns, their counts and their opt-outs (and on PostgreSQL, one
 that turns off JIT compilation for the transaction). Each row's :class:`CampaignReport` is
 built by :func:`~.campaign.build_report` from those counts, so every number
@@ -36,7 +36,6 @@ from ..sms.outbox import RECEIPT_STATUSES
 from ..state import get_state
 from .campaign import CampaignReport, build_report
 from .opt_outs import opt_out_counts, opt_outs_query
-from .rollups import REFRESH_AFTER, refresh_many
 from .tables import send_date
 from .totals import campaign_scope, click_totals, conversion_totals
 
@@ -283,10 +282,9 @@ def _unattributed_counts(ids: list[int]):
     return select(u.c.campaign_id, func.sum(u.c.n)).group_by(u.c.campaign_id)
 
 
-def _refresh(f: ListFilter) -> None:
-    """Bring the rollups the list reads up to date, then ready the reads."""
+def _ready(f: ListFilter) -> None:
+    """Ready the reads (the rollups are only read: see :func:`~.rollups.catch_up`)."""
     session = get_state().db.session
-    refresh_many(and_(_visible(f), _in_dates(f)), refresh_after=REFRESH_AFTER)
     if session.get_bind().dialect.name == "postgresql":
         # With thousands of campaigns, the estimated cost of these grouped
         # reads passes PostgreSQL's threshold for compiling a query (JIT),
@@ -303,7 +301,7 @@ def campaign_list(
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
         raise ValueError(f"page {page} of {per_page} campaigns")
     session = get_state().db.session
-    _refresh(f)
+    _ready(f)
     total, matching = session.execute(
         select(func.count(), func.coalesce(func.sum(case((_in_dates(f), 1), else_=0)), 0)).where(_visible(f))
     ).one()
@@ -317,7 +315,7 @@ def campaign_list_all(f: ListFilter, *, sort: str = "date", descending: bool = T
     order is taken once (the ids only), then each batch costs the same six
     statements, and only the batch is held in memory."""
     session = get_state().db.session
-    _refresh(f)
+    _ready(f)
     ids = list(session.execute(_ordered_ids(f, sort, descending)).scalars())
     tz = ZoneInfo(f.tz)
     for i in range(0, len(ids), BATCH):

@@ -20,7 +20,7 @@ from typing import Iterable
 from sqlalchemy import and_, delete, literal, select, true, update
 
 from ..models import Campaign, Click, ClickDimensionRollup, ClickRollup, Conversion, ConversionRollup, RollupState
-from .rollups import (
+from .rollup_queries import (
     CONVERSION_COUNTERS,
     CONVERSION_DIMENSIONS,
     CONVERSIONS_AND_CLICKS,

@@ -3,10 +3,14 @@ milliseconds, with exact numbers.
 
 Each campaign has a cut, ``rolled_until``: clicks and conversions created
 before it are summed into the rollup tables, those after it are counted live
-from the raw rows (through the ``(campaign_id, created_at)`` indexes). A
-refresh moves the cut forward to two minutes ago and adds what it passed.
-Both sides come from the same aggregate queries below, so a number means the
-same whether it was rolled up or not.
+from the raw rows (through the ``(campaign_id, created_at)`` indexes, see
+rollup_reads.py). Reports only read: :func:`catch_up`, a job, moves the cuts
+forward to two minutes ago and adds what they pass. It runs after imports,
+spool replays and demo seeding (:func:`start_catch_up` enqueues it by name,
+:data:`CATCH_UP_JOB`), periodically in the worker, and from
+``flask smstrack rollups``. Both sides
+come from the same aggregate queries (rollup_queries.py), so a number means
+the same whether it was rolled up or not.
 
 The one change to a click after it is written, the landing ping that marks
 it human-confirmed, adjusts the rollup too. Clicks written late from the
@@ -20,247 +24,55 @@ campaign from the start. A reset (a new send time) moves its cut back to
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from decimal import Decimal
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, any_, bindparam, case, cast, delete, func, literal, or_, select, update
+from sqlalchemy import Integer, and_, any_, bindparam, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import (
     Campaign,
     Click,
     ClickDimensionRollup,
     ClickRollup,
-    Conversion,
     ConversionRollup,
     RollupState,
     utcnow,
 )
-from ..state import get_state
-
-BUCKET_SECONDS = 900
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-#: Rows this recent are left to the live side: a click or conversion
-#: committed late (a slow transaction, clocks apart) is still counted.
-SETTLE = dt.timedelta(minutes=2)
-#: A report refreshes the rollups it reads once their cut is this much older
-#: than SETTLE: a minute of live rows is cheap to count.
-REFRESH_AFTER = dt.timedelta(minutes=1)
-
-_c = Click.__table__.c
-_v = Conversion.__table__.c
-
-#: Breakdown dimensions: name -> click column.
-DIMENSIONS: dict[str, Any] = {
-    "link": _c.link_id,
-    "variant": _c.variant_id,
-    "device_type": _c.device_type,
-    "os": _c.os,
-    "browser": _c.browser,
-    "country": _c.country,
-    "referrer_host": _c.referrer_host,
-}
-
-#: Upper bounds of the delay bins, in minutes (``None``: no bound).
-DELAY_BOUNDS = (5, 15, 60, 180, 720, 1440, 2880, 10080, None)
-#: Labels of the delay bins of DELAY_BOUNDS, one each.
-DELAY_LABELS = (
-    "under 5 min",
-    "5–15 min",
-    "15–60 min",
-    "1–3 h",
-    "3–12 h",
-    "12–24 h",
-    "1–2 days",
-    "2–7 days",
-    "over 7 days",
+from ..state import enqueue, get_state
+from .rollup_queries import (  # noqa: F401  (the names other modules read from here)
+    BUCKET_SECONDS,
+    CONVERSION_COUNTERS,
+    CONVERSION_DIMENSIONS,
+    CONVERSIONS_AND_CLICKS,
+    DELAY_BOUNDS,
+    DELAY_LABELS,
+    DIMENSIONS,
+    EPOCH,
+    SETTLE,
+    _add_into,
+    _c,
+    _v,
+    aggregate_click_buckets,
+    aggregate_click_dimension,
+    aggregate_conversion_dimension,
+    bucket_of,
+    click_buckets_query,
+    click_dimension_query,
+    conversion_dimension_query,
+    dialect_insert,
+    dialect_name,
 )
-assert len(DELAY_LABELS) == len(DELAY_BOUNDS)
+from .rollup_reads import CampaignCounts, state_for  # noqa: F401
 
+#: Campaigns one catch-up statement covers: the same few statements for
+#: each batch, whatever its size; a batch's locks are held until it commits.
+CATCH_UP_BATCH = 200
+#: The job's name, for :func:`flask_smstrack.state.enqueue`.
+CATCH_UP_JOB = "flask_smstrack.reports.rollups:catch_up"
 
-def dialect_name() -> str:
-    return get_state().db.session.get_bind().dialect.name
-
-
-def _epoch(column, dialect: str):
-    if dialect == "postgresql":
-        return cast(func.floor(func.extract("epoch", column)), Integer)
-    return cast(func.strftime("%s", column), Integer)
-
-
-def _bucket(column, dialect: str):
-    # Integer division: floor for the positive epochs of our timestamps.
-    return (_epoch(column, dialect) // BUCKET_SECONDS) * BUCKET_SECONDS
-
-
-def _delay_bin(later, earlier, dialect: str):
-    """The index of the delay bin of ``later - earlier`` (a SQL CASE)."""
-    seconds = _epoch(later, dialect) - _epoch(earlier, dialect)
-    whens = [(seconds < bound * 60, literal(str(i))) for i, bound in enumerate(DELAY_BOUNDS) if bound]
-    return case(*whens, else_=literal(str(len(DELAY_BOUNDS) - 1)))
-
-
-def bucket_of(moment: dt.datetime) -> int:
-    return int(moment.timestamp()) // BUCKET_SECONDS * BUCKET_SECONDS
-
-
-def _range(column, campaign_column, campaign_id: int, since, until):
-    conditions = [campaign_column == campaign_id]
-    if since is not None:
-        conditions.append(column >= since)
-    if until is not None:
-        conditions.append(column < until)
-    return and_(*conditions)
-
-
-def _text(column):
-    """A dimension value as stored in the rollups: a string, ``""`` for none."""
-    return func.coalesce(cast(column, String), literal(""))
-
-
-# -- the aggregates -------------------------------------------------------------
-#
-# Each is built once, below, and read two ways: per campaign over a time
-# range (the live side of a report), and grouped by campaign over every row
-# after each campaign's cut (a refresh adding them to the rollups).
-
-
-def click_buckets_query(dialect: str, *by) -> Select:
-    """``(*by, bucket, kind, clicks, firsts, confirmed)`` grouped; add a WHERE."""
-    bucket = _bucket(_c.created_at, dialect).label("bucket")
-    return select(
-        *by,
-        bucket,
-        _c.kind,
-        func.count().label("clicks"),
-        func.sum(case((_c.is_first, 1), else_=0)).label("firsts"),
-        func.sum(case((_c.human_confirmed, 1), else_=0)).label("confirmed"),
-    ).group_by(*by, bucket, _c.kind)
-
-
-def _named(by: tuple, dimension: str, named: bool) -> list:
-    """The leading columns: ``by``, then the dimension's name if ``named``."""
-    return [*by, literal(dimension).label("dimension")] if named else list(by)
-
-
-def click_dimension_query(dimension: str, sent_at, dialect: str, *by, named: bool = False) -> Select:
-    """``(*by, [dimension,] value, kind, clicks, firsts)`` grouped; add a WHERE.
-    ``sent_at`` is the campaign's send time (a value or a column), for
-    ``send_delay``."""
-    if dimension == "send_delay":
-        column = _delay_bin(_c.created_at, sent_at, dialect)
-    else:
-        column = DIMENSIONS[dimension]
-    value = _text(column).label("value")
-    query = select(
-        *_named(by, dimension, named), value, _c.kind,
-        func.count().label("clicks"), func.sum(case((_c.is_first, 1), else_=0)).label("firsts"),
-    ).group_by(*by, value, _c.kind)
-    if dimension == "send_delay":
-        # Whole seconds, as the bins count them; and not a bound SQLite
-        # would read the clicks' index from (the cut is the one to use).
-        query = query.where(sent_at.is_not(None), _epoch(_c.created_at, dialect) >= _epoch(sent_at, dialect))
-    return query
-
-
-CONVERSION_DIMENSIONS = ("bucket", "click_delay", *DIMENSIONS)
-
-
-#: What the conversion rollups count, per dimension value and currency: the
-#: verified conversions among all, and the refunds (of verified ones).
-CONVERSION_COUNTERS = ("conversions", "revenue", "verified", "verified_revenue", "refunded")
-
-
-def conversion_dimension_query(dimension: str, dialect: str, *by, named: bool = False) -> Select:
-    """``(*by, [dimension,] value, currency, *CONVERSION_COUNTERS)`` of
-    attributed conversions, grouped; add the FROM (conversions outer join
-    clicks) and a WHERE."""
-    if dimension == "bucket":
-        column = _bucket(_v.created_at, dialect)
-    elif dimension == "click_delay":
-        column = _delay_bin(_v.created_at, _c.created_at, dialect)
-    else:
-        column = DIMENSIONS[dimension]
-    value = _text(column).label("value")
-    # A conversion without revenue (a sign-up) counts under "" even when it
-    # named a currency, so the conversions of a currency are its orders.
-    currency = case((_v.revenue.is_(None), literal("")), else_=func.coalesce(_v.currency, literal(""))).label(
-        "currency"
-    )
-    verified = _v.trust == "verified"
-
-    def total(amount):
-        return func.coalesce(func.sum(amount), literal(0, Conversion.revenue.type))
-
-    return select(
-        *_named(by, dimension, named), value, currency, func.count().label("conversions"),
-        total(_v.revenue).label("revenue"),
-        func.sum(case((verified, 1), else_=0)).label("verified"),
-        total(case((verified, _v.revenue))).label("verified_revenue"),
-        total(_v.refunded).label("refunded"),
-    ).group_by(*by, value, currency)
-
-
-CONVERSIONS_AND_CLICKS = Conversion.__table__.outerjoin(Click.__table__, _v.click_pk == _c.id)
-
-
-def aggregate_click_buckets(campaign_id: int, since=None, until=None) -> list[tuple]:
-    """``(bucket, kind, clicks, firsts, confirmed)`` rows."""
-    query = click_buckets_query(dialect_name()).where(_range(_c.created_at, _c.campaign_id, campaign_id, since, until))
-    return [(int(b), k, n, int(f or 0), int(h or 0)) for b, k, n, f, h in get_state().db.session.execute(query)]
-
-
-def aggregate_click_dimension(campaign_id: int, dimension: str, sent_at=None, since=None, until=None) -> list[tuple]:
-    """``(value, kind, clicks, firsts)`` rows; ``value`` is a string, ``""`` for none."""
-    if dimension == "send_delay" and sent_at is None:
-        return []
-    sent = literal(sent_at, type_=Click.created_at.type) if sent_at is not None else None
-    query = click_dimension_query(dimension, sent, dialect_name()).where(
-        _range(_c.created_at, _c.campaign_id, campaign_id, since, until)
-    )
-    return [(str(value), k, n, int(f or 0)) for value, k, n, f in get_state().db.session.execute(query)]
-
-
-def _counts(row) -> tuple:
-    """Conversion counters as Python numbers: counts ``int``, money ``Decimal``."""
-    n, revenue, verified, verified_revenue, refunded = row
-    return int(n), Decimal(revenue or 0), int(verified or 0), Decimal(verified_revenue or 0), Decimal(refunded or 0)
-
-
-def aggregate_conversion_dimension(campaign_id: int, dimension: str, since=None, until=None) -> list[tuple]:
-    """``(value, currency, *CONVERSION_COUNTERS)`` rows of attributed conversions."""
-    query = (
-        conversion_dimension_query(dimension, dialect_name())
-        .select_from(CONVERSIONS_AND_CLICKS)
-        .where(_range(_v.created_at, _v.campaign_id, campaign_id, since, until))
-    )
-    return [(str(value), currency, *_counts(rest)) for value, currency, *rest in get_state().db.session.execute(query)]
-
-
-# -- keeping the rollups ------------------------------------------------------
-
-
-def dialect_insert(dialect: str):
-    """The dialect's INSERT, which has ``on_conflict_do_...``."""
-    return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
-def _add_into(model, query: Select, keys: tuple[str, ...], counters: tuple[str, ...], dialect: str, session=None) -> None:
-    """``INSERT INTO model SELECT ...``, adding to the rows already there."""
-    table = model.__table__
-    stmt = dialect_insert(dialect)(table).from_select([*keys, *counters], query)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys],
-        set_={c: table.c[c] + stmt.excluded[c] for c in counters},
-    )
-    (session or get_state().db.session).execute(stmt)
-
-
-def _state_for(campaign_id: int) -> RollupState | None:
-    return get_state().db.session.get(RollupState, campaign_id, populate_existing=True)
+logger = logging.getLogger("flask_smstrack")
 
 
 def refresh(campaign: Campaign, now: dt.datetime | None = None) -> bool:
@@ -401,7 +213,7 @@ def confirm_in_rollup(click: Any) -> None:
     refresh cannot roll the click up in between.
     """
     session = get_state().db.session
-    state = _state_for(click.campaign_id)
+    state = state_for(click.campaign_id)
     if state is None or click.created_at >= state.rolled_until:
         return
     session.execute(
@@ -424,74 +236,48 @@ def lock_state(campaign_id: int) -> None:
     )
 
 
-# -- reading: rollup plus the live rows after the cut -----------------------
 
 
-class CampaignCounts:
-    """A campaign's aggregates, rollup and live rows added together."""
+def catch_up(
+    campaign_ids: Iterable[int] | None = None,
+    *,
+    now: dt.datetime | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> int:
+    """Bring the rollups of these campaigns (default: all) up to date: the
+    job reports rely on, so that a page view never builds them.
 
-    def __init__(self, campaign: Campaign, *, refresh_after: dt.timedelta | None = REFRESH_AFTER) -> None:
-        self.campaign = campaign
-        state = _state_for(campaign.id)
-        if refresh_after is not None and (
-            state is None
-            or state.sent_at != campaign.sent_at
-            or state.rolled_until < utcnow() - SETTLE - refresh_after
-        ):
-            refresh(campaign)
-            state = _state_for(campaign.id)
-        self.cut = state.rolled_until if state is not None else None
+    Idempotent, and safe to run from several processes at once: each batch
+    of :data:`CATCH_UP_BATCH` campaigns is one :func:`refresh_many`, which
+    takes the campaigns' rollup locks in id order and skips what another run
+    moved meanwhile. ``progress`` is called with the number of campaigns of
+    each batch done. Returns how many cuts this run moved.
+    """
+    session = get_state().db.session
+    query = select(Campaign.id).order_by(Campaign.id)
+    if campaign_ids is not None:
+        wanted = sorted({int(i) for i in campaign_ids})
+        if not wanted:
+            return 0
+        query = query.where(Campaign.id.in_(wanted))
+    ids = list(session.execute(query).scalars())
+    session.commit()  # no transaction left open while the batches lock
+    moved = 0
+    for start in range(0, len(ids), CATCH_UP_BATCH):
+        batch = ids[start : start + CATCH_UP_BATCH]
+        moved += refresh_many(Campaign.id.in_(batch), now=now)
+        if progress is not None:
+            progress(len(batch))
+    return moved
 
-    def click_buckets(self) -> list[tuple]:
-        """``(bucket_start, kind, clicks, firsts, confirmed)``, ``bucket_start`` aware UTC."""
-        totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-        session = get_state().db.session
-        if self.cut is not None:
-            for r in session.execute(
-                select(ClickRollup.bucket, ClickRollup.kind, ClickRollup.clicks, ClickRollup.firsts, ClickRollup.confirmed)
-                .where(ClickRollup.campaign_id == self.campaign.id)
-            ):
-                t = totals[(r[0], r[1])]
-                t[0] += r[2]; t[1] += r[3]; t[2] += r[4]  # noqa: E702
-        for b, k, n, f, h in aggregate_click_buckets(self.campaign.id, self.cut):
-            t = totals[(b, k)]
-            t[0] += n; t[1] += f; t[2] += h  # noqa: E702
-        return [
-            (dt.datetime.fromtimestamp(b, dt.timezone.utc), k, *v) for (b, k), v in sorted(totals.items())
-        ]
 
-    def click_dimension(self, dimension: str) -> list[tuple]:
-        """``(value, kind, clicks, firsts)``; ``value`` a string, ``""`` for none."""
-        totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-        if self.cut is not None:
-            for value, k, n, f in get_state().db.session.execute(
-                select(ClickDimensionRollup.value, ClickDimensionRollup.kind, ClickDimensionRollup.clicks, ClickDimensionRollup.firsts)
-                .where(ClickDimensionRollup.campaign_id == self.campaign.id, ClickDimensionRollup.dimension == dimension)
-            ):
-                t = totals[(value, k)]
-                t[0] += n; t[1] += f  # noqa: E702
-        for value, k, n, f in aggregate_click_dimension(self.campaign.id, dimension, self.campaign.sent_at, self.cut):
-            t = totals[(value, k)]
-            t[0] += n; t[1] += f  # noqa: E702
-        return [(value, k, *v) for (value, k), v in totals.items()]
-
-    def conversion_dimension(self, dimension: str) -> list[tuple]:
-        """``(value, currency, *CONVERSION_COUNTERS)``; ``""`` for none (see
-        ``aggregate_conversion_dimension``)."""
-        rows = []
-        if self.cut is not None:
-            r = ConversionRollup.__table__.c
-            rows = [
-                (value, cur, *_counts(rest))
-                for value, cur, *rest in get_state().db.session.execute(
-                    select(r.value, r.currency, *(r[n] for n in CONVERSION_COUNTERS))
-                    .where(r.campaign_id == self.campaign.id, r.dimension == dimension)
-                )
-            ]
-        totals: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0), 0, Decimal(0), Decimal(0)])
-        for value, cur, *counts in rows + aggregate_conversion_dimension(self.campaign.id, dimension, self.cut):
-            t = totals[(value, cur)]
-            for i, n in enumerate(counts):
-                t[i] += n
-        return [(value, cur, *v) for (value, cur), v in totals.items()]
-
+def start_catch_up(campaign_ids: Iterable[int] | None = None) -> None:
+    """Start :func:`catch_up` of these campaigns (default: all) after rows
+    arrived in bulk: in the worker, or now when there is none. A failure is
+    logged, never raised: the rows are stored, reports count them live
+    meanwhile, and the next catch-up rolls them up."""
+    try:
+        enqueue(CATCH_UP_JOB, None if campaign_ids is None else sorted(set(campaign_ids)))
+    except Exception:
+        get_state().db.session.rollback()
+        logger.exception("rollups: could not start the catch-up of campaigns %s", campaign_ids or "(all)")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from ..models import Campaign
 from .campaign import CampaignData, CampaignReport, ratio, undelivered_of
-from .rollups import DELAY_LABELS
+from .rollup_queries import DELAY_LABELS
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """The headline counts of many campaigns at once: one statement for all
 of them, grouped by campaign, rollup plus the live rows after each
-campaign's cut, as :class:`~.rollups.CampaignCounts` adds them for one.
+campaign's cut, as :class:`~.rollup_reads.CampaignCounts` adds them for one.
 
 Each function returns a subquery over every campaign matching a condition
 on :class:`Campaign`, to join or to read. The aggregates are the rollups'
-own (see rollups.py). Every click and conversion has exactly one value in
+own (see rollup_queries.py). Every click and conversion has exactly one value in
 each dimension (``""`` when unknown), so the rows of any one dimension add
 up to a campaign's totals: these read the variant dimension, which has the
 fewest rows. Only the 15-minute click rollup counts human-confirmed clicks.
@@ -16,7 +16,7 @@ import datetime as dt
 from sqlalchemy import Select, Subquery, and_, func, literal, select, true
 
 from ..models import Campaign, Click, ClickDimensionRollup, ClickRollup, Conversion, ConversionRollup, RollupState
-from .rollups import (
+from .rollup_queries import (
     CONVERSION_COUNTERS,
     CONVERSIONS_AND_CLICKS,
     EPOCH,

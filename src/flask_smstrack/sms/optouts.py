@@ -30,7 +30,7 @@ from ..config import Keys
 from ..models import EVERY_OWNER, SENT_CONDITION, Campaign, OptOutEvent, Recipient, Suppression, utcnow
 from ..reports.rollups import dialect_insert
 from ..state import get_state
-from .recipients import ImportError_, _columns, normalize_phone
+from .recipients import ImportError_, header_columns, normalize_phone
 from .suppression import is_number, phone_hasher, phone_tail
 
 OPT_OUT_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
@@ -277,7 +277,7 @@ def import_opt_outs(
         _, header = next(rows)
     except StopIteration:
         raise ImportError_("the file is empty") from None
-    phone_at = _columns(header)[0]
+    phone_at = header_columns(header)[0]
     region = region or current_app.config[Keys.DEFAULT_REGION]
     phones: dict[str, None] = {}
     invalid: list[tuple[int, str]] = []

@@ -63,7 +63,7 @@ def normalize_phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _columns(header: list[str]) -> tuple[int, int | None, list[tuple[int, str]]]:
+def header_columns(header: list[str]) -> tuple[int, int | None, list[tuple[int, str]]]:
     names = [h.strip().lower().replace(" ", "_") for h in header]
     phone = next((i for i, n in enumerate(names) if n in PHONE_HEADERS), None)
     if phone is None:
@@ -131,7 +131,7 @@ def import_recipients(
         raise ImportError_("the file is empty") from None
     if any("\x00" in c for c in header):
         raise ImportError_("line 1: the header contains a NUL character")
-    phone_at, external_at, attribute_at = _columns(header)
+    phone_at, external_at, attribute_at = header_columns(header)
     records = RecordColumns([h.strip().lower().replace(" ", "_") for h in header])
     attribute_at = [(i, name) for i, name in attribute_at if name not in RECORD_COLUMNS]
     if keep_columns is not None:

@@ -26,6 +26,7 @@ from ..models import Campaign, Click, Link, utcnow
 from ..schemas import CLICK_ID_RE
 from ..state import get_state
 from .classify import Agent, anonymize_ip, classify_agent
+from .hotdb import DatabaseUnavailable
 from .spool import spool_click
 
 logger = logging.getLogger("flask_smstrack")
@@ -164,10 +165,17 @@ _FIND_LINK = (
 
 
 def find_link(code: str, state=None) -> CachedLink | None:
-    """The link for ``code``, from the in-process cache, the shared cache in
-    Redis (with ``SMSTRACK_REDIS_URL``) or the database."""
+    """The link for ``code``: from the in-process cache while fresh, else
+    from the shared cache in Redis (with ``SMSTRACK_REDIS_URL``), else from
+    the database (and cached in both).
+
+    While the database cannot be read (its breaker is open, or the lookup
+    failed or timed out), an expired cache entry is served instead; with
+    none, :class:`~.hotdb.DatabaseUnavailable` is raised.
+    """
     state = state or get_state()
-    cached = state.links.get(code)
+    links = state.links
+    cached = links.get(code)
     if cached is not None:
         return cached
     from .shared_links import shared_links
@@ -175,12 +183,30 @@ def find_link(code: str, state=None) -> CachedLink | None:
     shared = shared_links(state)
     if shared is not None and (cached := shared.get(code)) is not None:
         return cached
-    link = state.db.session.connection().execute(_FIND_LINK, {"code": code}).first()
+    try:
+        cached = lookup_link(code, state)
+    except DatabaseUnavailable:
+        stale = links.stale(code)
+        if stale is None:
+            raise
+        return stale
+    if cached is None:
+        links.discard(code)
+    else:
+        (shared or links).put(code, cached)
+    return cached
+
+
+def lookup_link(code: str, state) -> CachedLink | None:
+    """The link for ``code`` read from the database on the hot path (short
+    timeouts, through the breaker); ``None`` when there is none.
+    Raises :class:`~.hotdb.DatabaseUnavailable`."""
+    link = state.hot.run(lambda conn: conn.execute(_FIND_LINK, {"code": code}).first())
     if link is None:
         return None
     destination = with_query(link.destination_url, dict(link.utm or {}))
     before, after = click_id_slot(destination, current_app.config[Keys.CLICK_PARAM])
-    cached = CachedLink(
+    return CachedLink(
         # A recipient's own link counts its clicks for its campaign link.
         id=link.id,
         campaign_id=link.campaign_id,
@@ -194,8 +220,6 @@ def find_link(code: str, state=None) -> CachedLink | None:
         expires_at=link.expires_at.timestamp() if link.expires_at is not None else None,
         fallback=link.fallback_url,
     )
-    (shared or state.links).put(code, cached)
-    return cached
 
 
 def redirect_target(link: CachedLink, click_id: str) -> str:
@@ -286,25 +310,31 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
         return click_id, Agent("human", None, None, None)
     try:
         if agent.kind == "human":
+            previous = None
             if "HTTP_COOKIE" in environ:
                 previous = request.cookies.get(current_app.config[Keys.COOKIE_NAME])
-                if previous and CLICK_ID_RE.match(previous):
-                    _join_visitor(state, row, previous)
-            if link.recipient_id is not None:
-                # The request's own connection: a recipient's link is rarely
-                # cached, so find_link has usually just opened it.
-                join_recipient(state.db.session.connection(), row)
+                if not (previous and CLICK_ID_RE.match(previous)):
+                    previous = None
+            if previous is not None or link.recipient_id is not None:
+                state.hot.run(lambda conn: _join(conn, row, previous, link.recipient_id is not None))
         state.click_writer.write(row)
+    except DatabaseUnavailable as err:
+        # The database is down or hung: no traceback per click.
+        logger.warning("Could not record click %s on link %s (%s); spooled for replay", click_id, link.id, err)
+        spool_click(state.spool_dir, row)
     except Exception:
         logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
         spool_click(state.spool_dir, row)
     return click_id, agent
 
 
-def _join_visitor(state, row: dict[str, Any], previous_click_id: str) -> None:
-    """Attach a returning visitor's click to the visitor of its earlier click."""
-    with state.db.engine.connect() as conn:
+def _join(conn, row: dict[str, Any], previous_click_id: str | None, recipient: bool) -> None:
+    """A human click's joins, on one hot-path connection: the returning
+    visitor's earlier click, then the recipient's first click."""
+    if previous_click_id is not None:
         _join_visitor_on(conn, row, previous_click_id)
+    if recipient:
+        join_recipient(conn, row)
 
 
 def _join_visitor_on(conn, row: dict[str, Any], previous_click_id: str) -> None:

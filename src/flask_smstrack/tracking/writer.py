@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 try:
@@ -16,6 +17,7 @@ except ImportError:  # pragma: no cover - Windows
 from sqlalchemy import event, insert
 
 from ..models import Click
+from .hotdb import DatabaseUnavailable, HotPath, is_integrity_error
 from .walguard import WalGuard
 
 logger = logging.getLogger("flask_smstrack")
@@ -67,6 +69,10 @@ def _write_lock(engine):
     return _FileLock(os.path.abspath(engine.url.database) + ".smstrack-lock")
 
 
+class _Dropped(Exception):
+    """A write failed at once on a reused connection the server had closed."""
+
+
 class ClickWriter:
     """One precompiled ``INSERT`` of a click on a DBAPI connection kept for
     click writes: no ORM, no statement compilation and no pool checkout per
@@ -76,6 +82,13 @@ class ClickWriter:
     the engine (so its connect hooks run) and closed by ``engine.dispose()``.
     Values go through the columns' own bind processors, so what is stored is
     what the ORM would store.
+
+    With ``hot`` (:class:`~.hotdb.HotPath`), connections come from the hot
+    path's engine (short connect and statement timeouts), each statement is
+    under its watchdog, and every write goes through its breaker: while the
+    breaker is open :meth:`write` raises :class:`~.hotdb.DatabaseUnavailable`
+    at once. A write on a connection the server dropped (a restart) is tried
+    once more on a new one.
     """
 
     COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
@@ -83,10 +96,14 @@ class ClickWriter:
     #: Default largest size of a SQLite file's write-ahead log, in bytes.
     WAL_LIMIT = 64 * 1024 * 1024
 
-    def __init__(self, engine, *, sync_commit: bool = True, wal_limit: int = WAL_LIMIT) -> None:
+    def __init__(self, engine, *, sync_commit: bool = True, wal_limit: int = WAL_LIMIT,
+                 hot: HotPath | None = None) -> None:
         dialect = engine.dialect
         self.sync_commit = sync_commit
         compiled = insert(_clicks).compile(dialect=dialect, column_keys=list(self.COLUMNS))
+        self.hot = hot
+        #: Where connections are opened: the hot path's engine when given.
+        self.source = hot.engine if hot is not None else engine
         self.engine = engine
         self.lock = _write_lock(engine)
         self.sql = str(compiled)
@@ -117,7 +134,7 @@ class ClickWriter:
     def _connection(self):
         local = self._local
         if getattr(local, "pid", None) != os.getpid():  # first use, or forked
-            fairy = self.engine.raw_connection()
+            fairy = self.source.raw_connection()
             fairy.detach()
             connection = fairy.dbapi_connection
             # Each INSERT is its own transaction: one statement, no BEGIN
@@ -125,6 +142,10 @@ class ClickWriter:
             if self.engine.dialect.name == "sqlite":
                 connection.isolation_level = None
                 local.autocommit = True
+                if self.hot is not None:
+                    # The statement timeout: how long a write waits for
+                    # another writer before the click is spooled instead.
+                    connection.execute(f"PRAGMA busy_timeout={max(1, int(self.hot.statement_timeout * 1000))}")
                 if self.checkpointer is not None:
                     # Checkpoints (and their fsync) run in the background.
                     connection.execute("PRAGMA wal_autocheckpoint=0")
@@ -152,12 +173,40 @@ class ClickWriter:
             connection.close()
 
     def write(self, row: dict[str, Any]) -> None:
-        """Insert and commit ``row``."""
+        """Insert and commit ``row``; through the hot path's breaker when
+        there is one (:class:`~.hotdb.DatabaseUnavailable` while it is open)."""
+        hot = self.hot
+        if hot is None:
+            self._write(self.params(row))
+            return
+        breaker = hot.breaker
+        if not breaker.allow():
+            raise DatabaseUnavailable("the database failed a moment ago")
         params = self.params(row)
+        try:
+            try:
+                self._write(params)
+            except _Dropped:
+                # A connection the server had closed: once more, on a new one.
+                try:
+                    self._write(params)
+                except Exception as err:
+                    if not is_integrity_error(err):
+                        raise
+                    # The first try was stored after all: its click id is taken.
+        except Exception as err:
+            if not is_integrity_error(err):  # a refusal is no outage
+                breaker.failure(err)
+            raise
+        breaker.success()
+
+    def _write(self, params) -> None:
+        reused = getattr(self._local, "pid", None) == os.getpid()
         connection = self._connection()
         cursor = None
+        start = time.monotonic()
         try:
-            with self.lock:
+            with self.lock, self._guard(connection):
                 cursor = connection.cursor()
                 cursor.execute(self.sql, params)
                 if not self._local.autocommit:
@@ -170,11 +219,18 @@ class ClickWriter:
                     connection.rollback()
             if self.engine.dialect.is_disconnect(err, connection, cursor):
                 self._drop(connection)
+                if reused and self.hot is not None and time.monotonic() - start < self.hot.statement_timeout / 2:
+                    raise _Dropped() from err
             raise
         finally:
             if cursor is not None:
                 with contextlib.suppress(Exception):
                     cursor.close()
+
+    def _guard(self, connection):
+        if self.hot is None:
+            return contextlib.nullcontext()
+        return self.hot.guard(connection)
 
     def close(self, *_args) -> None:
         """Close every connection this writer opened."""

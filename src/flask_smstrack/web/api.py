@@ -46,6 +46,7 @@ from ..reports.export import (
     table_json,
 )
 from ..reports.listing import ListFilter, campaign_list, campaign_list_all
+from ..reports.rollups import start_catch_up
 from ..reports.tables import TABLES, campaign_list_table, campaign_table
 from ..schemas import (
     MAX_OFFSET,
@@ -246,6 +247,7 @@ def recipients_import(campaign_id: int) -> tuple[Response, int]:
         result = import_recipients(campaign.id, read_csv(text), region=region, keep_columns=kept)
     except ImportError_ as err:
         raise InvalidInput({"_body": [str(err)]}) from None
+    start_catch_up([campaign.id])
     body = {
         "imported": result.imported,
         "merged": result.merged,
@@ -385,6 +387,7 @@ def messages_prepare(campaign_id: int) -> Response:
         result = prepare_messages(campaign)
     except PrepareError as err:
         raise Conflict({"message_template": [str(err)]}) from None
+    start_catch_up([campaign.id])
     ready, segments = ready_counts(campaign.id)
     price = campaign.cost_per_segment
     return jsonify(

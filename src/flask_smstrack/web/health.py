@@ -12,6 +12,13 @@ limited, never cached, never a 500, and it writes nothing. It checks
 - ``spool``: the clicks waiting in the spool (files and records), and
   whether the spool directory can be written. A backlog alone does not
   fail the check: the node still serves every click.
+- ``jobs``: with ``SMSTRACK_REDIS_URL``, the background jobs queued,
+  running (``started``), failed and scheduled on the RQ queue, and the
+  workers listening to it. Only an unreadable queue fails it: jobs that
+  wait or failed do not stop the node from serving.
+- ``breaker``: the click path's circuit breaker in the process that
+  answered (``ok``, ``open`` or ``probing``, with its failures and wait),
+  shown but never failing.
 
 The answer is ``200 {"status": "ok", "checks": {...}}``, or ``503`` with
 ``"status": "failing"``, the failing checks' names and, for each, a
@@ -31,6 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from ..config import Keys
+from ..jobs.queue import queue_stats
 from ..state import get_state
 from ..tracking.spool import spool_files
 
@@ -202,7 +210,32 @@ def check_spool(app: Flask) -> Check:
     return Check("ok", details=details)
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "spool": check_spool}
+def check_jobs(app: Flask) -> Check:
+    try:
+        stats = queue_stats(app)
+    except Exception as err:
+        logger.warning("Health check: the job queue could not be read: %s", type(err).__name__)
+        return Check("failing", f"The job queue in Redis could not be read: check that Redis runs and that"
+                     f" {Keys.REDIS_URL} points at it.")
+    if stats is None:
+        return Check("not configured")
+    return Check("ok", details=stats)
+
+
+
+def check_breaker(app: Flask) -> Check:
+    """The click path's circuit breaker in this process: ``ok`` (closed),
+    ``open`` (clicks go to the spool, links come from the cache) or
+    ``probing``. Never failing: an open breaker still serves every known
+    link; the database check says whether the database is down."""
+    details = get_state().hot.snapshot()
+    status = details.pop("status")
+    return Check("ok" if status == "closed" else status, details=details)
+
+
+CHECKS = {
+    "database": check_database, "redis": check_redis, "spool": check_spool, "jobs": check_jobs, "breaker": check_breaker,
+}
 
 
 def run_checks(app: Flask) -> dict[str, Check]:

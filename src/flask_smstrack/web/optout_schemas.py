@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..schemas import _Strict
+from ..schemas import StrictSchema
 
 #: Numbers one request may add or remove; larger lists go through the CSV import.
 MAX_PHONES = 1000
@@ -27,7 +27,7 @@ class _Phones(fields.List):
             ) from None
 
 
-class PhonesSchema(_Strict):
+class PhonesSchema(StrictSchema):
     """``{"phones": ["+14155550100", "(415) 555-0101", ...]}``: numbers in
     E.164, or national ones in ``region`` (default ``SMSTRACK_DEFAULT_REGION``)."""
 
@@ -42,7 +42,7 @@ class PhonesSchema(_Strict):
     )
 
 
-class OptOutPageSchema(_Strict):
+class OptOutPageSchema(StrictSchema):
     """Query of ``GET /opt-outs``."""
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))

@@ -10,6 +10,7 @@ from ..config import Keys
 from ..schemas import CODE_RE
 from ..state import get_state
 from ..tracking.clicks import find_link, record_click, redirect_target
+from ..tracking.hotdb import DatabaseUnavailable
 
 bp = Blueprint("smstrack_links", __name__)
 
@@ -18,7 +19,11 @@ bp = Blueprint("smstrack_links", __name__)
 def follow(code: str) -> Response:
     state = get_state()
     config = current_app.config
-    link = find_link(code, state) if CODE_RE.match(code) else None
+    try:
+        link = find_link(code, state) if CODE_RE.match(code) else None
+    except DatabaseUnavailable:
+        # A link this process has never seen, and the database is down.
+        return _unavailable(state, config[Keys.FALLBACK_URL], code)
     if link is None:
         return _nowhere(config[Keys.FALLBACK_URL], "smstrack/404.html", 404, code)
     if link.disabled or (link.expires_at is not None and link.ended(time.time())):
@@ -43,5 +48,16 @@ def _nowhere(fallback: str | None, template: str, status: int, code: str) -> Res
         response = redirect(fallback, 302)
     else:
         response = current_app.make_response((render_template(template, code=code), status))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _unavailable(state, fallback: str | None, code: str) -> Response:
+    """A 302 to the fallback, else a 503 page asking to try again soon."""
+    if fallback:
+        return _nowhere(fallback, "smstrack/503.html", 503, code)
+    retry = state.hot.breaker.retry_after()
+    response = current_app.make_response((render_template("smstrack/503.html", code=code, retry=retry), 503))
+    response.headers["Retry-After"] = str(retry)
     response.headers["Cache-Control"] = "no-store"
     return response

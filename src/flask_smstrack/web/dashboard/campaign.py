@@ -10,8 +10,10 @@ from typing import Any
 
 from flask import (
     current_app,
+    redirect,
     render_template,
     request,
+    url_for,
 )
 from flask_login import login_required
 from flask_wtf import FlaskForm
@@ -128,8 +130,11 @@ class LinkCheckForm(FlaskForm):
 
 @bp.route("/campaigns/<int:campaign_id>/check-links", methods=["GET", "POST"])
 @login_required
-def check_links(campaign_id: int) -> str:
-    from ...sms.linkcheck import check_campaign_links
+def check_links(campaign_id: int) -> Any:
+    """"Test links" runs the check as a job (see :mod:`flask_smstrack.jobs`:
+    on the worker with Redis, else on a thread of this process); the page
+    shows its progress, then its results."""
+    from ...jobs.tasks import check_links_view, link_checks, start_check_links
 
     campaign = campaign_or_404(campaign_id)
     form = LinkCheckForm()
@@ -137,11 +142,16 @@ def check_links(campaign_id: int) -> str:
     if request.method == "POST":
         if not form.validate_on_submit():
             raise InvalidInput("The form expired; please go back and press “Test links” again.")
-        checks = check_campaign_links(campaign)
+        start_check_links(campaign.id)
+        return redirect(url_for("smstrack_dashboard.check_links", campaign_id=campaign.id), 303)
+    view = check_links_view(campaign.id)
+    if view is not None and view.status == "finished":
+        checks = link_checks(view.result)
     return render_template(
         "smstrack/link_check.html",
         campaign=campaign,
         form=form,
         checks=checks,
+        job=view,
         timeout=current_app.config[Keys.LINK_CHECK_TIMEOUT],
     )

@@ -19,6 +19,7 @@ from ...errors import InvalidInput
 from ...models import Campaign
 from ...reports.campaign import CampaignData, CampaignReport
 from ...reports.export import csv_download
+from ...reports.rollups import start_catch_up
 from ...schemas import (
     format_money,
 )
@@ -173,6 +174,7 @@ def messages_prepare(campaign_id: int) -> Response:
     except PrepareError as err:
         flash(f"Messages not prepared — {err}.", "error")
         return redirect(back)
+    start_catch_up([campaign.id])
     if result.prepared:
         flash(_prepared_message(campaign, result))
     elif not result.no_consent:

@@ -1,0 +1,90 @@
+"""A campaign's Send page, and the progress of its background jobs (send,
+link check) as JSON for the page's script.
+
+With ``SMSTRACK_REDIS_URL`` the send is a job for ``flask smstrack worker``,
+which survives the web process and goes on where it stopped when its worker
+dies. Without Redis (a small business on SQLite, one machine, no worker) the
+button still sends: on a thread of the web process that got the press
+(:mod:`flask_smstrack.jobs.local`), followed by the page the same way; a
+server restart stops it, and sending again goes on where it stopped.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from flask import current_app, jsonify, redirect, render_template, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from ...config import Keys
+from ...errors import InvalidInput
+from ...jobs.queue import Jobs
+from ...jobs.tasks import check_links_view, send_view, start_send
+from ...sms.outbox import recipient_totals, unknown_count
+from ...sms.twilio import SendError, twilio_settings
+from .base import bp, campaign_or_404
+
+
+class SendForm(FlaskForm):
+    """CSRF only: "Send" has no fields."""
+
+
+def _waiting(campaign_id: int) -> int:
+    """Recipients with a number and no message sent yet (read only)."""
+    totals: Counter = Counter()
+    for t in recipient_totals(campaign_id).values():
+        totals.update(t)
+    return totals["pending"] + totals["ready"]
+
+
+def _sender() -> tuple[str | None, str | None]:
+    try:
+        return twilio_settings().sender, None
+    except SendError as err:
+        return None, str(err)
+
+
+@bp.route("/campaigns/<int:campaign_id>/send", methods=["GET", "POST"])
+@login_required
+def send(campaign_id: int) -> Any:
+    campaign = campaign_or_404(campaign_id)
+    jobs = Jobs(current_app)
+    form = SendForm()
+    if form.is_submitted():
+        if not form.validate():
+            raise InvalidInput("The form expired; please go back and press “Send” again.")
+        sender, problem = _sender()
+        if problem:
+            raise InvalidInput(problem)
+        start_send(campaign.id)
+        return redirect(url_for("smstrack_dashboard.send", campaign_id=campaign.id), 303)
+    view = send_view(campaign.id)
+    sender, problem = _sender()
+    return render_template(
+        "smstrack/send.html", campaign=campaign, form=form, queued=jobs.queued, job=view,
+        waiting=_waiting(campaign.id), unknown=unknown_count(campaign.id), sender=sender, problem=problem,
+        rate=current_app.config[Keys.SEND_RATE],
+    )
+
+
+def _job_json(view) -> Response:
+    response = jsonify(view.as_dict() if view is not None else {"status": "none", "active": False})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/campaigns/<int:campaign_id>/jobs/send.json")
+@login_required
+def send_status(campaign_id: int) -> Response:
+    """``{"status": ..., "active": ..., "done": n, "total": m, ...}`` of the
+    campaign's send job; ``{"status": "none"}`` when there is none."""
+    return _job_json(send_view(campaign_or_404(campaign_id).id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/jobs/check-links.json")
+@login_required
+def check_links_status(campaign_id: int) -> Response:
+    """The same for the campaign's link check job."""
+    return _job_json(check_links_view(campaign_or_404(campaign_id).id))
