@@ -284,6 +284,11 @@ class Keys:
     #: apps sharing the same server.
     REDIS_PREFIX = _key("SMSTRACK_REDIS_PREFIX", "smstrack")
 
+    #: Seconds a link stays in the shared link cache in Redis after it was
+    #: last written (edits write it again at once). It is what a node serves
+    #: while the database is down.
+    SHARED_LINK_TTL = _key("SMSTRACK_SHARED_LINK_TTL", 7 * 86400)
+
     #: Seconds between the periodic jobs (spool replay, rollup catch-up,
     #: PostgreSQL partitions ahead): ``flask smstrack worker`` enqueues them
     #: (and looks for the jobs of dead workers as often); without Redis one
@@ -299,8 +304,9 @@ class Keys:
     RATELIMIT_ENABLED = _key("SMSTRACK_RATELIMIT_ENABLED", True)
 
     #: Where the rate counters live: ``redis://127.0.0.1:6379/0`` is shared
-    #: by every process and node. ``None`` keeps them in each process's
-    #: memory, so each gunicorn worker counts on its own.
+    #: by every process and node. ``None`` uses ``SMSTRACK_REDIS_URL`` when
+    #: it is set, else keeps them in each process's memory, so each gunicorn
+    #: worker counts on its own.
     RATELIMIT_STORAGE_URI = _key("SMSTRACK_RATELIMIT_STORAGE_URI", None)
 
     #: Prefix of the counters' names in the storage, apart from a host app's

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from .config import Keys
 from .models import Campaign, Link, Variant
 from .schemas import MAX_ID
-from .state import get_state
+from .state import get_state, links_changed
 
 _BASE62 = string.digits + string.ascii_letters
 #: Generated codes are never shorter than this (62^7 is about 3.5e12).
@@ -64,7 +64,8 @@ def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
             if custom:
                 raise CodeTaken(custom) from None
             continue
-        get_state().links.discard(link.code)
+        # Every node serves it at once, even before it reads the database.
+        links_changed(stored=[link.code])
         return link
     raise RuntimeError(f"Could not find a free short code after 5 tries; raise {Keys.CODE_LENGTH}.")
 
@@ -88,8 +89,7 @@ def get_link(ref: int | str) -> Link | None:
 def update_link(link: Link, data: dict[str, Any]) -> Link:
     """Apply a validated edit (:data:`LINK_EDIT_FIELDS`) to ``link`` and
     commit. Recipients' own links follow their campaign link when clicked;
-    this process's cache forgets the link and them at once, other processes
-    within ``SMSTRACK_LINK_CACHE_TTL``."""
+    see :func:`forget_link` for when each process sees the edit."""
     db = get_state().db
     for name in LINK_EDIT_FIELDS:
         if name in data:
@@ -101,12 +101,13 @@ def update_link(link: Link, data: dict[str, Any]) -> Link:
 
 
 def forget_link(link: Link) -> None:
-    """Drop ``link`` and its recipients' own links from this process's cache."""
-    cache = get_state().links
-    cache.discard(link.code)
+    """``link`` changed (committed): this process forgets it and its
+    recipients' own links at once. With ``SMSTRACK_REDIS_URL`` the shared
+    cache holds the link as it is now and every process forgets them within
+    a second; without it, other processes see the change within
+    ``SMSTRACK_LINK_CACHE_TTL``."""
     children = get_state().db.session.execute(select(Link.code).where(Link.parent_id == link.id)).scalars()
-    for code in children:
-        cache.discard(code)
+    links_changed(stored=[link.code], dropped=list(children))
 
 
 def add_variant(campaign: Campaign, data: dict[str, Any]) -> Variant:

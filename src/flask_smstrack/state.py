@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,10 @@ class State:
     #: The redirect's way to the database, with short timeouts and a
     #: circuit breaker (:class:`flask_smstrack.tracking.hotdb.HotPath`).
     hot: Any = None
+    #: The link cache shared by every process in Redis
+    #: (:class:`flask_smstrack.tracking.shared_links.SharedLinks`), made on
+    #: first use; ``False`` without ``SMSTRACK_REDIS_URL``.
+    shared: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cookie: CookieAttributes | None = field(default=None, repr=False)
 
@@ -195,6 +199,16 @@ def redis_client(app=None):
 def redis_key(app, *parts: str) -> str:
     """A Redis key or channel name under ``SMSTRACK_REDIS_PREFIX``."""
     return ":".join([app.config.get(Keys.REDIS_PREFIX) or "smstrack", *parts])
+
+
+def links_changed(stored: Iterable[str] = (), dropped: Iterable[str] | None = ()) -> None:
+    """Links changed in the database, committed: every process serves them
+    as they are now. ``stored`` (links created or edited) are written to the
+    shared cache at once; ``dropped`` (links whose campaign link changed, say)
+    are forgotten and read again on their next click; ``None`` drops every
+    link this process keeps. Without ``SMSTRACK_REDIS_URL`` only this
+    process's cache forgets them (the others' within ``SMSTRACK_LINK_CACHE_TTL``)."""
+    resolve_job("flask_smstrack.tracking.shared_links:links_changed")(stored, dropped)
 
 
 def enqueue(name: str, *args: Any, **kwargs: Any) -> Any:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from ..config import Keys
 from ..manage import generate_code, short_url_for
 from ..models import Campaign, Link, Recipient, utcnow
-from ..state import get_state
+from ..state import get_state, links_changed
 from .consent import consent_conditions, leave_out_without_consent
 from .segments import SegmentInfo, segment_info
 from .suppression import SUPPRESSED, hold_suppressed
@@ -417,9 +417,22 @@ def _prepare(campaign: Campaign, progress: Callable[[int], None] | None) -> Prep
     )
     for start in range(0, len(moved), BATCH):
         connection.execute(relink, moved[start:start + BATCH])
+    # Their links now count clicks for another variant: every process reads
+    # them again.
+    moved_ids = [item["rid"] for item in moved]
+    changed = [
+        code
+        for start in range(0, len(moved_ids), BATCH)
+        for code in connection.execute(
+            select(Link.__table__.c.code).where(
+                Link.__table__.c.recipient_id.in_(moved_ids[start:start + BATCH]),
+                Link.__table__.c.parent_id.is_not(None),
+            )
+        ).scalars()
+    ]
     session.commit()
-    if moved:
-        state.links.clear()
+    if changed:
+        links_changed(dropped=changed)
     if progress is not None:
         progress(len(updates) % 500)
     result.prepared = len(updates)

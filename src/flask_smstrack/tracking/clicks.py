@@ -166,7 +166,8 @@ _FIND_LINK = (
 
 def find_link(code: str, state=None) -> CachedLink | None:
     """The link for ``code``: from the in-process cache while fresh, else
-    from the database (and cached).
+    from the shared cache in Redis (with ``SMSTRACK_REDIS_URL``), else from
+    the database (and cached in both).
 
     While the database cannot be read (its breaker is open, or the lookup
     failed or timed out), an expired cache entry is served instead; with
@@ -176,6 +177,11 @@ def find_link(code: str, state=None) -> CachedLink | None:
     links = state.links
     cached = links.get(code)
     if cached is not None:
+        return cached
+    from .shared_links import shared_links
+
+    shared = shared_links(state)
+    if shared is not None and (cached := shared.get(code)) is not None:
         return cached
     try:
         cached = lookup_link(code, state)
@@ -187,7 +193,7 @@ def find_link(code: str, state=None) -> CachedLink | None:
     if cached is None:
         links.discard(code)
     else:
-        links.put(code, cached)
+        (shared or links).put(code, cached)
     return cached
 
 

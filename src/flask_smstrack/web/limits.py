@@ -150,7 +150,8 @@ def setup_limits(app: Flask) -> None:
         delay = max(1, math.ceil(float(c[Keys.RATELIMIT_LOGIN_DELAY])))
     except (TypeError, ValueError):
         raise RuntimeError(f"{Keys.RATELIMIT_LOGIN_DELAY} must be a number of seconds, such as 1.") from None
-    uri = c[Keys.RATELIMIT_STORAGE_URI] or "memory://"
+    # Without a storage of their own, the counters share the nodes' Redis.
+    uri = c[Keys.RATELIMIT_STORAGE_URI] or c[Keys.REDIS_URL] or "memory://"
     options: dict[str, Any] = {}
     if uri.startswith(("redis://", "rediss://", "redis+unix://")):
         # A Redis that stopped answering must not hold requests for long.
