@@ -88,8 +88,9 @@ def site(tmp_path: Path, links: int = 6) -> Iterator[Site]:
 
 
 @contextlib.contextmanager
-def server(site_: Site, tmp_path: Path):
-    with gunicorn(BIN / "gunicorn", "wsgi:app", port=free_port(), cwd=ROOT, env=site_.env,
+def server(site_: Site, tmp_path: Path, **env: str):
+    """gunicorn on the site, with ``env`` over the site's environment."""
+    with gunicorn(BIN / "gunicorn", "wsgi:app", port=free_port(), cwd=ROOT, env={**site_.env, **env},
                   log=tmp_path / "gunicorn.log", workers=1, ready_path="/smstrack/login") as s:
         yield s
 
