@@ -272,7 +272,12 @@ class HotPath:
             start = time.monotonic()
             try:
                 with self.engine.connect() as conn:
-                    result = work(conn)
+                    try:
+                        result = work(conn)
+                    except Exception as err:
+                        if server_closed(err) and not conn.invalidated:
+                            conn.invalidate()  # never back into the pool
+                        raise
             except Exception as err:
                 if attempt == 1 and _dropped(err) and time.monotonic() - start < self.statement_timeout:
                     continue
@@ -290,5 +295,21 @@ class HotPath:
 
 
 def _dropped(err: BaseException) -> bool:
-    """A connection the server had closed (SQLAlchemy saw a disconnect)."""
-    return isinstance(err, sa_exc.DBAPIError) and bool(err.connection_invalidated)
+    """A connection the server had closed (SQLAlchemy saw a disconnect, or
+    the server said so)."""
+    return (isinstance(err, sa_exc.DBAPIError) and bool(err.connection_invalidated)) or server_closed(err)
+
+
+#: SQLSTATEs a server sends as it ends a connection: an administrator's or a
+#: crash's shutdown, a server still starting, and the connection exceptions.
+#: psycopg may raise them before it marks the connection broken, so that
+#: SQLAlchemy does not always take them for a disconnect.
+_CLOSING_STATES = ("57P01", "57P02", "57P03", "08")
+
+
+def server_closed(err: BaseException) -> bool:
+    """Whether ``err`` (or the DBAPI error it wraps) is the server ending the
+    connection."""
+    orig = getattr(err, "orig", None) or err
+    state = getattr(orig, "sqlstate", None) or ""
+    return state.startswith(_CLOSING_STATES)

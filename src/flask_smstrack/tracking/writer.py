@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - Windows
 from sqlalchemy import event, insert
 
 from ..models import Click
-from .hotdb import DatabaseUnavailable, HotPath, is_integrity_error
+from .hotdb import DatabaseUnavailable, HotPath, is_integrity_error, server_closed
 from .walguard import WalGuard
 
 logger = logging.getLogger("flask_smstrack")
@@ -217,7 +217,7 @@ class ClickWriter:
             if not self._local.autocommit:
                 with contextlib.suppress(Exception):
                     connection.rollback()
-            if self.engine.dialect.is_disconnect(err, connection, cursor):
+            if self.engine.dialect.is_disconnect(err, connection, cursor) or server_closed(err):
                 self._drop(connection)
                 if reused and self.hot is not None and time.monotonic() - start < self.hot.statement_timeout / 2:
                     raise _Dropped() from err
