@@ -242,8 +242,17 @@ class HotPath:
                 guard.__exit__(None, None, None)
 
         event.listen(hot, "after_cursor_execute", lambda conn, *_: _end(conn))
-        event.listen(hot, "handle_error", lambda context: _end(context.connection)
-                     if context.connection is not None else None)
+
+        @event.listens_for(hot, "handle_error")
+        def _error(context):
+            if context.connection is not None:
+                _end(context.connection)
+            if server_closed(context.original_exception):
+                # A disconnect, whether or not psycopg has marked the
+                # connection broken yet: SQLAlchemy then drops every pooled
+                # connection made before it (a restart leaves them all stale).
+                context.is_disconnect = True
+
         return hot
 
     def guard(self, dbapi_connection):
@@ -272,12 +281,7 @@ class HotPath:
             start = time.monotonic()
             try:
                 with self.engine.connect() as conn:
-                    try:
-                        result = work(conn)
-                    except Exception as err:
-                        if server_closed(err) and not conn.invalidated:
-                            conn.invalidate()  # never back into the pool
-                        raise
+                    result = work(conn)
             except Exception as err:
                 if attempt == 1 and _dropped(err) and time.monotonic() - start < self.statement_timeout:
                     continue
