@@ -35,12 +35,14 @@ def _config(url: str, instance: str, **extra) -> dict:
 
 
 def _clicker(args: tuple[str, str, str, float]) -> dict:
-    """One worker process: clicks ``code`` from a few threads until ``until``
-    (wall clock); returns the click ids it was sent to and its checkpoint counts."""
-    url, instance, code, until = args
+    """One worker process: clicks ``code`` from a few threads for ``seconds``
+    from when its app is ready (a loaded machine may take seconds to start
+    it); returns the click ids it was sent to and its checkpoint counts."""
+    url, instance, code, seconds = args
     from wsgi import create_app, db
 
     app = create_app(_config(url, instance))
+    until = time.time() + seconds
     ids: list[str] = []
     statuses: list[int] = []
 
@@ -124,10 +126,9 @@ def test_the_log_stays_under_its_limit_with_readers_and_every_click_is_stored_on
     reader = threading.Thread(target=_reader, args=(str(path), stop, held))
     watcher.start()
     reader.start()
-    until = time.time() + 3.0 + SECONDS  # the children need a moment to import
     try:
         with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
-            results = pool.map(_clicker, [(url, str(tmp_path), code, until)] * PROCESSES)
+            results = pool.map(_clicker, [(url, str(tmp_path), code, SECONDS)] * PROCESSES)
     finally:
         stop.set()
         watcher.join()

@@ -95,6 +95,7 @@ class InProcess:
         self._pid: int | None = None
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         #: Rounds this process ran, and rounds it skipped because another
         #: process held the lock (for tests and the curious).
         self.counts = {"ran": 0, "skipped": 0}
@@ -108,10 +109,15 @@ class InProcess:
                 return
             self._pid = os.getpid()
             self._stop = threading.Event()
-            threading.Thread(target=self._run, name="smstrack-periodic", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, name="smstrack-periodic", daemon=True)
+            self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread, and wait for a round it is running to end."""
         self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+            thread.join(timeout)
 
     def _run(self) -> None:
         stop = self._stop
