@@ -29,6 +29,9 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 logger = logging.getLogger("flask_smstrack")
+#: Jitter from the system's randomness, never the random module's shared
+#: state (which a seeded caller may rely on).
+_jitter = random.SystemRandom()
 
 #: The periodic jobs: their name, the last part of their fixed id, and the
 #: databases they are for (``None``: every one). A job whose module or
@@ -122,7 +125,7 @@ class InProcess:
     def _run(self) -> None:
         stop = self._stop
         # Jitter, so that the processes of one server do not all wake at once.
-        while not stop.wait(self.interval * random.uniform(0.8, 1.2)):
+        while not stop.wait(self.interval * _jitter.uniform(0.8, 1.2)):
             try:
                 self.round()
             except Exception:  # pragma: no cover - defensive: the thread must live on

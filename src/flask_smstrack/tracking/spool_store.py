@@ -31,6 +31,9 @@ from typing import Any, Callable
 from .spool_segment import HEADER_SIZE, WAITING, Segment, frame, segment_paths
 
 logger = logging.getLogger("flask_smstrack")
+#: Jitter from the system's randomness, never the random module's shared
+#: state (which a seeded caller may rely on).
+_jitter = random.SystemRandom()
 
 #: Seconds a layer that failed is skipped before it is tried again.
 RETRY_AFTER = 1.0
@@ -263,7 +266,7 @@ class Spool:
 
     def _run(self) -> None:
         pause = self.replay_seconds
-        while not self._stop.wait(pause * random.uniform(0.5, 1.5)):
+        while not self._stop.wait(pause * _jitter.uniform(0.5, 1.5)):
             with self._thread_lock:
                 self._dirty = False
             try:
