@@ -40,6 +40,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     # Sends do not depend on the hour the tests run at.
     env["SMSTRACK_QUIET_HOURS"] = "null"
+    # No periodic jobs on a thread of the servers (or of a Seed app built
+    # from this environment in the test process, where it would outlive the
+    # test): a test that wants them sets SMSTRACK_JOB_INTERVAL itself.
+    env["SMSTRACK_JOB_INTERVAL"] = "0"
     env.update(extra)
     return env
 

@@ -154,6 +154,7 @@ def create_app(database_url: str, *, login_after_smstrack: bool = False, **confi
     app = Flask(__name__)
     app.config.update(SECRET_KEY="host-secret", SQLALCHEMY_DATABASE_URI=database_url, PASSWORD_HASH_METHOD="scrypt")
     app.config.update(config)
+    app.config.setdefault("SMSTRACK_JOB_INTERVAL", 0)  # tests run periodic jobs when they mean to
     db.init_app(app)
     if not login_after_smstrack:
         login_manager.init_app(app)
