@@ -30,7 +30,7 @@ from conftest import _empty_tables
 from e2e.browser import BIN
 from e2e.fake_twilio import FakeTwilio
 from e2e.seed import Seed
-from e2e.support import ROOT, Cli, poll
+from e2e.support import ROOT, Cli, poll, stop
 from e2e.twilio_app import twilio_env
 from flask_smstrack.models import Recipient
 
@@ -62,16 +62,6 @@ def _worker(env: dict[str, str], log: Path) -> subprocess.Popen:
             [str(BIN / "flask"), "--app", "wsgi", "smstrack", "worker"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 def test_killed_worker_send_resumes_without_sending_twice(migrated, tmp_path):
@@ -142,7 +132,7 @@ def test_killed_worker_send_resumes_without_sending_twice(migrated, tmp_path):
             engine.dispose()
         finally:
             for worker in workers:
-                _stop(worker)
+                stop(worker)
             forget_queue(prefix)
     print(
         f"\nrecipients {RECIPIENTS}, messages at Twilio before the kill {sent_before}, after {len(twilio.messages)},"

@@ -28,7 +28,7 @@ from typing import Any
 from flask import Flask
 
 from ..state import get_state, resolve_job
-from .queue import ACTIVE, JobView
+from .queue import ACTIVE, JobView, process_alive
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -55,16 +55,6 @@ def _write(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _status(path: Path, state: dict[str, Any]) -> str:
     status = state.get("status") or "failed"
     if status not in ACTIVE:
@@ -73,7 +63,7 @@ def _status(path: Path, state: dict[str, Any]) -> str:
     if pid == os.getpid():
         thread = _running.get((str(path.parent), path.stem))
         return status if thread is not None and thread.is_alive() else "stopped"
-    return status if pid and _alive(pid) else "stopped"
+    return status if pid and process_alive(pid) else "stopped"
 
 
 def fetch(app: Flask, key: str) -> JobView | None:

@@ -226,7 +226,8 @@ def queue_stats(app: Flask) -> dict[str, int] | None:
     }
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -243,7 +244,7 @@ def _horse_alive(queue, job_id: str, host: str) -> bool:
     horse = (job.meta or {}).get("horse") if job is not None else None
     if not isinstance(horse, dict) or horse.get("host") != host or not horse.get("pid"):
         return False
-    return _alive(int(horse["pid"]))
+    return process_alive(int(horse["pid"]))
 
 
 def requeue_abandoned(queue) -> list[str]:
@@ -270,7 +271,7 @@ def requeue_abandoned(queue) -> list[str]:
                 Worker.redis_worker_namespace_prefix + execution.worker_name, connection=queue.connection,
                 serializer=queue.serializer,
             )
-        if worker is not None and not (worker.hostname == host and worker.pid and not _alive(int(worker.pid))):
+        if worker is not None and not (worker.hostname == host and worker.pid and not process_alive(int(worker.pid))):
             continue
         if _horse_alive(queue, job_id, host):  # the worker died, its work-horse still runs the job
             continue
