@@ -70,7 +70,8 @@ def _write_lock(engine):
 
 
 class _Dropped(Exception):
-    """A write failed at once on a reused connection the server had closed."""
+    """A write failed at once on a connection the server had closed (one kept
+    by this thread, or a pooled one it was handed: both outlive a restart)."""
 
 
 class ClickWriter:
@@ -201,7 +202,6 @@ class ClickWriter:
         breaker.success()
 
     def _write(self, params) -> None:
-        reused = getattr(self._local, "pid", None) == os.getpid()
         connection = self._connection()
         cursor = None
         start = time.monotonic()
@@ -219,7 +219,12 @@ class ClickWriter:
                     connection.rollback()
             if self.engine.dialect.is_disconnect(err, connection, cursor) or server_closed(err):
                 self._drop(connection)
-                if reused and self.hot is not None and time.monotonic() - start < self.hot.statement_timeout / 2:
+                if self.hot is not None:
+                    # The pool's other connections are as stale: close them,
+                    # so that the retry (and the lookups) open new ones.
+                    with contextlib.suppress(Exception):
+                        self.source.pool.dispose()
+                if self.hot is not None and time.monotonic() - start < self.hot.statement_timeout / 2:
                     raise _Dropped() from err
             raise
         finally:
