@@ -1,6 +1,11 @@
 """The click writer: one precompiled INSERT per click on a connection kept
 per thread, a write lock for SQLite files shared by every worker, and a
-background WAL checkpointer (:mod:`.walguard`)."""
+background WAL checkpointer (:mod:`.walguard`).
+
+A human click on a recipient's own link is placed by the same statement
+(:data:`PLACED_INSERT`): the database reads the recipient's first human
+click and sets ``is_first`` and ``kind`` as it inserts, so such a click
+costs one round trip, not a query and then an insert."""
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +19,7 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-from sqlalchemy import event, insert
+from sqlalchemy import and_, bindparam, case, event, func, insert, literal, or_, select, true
 
 from ..models import Click
 from .hotdb import DatabaseUnavailable, HotPath, is_integrity_error
@@ -23,6 +28,79 @@ from .walguard import WalGuard
 logger = logging.getLogger("flask_smstrack")
 
 _clicks = Click.__table__
+_c = _clicks.c
+
+#: A recipient's first human click: their unique click, which tells a
+#: repeat from a forward (:func:`.clicks.join_recipient`).
+RECIPIENT_FIRST = (
+    select(_c.click_id, _c.visitor_id, _c.device_type, _c.os, _c.browser, _c.ip)
+    .where(_c.recipient_id == bindparam("recipient_id"), _c.kind == "human", _c.is_first.is_(True))
+    .order_by(_c.id)
+    .limit(1)
+)
+
+#: Every column but the id, in the table's order: what a click row gives.
+COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
+
+
+def _placed_insert():
+    """``INSERT ... SELECT`` of a human click on a recipient's own link, placed
+    against the recipient's first human click as
+    :func:`.clicks.join_recipient` places it: with none, the click is the
+    first; else it is a repeat when it comes from the same visitor (cookie)
+    or the same device, browser and network (``None`` equal to ``None``), and
+    a ``forward`` otherwise. Its other values are the row's."""
+    first = RECIPIENT_FIRST.subquery("first")
+
+    def value(name):
+        return bindparam(name, type_=_c[name].type)
+
+    none = first.c.click_id.is_(None)
+    same_visitor = func.coalesce(first.c.visitor_id, first.c.click_id) == value("visitor_id")
+    same_device = and_(*(first.c[n].is_not_distinct_from(value(n)) for n in ("device_type", "os", "browser", "ip")))
+    computed = {
+        "is_first": none,
+        "kind": case((or_(none, same_visitor, same_device), value("kind")), else_=literal("forward")),
+    }
+    one = select(literal(1).label("one")).subquery("one")
+    values = [computed[name] if name in computed else value(name) for name in COLUMNS]
+    return insert(_clicks).from_select(list(COLUMNS), select(*values).select_from(one.outerjoin(first, true())))
+
+
+#: See :func:`_placed_insert`.
+PLACED_INSERT = _placed_insert()
+
+
+class _Compiled:
+    """A statement compiled once for a dialect, its parameters' order and the
+    columns' own bind processors: values in, DBAPI parameters out."""
+
+    def __init__(self, statement, dialect, column_keys=None) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = str(compiled)
+        self.positional = compiled.positional
+        #: Constants of the statement itself (``'forward'``, ``LIMIT 1``...).
+        named = {name: bind.value for bind, name in compiled.bind_names.items()}
+        self.defaults = {name: value for name, value in named.items() if name not in COLUMNS}
+        self.names = tuple(compiled.positiontup) if compiled.positional else tuple(named)
+        self.processors = tuple(
+            (i, name, processor)
+            for i, name in enumerate(self.names)
+            if name in COLUMNS
+            and (processor := _c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        )
+
+    def params(self, row: dict[str, Any]):
+        values = dict(self.defaults, **row) if self.defaults else row
+        if self.positional:
+            out = [values[name] for name in self.names]
+            for i, _, processor in self.processors:
+                out[i] = processor(out[i])
+            return out
+        out = {name: values[name] for name in self.names}
+        for _, name, processor in self.processors:
+            out[name] = processor(out[name])
+        return out
 
 
 class _FileLock:
@@ -91,7 +169,7 @@ class ClickWriter:
     once more on a new one.
     """
 
-    COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
+    COLUMNS = COLUMNS
 
     #: Default largest size of a SQLite file's write-ahead log, in bytes.
     WAL_LIMIT = 64 * 1024 * 1024
@@ -100,36 +178,23 @@ class ClickWriter:
                  hot: HotPath | None = None) -> None:
         dialect = engine.dialect
         self.sync_commit = sync_commit
-        compiled = insert(_clicks).compile(dialect=dialect, column_keys=list(self.COLUMNS))
+        self.insert = _Compiled(insert(_clicks), dialect, column_keys=list(COLUMNS))
+        #: A human click on a recipient's own link, placed as it is inserted.
+        self.placed = _Compiled(PLACED_INSERT, dialect)
         self.hot = hot
         #: Where connections are opened: the hot path's engine when given.
         self.source = hot.engine if hot is not None else engine
         self.engine = engine
         self.lock = _write_lock(engine)
-        self.sql = str(compiled)
-        names = tuple(compiled.positiontup) if compiled.positional else self.COLUMNS
-        self.positional = compiled.positional
-        self.names = names
-        self.processors = tuple(
-            (i, name, processor)
-            for i, name in enumerate(names)
-            if (processor := _clicks.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-        )
+        self.sql = self.insert.sql
         self._local = threading.local()
         self._connections: list[Any] = []
         self.checkpointer = WalGuard(engine, wal_limit, self.lock) if _is_sqlite_file(engine) else None
         event.listen(engine, "engine_disposed", self.close)
 
     def params(self, row: dict[str, Any]):
-        if self.positional:
-            values = [row[name] for name in self.names]
-            for i, _, processor in self.processors:
-                values[i] = processor(values[i])
-            return values
-        values = dict(row)
-        for _, name, processor in self.processors:
-            values[name] = processor(values[name])
-        return values
+        """``row`` as the plain ``INSERT``'s DBAPI parameters."""
+        return self.insert.params(row)
 
     def _connection(self):
         local = self._local
@@ -172,24 +237,31 @@ class ClickWriter:
         with contextlib.suppress(Exception):
             connection.close()
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: dict[str, Any], *, place: bool = False) -> None:
         """Insert and commit ``row``; through the hot path's breaker when
-        there is one (:class:`~.hotdb.DatabaseUnavailable` while it is open)."""
+        there is one (:class:`~.hotdb.DatabaseUnavailable` while it is open).
+
+        With ``place`` (a human click on a recipient's own link), the
+        database sets the stored click's ``is_first`` and ``kind`` from the
+        recipient's first human click in the same statement; ``row`` keeps
+        the values it came with.
+        """
+        statement = self.placed if place else self.insert
         hot = self.hot
         if hot is None:
-            self._write(self.params(row))
+            self._write(statement.sql, statement.params(row))
             return
         breaker = hot.breaker
         if not breaker.allow():
             raise DatabaseUnavailable("the database failed a moment ago")
-        params = self.params(row)
+        params = statement.params(row)
         try:
             try:
-                self._write(params)
+                self._write(statement.sql, params)
             except _Dropped:
                 # A connection the server had closed: once more, on a new one.
                 try:
-                    self._write(params)
+                    self._write(statement.sql, params)
                 except Exception as err:
                     if not is_integrity_error(err):
                         raise
@@ -200,7 +272,7 @@ class ClickWriter:
             raise
         breaker.success()
 
-    def _write(self, params) -> None:
+    def _write(self, sql: str, params) -> None:
         reused = getattr(self._local, "pid", None) == os.getpid()
         connection = self._connection()
         cursor = None
@@ -208,7 +280,7 @@ class ClickWriter:
         try:
             with self.lock, self._guard(connection):
                 cursor = connection.cursor()
-                cursor.execute(self.sql, params)
+                cursor.execute(sql, params)
                 if not self._local.autocommit:
                     connection.commit()
             if self.checkpointer is not None:
