@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlsplit
@@ -165,6 +166,10 @@ _FIND_LINK = (
 )
 
 
+#: ``_FIND_LINK`` compiled for each click writer (one per app and database).
+_find_link_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def find_link(code: str, state=None) -> CachedLink | None:
     """The link for ``code``: from the in-process cache while fresh, else
     from the database (and cached).
@@ -196,7 +201,13 @@ def lookup_link(code: str, state) -> CachedLink | None:
     """The link for ``code`` read from the database on the hot path (short
     timeouts, through the breaker); ``None`` when there is none.
     Raises :class:`~.hotdb.DatabaseUnavailable`."""
-    link = state.hot.run(lambda conn: conn.execute(_FIND_LINK, {"code": code}).first())
+    # On the click writer's own connection: no pool checkout, the
+    # statement compiled once.
+    writer = state.click_writer
+    query = _find_link_queries.get(writer)
+    if query is None:
+        query = _find_link_queries[writer] = writer.compile(_FIND_LINK)
+    link = writer.first(query, {"code": code})
     if link is None:
         return None
     destination = with_query(link.destination_url, dict(link.utm or {}))

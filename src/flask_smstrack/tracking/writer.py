@@ -8,6 +8,7 @@ click and sets ``is_first`` and ``kind`` as it inserts, so such a click
 costs one round trip, not a query and then an insert."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -72,8 +73,10 @@ PLACED_INSERT = _placed_insert()
 
 
 class _Compiled:
-    """A statement compiled once for a dialect, its parameters' order and the
-    columns' own bind processors: values in, DBAPI parameters out."""
+    """A statement compiled once for a dialect, its parameters' order and their
+    types' own bind processors: values in, DBAPI parameters out. For a
+    ``SELECT``, also its columns' result processors: DBAPI rows in, rows with
+    named fields (what SQLAlchemy would give) out."""
 
     def __init__(self, statement, dialect, column_keys=None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
@@ -83,12 +86,26 @@ class _Compiled:
         named = {name: bind.value for bind, name in compiled.bind_names.items()}
         self.defaults = {name: value for name, value in named.items() if name not in COLUMNS}
         self.names = tuple(compiled.positiontup) if compiled.positional else tuple(named)
+        types = {name: bind.type for bind, name in compiled.bind_names.items()}
         self.processors = tuple(
             (i, name, processor)
             for i, name in enumerate(self.names)
-            if name in COLUMNS
-            and (processor := _c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            if (processor := types[name].dialect_impl(dialect).bind_processor(dialect))
         )
+        selected = getattr(statement, "selected_columns", None)
+        if selected is not None:
+            self.row = collections.namedtuple("Row", [c.key for c in selected])
+            self.results = tuple(
+                (i, processor)
+                for i, c in enumerate(selected)
+                if (processor := c.type.dialect_impl(dialect).result_processor(dialect, None))
+            )
+
+    def make_row(self, values):
+        values = list(values)
+        for i, processor in self.results:
+            values[i] = processor(values[i])
+        return self.row(*values)
 
     def params(self, row: dict[str, Any]):
         values = dict(self.defaults, **row) if self.defaults else row
@@ -272,19 +289,55 @@ class ClickWriter:
             raise
         breaker.success()
 
+    def compile(self, statement) -> _Compiled:
+        """``statement`` compiled for this writer's database, for :meth:`first`."""
+        return _Compiled(statement, self.engine.dialect)
+
+    def first(self, query: _Compiled, params: dict[str, Any]):
+        """The first row of ``query`` (from :meth:`compile`), or ``None``, read
+        on this thread's click connection: no pool checkout and no statement
+        compilation, the hot path's timeouts and breaker, and once more on a
+        new connection when the server had dropped this one. Any failure
+        raises :class:`~.hotdb.DatabaseUnavailable`, as ``HotPath.run`` does."""
+        hot = self.hot
+        if hot is not None and not hot.breaker.allow():
+            raise DatabaseUnavailable("the database failed a moment ago")
+        values = query.params(params)
+        try:
+            try:
+                rows = self._execute(query.sql, values, read=True)
+            except _Dropped:
+                rows = self._execute(query.sql, values, read=True)
+        except Exception as err:
+            if hot is not None:
+                hot.breaker.failure(err)
+            raise DatabaseUnavailable(str(err).splitlines()[0] if str(err) else type(err).__name__) from err
+        if hot is not None:
+            hot.breaker.success()
+        return query.make_row(rows[0]) if rows else None
+
     def _write(self, sql: str, params) -> None:
+        self._execute(sql, params)
+
+    def _execute(self, sql: str, params, read: bool = False):
         reused = getattr(self._local, "pid", None) == os.getpid()
         connection = self._connection()
         cursor = None
         start = time.monotonic()
+        rows = None
         try:
-            with self.lock, self._guard(connection):
+            # A read takes no write lock; it fetches every row, which ends
+            # SQLite's read transaction at once.
+            with contextlib.nullcontext() if read else self.lock, self._guard(connection):
                 cursor = connection.cursor()
                 cursor.execute(sql, params)
+                if read:
+                    rows = cursor.fetchall()
                 if not self._local.autocommit:
                     connection.commit()
-            if self.checkpointer is not None:
+            if self.checkpointer is not None and not read:
                 self.checkpointer.wrote()
+            return rows
         except Exception as err:
             if not self._local.autocommit:
                 with contextlib.suppress(Exception):
