@@ -4,6 +4,8 @@ VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+# `make bench` runs the redirect on SQLite and on this PostgreSQL database (created if missing).
+BENCH_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/smstrack_bench
 BIN := $(VENV)/bin
 
 .PHONY: run test bench faults wheel clean
@@ -29,7 +31,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/run.py --addresses 5000 $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --addresses 5000 --recipients 2000 --pg-url $(BENCH_PG_URL) $(BENCH_ARGS)
 	$(BIN)/python bench/report_page.py
 	$(BIN)/python bench/import_recipients.py
 

@@ -37,6 +37,14 @@ How to run (from the repo root, with the project installed in the current Python
     python bench/run.py --recipients 2000    # per-recipient links
     python bench/run.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
     python bench/run.py --only tracked --rounds 1 --duration 60   # SQLite's WAL under load
+    python bench/run.py --recipients 2000 --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/smstrack_bench
+        # as `make bench`: the tracked app on SQLite and on PostgreSQL with durable
+        # commits, alternating with the bare app, one ratio for each
+
+    With ``--pg-url`` a third app, ``pg``, runs in each round: the standalone app on
+    that PostgreSQL database (created if missing; nothing is dropped), with durable
+    commits (``SMSTRACK_CLICK_SYNC_COMMIT`` on: each click is flushed to disk before
+    its 302), set up like the tracked one. Its ratio is also against the bare app.
 
     Needs wrk (``apt-get install wrk``) and gunicorn in the same environment as the
     Python running this script. The tracked side uses a fresh temporary SQLite database
@@ -70,8 +78,8 @@ import sys
 import tempfile
 import threading
 import time
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -81,7 +89,9 @@ RESULT_MARKER = "SMSTRACK_BENCH_RESULT "
 CLICKS_TABLE = "smstrack_clicks"
 DESTINATION = "https://example.com/landing"
 HOST = "127.0.0.1"
-APPS = ("bare", "tracked")
+APPS = ("bare", "tracked", "pg")
+#: The tracked apps: on --database-url (or SQLite), and on --pg-url.
+TRACKED = ("tracked", "pg")
 
 
 class BenchError(Exception):
@@ -105,8 +115,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--timeout", type=int, default=5, help="wrk request timeout in seconds (default 5)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument(
+        "--worker-threads", type=int, default=1, metavar="N",
+        help="threads per gunicorn worker, for both apps: 1 runs sync workers, more runs gthread "
+        "workers (default 1)",
+    )
     parser.add_argument("--only", choices=APPS, help="run one app only")
+    parser.add_argument(
+        "--pg-url", metavar="URL",
+        help="also run the tracked app on this PostgreSQL database with durable commits (app `pg`; "
+        "created if missing, nothing is dropped)",
+    )
     parser.add_argument(
         "--database-url",
         help="database for the tracked app (default: a fresh temporary SQLite file); "
@@ -129,7 +149,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds to wait for gunicorn to answer (default 60)",
     )
     args = parser.parse_args(argv)
-    for name in ("rounds", "duration", "threads", "connections", "timeout", "workers", "startup_timeout"):
+    for name in ("rounds", "duration", "threads", "connections", "timeout", "workers", "worker_threads", "startup_timeout"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0:
@@ -138,6 +158,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--recipients must be 0 or more")
     if not 0 <= args.addresses <= 2**24:
         parser.error("--addresses must be between 0 and 16777216")
+    if args.only == "pg" and not args.pg_url:
+        parser.error("--only pg needs --pg-url")
+    if args.pg_url and not re.match(r"^postgres(?:ql)?(?:\+\w+)?://", args.pg_url):
+        parser.error("--pg-url must be a postgresql:// URL")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one connection per thread)")
     return args
@@ -198,8 +222,10 @@ def tail(path: Path, lines: int = 30) -> str:
 class Server:
     """One gunicorn master started by this script, stopped by its PID."""
 
-    def __init__(self, module: str, chdir: Path, env: dict[str, str], workers: int, log_path: Path):
+    def __init__(self, module: str, chdir: Path, env: dict[str, str], workers: int, log_path: Path,
+                 threads: int = 1):
         self.module = module
+        self.threads = threads
         self.chdir = chdir
         self.env = env
         self.workers = workers
@@ -209,7 +235,8 @@ class Server:
 
     def start(self) -> None:
         cmd = gunicorn_command() + [
-            "-w", str(self.workers), "-k", "sync",
+            "-w", str(self.workers),
+            *(["-k", "sync"] if self.threads == 1 else ["-k", "gthread", "--threads", str(self.threads)]),
             "-b", f"{HOST}:{self.port}",
             "--log-level", "warning",
             "--chdir", str(self.chdir),
@@ -338,6 +365,23 @@ def preflight_tracked() -> None:
         )
 
 
+def ensure_pg_database(url: str) -> None:
+    """Create the PostgreSQL database of ``url`` when it does not exist."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).first():
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    except Exception as exc:
+        raise BenchError(f"cannot reach or create {redact(url)}: {exc}") from exc
+    finally:
+        admin.dispose()
+
+
 def prepare_tracked(database_url: str | None, workdir: Path, recipients: int = 0) -> dict:
     """Create the tables, a user, a campaign and a link; returns env, code and database URL.
     With ``recipients``, also that many recipients with their own links, whose paths
@@ -365,6 +409,8 @@ def prepare_tracked(database_url: str | None, workdir: Path, recipients: int = 0
     log(f"tracked: campaign {campaign_id}, link /s/{code}")
     tracked = {"env": env, "code": code, "database_url": database_url, "campaign_id": campaign_id}
     if recipients:
+        workdir = workdir / secrets.token_hex(3)
+        workdir.mkdir()
         tracked["paths_file"] = prepare_recipients(env, campaign_id, recipients, workdir)
     return tracked
 
@@ -511,13 +557,15 @@ def summarize(runs: list[dict]) -> dict:
                 "p99_ms": statistics.median(r["p99_ms"] for r in mine),
             }
     summary: dict = {"median": medians}
-    if "bare" in medians and "tracked" in medians:
-        bare, tracked = medians["bare"], medians["tracked"]
-        summary["ratio"] = {
-            "rps": tracked["rps"] / bare["rps"] if bare["rps"] else None,
-            "p50": tracked["p50_ms"] / bare["p50_ms"] if bare["p50_ms"] else None,
-            "p99": tracked["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None,
-        }
+    for app in TRACKED:
+        if "bare" in medians and app in medians:
+            bare, tracked = medians["bare"], medians[app]
+            # "ratio": the tracked app's (SQLite or --database-url); "ratio_pg": --pg-url's.
+            summary["ratio" if app == "tracked" else f"ratio_{app}"] = {
+                "rps": tracked["rps"] / bare["rps"] if bare["rps"] else None,
+                "p50": tracked["p50_ms"] / bare["p50_ms"] if bare["p50_ms"] else None,
+                "p99": tracked["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None,
+            }
     return summary
 
 
@@ -528,18 +576,87 @@ def fmt_ratio(value: float | None) -> str:
 def print_summary(summary: dict) -> None:
     medians = summary["median"]
     parts = [f"{app} {m['rps']:.0f} req/s" for app, m in medians.items()]
+    ratios = [(app, summary["ratio" if app == "tracked" else f"ratio_{app}"]) for app in TRACKED
+              if ("ratio" if app == "tracked" else f"ratio_{app}") in summary]
     line = "median   " + ", ".join(parts)
-    if "ratio" in summary:
-        line += f", ratio {fmt_ratio(summary['ratio']['rps'])}"
+    if ratios:
+        line += ", " + ", ".join(
+            f"ratio {fmt_ratio(r['rps'])}" if len(ratios) == 1 else f"{app}/bare {fmt_ratio(r['rps'])}"
+            for app, r in ratios
+        )
     print(line)
     lat = [f"{app} p50 {m['p50_ms']:.2f} ms / p99 {m['p99_ms']:.2f} ms" for app, m in medians.items()]
     line = "latency  " + ", ".join(lat)
-    if "ratio" in summary:
-        line += f" (tracked/bare p50 x{fmt_ratio(summary['ratio']['p50'])}, p99 x{fmt_ratio(summary['ratio']['p99'])})"
+    if ratios:
+        line += " (" + ", ".join(
+            f"{app}/bare p50 x{fmt_ratio(r['p50'])}, p99 x{fmt_ratio(r['p99'])}" for app, r in ratios
+        ) + ")"
     print(line)
 
 
 # --------------------------------------------------------------------------- main
+
+
+def check_clicks(app: str, tracked: dict, runs: list[dict], args, before: int, labelled: bool) -> dict:
+    """Compare the click rows ``app`` committed with the 302s wrk received, and
+    report SQLite's write-ahead log; returns the figures."""
+    label = f"{app}: " if labelled else ""
+    after = count_clicks(tracked["database_url"])
+    committed = after - (before or 0)
+    tracked_runs = [r for r in runs if r["app"] == app]
+    measured = sum(r["redirects_302"] for r in tracked_runs)
+    warm = sum(r["warmup_302"] for r in tracked_runs)
+    seen = measured + warm
+    wrk_runs = len(tracked_runs) * (2 if args.warmup else 1)
+    slack = wrk_runs * args.connections
+    clicks = {
+        "rows_before": before,
+        "rows_after": after,
+        "committed": committed,
+        "redirects_302_seen_by_wrk": seen,
+        "measured_302": measured,
+        "warmup_302": warm,
+        "difference": committed - seen,
+        "expected_max_extra": slack,
+    }
+    print(
+        f"clicks   {label}{committed} rows committed to {CLICKS_TABLE}; wrk received {seen} tracked 302s "
+        f"({measured} measured + {warm} warm-up); difference {committed - seen:+d}"
+    )
+    if committed < seen:
+        print(
+            f"WARNING: fewer click rows than redirects: {seen - committed} redirect(s) were answered "
+            "without a committed click"
+        )
+    elif committed - seen > slack:
+        print(
+            f"WARNING: {committed - seen} more rows than redirects seen, more than the "
+            f"{slack} requests that can be in flight when wrk stops ({wrk_runs} wrk runs x "
+            f"{args.connections} connections)"
+        )
+    else:
+        print(
+            f"         every 302 had its click committed (extra rows <= {slack}: requests in "
+            "flight when wrk stopped are served and recorded but not counted by wrk)"
+        )
+    if tracked["shared_database"]:
+        print("         (row counts are the change in the whole table: other traffic to that database counts too)")
+    walled = [r for r in tracked_runs if "wal_peak_bytes" in r]
+    if walled:
+        limit = wal_limit(tracked["env"])
+        peak = max(r["wal_peak_bytes"] for r in walled)
+        after = walled[-1]["wal_after_bytes"]
+        clicks["wal"] = {"limit_bytes": limit, "peak_bytes": peak, "after_load_bytes": after}
+        print(
+            f"wal      SQLite's write-ahead log after {args.duration} s at full load: {mb(after)}"
+            f" (peak {mb(peak)} over {len(walled)} run(s), limit {mb(limit)})"
+        )
+        if peak > limit:
+            print(f"WARNING: the write-ahead log passed its limit ({mb(peak)} > {mb(limit)})")
+
+    return clicks
+
+
 
 
 def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | None) -> dict:
@@ -551,7 +668,7 @@ def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | N
         module, chdir, env, path = "wsgi", REPO_ROOT, tracked["env"], f"/s/{tracked['code']}"
     if args.addresses:
         env = dict(env, SMSTRACK_PROXY_HOPS="1")
-    server = Server(module, chdir, env, args.workers, workdir / f"gunicorn-{app}-{rnd}.log")
+    server = Server(module, chdir, env, args.workers, workdir / f"gunicorn-{app}-{rnd}.log", args.worker_threads)
     current_servers.append(server)
     try:
         server.start()
@@ -562,7 +679,7 @@ def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | N
                 f"expected a 302 to {DESTINATION}...; gunicorn log:\n{tail(server.log_path)}"
             )
         url = f"http://{HOST}:{server.port}{path}"
-        database = tracked["database_url"] if tracked and app == "tracked" else ""
+        database = tracked["database_url"] if tracked and app != "bare" else ""
         sampler = WalSampler(sqlite_path(database)) if database.startswith("sqlite") else None
         with sampler or contextlib.nullcontext():
             warm = run_wrk(wrk, args, url, args.warmup, paths_file) if args.warmup else None
@@ -584,7 +701,7 @@ current_servers: list[Server] = []
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    apps = [args.only] if args.only else list(APPS)
+    apps = [args.only] if args.only else ["bare", "tracked"] + (["pg"] if args.pg_url else [])
 
     def on_sigterm(signum, frame):  # make `kill <pid>` clean up like Ctrl-C
         raise KeyboardInterrupt
@@ -594,19 +711,29 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="smstrack-bench-"))
     runs: list[dict] = []
     clicks: dict | None = None
+    clicks_pg: dict | None = None
     try:
         wrk = find_wrk(args.wrk)
         gunicorn_command()
         agents = load_user_agents()
-        tracked = None
-        clicks_before = None
+        trackeds: dict[str, dict] = {}
         if "tracked" in apps:
-            tracked = prepare_tracked(args.database_url, workdir, args.recipients)
-            clicks_before = count_clicks(tracked["database_url"])
+            trackeds["tracked"] = prepare_tracked(args.database_url, workdir, args.recipients)
+            trackeds["tracked"]["shared_database"] = bool(args.database_url)
+        if "pg" in apps:
+            ensure_pg_database(args.pg_url)
+            trackeds["pg"] = prepare_tracked(args.pg_url, workdir, args.recipients)
+            # Durable: each click flushed to disk before its 302.
+            trackeds["pg"]["env"]["SMSTRACK_CLICK_SYNC_COMMIT"] = "true"
+            trackeds["pg"]["shared_database"] = True
+        clicks_before = {app: count_clicks(t["database_url"]) for app, t in trackeds.items()}
+        # The bare app is sent to the same paths (recipients' links with --recipients).
+        first_tracked = next(iter(trackeds.values()), None)
 
         load = os.getloadavg()
         log(
-            f"{len(agents)} user agents; gunicorn -w {args.workers} -k sync; "
+            f"{len(agents)} user agents; gunicorn -w {args.workers} "
+            f"{'-k sync' if args.worker_threads == 1 else f'-k gthread --threads {args.worker_threads}'}; "
             f"wrk -t{args.threads} -c{args.connections}; {args.rounds} round(s) x {args.duration} s "
             f"(+{args.warmup} s warm-up); {os.cpu_count()} CPUs, load {load[0]:.2f}"
         )
@@ -614,66 +741,19 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(1, args.rounds + 1):
             for app in apps:
                 log(f"{app} round {rnd}: starting gunicorn")
-                run = one_run(app, rnd, args, wrk, workdir, tracked)
+                run = one_run(app, rnd, args, wrk, workdir, trackeds.get(app, first_tracked))
                 runs.append(run)
                 print(row(run), flush=True)
 
         summary = summarize(runs)
         print_summary(summary)
 
-        if tracked is not None:
-            after = count_clicks(tracked["database_url"])
-            committed = after - (clicks_before or 0)
-            tracked_runs = [r for r in runs if r["app"] == "tracked"]
-            measured = sum(r["redirects_302"] for r in tracked_runs)
-            warm = sum(r["warmup_302"] for r in tracked_runs)
-            seen = measured + warm
-            wrk_runs = len(tracked_runs) * (2 if args.warmup else 1)
-            slack = wrk_runs * args.connections
-            clicks = {
-                "rows_before": clicks_before,
-                "rows_after": after,
-                "committed": committed,
-                "redirects_302_seen_by_wrk": seen,
-                "measured_302": measured,
-                "warmup_302": warm,
-                "difference": committed - seen,
-                "expected_max_extra": slack,
-            }
-            print(
-                f"clicks   {committed} rows committed to {CLICKS_TABLE}; wrk received {seen} tracked 302s "
-                f"({measured} measured + {warm} warm-up); difference {committed - seen:+d}"
-            )
-            if committed < seen:
-                print(
-                    f"WARNING: fewer click rows than redirects: {seen - committed} redirect(s) were answered "
-                    "without a committed click"
-                )
-            elif committed - seen > slack:
-                print(
-                    f"WARNING: {committed - seen} more rows than redirects seen, more than the "
-                    f"{slack} requests that can be in flight when wrk stops ({wrk_runs} wrk runs x "
-                    f"{args.connections} connections)"
-                )
+        for app, tracked in trackeds.items():
+            report = check_clicks(app, tracked, runs, args, clicks_before[app], len(trackeds) > 1)
+            if app == "tracked":
+                clicks = report
             else:
-                print(
-                    f"         every 302 had its click committed (extra rows <= {slack}: requests in "
-                    "flight when wrk stopped are served and recorded but not counted by wrk)"
-                )
-            if args.database_url:
-                print("         (row counts are the change in the whole table: other traffic to that database counts too)")
-            walled = [r for r in tracked_runs if "wal_peak_bytes" in r]
-            if walled:
-                limit = wal_limit(tracked["env"])
-                peak = max(r["wal_peak_bytes"] for r in walled)
-                after = walled[-1]["wal_after_bytes"]
-                clicks["wal"] = {"limit_bytes": limit, "peak_bytes": peak, "after_load_bytes": after}
-                print(
-                    f"wal      SQLite's write-ahead log after {args.duration} s at full load: {mb(after)}"
-                    f" (peak {mb(peak)} over {len(walled)} run(s), limit {mb(limit)})"
-                )
-                if peak > limit:
-                    print(f"WARNING: the write-ahead log passed its limit ({mb(peak)} > {mb(limit)})")
+                clicks_pg = report
 
         bad = [r for r in runs if r["non_302"] or r["socket_errors"]]
         for r in bad:
@@ -693,13 +773,15 @@ def main(argv: list[str] | None = None) -> int:
                 "config": {
                     "rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
                     "wrk_threads": args.threads, "wrk_connections": args.connections,
-                    "gunicorn_workers": args.workers, "apps": apps, "user_agents": len(agents),
-                    "database": redact(tracked["database_url"]) if tracked and args.database_url
-                    else ("temporary sqlite" if tracked else None),
+                    "gunicorn_workers": args.workers, "gunicorn_threads": args.worker_threads, "apps": apps, "user_agents": len(agents),
+                    "database": redact(args.database_url) if args.database_url
+                    else ("temporary sqlite" if "tracked" in trackeds else None),
+                    "pg_database": redact(args.pg_url) if args.pg_url else None,
                 },
                 "runs": runs,
                 **summary,
                 "clicks": clicks,
+                **({"clicks_pg": clicks_pg} if "pg" in trackeds else {}),
             }
             Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
             log(f"wrote {args.json}")

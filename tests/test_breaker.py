@@ -122,9 +122,12 @@ def test_the_cache_holds_at_most_maxsize_entries_fresh_or_stale():
 
 
 def _unreachable(state) -> None:
-    """Point the hot path at a database that cannot be opened (the writer
-    keeps its connection: the breaker alone keeps it from writing)."""
+    """Point the hot path at a database that cannot be opened. The click
+    writer's connection, on which links are also looked up, is closed and
+    reopened from there."""
     state.hot.engine = create_engine("sqlite:////nonexistent-smstrack-dir/none.db")
+    state.click_writer.close()
+    state.click_writer.source = state.hot.engine
 
 
 def _spooled(app) -> list[dict]:
@@ -203,7 +206,7 @@ def test_the_link_is_read_again_once_the_database_is_back(make_app):
     engine = state.hot.engine
     _unreachable(state)
     assert actions.click(link["code"]).status_code == 302
-    state.hot.engine = engine
+    state.hot.engine = state.click_writer.source = engine
     state.hot.breaker.retry_at = 1.0  # the wait is over: the next click probes
     response = actions.click(link["code"])
     assert response.status_code == 302 and state.hot.breaker.closed

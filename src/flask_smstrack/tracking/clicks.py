@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlsplit
@@ -28,6 +29,7 @@ from ..state import get_state
 from .classify import Agent, anonymize_ip, classify_agent
 from .hotdb import DatabaseUnavailable
 from .spool import spool_click
+from .writer import RECIPIENT_FIRST
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -164,6 +166,10 @@ _FIND_LINK = (
 )
 
 
+#: ``_FIND_LINK`` compiled for each click writer (one per app and database).
+_find_link_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def find_link(code: str, state=None) -> CachedLink | None:
     """The link for ``code``: from the in-process cache while fresh, else
     from the shared cache in Redis (with ``SMSTRACK_REDIS_URL``), else from
@@ -201,7 +207,13 @@ def lookup_link(code: str, state) -> CachedLink | None:
     """The link for ``code`` read from the database on the hot path (short
     timeouts, through the breaker); ``None`` when there is none.
     Raises :class:`~.hotdb.DatabaseUnavailable`."""
-    link = state.hot.run(lambda conn: conn.execute(_FIND_LINK, {"code": code}).first())
+    # On the click writer's own connection: no pool checkout, the
+    # statement compiled once.
+    writer = state.click_writer
+    query = _find_link_queries.get(writer)
+    if query is None:
+        query = _find_link_queries[writer] = writer.compile(_FIND_LINK)
+    link = writer.first(query, {"code": code})
     if link is None:
         return None
     destination = with_query(link.destination_url, dict(link.utm or {}))
@@ -309,15 +321,14 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
         logger.exception("Could not classify a click on link %s", link.id)
         return click_id, Agent("human", None, None, None)
     try:
-        if agent.kind == "human":
-            previous = None
-            if "HTTP_COOKIE" in environ:
-                previous = request.cookies.get(current_app.config[Keys.COOKIE_NAME])
-                if not (previous and CLICK_ID_RE.match(previous)):
-                    previous = None
-            if previous is not None or link.recipient_id is not None:
-                state.hot.run(lambda conn: _join(conn, row, previous, link.recipient_id is not None))
-        state.click_writer.write(row)
+        # A human click on a recipient's own link is placed against the
+        # recipient's first click by the write itself: one round trip.
+        place = agent.kind == "human" and link.recipient_id is not None
+        if agent.kind == "human" and "HTTP_COOKIE" in environ:
+            previous = request.cookies.get(current_app.config[Keys.COOKIE_NAME])
+            if previous and CLICK_ID_RE.match(previous):
+                state.hot.run(lambda conn: _join_visitor_on(conn, row, previous))
+        state.click_writer.write(row, place=place)
     except DatabaseUnavailable as err:
         # The database is down or hung: no traceback per click.
         logger.warning("Could not record click %s on link %s (%s); spooled for replay", click_id, link.id, err)
@@ -326,15 +337,6 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
         logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
         spool_click(state.spool_dir, row)
     return click_id, agent
-
-
-def _join(conn, row: dict[str, Any], previous_click_id: str | None, recipient: bool) -> None:
-    """A human click's joins, on one hot-path connection: the returning
-    visitor's earlier click, then the recipient's first click."""
-    if previous_click_id is not None:
-        _join_visitor_on(conn, row, previous_click_id)
-    if recipient:
-        join_recipient(conn, row)
 
 
 def _join_visitor_on(conn, row: dict[str, Any], previous_click_id: str) -> None:
@@ -357,14 +359,6 @@ def _join_visitor_on(conn, row: dict[str, Any], previous_click_id: str) -> None:
     row["is_first"] = not seen
 
 
-_RECIPIENT_FIRST = (
-    select(_clicks.c.click_id, _clicks.c.visitor_id, _clicks.c.device_type, _clicks.c.os, _clicks.c.browser, _clicks.c.ip)
-    .where(_clicks.c.recipient_id == bindparam("recipient_id"), _clicks.c.kind == "human", _clicks.c.is_first.is_(True))
-    .order_by(_clicks.c.id)
-    .limit(1)
-)
-
-
 def join_recipient(conn, row: dict[str, Any]) -> None:
     """Place a human click on a recipient's own link.
 
@@ -372,8 +366,10 @@ def join_recipient(conn, row: dict[str, Any]) -> None:
     from the same device (the same visitor cookie, or the same device,
     browser and network) is a repeat; from another device it is a
     ``forward``: the message was passed on, and the click is counted apart.
+    The redirect's own clicks are placed by the same rules in their insert
+    (:data:`.writer.PLACED_INSERT`).
     """
-    first = conn.execute(_RECIPIENT_FIRST, {"recipient_id": row["recipient_id"]}).first()
+    first = conn.execute(RECIPIENT_FIRST, {"recipient_id": row["recipient_id"]}).first()
     if first is None:
         row["is_first"] = True
         return

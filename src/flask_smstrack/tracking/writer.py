@@ -1,8 +1,14 @@
 """The click writer: one precompiled INSERT per click on a connection kept
 per thread, a write lock for SQLite files shared by every worker, and a
-background WAL checkpointer (:mod:`.walguard`)."""
+background WAL checkpointer (:mod:`.walguard`).
+
+A human click on a recipient's own link is placed by the same statement
+(:data:`PLACED_INSERT`): the database reads the recipient's first human
+click and sets ``is_first`` and ``kind`` as it inserts, so such a click
+costs one round trip, not a query and then an insert."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -14,7 +20,7 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-from sqlalchemy import event, insert
+from sqlalchemy import and_, bindparam, case, event, func, insert, literal, or_, select, true
 
 from ..models import Click
 from .hotdb import DatabaseUnavailable, HotPath, is_integrity_error, server_closed
@@ -23,6 +29,95 @@ from .walguard import WalGuard
 logger = logging.getLogger("flask_smstrack")
 
 _clicks = Click.__table__
+_c = _clicks.c
+
+#: A recipient's first human click: their unique click, which tells a
+#: repeat from a forward (:func:`.clicks.join_recipient`).
+RECIPIENT_FIRST = (
+    select(_c.click_id, _c.visitor_id, _c.device_type, _c.os, _c.browser, _c.ip)
+    .where(_c.recipient_id == bindparam("recipient_id"), _c.kind == "human", _c.is_first.is_(True))
+    .order_by(_c.id)
+    .limit(1)
+)
+
+#: Every column but the id, in the table's order: what a click row gives.
+COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
+
+
+def _placed_insert():
+    """``INSERT ... SELECT`` of a human click on a recipient's own link, placed
+    against the recipient's first human click as
+    :func:`.clicks.join_recipient` places it: with none, the click is the
+    first; else it is a repeat when it comes from the same visitor (cookie)
+    or the same device, browser and network (``None`` equal to ``None``), and
+    a ``forward`` otherwise. Its other values are the row's."""
+    first = RECIPIENT_FIRST.subquery("first")
+
+    def value(name):
+        return bindparam(name, type_=_c[name].type)
+
+    none = first.c.click_id.is_(None)
+    same_visitor = func.coalesce(first.c.visitor_id, first.c.click_id) == value("visitor_id")
+    same_device = and_(*(first.c[n].is_not_distinct_from(value(n)) for n in ("device_type", "os", "browser", "ip")))
+    computed = {
+        "is_first": none,
+        "kind": case((or_(none, same_visitor, same_device), value("kind")), else_=literal("forward")),
+    }
+    one = select(literal(1).label("one")).subquery("one")
+    values = [computed[name] if name in computed else value(name) for name in COLUMNS]
+    return insert(_clicks).from_select(list(COLUMNS), select(*values).select_from(one.outerjoin(first, true())))
+
+
+#: See :func:`_placed_insert`.
+PLACED_INSERT = _placed_insert()
+
+
+class _Compiled:
+    """A statement compiled once for a dialect, its parameters' order and their
+    types' own bind processors: values in, DBAPI parameters out. For a
+    ``SELECT``, also its columns' result processors: DBAPI rows in, rows with
+    named fields (what SQLAlchemy would give) out."""
+
+    def __init__(self, statement, dialect, column_keys=None) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = str(compiled)
+        self.positional = compiled.positional
+        #: Constants of the statement itself (``'forward'``, ``LIMIT 1``...).
+        named = {name: bind.value for bind, name in compiled.bind_names.items()}
+        self.defaults = {name: value for name, value in named.items() if name not in COLUMNS}
+        self.names = tuple(compiled.positiontup) if compiled.positional else tuple(named)
+        types = {name: bind.type for bind, name in compiled.bind_names.items()}
+        self.processors = tuple(
+            (i, name, processor)
+            for i, name in enumerate(self.names)
+            if (processor := types[name].dialect_impl(dialect).bind_processor(dialect))
+        )
+        selected = getattr(statement, "selected_columns", None)
+        if selected is not None:
+            self.row = collections.namedtuple("Row", [c.key for c in selected])
+            self.results = tuple(
+                (i, processor)
+                for i, c in enumerate(selected)
+                if (processor := c.type.dialect_impl(dialect).result_processor(dialect, None))
+            )
+
+    def make_row(self, values):
+        values = list(values)
+        for i, processor in self.results:
+            values[i] = processor(values[i])
+        return self.row(*values)
+
+    def params(self, row: dict[str, Any]):
+        values = dict(self.defaults, **row) if self.defaults else row
+        if self.positional:
+            out = [values[name] for name in self.names]
+            for i, _, processor in self.processors:
+                out[i] = processor(out[i])
+            return out
+        out = {name: values[name] for name in self.names}
+        for _, name, processor in self.processors:
+            out[name] = processor(out[name])
+        return out
 
 
 class _FileLock:
@@ -92,7 +187,7 @@ class ClickWriter:
     once more on a new one.
     """
 
-    COLUMNS = tuple(c.name for c in _clicks.columns if c.name != "id")
+    COLUMNS = COLUMNS
 
     #: Default largest size of a SQLite file's write-ahead log, in bytes.
     WAL_LIMIT = 64 * 1024 * 1024
@@ -101,36 +196,23 @@ class ClickWriter:
                  hot: HotPath | None = None) -> None:
         dialect = engine.dialect
         self.sync_commit = sync_commit
-        compiled = insert(_clicks).compile(dialect=dialect, column_keys=list(self.COLUMNS))
+        self.insert = _Compiled(insert(_clicks), dialect, column_keys=list(COLUMNS))
+        #: A human click on a recipient's own link, placed as it is inserted.
+        self.placed = _Compiled(PLACED_INSERT, dialect)
         self.hot = hot
         #: Where connections are opened: the hot path's engine when given.
         self.source = hot.engine if hot is not None else engine
         self.engine = engine
         self.lock = _write_lock(engine)
-        self.sql = str(compiled)
-        names = tuple(compiled.positiontup) if compiled.positional else self.COLUMNS
-        self.positional = compiled.positional
-        self.names = names
-        self.processors = tuple(
-            (i, name, processor)
-            for i, name in enumerate(names)
-            if (processor := _clicks.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-        )
+        self.sql = self.insert.sql
         self._local = threading.local()
         self._connections: list[Any] = []
         self.checkpointer = WalGuard(engine, wal_limit, self.lock) if _is_sqlite_file(engine) else None
         event.listen(engine, "engine_disposed", self.close)
 
     def params(self, row: dict[str, Any]):
-        if self.positional:
-            values = [row[name] for name in self.names]
-            for i, _, processor in self.processors:
-                values[i] = processor(values[i])
-            return values
-        values = dict(row)
-        for _, name, processor in self.processors:
-            values[name] = processor(values[name])
-        return values
+        """``row`` as the plain ``INSERT``'s DBAPI parameters."""
+        return self.insert.params(row)
 
     def _connection(self):
         local = self._local
@@ -173,24 +255,31 @@ class ClickWriter:
         with contextlib.suppress(Exception):
             connection.close()
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: dict[str, Any], *, place: bool = False) -> None:
         """Insert and commit ``row``; through the hot path's breaker when
-        there is one (:class:`~.hotdb.DatabaseUnavailable` while it is open)."""
+        there is one (:class:`~.hotdb.DatabaseUnavailable` while it is open).
+
+        With ``place`` (a human click on a recipient's own link), the
+        database sets the stored click's ``is_first`` and ``kind`` from the
+        recipient's first human click in the same statement; ``row`` keeps
+        the values it came with.
+        """
+        statement = self.placed if place else self.insert
         hot = self.hot
         if hot is None:
-            self._write(self.params(row))
+            self._write(statement.sql, statement.params(row))
             return
         breaker = hot.breaker
         if not breaker.allow():
             raise DatabaseUnavailable("the database failed a moment ago")
-        params = self.params(row)
+        params = statement.params(row)
         try:
             try:
-                self._write(params)
+                self._write(statement.sql, params)
             except _Dropped:
                 # A connection the server had closed: once more, on a new one.
                 try:
-                    self._write(params)
+                    self._write(statement.sql, params)
                 except Exception as err:
                     if not is_integrity_error(err):
                         raise
@@ -201,18 +290,54 @@ class ClickWriter:
             raise
         breaker.success()
 
-    def _write(self, params) -> None:
+    def compile(self, statement) -> _Compiled:
+        """``statement`` compiled for this writer's database, for :meth:`first`."""
+        return _Compiled(statement, self.engine.dialect)
+
+    def first(self, query: _Compiled, params: dict[str, Any]):
+        """The first row of ``query`` (from :meth:`compile`), or ``None``, read
+        on this thread's click connection: no pool checkout and no statement
+        compilation, the hot path's timeouts and breaker, and once more on a
+        new connection when the server had dropped this one. Any failure
+        raises :class:`~.hotdb.DatabaseUnavailable`, as ``HotPath.run`` does."""
+        hot = self.hot
+        if hot is not None and not hot.breaker.allow():
+            raise DatabaseUnavailable("the database failed a moment ago")
+        values = query.params(params)
+        try:
+            try:
+                rows = self._execute(query.sql, values, read=True)
+            except _Dropped:
+                rows = self._execute(query.sql, values, read=True)
+        except Exception as err:
+            if hot is not None:
+                hot.breaker.failure(err)
+            raise DatabaseUnavailable(str(err).splitlines()[0] if str(err) else type(err).__name__) from err
+        if hot is not None:
+            hot.breaker.success()
+        return query.make_row(rows[0]) if rows else None
+
+    def _write(self, sql: str, params) -> None:
+        self._execute(sql, params)
+
+    def _execute(self, sql: str, params, read: bool = False):
         connection = self._connection()
         cursor = None
         start = time.monotonic()
+        rows = None
         try:
-            with self.lock, self._guard(connection):
+            # A read takes no write lock; it fetches every row, which ends
+            # SQLite's read transaction at once.
+            with contextlib.nullcontext() if read else self.lock, self._guard(connection):
                 cursor = connection.cursor()
-                cursor.execute(self.sql, params)
+                cursor.execute(sql, params)
+                if read:
+                    rows = cursor.fetchall()
                 if not self._local.autocommit:
                     connection.commit()
-            if self.checkpointer is not None:
+            if self.checkpointer is not None and not read:
                 self.checkpointer.wrote()
+            return rows
         except Exception as err:
             if not self._local.autocommit:
                 with contextlib.suppress(Exception):
