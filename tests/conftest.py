@@ -34,6 +34,21 @@ IMESSAGE_PREVIEW = "facebookexternalhit/1.1 Facebot Twitterbot/1.0"
 #: How the tests hash passwords: one round of PBKDF2 instead of scrypt, which
 #: is slow on purpose. test_config proves that an app left alone uses scrypt.
 PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
+#: The Redis server the tests use (the real one; keys under unique prefixes,
+#: never flushed).
+REDIS_URL = os.environ.get("FLASK_SMSTRACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_or_fail():
+    """A client of :data:`REDIS_URL`, or the test fails saying what to start."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"No Redis at {REDIS_URL}: start one (.ci/run does) or set FLASK_SMSTRACK_TEST_REDIS_URL.")
+    return client
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,11 +14,10 @@ import uuid
 import pytest
 import redis
 
-from conftest import Actions
+from conftest import REDIS_URL, Actions
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from test_dashboard import csrf_token, login
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SPOOL = "flask_smstrack.tracking.spool:replay_spool"
 
 

@@ -5,7 +5,6 @@ key prefix per test, deleted afterwards)."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 
@@ -14,25 +13,13 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from conftest import Actions, click_id_of
+from conftest import REDIS_URL, Actions, click_id_of, redis_or_fail
 from flask_smstrack.models import Click
 from flask_smstrack.tracking.flood import FloodCounter, address_key
 from test_dashboard import PASSWORD, csrf_token, login
 from test_extension import make_host  # noqa: F401  (fixture)
 
-REDIS_URL = os.environ.get("FLASK_SMSTRACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 OTHER = {"REMOTE_ADDR": "203.0.113.9"}
-
-
-def _redis():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail(f"No Redis at {REDIS_URL}: start one (.ci/run does) or set FLASK_SMSTRACK_TEST_REDIS_URL.")
-    return client
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -42,7 +29,7 @@ def storage(request):
     if request.param == "memory":
         yield {}
         return
-    client = _redis()
+    client = redis_or_fail()
     prefix = f"smstrack-test-{uuid.uuid4().hex[:12]}"
     yield {"SMSTRACK_RATELIMIT_STORAGE_URI": REDIS_URL, "SMSTRACK_RATELIMIT_KEY_PREFIX": prefix}
     keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
@@ -260,7 +247,7 @@ def test_flood_counts_are_shared_through_redis_in_batches():
     them is seen, while a single click never reaches Redis."""
     from limits.storage import storage_from_string
 
-    client = _redis()
+    client = redis_or_fail()
     prefix = f"smstrack-test-{uuid.uuid4().hex[:12]}"
     storage = storage_from_string(REDIS_URL)
     try:

@@ -4,28 +4,20 @@ reach every process through its subscriber; a Redis that does not answer
 never breaks the redirect. Real Redis, on both databases."""
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
 import pytest
 
-from conftest import Actions
+from conftest import REDIS_URL, Actions, redis_or_fail
 from flask_smstrack.tracking.shared_links import decode, encode
 
-REDIS_URL = os.environ.get("FLASK_SMSTRACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
 def redis_client():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail(f"No Redis at {REDIS_URL}: start one (.ci/run does) or set FLASK_SMSTRACK_TEST_REDIS_URL.")
+    client = redis_or_fail()
     yield client
     client.close()
 

@@ -16,11 +16,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import PASSWORD_HASH_METHOD, _empty_tables
+from conftest import PASSWORD_HASH_METHOD, REDIS_URL, _empty_tables, redis_or_fail
 from e2e.browser import BIN
 from e2e.seed import Seed
 from e2e.support import ROOT, clean_env, fetch, free_port, gunicorn
-from test_shared_links import REDIS_URL
 
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 API = "/smstrack/api/v1"
@@ -30,13 +29,7 @@ API_LIMIT = 40
 
 @pytest.fixture
 def prefix():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail(f"No Redis at {REDIS_URL}: start one (.ci/run does) or set FLASK_SMSTRACK_TEST_REDIS_URL.")
+    client = redis_or_fail()
     name = f"t-redis-{uuid.uuid4().hex[:10]}"
     yield name
     keys = list(client.scan_iter(match=f"{name}*", count=1000))

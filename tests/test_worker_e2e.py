@@ -23,10 +23,10 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import redis
 from sqlalchemy import create_engine, text, update
 
-from conftest import _empty_tables
+from conftest import REDIS_URL, _empty_tables
+from test_jobs import forget_queue
 from e2e.browser import BIN
 from e2e.fake_twilio import FakeTwilio
 from e2e.seed import Seed
@@ -34,19 +34,9 @@ from e2e.support import ROOT, Cli, poll, stop
 from e2e.twilio_app import twilio_env
 from flask_smstrack.models import Recipient
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 RECIPIENTS = 40
 KILL_AT = 12
 FULL = os.environ.get("FLASK_SMSTRACK_FAULTS") == "full"
-
-
-def forget_queue(name: str) -> None:
-    """Delete the keys of the RQ queue ``name`` and its jobs (never FLUSH)."""
-    client = redis.Redis.from_url(REDIS_URL)
-    for pattern in (f"rq:*:{name}", f"rq:*:{name}:*", f"rq:job:{name}-*", f"rq:*:{name}-*"):
-        for key in client.scan_iter(match=pattern, count=500):
-            client.delete(key)
-    client.close()
 
 
 def _children(pid: int) -> list[int]:
