@@ -172,11 +172,14 @@ def revoke_api_key(owner_id: str, key_id: int) -> bool:
     return True
 
 
-#: Keys seen valid by this process (hash -> principal, monotonic time),
-#: accepted for up to :data:`OUTAGE_KEY_SECONDS` while the database does not
-#: answer, so that conversions posted during an outage can be queued.
-_seen_keys: dict[str, tuple[Principal, float]] = {}
+#: Seconds a key seen valid by this process stays accepted while the database
+#: does not answer, so that conversions posted during an outage can be queued.
 OUTAGE_KEY_SECONDS = 3600.0
+
+
+def _seen_keys() -> dict[str, tuple[Principal, float]]:
+    """The keys this app saw valid in this process: hash -> (principal, when)."""
+    return current_app.extensions.setdefault("smstrack_seen_keys", {})
 
 
 def principal_from_key(key: str) -> Principal | None:
@@ -187,23 +190,24 @@ def principal_from_key(key: str) -> Principal | None:
     outage reaches this process when the database is back)."""
     db = get_state().db
     key_hash = ApiKey.hash_key(key)
+    seen_keys = _seen_keys()
     try:
         row = db.session.execute(
             select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
         ).scalar_one_or_none()
     except (OperationalError, InterfaceError):
         db.session.rollback()
-        seen = _seen_keys.get(key_hash)
+        seen = seen_keys.get(key_hash)
         if seen is None or time.monotonic() - seen[1] > OUTAGE_KEY_SECONDS:
             raise
         return seen[0]
     if row is None:
-        _seen_keys.pop(key_hash, None)
+        seen_keys.pop(key_hash, None)
         return None
     principal = Principal(row.owner_id, row.is_admin)
-    if len(_seen_keys) > 10_000:
-        _seen_keys.clear()
-    _seen_keys[key_hash] = (principal, time.monotonic())
+    if len(seen_keys) > 10_000:
+        seen_keys.clear()
+    seen_keys[key_hash] = (principal, time.monotonic())
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
         row.last_used_at = now
