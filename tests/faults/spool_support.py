@@ -23,7 +23,7 @@ if str(ROOT / "tests") not in sys.path:
 
 from e2e.support import clean_env, fetch, free_port  # noqa: E402
 
-FULL = os.environ.get("SMSTRACK_FAULTS") == "full"
+FULL = os.environ.get("FLASK_SMSTRACK_FAULTS") == "full"
 
 
 def migrate(url: str, instance: Path) -> None:

@@ -31,8 +31,6 @@ def _stored(url: str) -> dict[str, tuple[int, str]]:
 
 
 def test_conversions_during_an_outage_are_stored_once(tmp_path, monkeypatch):
-    # The apps made here read SMSTRACK_* from the environment: SMSTRACK_FAULTS is not theirs.
-    monkeypatch.delenv("SMSTRACK_FAULTS", raising=False)
     orders = 100 if FULL else 12
     pg = shared_cluster(tmp_path)
     try:

@@ -52,8 +52,6 @@ def fill(path: Path) -> int:
 
 
 def test_full_disks_while_the_database_is_down(tmp_path, monkeypatch):
-    # The apps made here read SMSTRACK_* from the environment: SMSTRACK_FAULTS is not theirs.
-    monkeypatch.delenv("SMSTRACK_FAULTS", raising=False)
     clicks_per_phase = 600 if FULL else 200
     primary, fallback = tmp_path / "spool", tmp_path / "fallback"
     pg = shared_cluster(tmp_path)
