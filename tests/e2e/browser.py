@@ -63,7 +63,15 @@ class Seen:
         its failed requests as problems."""
         page.on("console", lambda m: m.type in console and self.problems.append(f"console {m.type}: {m.text}"))
         page.on("pageerror", lambda err: self.problems.append(f"page error: {err}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request) -> None:
+        # The browser's own favicon request is aborted when the page
+        # navigates away before it ends (a form posted, a redirect): not a
+        # problem of the page.
+        if request.failure == "net::ERR_ABORTED" and request.url.endswith("/favicon.svg"):
+            return
+        self.problems.append(f"request failed: {request.url} {request.failure}")
 
     def outside(self) -> list[str]:
         """Requests that went anywhere but 127.0.0.1."""
