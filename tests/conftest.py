@@ -55,27 +55,11 @@ def redis_or_fail():
 def _no_background_rollups():
     """Apps built in the test process run no periodic jobs on a thread unless a
     test sets ``SMSTRACK_JOB_INTERVAL`` (an app's thread outlives its test and
-    would roll up later tests' campaigns in the middle of their GETs), and any
-    catch-up that still runs on another thread is reported at the end."""
+    would roll up later tests' campaigns in the middle of their GETs)."""
     from flask_smstrack import config
-    from flask_smstrack.reports import rollups
 
     config.DEFAULTS[config.Keys.JOB_INTERVAL] = 0
-    seen: list[str] = []
-    original = rollups.catch_up
-
-    def catch_up(*args, **kwargs):
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            seen.append(threading.current_thread().name)
-        return original(*args, **kwargs)
-
-    rollups.catch_up = catch_up
     yield
-    rollups.catch_up = original
-    if seen:
-        print(f"\nrollup catch-ups on other threads: {sorted(set(seen))} ({len(seen)})")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -299,9 +299,10 @@ class HotPath:
 
 
 def _dropped(err: BaseException) -> bool:
-    """A connection the server had closed (SQLAlchemy saw a disconnect, or
-    the server said so)."""
-    return (isinstance(err, sa_exc.DBAPIError) and bool(err.connection_invalidated)) or server_closed(err)
+    """A connection the server had closed: SQLAlchemy saw a disconnect (the
+    engine's ``handle_error`` hook counts a server ending the connection as
+    one, see :func:`server_closed`)."""
+    return isinstance(err, sa_exc.DBAPIError) and bool(err.connection_invalidated)
 
 
 #: SQLSTATEs a server sends as it ends a connection: an administrator's or a
