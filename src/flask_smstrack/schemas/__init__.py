@@ -26,7 +26,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from .config import Keys
+from ..config import Keys
 
 #: Click ids and codes: URL-safe base64 alphabet.
 CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
