@@ -69,7 +69,7 @@ def test_create_link(actions):
     assert again.status_code == 409
     assert "code" in again.json["errors"]
     listed = actions.api("GET", f"/campaigns/{campaign['id']}/links", key).json["links"]
-    assert [l["code"] for l in listed] == ["spring-24"]
+    assert [link["code"] for link in listed] == ["spring-24"]
 
 
 def test_short_url_uses_base_url(make_app):

@@ -368,11 +368,11 @@ def test_demo_command_makes_an_ab_test(app, runner, actions):
 
         # Each recipient's own link, for the campaign link, in their message.
         own = session.execute(select(Link).where(Link.campaign_id == campaign_id, Link.recipient_id.is_not(None))).scalars().all()
-        assert len(own) == n and {l.recipient_id for l in own} == set(recipients)
-        for l in own:
-            r = recipients[l.recipient_id]
-            assert l.parent_id == link.id and l.variant_id == r.variant_id
-            assert r.message.endswith(f" http://127.0.0.1:8000/s/{l.code} Reply STOP to opt out")
+        assert len(own) == n and {own_link.recipient_id for own_link in own} == set(recipients)
+        for own_link in own:
+            r = recipients[own_link.recipient_id]
+            assert own_link.parent_id == link.id and own_link.variant_id == r.variant_id
+            assert r.message.endswith(f" http://127.0.0.1:8000/s/{own_link.code} Reply STOP to opt out")
 
         # Clicks, as the redirect records clicks on recipients' own links.
         clicks = session.execute(select(Click).where(Click.campaign_id == campaign_id).order_by(Click.id)).scalars().all()

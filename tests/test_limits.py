@@ -338,7 +338,7 @@ def _beacons(client, n: int) -> list[int]:
     return [client.post("/smstrack/collect", json=beacon).status_code for _ in range(n)]
 
 
-def test_host_routes_and_settings_are_left_alone(make_host, storage):
+def test_host_routes_and_settings_are_left_alone(make_host, storage):  # noqa: F811
     """Mounted in a shop: the shop's routes are never limited by smstrack,
     and the shop's RATELIMIT_* settings (for a Flask-Limiter of its own)
     are neither read nor written."""
@@ -359,7 +359,7 @@ def test_host_routes_and_settings_are_left_alone(make_host, storage):
     assert "limiter" not in host.extensions
 
 
-def test_a_host_limiter_counts_on_its_own(make_host, storage):
+def test_a_host_limiter_counts_on_its_own(make_host, storage):  # noqa: F811
     host = make_host(**storage, SMSTRACK_RATELIMIT_COLLECT="2 per minute")
     shop_limiter = Limiter(get_remote_address, storage_uri="memory://")
 

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - Windows
 from sqlalchemy import and_, bindparam, case, event, func, insert, literal, or_, select, true
 
 from ..models import Click
+from .groupcommit import GroupCommit
 from .hotdb import DatabaseUnavailable, HotPath, is_integrity_error, server_closed
 from .walguard import WalGuard
 
@@ -208,6 +209,10 @@ class ClickWriter:
         self._local = threading.local()
         self._connections: list[Any] = []
         self.checkpointer = WalGuard(engine, wal_limit, self.lock) if _is_sqlite_file(engine) else None
+        #: On a server database, clicks written at once by several threads
+        #: share a transaction (SQLite's own lock serializes its writers).
+        self.group = None if dialect.name == "sqlite" else GroupCommit(self._execute, self._execute_many,
+                                                                        is_integrity_error)
         event.listen(engine, "engine_disposed", self.close)
 
     def params(self, row: dict[str, Any]):
@@ -318,9 +323,19 @@ class ClickWriter:
         return query.make_row(rows[0]) if rows else None
 
     def _write(self, sql: str, params) -> None:
-        self._execute(sql, params)
+        if self.group is not None:
+            self.group.write(sql, params)
+        else:
+            self._execute(sql, params)
 
-    def _execute(self, sql: str, params, read: bool = False):
+    def _execute_many(self, writes) -> None:
+        """``writes`` (statements and their parameters) in one transaction."""
+        self._execute(None, writes)
+
+    def _execute(self, sql: str | None, params, read: bool = False):
+        """``sql`` with ``params``; with ``sql`` ``None``, ``params`` is a
+        list of statements and their parameters, written in one transaction
+        (each statement's rows sent together)."""
         connection = self._connection()
         cursor = None
         start = time.monotonic()
@@ -330,7 +345,10 @@ class ClickWriter:
             # SQLite's read transaction at once.
             with contextlib.nullcontext() if read else self.lock, self._guard(connection):
                 cursor = connection.cursor()
-                cursor.execute(sql, params)
+                if sql is not None:
+                    cursor.execute(sql, params)
+                else:
+                    self._transaction(cursor, params)
                 if read:
                     rows = cursor.fetchall()
                 if not self._local.autocommit:
@@ -342,6 +360,9 @@ class ClickWriter:
             if not self._local.autocommit:
                 with contextlib.suppress(Exception):
                     connection.rollback()
+            elif sql is None:  # the transaction this method began
+                with contextlib.suppress(Exception), contextlib.closing(connection.cursor()) as undo:
+                    undo.execute("ROLLBACK")
             if self.engine.dialect.is_disconnect(err, connection, cursor) or server_closed(err):
                 self._drop(connection)
                 if self.hot is not None:
@@ -356,6 +377,17 @@ class ClickWriter:
             if cursor is not None:
                 with contextlib.suppress(Exception):
                     cursor.close()
+
+    def _transaction(self, cursor, writes) -> None:
+        together: dict[str, list] = {}
+        for sql, params in writes:
+            together.setdefault(sql, []).append(params)
+        if self._local.autocommit:
+            cursor.execute("BEGIN")
+        for sql, rows in together.items():
+            cursor.executemany(sql, rows)
+        if self._local.autocommit:
+            cursor.execute("COMMIT")
 
     def _guard(self, connection):
         if self.hot is None:
