@@ -31,7 +31,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/run.py --addresses 5000 --recipients 2000 --pg-url $(BENCH_PG_URL) $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --addresses 5000 --recipients 2000 --pg-url $(BENCH_PG_URL) --pg-worker-threads 8 $(BENCH_ARGS)
 	$(BIN)/python bench/report_page.py
 	$(BIN)/python bench/import_recipients.py
 

@@ -45,6 +45,11 @@ How to run (from the repo root, with the project installed in the current Python
     that PostgreSQL database (created if missing; nothing is dropped), with durable
     commits (``SMSTRACK_CLICK_SYNC_COMMIT`` on: each click is flushed to disk before
     its 302), set up like the tracked one. Its ratio is also against the bare app.
+    With ``--pg-worker-threads N`` (``make bench``: 8) the pg app runs on gthread
+    workers with N threads each, so that clicks arriving together share a commit
+    (group commit), and a fourth app, ``bare-pg``, runs the bare app on the same
+    gunicorn config: the pg ratio is then against it, like for like (the ratio
+    against the sync bare app is printed too).
 
     Needs wrk (``apt-get install wrk``) and gunicorn in the same environment as the
     Python running this script. The tracked side uses a fresh temporary SQLite database
@@ -89,7 +94,7 @@ RESULT_MARKER = "SMSTRACK_BENCH_RESULT "
 CLICKS_TABLE = "smstrack_clicks"
 DESTINATION = "https://example.com/landing"
 HOST = "127.0.0.1"
-APPS = ("bare", "tracked", "pg")
+APPS = ("bare", "tracked", "bare-pg", "pg")
 #: The tracked apps: on --database-url (or SQLite), and on --pg-url.
 TRACKED = ("tracked", "pg")
 
@@ -120,6 +125,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--worker-threads", type=int, default=1, metavar="N",
         help="threads per gunicorn worker, for both apps: 1 runs sync workers, more runs gthread "
         "workers (default 1)",
+    )
+    parser.add_argument(
+        "--pg-worker-threads", type=int, default=None, metavar="N",
+        help="threads per gunicorn worker for the pg app (and a bare run on the same config, bare-pg);"
+        " default: --worker-threads",
     )
     parser.add_argument("--only", choices=APPS, help="run one app only")
     parser.add_argument(
@@ -558,14 +568,18 @@ def summarize(runs: list[dict]) -> dict:
             }
     summary: dict = {"median": medians}
     for app in TRACKED:
-        if "bare" in medians and app in medians:
-            bare, tracked = medians["bare"], medians[app]
+        against = "bare-pg" if app == "pg" and "bare-pg" in medians else "bare"
+        if against in medians and app in medians:
+            bare, tracked = medians[against], medians[app]
             # "ratio": the tracked app's (SQLite or --database-url); "ratio_pg": --pg-url's.
             summary["ratio" if app == "tracked" else f"ratio_{app}"] = {
                 "rps": tracked["rps"] / bare["rps"] if bare["rps"] else None,
                 "p50": tracked["p50_ms"] / bare["p50_ms"] if bare["p50_ms"] else None,
                 "p99": tracked["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None,
+                "against": against,
             }
+    if "bare-pg" in medians and "pg" in medians and "bare" in medians and medians["bare"]["rps"]:
+        summary["ratio_pg_vs_sync_bare"] = medians["pg"]["rps"] / medians["bare"]["rps"]
     return summary
 
 
@@ -581,15 +595,17 @@ def print_summary(summary: dict) -> None:
     line = "median   " + ", ".join(parts)
     if ratios:
         line += ", " + ", ".join(
-            f"ratio {fmt_ratio(r['rps'])}" if len(ratios) == 1 else f"{app}/bare {fmt_ratio(r['rps'])}"
+            f"ratio {fmt_ratio(r['rps'])}" if len(ratios) == 1 else f"{app}/{r['against']} {fmt_ratio(r['rps'])}"
             for app, r in ratios
         )
+    if "ratio_pg_vs_sync_bare" in summary:
+        line += f" (pg/bare {fmt_ratio(summary['ratio_pg_vs_sync_bare'])})"
     print(line)
     lat = [f"{app} p50 {m['p50_ms']:.2f} ms / p99 {m['p99_ms']:.2f} ms" for app, m in medians.items()]
     line = "latency  " + ", ".join(lat)
     if ratios:
         line += " (" + ", ".join(
-            f"{app}/bare p50 x{fmt_ratio(r['p50'])}, p99 x{fmt_ratio(r['p99'])}" for app, r in ratios
+            f"{app}/{r['against']} p50 x{fmt_ratio(r['p50'])}, p99 x{fmt_ratio(r['p99'])}" for app, r in ratios
         ) + ")"
     print(line)
 
@@ -661,14 +677,15 @@ def check_clicks(app: str, tracked: dict, runs: list[dict], args, before: int, l
 
 def one_run(app: str, rnd: int, args, wrk: str, workdir: Path, tracked: dict | None) -> dict:
     paths_file = tracked.get("paths_file") if tracked else None
-    if app == "bare":
+    if app in ("bare", "bare-pg"):
         module, chdir, env, path = "bare_app", BENCH_DIR, dict(os.environ), "/s/bench01"
     else:
         assert tracked is not None
         module, chdir, env, path = "wsgi", REPO_ROOT, tracked["env"], f"/s/{tracked['code']}"
     if args.addresses:
         env = dict(env, SMSTRACK_PROXY_HOPS="1")
-    server = Server(module, chdir, env, args.workers, workdir / f"gunicorn-{app}-{rnd}.log", args.worker_threads)
+    threads = (args.pg_worker_threads or args.worker_threads) if app in ("pg", "bare-pg") else args.worker_threads
+    server = Server(module, chdir, env, args.workers, workdir / f"gunicorn-{app}-{rnd}.log", threads)
     current_servers.append(server)
     try:
         server.start()
@@ -701,7 +718,9 @@ current_servers: list[Server] = []
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    apps = [args.only] if args.only else ["bare", "tracked"] + (["pg"] if args.pg_url else [])
+    pg_threads = args.pg_worker_threads or args.worker_threads
+    pg_apps = (["bare-pg"] if pg_threads != args.worker_threads else []) + ["pg"]
+    apps = [args.only] if args.only else ["bare", "tracked"] + (pg_apps if args.pg_url else [])
 
     def on_sigterm(signum, frame):  # make `kill <pid>` clean up like Ctrl-C
         raise KeyboardInterrupt
@@ -733,7 +752,8 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()
         log(
             f"{len(agents)} user agents; gunicorn -w {args.workers} "
-            f"{'-k sync' if args.worker_threads == 1 else f'-k gthread --threads {args.worker_threads}'}; "
+            f"{'-k sync' if args.worker_threads == 1 else f'-k gthread --threads {args.worker_threads}'}"
+            f"{f' (pg: -k gthread --threads {pg_threads})' if pg_threads != args.worker_threads else ''}; "
             f"wrk -t{args.threads} -c{args.connections}; {args.rounds} round(s) x {args.duration} s "
             f"(+{args.warmup} s warm-up); {os.cpu_count()} CPUs, load {load[0]:.2f}"
         )
@@ -773,7 +793,8 @@ def main(argv: list[str] | None = None) -> int:
                 "config": {
                     "rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
                     "wrk_threads": args.threads, "wrk_connections": args.connections,
-                    "gunicorn_workers": args.workers, "gunicorn_threads": args.worker_threads, "apps": apps, "user_agents": len(agents),
+                    "gunicorn_workers": args.workers, "gunicorn_threads": args.worker_threads,
+                    "gunicorn_threads_pg": pg_threads, "apps": apps, "user_agents": len(agents),
                     "database": redact(args.database_url) if args.database_url
                     else ("temporary sqlite" if "tracked" in trackeds else None),
                     "pg_database": redact(args.pg_url) if args.pg_url else None,
