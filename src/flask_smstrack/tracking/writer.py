@@ -20,9 +20,9 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-from sqlalchemy import and_, bindparam, case, event, func, insert, literal, or_, select, true
+from sqlalchemy import and_, bindparam, case, event, func, insert, literal, or_, select, text, true
 
-from ..models import Click
+from ..models import RECIPIENT_FIRST_CLICK, Click
 from .groupcommit import GroupCommit
 from .hotdb import DatabaseUnavailable, HotPath, is_integrity_error, server_closed
 from .walguard import WalGuard
@@ -36,7 +36,9 @@ _c = _clicks.c
 #: repeat from a forward (:func:`.clicks.join_recipient`).
 RECIPIENT_FIRST = (
     select(_c.click_id, _c.visitor_id, _c.device_type, _c.os, _c.browser, _c.ip)
-    .where(_c.recipient_id == bindparam("recipient_id"), _c.kind == "human", _c.is_first.is_(True))
+    # The partial index's own predicate, spelled as it is, with no
+    # parameter in it: one index probe per partition.
+    .where(_c.recipient_id == bindparam("recipient_id"), text(RECIPIENT_FIRST_CLICK))
     .order_by(_c.id)
     .limit(1)
 )
