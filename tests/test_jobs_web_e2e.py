@@ -17,12 +17,11 @@ from collections import Counter
 from conftest import _empty_tables
 from e2e.browser import BIN
 from e2e.fake_twilio import FakeTwilio
-from e2e.seed import Seed
+from e2e.send_kill import PASSWORD, seed_send
 from e2e.support import ROOT, free_port, gunicorn
 from e2e.twilio_app import twilio_env
 
 OWNER = "send-owner@example.com"
-PASSWORD = "correct horse battery"
 RECIPIENTS = 20
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -52,13 +51,7 @@ def test_send_button_sends_once_and_shows_progress_without_redis(migrated, tmp_p
         env = twilio_env(migrated, tmp_path, twilio, "jobs-web-secret")
         # Slow enough to watch: about 4 s for the whole list.
         env.update(SMSTRACK_SEND_RATE="5", SMSTRACK_INSTANCE_PATH=str(tmp_path / "instance"))
-        with Seed(env) as seed:
-            seed.user(OWNER, PASSWORD, admin=True)
-            campaign_id = seed.campaign(OWNER, name="Spring sale", currency="USD", cost_per_segment="0.0079")
-            seed.link(campaign_id, "https://shop.example.com/spring")
-            seed.variant(campaign_id, "A", "Hi {first_name}, 20% off today: {link}")
-            people = "phone,first_name\n" + "".join(f"(415) 555-{2000 + i:04d},P{i}\n" for i in range(RECIPIENTS))
-            assert seed.recipients(campaign_id, people) == RECIPIENTS
+        campaign_id = seed_send(env, OWNER, 2000, RECIPIENTS)
         with gunicorn(BIN / "gunicorn", "wsgi:app", port=free_port(), cwd=ROOT, env=env, log=tmp_path / "web.log",
                       workers=2, ready_path="/smstrack/login") as server:
             user = Browser(server.url)
