@@ -327,7 +327,7 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
         if agent.kind == "human" and "HTTP_COOKIE" in environ:
             previous = request.cookies.get(current_app.config[Keys.COOKIE_NAME])
             if previous and CLICK_ID_RE.match(previous):
-                state.hot.run(lambda conn: _join_visitor_on(conn, row, previous))
+                _join_visitor(state.click_writer, row, previous)
         state.click_writer.write(row, place=place)
     except DatabaseUnavailable as err:
         # The database is down or hung: no traceback per click.
@@ -339,24 +339,40 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
     return click_id, agent
 
 
-def _join_visitor_on(conn, row: dict[str, Any], previous_click_id: str) -> None:
+def _returning_visitor():
+    """The visitor of an earlier click (``:previous``, from the cookie) and
+    whether they clicked in the campaign (``:campaign_id``) before as a human:
+    one statement."""
     c = _clicks.c
-    visitor = conn.execute(
-        select(func.coalesce(c.visitor_id, c.click_id)).where(c.click_id == previous_click_id)
-    ).scalar()
-    if visitor is None:
+    previous = (
+        select(func.coalesce(c.visitor_id, c.click_id).label("visitor"))
+        .where(c.click_id == bindparam("previous"))
+        .limit(1)
+        .subquery("previous")
+    )
+    seen = exists().where(
+        or_(c.visitor_id == previous.c.visitor, c.click_id == previous.c.visitor),
+        c.campaign_id == bindparam("campaign_id"),
+        c.kind == "human",
+    )
+    return select(previous.c.visitor, seen.label("seen")).select_from(previous)
+
+
+_RETURNING_VISITOR = _returning_visitor()
+_visitor_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _join_visitor(writer, row: dict[str, Any], previous_click_id: str) -> None:
+    """Mark ``row`` as the returning visitor's, on the click writer's own
+    connection (one round trip, the hot path's timeouts and breaker)."""
+    query = _visitor_queries.get(writer)
+    if query is None:
+        query = _visitor_queries[writer] = writer.compile(_RETURNING_VISITOR)
+    found = writer.first(query, {"previous": previous_click_id, "campaign_id": row["campaign_id"]})
+    if found is None or found.visitor is None:
         return
-    row["visitor_id"] = visitor
-    seen = conn.execute(
-        select(
-            exists().where(
-                or_(c.visitor_id == visitor, c.click_id == visitor),
-                c.campaign_id == row["campaign_id"],
-                c.kind == "human",
-            )
-        )
-    ).scalar()
-    row["is_first"] = not seen
+    row["visitor_id"] = found.visitor
+    row["is_first"] = not found.seen
 
 
 def join_recipient(conn, row: dict[str, Any]) -> None:
