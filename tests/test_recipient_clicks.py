@@ -43,3 +43,37 @@ def test_the_recipients_own_cookie_makes_another_device_a_repeat(make_app):
     # Ben's first click, from Ana's browser: his first, whoever clicks.
     sms.click(ben, client=browser)
     assert _kinds(app) == [("human", True), ("human", False), ("human", True)]
+
+
+def test_clicks_spooled_in_an_outage_are_placed_when_replayed(make_app):
+    """Clicks that could not be written (the clicks table away, for real) are
+    placed by the replay as the redirect would have placed them: the
+    recipient's own browser (its cookie) is a repeat, another device a
+    forward."""
+    from sqlalchemy import text
+
+    from flask_smstrack.tracking.spool import replay_spool
+    from wsgi import db
+
+    app = make_app(SMSTRACK_BASE_URL=SMS_BASE)
+    sms = Actions(app)
+    key, campaign, _ = _setup(sms)
+    sms.api("POST", f"/campaigns/{campaign['id']}/messages/prepare", key)
+    code = {r["phone"]: r["message"].rsplit("/", 1)[1] for r in _messages(sms, key, campaign["id"])}
+    ana = code["+14155550100"]
+    browser = app.test_client()
+    sms.click(ana, ua=IPHONE, client=browser)  # stored; the link is cached
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE smstrack_clicks RENAME TO smstrack_clicks_away"))
+    try:
+        # Ana's browser again, with another agent and address: her cookie.
+        assert sms.click(ana, ua=DESKTOP, ip="90.12.1.1", client=browser).status_code == 302
+        # Someone she forwarded the message to.
+        assert sms.click(ana, ua=DESKTOP, ip="90.12.9.9", client=app.test_client()).status_code == 302
+    finally:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE smstrack_clicks_away RENAME TO smstrack_clicks"))
+    assert _kinds(app) == [("human", True)]
+    with app.app_context():
+        assert replay_spool() == (2, 0)
+    assert _kinds(app) == [("human", True), ("human", False), ("forward", False)]

@@ -320,22 +320,25 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
     except Exception:  # pragma: no cover - defensive: the visitor must get the redirect
         logger.exception("Could not classify a click on link %s", link.id)
         return click_id, Agent("human", None, None, None)
+    previous = None
     try:
         # A human click on a recipient's own link is placed against the
         # recipient's first click by the write itself: one round trip.
         place = agent.kind == "human" and link.recipient_id is not None
         if agent.kind == "human" and "HTTP_COOKIE" in environ:
-            previous = request.cookies.get(current_app.config[Keys.COOKIE_NAME])
-            if previous and CLICK_ID_RE.match(previous):
+            cookie = request.cookies.get(current_app.config[Keys.COOKIE_NAME])
+            if cookie and CLICK_ID_RE.match(cookie):
+                previous = cookie  # until joined: the replay joins a spooled click
                 _join_visitor(state.click_writer, row, previous)
+                previous = None
         state.click_writer.write(row, place=place)
     except DatabaseUnavailable as err:
         # The database is down or hung: no traceback per click.
         logger.warning("Could not record click %s on link %s (%s); spooled for replay", click_id, link.id, err)
-        spool_click(state.spool_dir, row)
+        spool_click(state.spool_dir, row, previous)
     except Exception:
         logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
-        spool_click(state.spool_dir, row)
+        spool_click(state.spool_dir, row, previous)
     return click_id, agent
 
 
@@ -373,6 +376,15 @@ def _join_visitor(writer, row: dict[str, Any], previous_click_id: str) -> None:
         return
     row["visitor_id"] = found.visitor
     row["is_first"] = not found.seen
+
+
+def join_visitor(conn, row: dict[str, Any], previous_click_id: str) -> None:
+    """:func:`_join_visitor` on ``conn`` (a connection or session), for
+    clicks written late from the spool."""
+    found = conn.execute(_RETURNING_VISITOR, {"previous": previous_click_id, "campaign_id": row["campaign_id"]}).first()
+    if found is not None and found.visitor is not None:
+        row["visitor_id"] = found.visitor
+        row["is_first"] = not found.seen
 
 
 def join_recipient(conn, row: dict[str, Any]) -> None:

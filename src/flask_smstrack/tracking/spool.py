@@ -121,11 +121,18 @@ def _spool_for(spool_dir: str) -> Spool:
 # Spooling.
 
 
-def spool_click(spool_dir: str, row: dict[str, Any]) -> str:
+def spool_click(spool_dir: str, row: dict[str, Any], previous: str | None = None) -> str:
     """Keep a click the database did not take; returns where it went
-    (``primary``, ``fallback``, ``memory`` or ``lost``). Never raises."""
+    (``primary``, ``fallback``, ``memory`` or ``lost``). Never raises.
+
+    ``previous`` is the click id of the visitor's cookie when the click could
+    not be joined to its visitor: the replay joins it (and places a click on
+    a recipient's own link) as the redirect would have."""
     try:
-        payload = json.dumps(dict(row, created_at=row["created_at"].isoformat()), separators=(",", ":"))
+        record = dict(row, created_at=row["created_at"].isoformat())
+        if previous is not None:
+            record["previous_click_id"] = previous
+        payload = json.dumps(record, separators=(",", ":"))
         return _spool_for(spool_dir).put(CLICK, payload.encode())
     except Exception:
         logger.critical("Could not spool click %s either; it is LOST", row.get("click_id"), exc_info=True)

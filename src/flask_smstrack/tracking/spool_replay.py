@@ -90,7 +90,9 @@ def _apply(kind: int, payload: bytes) -> str:
 
 def _apply_click(row: dict[str, Any]) -> str:
     from ..reports.rollup_edits import lock_campaigns, shift_clicks
+    from .clicks import join_recipient, join_visitor
 
+    previous = row.pop("previous_click_id", None)
     row["created_at"] = dt.datetime.fromisoformat(row["created_at"])
     if not current_app.config[Keys.STORE_IP]:
         row["ip"] = None
@@ -102,6 +104,12 @@ def _apply_click(row: dict[str, Any]) -> str:
             if found:
                 return "present"
             lock_campaigns(session, [row["campaign_id"]])
+            # Joined as the redirect would have: its visitor, and against the
+            # recipient's first click.
+            if row["kind"] == "human" and previous:
+                join_visitor(session, row, previous)
+            if row["kind"] == "human" and row.get("recipient_id") is not None:
+                join_recipient(session, row)
             new_id = session.execute(_INSERT_CLICK.returning(_clicks.c.id), row).scalar_one()
             cut = session.execute(select(s.rolled_until).where(s.campaign_id == row["campaign_id"])).scalar()
             if cut is not None and row["created_at"] < cut:
