@@ -37,6 +37,14 @@ def include_name(name: str | None, type_: str, parent_names) -> bool:
 PARTITION_NAME = re.compile(r"^smstrack_clicks_p(\d{4}_\d{2}|default)$")
 
 
+#: Foreign keys of the models that PostgreSQL's tables do without.
+_NOT_ON_POSTGRESQL = frozenset({
+    "fk_smstrack_conversions_click_pk_smstrack_clicks",
+    "fk_smstrack_clicks_link_id_smstrack_links",
+    "fk_smstrack_clicks_campaign_id_smstrack_campaigns",
+})
+
+
 def include_object_for(connection):
     """An Alembic ``include_object`` hook for comparing the database behind
     ``connection`` with the models. On PostgreSQL, ``smstrack_clicks`` is
@@ -48,7 +56,10 @@ def include_object_for(connection):
     - ``click_id`` unique with ``created_at`` instead of alone (the primary
       key is ``(id, created_at)``, which Alembic does not compare);
     - ``smstrack_conversions.click_pk`` without a foreign key (a trigger
-      does what ``ON DELETE SET NULL`` did).
+      does what ``ON DELETE SET NULL`` did);
+    - ``link_id`` and ``campaign_id`` without foreign keys (revision 0016):
+      checking them locked the link's and the campaign's row on every click;
+      triggers delete the clicks of a deleted link or campaign instead.
     """
     partitioned = connection.dialect.name == "postgresql"
 
@@ -62,7 +73,7 @@ def include_object_for(connection):
             return False
         if type_ == "unique_constraint" and table is not None and table.name == "smstrack_clicks":
             return name not in ("uq_smstrack_clicks_click_id", "uq_smstrack_clicks_click_id_created_at")
-        return not (type_ == "foreign_key_constraint" and name == "fk_smstrack_conversions_click_pk_smstrack_clicks")
+        return not (type_ == "foreign_key_constraint" and name in _NOT_ON_POSTGRESQL)
 
     return include_object
 
