@@ -11,9 +11,10 @@ transaction then holds everyone who queued. A thread alone (a sync worker)
 writes its click as before, in one statement.
 
 Each thread still gets its own answer: a transaction that fails because the
-database is unreachable fails every click in it (each is then spooled); one
-that a row refuses (a click id already stored) is written again row by row,
-so that only that row fails.
+database is unreachable fails every click in it (each is then spooled), and
+the clicks that queued meanwhile with it, so that none waits out a second
+timeout; one that a row refuses (a click id already stored) is written again
+row by row, so that only that row fails.
 """
 from __future__ import annotations
 
@@ -70,12 +71,21 @@ class GroupCommit:
         with self._lock:
             batch = self._waiting[: self.max_batch]
             del self._waiting[: len(batch)]
+        failed: BaseException | None = None
         try:
-            self._run(batch)
+            failed = self._run(batch)
         finally:
             for entry in batch:
                 entry.done.set()
             with self._lock:
+                if failed is not None:
+                    # Those who came while the database failed fail with it
+                    # now (and are spooled) instead of waiting out another
+                    # timeout each.
+                    for entry in self._waiting:
+                        entry.error = failed
+                        entry.done.set()
+                    self._waiting.clear()
                 if self._waiting:
                     after = self._waiting[0]
                     after.lead = True
@@ -83,20 +93,25 @@ class GroupCommit:
                 else:
                     self._busy = False
 
-    def _run(self, batch: list[_Entry]) -> None:
+    def _run(self, batch: list[_Entry]) -> BaseException | None:
+        """Write ``batch``; the error of a database that failed, if it did."""
         self.transactions += 1
         self.rows += len(batch)
         if len(batch) > 1:
             try:
                 self._many([entry.write for entry in batch])
-                return
+                return None
             except Exception as err:  # noqa: BLE001 - handed to each thread below
                 if not self._refused(err):
                     for entry in batch:
                         entry.error = err
-                    return
+                    return err
+        failed = None
         for entry in batch:
             try:
                 self._one(*entry.write)
             except Exception as err:  # noqa: BLE001 - raised in the entry's own thread
                 entry.error = err
+                if not self._refused(err):
+                    failed = err
+        return failed
