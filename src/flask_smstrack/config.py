@@ -231,6 +231,27 @@ class Keys:
     #: there instead. ``None`` talks to Twilio itself.
     TWILIO_API_URL = _key("SMSTRACK_TWILIO_API_URL", None)
 
+    #: Who sends a campaign's messages when the campaign names no provider:
+    #: ``twilio`` or ``clicksend``.
+    SMS_PROVIDER = _key("SMSTRACK_SMS_PROVIDER", "twilio")
+
+    #: ClickSend API username (the account's username or email).
+    CLICKSEND_USERNAME = _key("SMSTRACK_CLICKSEND_USERNAME", None)
+
+    #: ClickSend API key (Dashboard, API Credentials).
+    CLICKSEND_API_KEY = _key("SMSTRACK_CLICKSEND_API_KEY", None)
+
+    #: ClickSend sender ID (a dedicated number or an alpha tag); ``None``
+    #: uses the account's default sender.
+    CLICKSEND_FROM = _key("SMSTRACK_CLICKSEND_FROM", None)
+
+    #: Base URL of ClickSend's REST API, or of a proxy in front of it.
+    CLICKSEND_API_URL = _key("SMSTRACK_CLICKSEND_API_URL", "https://rest.clicksend.com")
+
+    #: Secret that ClickSend's receipt and inbound URLs carry (as ``?secret=``
+    #: or the password of basic auth); ``None`` refuses every ClickSend webhook.
+    CLICKSEND_WEBHOOK_SECRET = _key("SMSTRACK_CLICKSEND_WEBHOOK_SECRET", None)
+
     #: Messages per second sent by ``flask smstrack send``. 1 is the limit of a
     #: Twilio long code; a Messaging Service with several numbers, a toll-free
     #: number or a short code allows more.
