@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {}
 #: defaults; they are never read from ``app.config``.
 ENVIRONMENT_ONLY: dict[str, Any] = {}
 PREFIX = "SMSTRACK_"
+#: The SMS providers a campaign can name (``SMSTRACK_SMS_PROVIDER``).
+SMS_PROVIDERS = ("twilio", "clicksend")
 
 
 def _key(name: str, default: Any) -> str:

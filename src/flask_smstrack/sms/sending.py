@@ -385,11 +385,11 @@ class _Sender:
             self.result.segments += segments or 0
 
     def _store_failure(self, row, err: Refused) -> None:
-        code = err.code[:16] if err.code else None
+        code = err.code or None
         self.session.execute(
             update(_recipients)
             .where(_r.id == row.id, _r.status == "sending", _r.message_sid.is_(None))
-            .values(status="failed", error_code=code, status_at=utcnow())
+            .values(status="failed", error_code=code[:16] if code else None, status_at=utcnow())
         )
         self.session.commit()
         self.result.failed.append(Failure(row.phone, code or "", err.text))

@@ -20,14 +20,12 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterable
+from collections.abc import Iterable
 
 from flask import current_app
 
+from ...config import SMS_PROVIDERS as PROVIDERS
 from ...config import Keys
-
-#: The providers a campaign can name.
-PROVIDERS = ("twilio", "clicksend")
 
 
 class SendError(RuntimeError):
@@ -153,5 +151,3 @@ def provider_settings(name: str):
 
     return twilio_settings()
 
-
-Taken = Callable[[str], bool]
