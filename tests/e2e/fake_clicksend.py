@@ -17,6 +17,7 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import Self
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -59,7 +60,7 @@ class FakeClickSend:
         self._server = None
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> FakeClickSend:
+    def __enter__(self) -> Self:
         self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-clicksend", daemon=True

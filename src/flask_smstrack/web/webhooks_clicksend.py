@@ -35,10 +35,10 @@ def _check_secret() -> None:
     """:class:`.Unauthorized` unless the request carries the webhook secret."""
     secret = current_app.config[Keys.CLICKSEND_WEBHOOK_SECRET]
     if not secret:
-        raise Forbidden({"secret": [
+        raise Forbidden({"secret": [(
             f"Cannot be checked: set {Keys.CLICKSEND_WEBHOOK_SECRET} and put it in the URL given to ClickSend;"
             " webhooks without it are never accepted."
-        ]})
+        )]})
     expected = str(secret).encode("utf-8")
     given = [request.args.get("secret")]
     if request.authorization is not None and request.authorization.type == "basic":
