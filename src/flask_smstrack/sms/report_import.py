@@ -10,7 +10,9 @@ Each platform has a default map from its report's columns to our fields;
     is an error.
 ``status``
     the platform's delivery status, read as ours (``delivered``,
-    ``undelivered``, ``failed``, ``sent``); a status only moves forward.
+    ``undelivered``, ``failed``, ``sent``); a status only moves forward. A
+    message without a provider id is given ``<platform>-report-<recipient id>``,
+    so the reports count it as one with a delivery receipt.
 ``delivered_at``
     when it was delivered (ISO 8601, or ``YYYY-MM-DD HH:MM[:SS]`` in UTC).
 ``clicked``
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ..config import Keys
 from ..models import Recipient, utcnow
@@ -254,7 +256,11 @@ def import_report(
             moved = session.execute(
                 update(Recipient.__table__)
                 .where(r.id == recipient_id, r.status.in_(lower))
-                .values(status=row.status, status_at=row.delivered_at or utcnow())
+                .values(
+                    status=row.status, status_at=row.delivered_at or utcnow(),
+                    # Receipts count only for messages with an id: one that names the report.
+                    message_sid=func.coalesce(r.message_sid, f"{platform}-report-{recipient_id}"),
+                )
             ).rowcount
             result.updated += moved
     session.commit()
