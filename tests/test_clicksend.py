@@ -264,3 +264,23 @@ def test_stop_reply_suppresses_and_start_lifts(cs_app, fake):
     assert _inbound(client, "start", message_id="IN-2").status_code == 204
     assert _suppressed(cs_app) == 0
     assert _inbound(client, "STOP", sender="not a number", message_id="IN-3").status_code == 400
+
+
+def test_provider_through_the_api_and_the_form(app, actions):
+    from test_dashboard import _campaign_form, csrf_token, login
+
+    key = actions.api_key()
+    made = actions.api("POST", "/campaigns", key, json={"name": "A", "currency": "USD", "provider": "clicksend"})
+    assert made.status_code == 201 and made.json["provider"] == "clicksend"
+    wrong = actions.api("POST", "/campaigns", key, json={"name": "B", "currency": "USD", "provider": "sms-r-us"})
+    assert wrong.status_code == 400 and "provider" in wrong.json["errors"]
+    client = login(app)
+    url = f"/smstrack/campaigns/{made.json['id']}/edit"
+    page = client.get(url).text
+    assert '<option value="clicksend" selected>ClickSend</option>' in page
+    token = csrf_token(client, url)
+    saved = client.post(url, data={"csrf_token": token, **_campaign_form(provider="twilio")})
+    assert saved.status_code == 302
+    assert actions.api("GET", f"/campaigns/{made.json['id']}", key).json["provider"] == "twilio"
+    bad = client.post(url, data={"csrf_token": token, **_campaign_form(provider="nope")})
+    assert bad.status_code == 400 and "Must be one of" in bad.text

@@ -69,7 +69,7 @@ def test_send_through_clicksend_resume_receipts_and_stop(migrated, tmp_path):
         port = free_port()
         with gunicorn(
             BIN / "gunicorn", "wsgi:app", port=port, cwd=ROOT, env=env, log=tmp_path / "gunicorn.log",
-            workers=2, ready_path="/smstrack/login",
+            workers=2, ready_path="/smstrack/login", timeout=120,
         ) as server:
             path = "/smstrack/webhooks/clicksend/receipts"
             phones = sorted(ids)

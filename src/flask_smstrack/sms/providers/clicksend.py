@@ -16,14 +16,17 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import clicksend
 import urllib3
 from flask import current_app
 
 from ...config import Keys
 from . import AccountRefused, Provider, RateLimited, Refused, SendError, Sent, Unknown, Unreachable
+
+if TYPE_CHECKING:
+    import clicksend
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -79,10 +82,22 @@ def clicksend_settings() -> ClickSendSettings:
     )
 
 
+def _sdk():
+    """ClickSend's SDK, or :class:`SendError` saying how to install it."""
+    try:
+        import clicksend
+    except ImportError:
+        raise SendError(
+            "cannot send through ClickSend: its SDK is not installed: pip install 'flask-smstrack[clicksend]'"
+        ) from None
+    return clicksend
+
+
 def clicksend_client(settings: ClickSendSettings) -> clicksend.ApiClient:
     """A ClickSend API client for ``settings``. Requests are never retried
     by the client: a send whose answer was lost is settled by
     ``retry_unknown``, never sent again blindly."""
+    clicksend = _sdk()
     configuration = clicksend.Configuration(
         host=settings.api_url, username=settings.username, password=settings.api_key
     )
@@ -109,7 +124,7 @@ def _decimal(value) -> Decimal | None:
     return number if number.is_finite() and number >= 0 else None
 
 
-def _error_text(err: clicksend.ApiException) -> str:
+def _error_text(err) -> str:
     try:
         body = json.loads(err.body or "")
         return str(body.get("response_msg") or body.get("response_code") or err.reason)
@@ -131,8 +146,9 @@ class ClickSendProvider(Provider):
     def __init__(self, settings: ClickSendSettings, client: clicksend.ApiClient | None = None) -> None:
         self.settings = settings
         self._own_client = client is None
+        self.sdk = _sdk()
         self.client = client or clicksend_client(settings)
-        self.api = clicksend.SmsApi(self.client)
+        self.api = self.sdk.SmsApi(self.client)
 
     @property
     def sender(self) -> str:
@@ -147,6 +163,7 @@ class ClickSendProvider(Provider):
             self.client.rest_client.pool_manager.clear()
 
     def send(self, phone: str, body: str, *, reference: str) -> Sent:
+        clicksend = self.sdk
         message = clicksend.SendSmsRequestMessagesInner(
             body=body, to=phone, var_from=self.settings.from_, source="flask-smstrack", custom_string=reference
         )
@@ -195,6 +212,7 @@ class ClickSendProvider(Provider):
         )
 
     def candidates(self, phone: str, body: str | None, since: dt.datetime | None, reference: str) -> Iterable[Sent]:
+        clicksend = self.sdk
         now = dt.datetime.now(dt.timezone.utc)
         start = since or now - dt.timedelta(days=1)
         try:
