@@ -305,10 +305,10 @@ def send_command(
     from ..sms.messages import PrepareError, prepare_messages
     from ..sms.opt_out_text import check_opt_out_text
     from ..sms.outbox import send_plan
+    from ..sms.providers import SendError, campaign_provider, provider_settings
     from ..sms.quiet import parse_clock
     from ..sms.schedule import Schedule, app_clock
     from ..sms.sending import send_campaign, send_rate
-    from ..sms.providers import SendError, campaign_provider, provider_settings
 
     try:
         at = parse_clock(at_text) if at_text is not None else None

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -48,11 +49,19 @@ from .messages import prepare_messages
 from .opt_out_text import check_opt_out_text
 from .optouts import opt_out
 from .outbox import unknown_count
+from .provider_costs import apply_reported_costs
 from .providers import (
-    AccountRefused, Provider, RateLimited, Refused, SendError, Sent, Unknown, Unreachable, campaign_provider,
+    AccountRefused,
+    Provider,
+    RateLimited,
+    Refused,
+    SendError,
+    Sent,
+    Unknown,
+    Unreachable,
+    campaign_provider,
     make_provider,
 )
-from .provider_costs import apply_reported_costs
 from .schedule import Clock, HeldGroup, HeldTally, Schedule, app_clock
 from .schedule import Pacer as _Pacer
 from .suppression import held_at_send
