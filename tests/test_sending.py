@@ -363,14 +363,13 @@ def test_a_claim_taken_over_while_waiting_is_not_sent(sms_app, fake):
     from wsgi import db
 
     from flask_smstrack.sms.messages import prepare_messages
+    from flask_smstrack.sms.providers.twilio import TwilioProvider
     from flask_smstrack.sms.sending import _Pacer, _Sender
-    from flask_smstrack.sms.twilio import twilio_client
 
     campaign_id = _campaign(sms_app)
     with sms_app.app_context():
         prepare_messages(db.session.get(Campaign, campaign_id))
-        settings = twilio_settings()
-        sender = _Sender(campaign_id, settings, twilio_client(settings), _Pacer(1000), None)
+        sender = _Sender(campaign_id, TwilioProvider(twilio_settings()), _Pacer(1000), None)
         row = db.session.execute(
             select(Recipient.id, Recipient.phone, Recipient.message, Recipient.segments)
             .where(Recipient.campaign_id == campaign_id).order_by(Recipient.id).limit(1)

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {}
 #: defaults; they are never read from ``app.config``.
 ENVIRONMENT_ONLY: dict[str, Any] = {}
 PREFIX = "SMSTRACK_"
+#: The SMS providers a campaign can name (``SMSTRACK_SMS_PROVIDER``).
+SMS_PROVIDERS = ("twilio", "clicksend")
 
 
 def _key(name: str, default: Any) -> str:
@@ -230,6 +232,27 @@ class Keys:
     #: as ``http://127.0.0.1:8080``: requests for ``https://api.twilio.com`` go
     #: there instead. ``None`` talks to Twilio itself.
     TWILIO_API_URL = _key("SMSTRACK_TWILIO_API_URL", None)
+
+    #: Who sends a campaign's messages when the campaign names no provider:
+    #: ``twilio`` or ``clicksend``.
+    SMS_PROVIDER = _key("SMSTRACK_SMS_PROVIDER", "twilio")
+
+    #: ClickSend API username (the account's username or email).
+    CLICKSEND_USERNAME = _key("SMSTRACK_CLICKSEND_USERNAME", None)
+
+    #: ClickSend API key (Dashboard, API Credentials).
+    CLICKSEND_API_KEY = _key("SMSTRACK_CLICKSEND_API_KEY", None)
+
+    #: ClickSend sender ID (a dedicated number or an alpha tag); ``None``
+    #: uses the account's default sender.
+    CLICKSEND_FROM = _key("SMSTRACK_CLICKSEND_FROM", None)
+
+    #: Base URL of ClickSend's REST API, or of a proxy in front of it.
+    CLICKSEND_API_URL = _key("SMSTRACK_CLICKSEND_API_URL", "https://rest.clicksend.com")
+
+    #: Secret that ClickSend's receipt and inbound URLs carry (as ``?secret=``
+    #: or the password of basic auth); ``None`` refuses every ClickSend webhook.
+    CLICKSEND_WEBHOOK_SECRET = _key("SMSTRACK_CLICKSEND_WEBHOOK_SECRET", None)
 
     #: Messages per second sent by ``flask smstrack send``. 1 is the limit of a
     #: Twilio long code; a Messaging Service with several numbers, a toll-free

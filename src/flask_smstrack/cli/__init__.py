@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (registers the commands)
     links,
     optouts,
     partitions,
+    report_import,
     retention,
     sms,
     status,

@@ -9,7 +9,7 @@ from flask import current_app
 from marshmallow import ValidationError
 
 from ..auth import create_user
-from ..config import Keys
+from ..config import SMS_PROVIDERS, Keys
 from ..db.migrate import current_revision, head_revision, upgrade
 from ..manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
 from ..models import Campaign, Link, User
@@ -54,6 +54,7 @@ def init_db_command() -> None:
 @click.option("--sent", type=int, help="How many messages were sent.")
 @click.option("--owner", help="Email of the owning user.")
 @click.option("--fallback-url", help="Where its disabled or expired links send visitors.")
+@click.option("--provider", type=click.Choice(SMS_PROVIDERS), help=f"Who sends its messages (default {Keys.SMS_PROVIDER}).")
 @click.option(
     "--verified-revenue-only", is_flag=True,
     help="Profit, ROI, ROAS, EPC and AOV count verified revenue only (not the browsers' unverified reports).",
@@ -61,14 +62,14 @@ def init_db_command() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the new campaign's id, e.g. CAMPAIGN=$(... --quiet).")
 def create_campaign_command(
     name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner, fallback_url,
-    verified_revenue_only, quiet,
+    verified_revenue_only, quiet, provider=None,
 ) -> None:
     """Create a campaign and print its id (the CAMPAIGN_ID of the other commands)."""
     app_state()
     raw = {
         "name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message,
         "cost_per_segment": cost_per_segment, "message_template": message_template, "sent": sent,
-        "verified_revenue_only": verified_revenue_only, "fallback_url": fallback_url,
+        "verified_revenue_only": verified_revenue_only, "fallback_url": fallback_url, "provider": provider,
     }
     try:
         data = CampaignSchema().load({k: v for k, v in raw.items() if v is not None})

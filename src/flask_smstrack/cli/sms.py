@@ -274,7 +274,7 @@ def _held(groups, now, skip_quiet: bool) -> None:
 )
 @click.option(
     "--retry-unknown", is_flag=True,
-    help="First settle messages an interrupted run left in an unknown state: adopt the ones Twilio has, send the others.",
+    help="First settle messages an interrupted run left in an unknown state: adopt the ones the provider has, send the others.",
 )
 @click.option(
     "--at", "at_text", metavar="HH:MM",
@@ -291,7 +291,7 @@ def send_command(
     campaign_id: int, rate: float | None, retry_unknown: bool, at_text: str | None, skip_quiet: bool, yes: bool,
     wait: bool,
 ) -> None:
-    """Send a campaign's messages through Twilio.
+    """Send a campaign's messages through its provider (Twilio, ClickSend).
 
     Safe to run again: a message is never sent twice, and a run that was
     interrupted goes on where it stopped. With SMSTRACK_REDIS_URL the send
@@ -305,10 +305,10 @@ def send_command(
     from ..sms.messages import PrepareError, prepare_messages
     from ..sms.opt_out_text import check_opt_out_text
     from ..sms.outbox import send_plan
+    from ..sms.providers import SendError, campaign_provider, provider_settings
     from ..sms.quiet import parse_clock
     from ..sms.schedule import Schedule, app_clock
     from ..sms.sending import send_campaign, send_rate
-    from ..sms.twilio import SendError, twilio_settings
 
     try:
         at = parse_clock(at_text) if at_text is not None else None
@@ -320,7 +320,8 @@ def send_command(
         raise click.ClickException(f"no campaign {campaign_id}")
     try:
         check_opt_out_text(campaign)
-        settings = twilio_settings()
+        provider = campaign_provider(campaign)
+        settings = provider_settings(provider)
         pace = send_rate(rate)
         clock = app_clock()
         schedule = Schedule.for_app(at, clock.now())
@@ -347,7 +348,8 @@ def send_command(
         f" {settings.sender}, at {pace:g} per second ({_duration(todo / pace)})?"
     )
     if retry_unknown and plan.unknown:
-        question = f"{question[:-1]}, after checking {plan.unknown} in an unknown state with Twilio?"
+        title = "ClickSend" if provider == "clicksend" else "Twilio"
+        question = f"{question[:-1]}, after checking {plan.unknown} in an unknown state with {title}?"
     if schedule.active:
         timing = f" at {at:%H:%M}" if at is not None else ""
         quiet = f", outside the quiet hours {schedule.hours}" if schedule.hours is not None else ""
@@ -371,7 +373,7 @@ def send_command(
         raise click.ClickException(str(err)) from None
     line = f"Sent {result.sent} message{'s' if result.sent != 1 else ''} ({result.segments} segments)"
     if result.reconciled:
-        line += f"; {result.reconciled} found already sent at Twilio"
+        line += f"; {result.reconciled} found already sent at {'ClickSend' if provider == 'clicksend' else 'Twilio'}"
     click.echo(f"{line}; {len(result.failed)} failed.")
     for failure in result.failed[:50]:
         click.echo(f"  {failure.phone}: error {failure.code}: {failure.message}", err=True)

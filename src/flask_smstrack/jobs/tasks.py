@@ -165,7 +165,9 @@ def send(
         if newest is None:
             break
         wait = (newest + IN_FLIGHT - dt.datetime.now(dt.timezone.utc)).total_seconds() + 1
-        progress.flush(message=f"waiting {wait:.0f} s to ask Twilio about {result.unknown} message(s) in an unknown state")
+        progress.flush(
+            message=f"waiting {wait:.0f} s to ask the provider about {result.unknown} message(s) in an unknown state"
+        )
         time.sleep(max(wait, 0))
         progress.total += result.unknown
     assert result is not None

@@ -135,6 +135,8 @@ class Campaign(Base):
     #: Where a disabled or expired link of the campaign sends visitors
     #: (before ``SMSTRACK_FALLBACK_URL`` and the "offer ended" page).
     fallback_url: Mapped[str | None] = mapped_column(Text)
+    #: Who sends its messages (``twilio``, ``clicksend``); ``None``: ``SMSTRACK_SMS_PROVIDER``.
+    provider: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     links: Mapped[list[Link]] = relationship(
@@ -444,6 +446,8 @@ class Recipient(Base):
     #: ``pending``, then the delivery status reported for its message.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     segments: Mapped[int | None] = mapped_column(Integer)
+    #: The message's price as its provider or an imported report gave it.
+    cost: Mapped[Decimal | None] = mapped_column(Money)
     #: The rendered message, with the recipient's own links.
     message: Mapped[str | None] = mapped_column(Text)
     #: The provider's id of the message (Twilio's MessageSid).

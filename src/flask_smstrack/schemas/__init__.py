@@ -26,7 +26,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from ..config import Keys
+from ..config import SMS_PROVIDERS, Keys
 
 #: Click ids and codes: URL-safe base64 alphabet.
 CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -361,6 +361,8 @@ class CampaignSchema(StrictSchema):
     verified_revenue_only = fields.Boolean(load_default=False)
     #: Where its disabled or expired links send visitors.
     fallback_url = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=2048), lambda v: web_url(v)])
+    #: Who sends its messages; ``None``: ``SMSTRACK_SMS_PROVIDER``.
+    provider = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SMS_PROVIDERS))
     status = fields.String(dump_only=True)
     owner_id = fields.String(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)

@@ -37,7 +37,7 @@ OPT_OUT_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 OPT_IN_WORDS = ("START", "YES", "UNSTOP")
 HELP_WORDS = ("HELP", "INFO")
 #: Where a suppression came from (``reply`` is an SMS keyword).
-SOURCES = ("reply", "cli", "import", "api", "dashboard", "twilio")
+SOURCES = ("reply", "cli", "import", "api", "dashboard", "twilio", "clicksend")
 #: Twilio Advanced Opt-Out's ``OptOutType`` values, and the action of each.
 OPT_OUT_TYPES = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}
 

@@ -14,6 +14,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ..config import Keys
+from .providers import SendError
 
 #: Where Twilio posts delivery receipts and link-shortening click events,
 #: under ``SMSTRACK_URL_PREFIX``.
@@ -30,10 +31,6 @@ INBOUND_PATH = "/webhooks/twilio/inbound"
 
 #: Seconds to wait for one answer from Twilio.
 TIMEOUT = 30
-
-
-class SendError(RuntimeError):
-    """The campaign cannot be sent as configured; the message says how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ def check_request_values() -> None:
     errors: dict[str, list[str]] = {}
     for values in sources:
         for key, value in values.items(multi=True):
+            key, value = key or "", value or ""  # a multipart part may come without a name
             problem = text_problem(key) or text_problem(value)
             if problem:
                 errors[key if not text_problem(key) else repr(key)] = [problem]

@@ -253,6 +253,9 @@ def build_spec(version: str, server_url: str) -> dict:
     _conversion_paths(spec)
     _opt_out_paths(spec)
     _subject_paths(spec)
+    from .openapi_report_import import report_import_paths
+
+    report_import_paths(spec, _ID, _ERRORS)
     return _with_common_errors(spec.to_dict())
 
 

@@ -175,3 +175,7 @@ def twilio_inbound() -> Response:
         raise InvalidInput({"From": [f"{str(err)[:80]}: not a number that can be texted."]}) from None
     record_reply(phone, reply, message_sid=sid)
     return answer
+
+
+# ClickSend's webhooks share this blueprint (its error handlers, CSRF exemption).
+from . import webhooks_clicksend  # noqa: F401

@@ -59,7 +59,7 @@ class LinkForm(FlaskForm):
 
 _CAMPAIGN_FIELDS = (
     "name", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template",
-    "verified_revenue_only", "fallback_url",
+    "verified_revenue_only", "fallback_url", "provider",
 )
 
 
@@ -82,6 +82,7 @@ def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
         "message_template": campaign.message_template or "",
         "verified_revenue_only": "y" if campaign.verified_revenue_only else "",
         "fallback_url": campaign.fallback_url or "",
+        "provider": campaign.provider or "",
     }
 
 
@@ -91,6 +92,7 @@ def _campaign_payload(values: dict[str, str], tz: str) -> dict[str, Any]:
         "name": values["name"], "currency": values["currency"],
         "verified_revenue_only": values.get("verified_revenue_only") == "y",
         "fallback_url": values.get("fallback_url") or None,
+        "provider": values.get("provider") or None,
     }
     for key in (*_MONEY_FIELDS, "message_template"):
         payload[key] = values[key] or None

@@ -23,7 +23,7 @@ from ...errors import InvalidInput
 from ...jobs.queue import Jobs
 from ...jobs.tasks import check_links_view, send_view, start_send
 from ...sms.outbox import recipient_totals, unknown_count
-from ...sms.twilio import SendError, twilio_settings
+from ...sms.providers import SendError, sender_of
 from .base import bp, campaign_or_404
 
 
@@ -39,9 +39,9 @@ def _waiting(campaign_id: int) -> int:
     return totals["pending"] + totals["ready"]
 
 
-def _sender() -> tuple[str | None, str | None]:
+def _sender(campaign) -> tuple[str | None, str | None]:
     try:
-        return twilio_settings().sender, None
+        return sender_of(campaign), None
     except SendError as err:
         return None, str(err)
 
@@ -55,13 +55,13 @@ def send(campaign_id: int) -> Any:
     if form.is_submitted():
         if not form.validate():
             raise InvalidInput("The form expired; please go back and press “Send” again.")
-        sender, problem = _sender()
+        sender, problem = _sender(campaign)
         if problem:
             raise InvalidInput(problem)
         start_send(campaign.id)
         return redirect(url_for("smstrack_dashboard.send", campaign_id=campaign.id), 303)
     view = send_view(campaign.id)
-    sender, problem = _sender()
+    sender, problem = _sender(campaign)
     return render_template(
         "smstrack/send.html", campaign=campaign, form=form, queued=jobs.queued, job=view,
         waiting=_waiting(campaign.id), unknown=unknown_count(campaign.id), sender=sender, problem=problem,
