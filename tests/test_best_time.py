@@ -39,9 +39,8 @@ def _owner(app) -> tuple[Actions, str, str]:
 def _seed(app, owner_id: str, campaigns: list[tuple[dt.date, list[Send]]]) -> list[int]:
     from wsgi import db
 
-    with app.app_context():
-        with db.engine.begin() as conn:
-            return [seed_campaign(conn, owner_id, day, sends) for day, sends in campaigns]
+    with app.app_context(), db.engine.begin() as conn:
+        return [seed_campaign(conn, owner_id, day, sends) for day, sends in campaigns]
 
 
 def _history(morning=(100, 20), afternoon=(100, 8), late=None) -> list[tuple[dt.date, list[Send]]]:
@@ -86,6 +85,7 @@ def test_the_best_local_hour_is_found_across_time_zones(app):
     # On the server's clock (UTC) the same messages went out at five other
     # hours, none of them 10:00 or 16:00: only the local grouping finds 10:00.
     from wsgi import db
+
     from flask_smstrack.models import Recipient
 
     with app.app_context():
@@ -94,7 +94,7 @@ def test_the_best_local_hour_is_found_across_time_zones(app):
     # The weekday view and the clicks by local time of the click.
     assert {(c.weekday, c.hour) for c in found.weekday_hours} == {(0, 10), (1, 16), (2, 10), (3, 16)}
     assert sum(found.click_times.values()) == 180 + 72
-    assert set(h for _, h in found.click_times) == {10, 16}
+    assert {h for _, h in found.click_times} == {10, 16}
 
 
 def test_the_number_places_a_recipient_and_the_column_wins(app):
@@ -292,6 +292,7 @@ def test_send_at_best_sends_at_the_recommended_local_hour(make_app, monkeypatch)
         assert "at 10:00 in each recipient's time zone" in result.output
         assert len(fake.creates) == 3
     from wsgi import db
+
     from flask_smstrack.models import Recipient
 
     with app.app_context():

@@ -142,4 +142,5 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 and at n the bound is exactly 0 or 1 (rounding would miss it).
+    return (0.0 if s == 0 else max(0.0, centre - half)), (1.0 if s == n else min(1.0, centre + half))
