@@ -109,6 +109,37 @@ def test_the_number_places_a_recipient_and_the_column_wins(app):
     assert [c.hour for c in found.hours if c.messages] == [9]
 
 
+def test_purged_clicks_count_and_undelivered_messages_do_not(app):
+    """Clicks a purge deleted still count through the rollup it kept; a
+    message whose receipt said undelivered leaves the denominator."""
+    from sqlalchemy import delete, insert, update
+
+    from flask_smstrack.models import Click, Recipient, RecipientRollup
+    from wsgi import db
+
+    _, _, owner_id = _owner(app)
+    first, *_ = _seed(app, owner_id, _history())
+    before = _best(app, owner_id).hours[10]
+    with app.app_context(), db.engine.begin() as conn:
+        c = Click.__table__.c
+        kept = conn.execute(select(c.recipient_id, c.id, c.created_at).where(c.campaign_id == first)).all()
+        conn.execute(delete(Click.__table__).where(c.campaign_id == first))
+        conn.execute(insert(RecipientRollup.__table__), [
+            {"campaign_id": first, "recipient_id": rid, "click_pk": pk, "clicked_at": at, "converted": False}
+            for rid, pk, at in kept
+        ])
+    after = _best(app, owner_id)
+    assert (after.hours[10].messages, after.hours[10].clickers) == (before.messages, before.clickers) == (900, 180)
+    assert sum(after.click_times.values()) == 180 + 72
+    with app.app_context(), db.engine.begin() as conn:
+        r = Recipient.__table__.c
+        ids = conn.execute(
+            select(r.id).where(r.campaign_id == first).order_by(r.id.desc()).limit(30)
+        ).scalars().all()
+        conn.execute(update(Recipient.__table__).where(r.id.in_(ids)).values(status="undelivered"))
+    assert _best(app, owner_id).hours[10].messages == 870
+
+
 def test_not_enough_data_recommends_nothing_and_says_why(make_app):
     app = make_app(SMSTRACK_QUIET_HOURS="21:00-08:00")
     _, _, owner_id = _owner(app)
