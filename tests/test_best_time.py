@@ -113,9 +113,9 @@ def test_purged_clicks_count_and_undelivered_messages_do_not(app):
     """Clicks a purge deleted still count through the rollup it kept; a
     message whose receipt said undelivered leaves the denominator."""
     from sqlalchemy import delete, insert, update
+    from wsgi import db
 
     from flask_smstrack.models import Click, Recipient, RecipientRollup
-    from wsgi import db
 
     _, _, owner_id = _owner(app)
     first, *_ = _seed(app, owner_id, _history())
