@@ -13,6 +13,7 @@ from flask_smstrack.reports.stats import (
     _beta_normal,
     probability_to_beat,
     two_proportion_test,
+    wilson_interval,
 )
 from flask_smstrack.reports.verdicts import (
     _format_p,
@@ -395,3 +396,21 @@ def test_float_sanity():
     for args in [(10**6, 10**8, 10**6 + 5000, 10**8), (3, 10**9, 5, 10**9)]:
         p = probability_to_beat(*args)
         assert math.isfinite(p) and 0.0 <= p <= 1.0
+
+
+@pytest.mark.parametrize("s,n,low,high", [
+    (0, 10, 0.0, 0.2775),  # published values (Newcombe 1998, Brown, Cai and DasGupta 2001)
+    (5, 10, 0.2366, 0.7634),
+    (10, 10, 0.7225, 1.0),
+    (81, 263, 0.2553, 0.3662),
+])
+def test_wilson_interval(s, n, low, high):
+    got = wilson_interval(s, n)
+    assert got == pytest.approx((low, high), abs=1e-4)
+    assert got[0] <= s / n <= got[1]
+
+
+def test_wilson_interval_without_trials_and_bad_counts():
+    assert wilson_interval(0, 0) is None
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)

@@ -266,6 +266,13 @@ class Keys:
     #: or before 8 a.m.). ``None`` sends at any hour.
     QUIET_HOURS = _key("SMSTRACK_QUIET_HOURS", "21:00-08:00")
 
+    #: "Best time to send" recommends a local hour only when at least this
+    #: many of the owner's campaigns were sent in it...
+    BEST_TIME_MIN_CAMPAIGNS = _key("SMSTRACK_BEST_TIME_MIN_CAMPAIGNS", 3)
+
+    #: ...and at least this many messages (delivered, or not known undelivered).
+    BEST_TIME_MIN_MESSAGES = _key("SMSTRACK_BEST_TIME_MIN_MESSAGES", 200)
+
     #: Reply words that opt a number out, besides STOP, STOPALL, UNSUBSCRIBE,
     #: CANCEL, END and QUIT: a list such as ``["ARRET", "BAJA"]``.
     OPT_OUT_KEYWORDS = _key("SMSTRACK_OPT_OUT_KEYWORDS", [])

@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (registers the commands)
     sms,
     status,
     subjects,
+    timing,
     users,
     worker,
 )

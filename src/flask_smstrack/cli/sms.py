@@ -14,6 +14,7 @@ from ..models import Campaign, Recipient
 from ..reports.rollups import start_catch_up
 from ..schemas import AUDIENCE_SEGMENTS
 from .base import app_state, campaign_or_fail, smstrack_cli, validation_error, warn_opt_out_text
+from .timing import BEST, best_at
 
 
 @smstrack_cli.command("import-recipients")
@@ -277,8 +278,9 @@ def _held(groups, now, skip_quiet: bool) -> None:
     help="First settle messages an interrupted run left in an unknown state: adopt the ones the provider has, send the others.",
 )
 @click.option(
-    "--at", "at_text", metavar="HH:MM",
-    help="Send each recipient at the next HH:MM on its own clock (its time zone's local time).",
+    "--at", "at_text", metavar="HH:MM|best",
+    help="Send each recipient at the next HH:MM on its own clock (its time zone's local time); 'best' picks"
+         " the local hour your past campaigns did best at (see best-time).",
 )
 @click.option(
     "--skip-quiet", is_flag=True,
@@ -310,14 +312,16 @@ def send_command(
     from ..sms.schedule import Schedule, app_clock
     from ..sms.sending import send_campaign, send_rate
 
-    try:
-        at = parse_clock(at_text) if at_text is not None else None
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--at") from None
     app_state()
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
+    if at_text is not None and at_text.strip().lower() == BEST:
+        at_text = best_at(campaign)
+    try:
+        at = parse_clock(at_text) if at_text is not None else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--at") from None
     try:
         check_opt_out_text(campaign)
         provider = campaign_provider(campaign)

@@ -125,3 +125,22 @@ def probability_to_beat(s1: int, n1: int, s2: int, n2: int) -> float | None:
     if n1 == 0 or n2 == 0:
         return None
     return _beta_beats(1 + s1, 1 + n1 - s1, 1 + s2, 1 + n2 - s2)
+
+
+#: The normal quantile of a two-sided 95% interval.
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
+    """The Wilson score interval of ``successes / trials`` (95% by default):
+    unlike the normal one it stays inside [0, 1] and is honest about small
+    samples and rates near 0. ``None`` when ``trials`` is 0."""
+    s, n = check_counts(successes, trials)
+    if n == 0:
+        return None
+    p = s / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    # At 0 and at n the bound is exactly 0 or 1 (rounding would miss it).
+    return (0.0 if s == 0 else max(0.0, centre - half)), (1.0 if s == n else min(1.0, centre + half))

@@ -469,4 +469,11 @@ def not_found(_rest: str) -> Response:
 
 
 # The conversion, link edit, subject and opt-out endpoints live in their own modules, on this blueprint.
-from . import api_conversions, api_links, api_optouts, api_report_import, api_subjects  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    api_conversions,
+    api_links,
+    api_optouts,
+    api_report_import,
+    api_subjects,
+    api_timing,
+)

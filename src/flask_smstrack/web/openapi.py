@@ -19,6 +19,7 @@ from ..schemas import (
     RefundSchema,
     VariantSchema,
 )
+from .openapi_timing import timing_paths
 
 _ERRORS = {
     "description": "Invalid input: each field with its messages.",
@@ -253,6 +254,7 @@ def build_spec(version: str, server_url: str) -> dict:
     _conversion_paths(spec)
     _opt_out_paths(spec)
     _subject_paths(spec)
+    timing_paths(spec)
     from .openapi_report_import import report_import_paths
 
     report_import_paths(spec, _ID, _ERRORS)
