@@ -149,7 +149,6 @@ def test_a_body_over_the_limit_is_refused(app, client):
 
 def test_shop_webhooks_are_exempt_from_the_hosts_csrf(migrated, tmp_path):
     import hostapp
-
     from stripe_events import SECRET as STRIPE_SECRET
     from stripe_events import checkout_session, event
     from stripe_events import sign as stripe_sign

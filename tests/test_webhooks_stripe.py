@@ -226,3 +226,29 @@ def test_a_secret_without_the_stripe_library_fails_at_start(make_app, monkeypatc
     monkeypatch.setitem(sys.modules, "stripe", None)  # as if not installed
     with pytest.raises(RuntimeError, match=r"pip install 'flask-smstrack\[stripe\]'"):
         make_app(SMSTRACK_STRIPE_WEBHOOK_SECRET=SECRET)
+
+
+def test_a_refund_before_the_click_is_known_moves_with_the_sale(app, client, actions, shop):
+    """The PaymentIntent (no click id) and a refund arrive before the
+    Checkout Session that names the click: the attributed sale takes in
+    both, and the report counts one sale and its refund."""
+    _post(client, event("payment_intent.succeeded", payment_intent(4990)))
+    assert _post(client, event("charge.refunded", charge_refunded(4990, 990, [("re_1", 990)]))).status_code == 200
+    session = event("checkout.session.completed", checkout_session(4990, client_reference_id=shop["click_id"]))
+    assert _post(client, session).json["attributed"] is True
+    [row] = _conversions(app)
+    assert (row.campaign_id, row.owner_id, row.refunded) == (
+        shop["campaign"]["id"], _user_id(app, "shop@example.com"), Decimal("9.90"))
+    assert _counts(app) == (1, 1)
+    report = actions.report(shop["key"], shop["campaign"]["id"])
+    assert (report["conversions"], report["refunded"], report["net_revenue"]) == (1, {"USD": "9.90"}, "40.00")
+    # Later refunds find it.
+    later = event("charge.refunded", charge_refunded(4990, 1990, [("re_2", 1000), ("re_1", 990)]))
+    assert _post(client, later).json["amount"] == "10.00"
+
+
+def test_a_setup_session_is_no_sale(app, client, shop):
+    setup = dict(checkout_session(0, client_reference_id=shop["click_id"], pi=None), mode="setup",
+                 payment_status="no_payment_required", amount_total=None)
+    assert "setup" in _post(client, event("checkout.session.completed", setup)).json["ignored"]
+    assert _counts(app) == (0, 0)

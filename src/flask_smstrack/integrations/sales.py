@@ -22,6 +22,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from ..auth import Principal
 from ..errors import Conflict, InvalidInput
@@ -68,10 +69,11 @@ def record_sale(
     except ValidationError as err:
         raise InvalidInput(err.messages) from None
     candidates = [c for c in click_ids if c]
-    if not any(find_click(c) is not None for c in candidates):
-        stored = _sale(source, data["order_id"])
-        if stored is not None:  # the same payment, seen before
-            return _recorded(stored, duplicate=True)
+    with Session(bind=get_state().db.engine, expire_on_commit=False) as session:  # reads, ended at once
+        if not any(find_click(c, session) is not None for c in candidates):
+            stored = _sale(source, data["order_id"], session)
+            if stored is not None:  # the same payment, seen before
+                return _recorded(stored, duplicate=True)
     result = record_conversion(data, source=source, trust="verified", fallback_click_ids=candidates)
     if result.attributed and not (result.duplicate or result.purged):
         _take_in_unattributed(result.conversion.id, source)
@@ -130,9 +132,9 @@ def _refunded(refund: Refund, *, duplicate: bool) -> Outcome:
     return Outcome("refunded", body=dict(RefundOutSchema().dump(refund), duplicate=duplicate))
 
 
-def _sale(source: str, order_id: str) -> Conversion | None:
+def _sale(source: str, order_id: str, session: Session | None = None) -> Conversion | None:
     """The stored sale ``order_id`` of ``source``, an attributed one first."""
-    session = get_state().db.session
+    session = session or get_state().db.session
     return session.execute(
         select(Conversion)
         .where(Conversion.source == source, Conversion.event == EVENT, Conversion.order_id == order_id)

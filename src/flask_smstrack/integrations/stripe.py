@@ -109,6 +109,8 @@ def _sale(kind: str, payment: dict[str, Any]) -> Outcome:
     metadata = obj(payment, "metadata", _OBJ)
     click_ids = [text(metadata, param, f"{_OBJ}metadata.")]
     if kind.startswith("checkout.session."):
+        if payment.get("mode") == "setup":
+            return ignored("a setup session: no payment")
         status = text(payment, "payment_status", _OBJ)
         if status not in ("paid", "no_payment_required"):
             return ignored(f"payment_status {status!r}: not paid yet")
