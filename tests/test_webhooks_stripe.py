@@ -252,3 +252,12 @@ def test_a_setup_session_is_no_sale(app, client, shop):
                  payment_status="no_payment_required", amount_total=None)
     assert "setup" in _post(client, event("checkout.session.completed", setup)).json["ignored"]
     assert _counts(app) == (0, 0)
+
+
+def test_without_the_library_or_a_secret_events_are_refused(make_app, monkeypatch):
+    monkeypatch.setitem(sys.modules, "stripe", None)
+    app = make_app()
+    body = event("checkout.session.completed", checkout_session(4990))
+    response = _post(app.test_client(), body)
+    assert response.status_code == 403, response.json
+    assert "SMSTRACK_STRIPE_WEBHOOK_SECRET" in response.json["errors"]["Stripe-Signature"][0]

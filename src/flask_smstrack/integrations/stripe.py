@@ -64,8 +64,6 @@ def verified_event(payload: bytes, signature: str | None) -> dict[str, Any]:
     checked by the stripe library against ``SMSTRACK_STRIPE_WEBHOOK_SECRET``
     (and its timestamp is at most 5 minutes away); :class:`.Forbidden`
     otherwise."""
-    import stripe
-
     secret = current_app.config[Keys.STRIPE_WEBHOOK_SECRET]
     if not secret:
         raise Forbidden({SIGNATURE_HEADER: [(
@@ -74,6 +72,8 @@ def verified_event(payload: bytes, signature: str | None) -> dict[str, Any]:
         )]})
     if not signature:
         raise Forbidden({SIGNATURE_HEADER: ["Missing: only events signed by Stripe are accepted here."]})
+    import stripe  # checked by init_app when the secret is set
+
     try:
         stripe.WebhookSignature.verify_header(payload, signature, secret, stripe.Webhook.DEFAULT_TOLERANCE)
     except stripe.SignatureVerificationError as err:
