@@ -259,6 +259,14 @@ class Keys:
     #: number or a short code allows more.
     SEND_RATE = _key("SMSTRACK_SEND_RATE", 1.0)
 
+    #: Signing secret (``whsec_...``) of the Stripe webhook endpoint
+    #: ``/smstrack/webhooks/stripe``; unset, that endpoint refuses every event.
+    STRIPE_WEBHOOK_SECRET = _key("SMSTRACK_STRIPE_WEBHOOK_SECRET", None)
+
+    #: Secret that signs Shopify's webhooks (``X-Shopify-Hmac-Sha256``) for
+    #: ``/smstrack/webhooks/shopify``; unset, that endpoint refuses every event.
+    SHOPIFY_WEBHOOK_SECRET = _key("SMSTRACK_SHOPIFY_WEBHOOK_SECRET", None)
+
     # -- privacy and compliance ---------------------------------------------
 
     #: Local hours of the recipient during which no message is sent, as

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from . import config
 from .config import Keys
+from .integrations.stripe import check_installed as check_stripe_installed
 from .jobs.periodic import InProcess
 from .jobs.queue import Jobs
 from .models import Click
@@ -153,6 +154,8 @@ class SmsTrack:
                 f"{Keys.SQLITE_WAL_LIMIT_BYTES} is {limit!r}: it must be a whole number of bytes,"
                 " at least 1048576 (1 MiB), for example 67108864 (64 MiB)."
             )
+        if c[Keys.STRIPE_WEBHOOK_SECRET]:
+            check_stripe_installed()
         if c[Keys.GEOIP_DB] and not os.path.isfile(c[Keys.GEOIP_DB]):
             raise RuntimeError(
                 f"{Keys.GEOIP_DB} is {c[Keys.GEOIP_DB]!r}, which is not a file:"
@@ -169,6 +172,7 @@ class SmsTrack:
         from .web.health import bp as health_bp
         from .web.redirect import bp as redirect_bp
         from .web.webhooks import bp as webhooks_bp
+        from .web.webhooks_shop import bp as shop_webhooks_bp
 
         prefix = app.config[Keys.URL_PREFIX].rstrip("/")
         # Templates and static files, overridable by the host's own
@@ -188,16 +192,17 @@ class SmsTrack:
         app.register_blueprint(api_bp, url_prefix=f"{prefix}/api/v1")
         app.register_blueprint(dashboard_bp, url_prefix=prefix)
         app.register_blueprint(webhooks_bp, url_prefix=prefix)
+        app.register_blueprint(shop_webhooks_bp, url_prefix=prefix)
         app.register_blueprint(health_bp, url_prefix=prefix)
         register_security_headers(app)
 
     @staticmethod
     def _exempt_from_csrf(app: Flask) -> None:
-        """Exempt the collector, the API and Twilio's webhooks from
+        """Exempt the collector, the API and the providers' webhooks from
         Flask-WTF's CSRFProtect.
 
         Beacons carry no token, API keys are not sent by browsers on their
-        own, and webhooks are signed by Twilio; API calls made with a
+        own, and webhooks are signed by their provider; API calls made with a
         session cookie are checked for a token by the API itself.
         ``CSRFProtect`` may be set up before or after this extension, so the
         exemption is also made on the first request to those blueprints:
@@ -208,6 +213,7 @@ class SmsTrack:
         from .web.api import bp as api_bp
         from .web.collect import bp as collect_bp
         from .web.webhooks import bp as webhooks_bp
+        from .web.webhooks_shop import bp as shop_webhooks_bp
 
         def exempt(*_args) -> None:
             csrf = app.extensions.get("csrf")
@@ -217,10 +223,11 @@ class SmsTrack:
             csrf.exempt("flask_smstrack.web.collect.collect")
             csrf.exempt(api_bp)
             csrf.exempt(webhooks_bp)
+            csrf.exempt(shop_webhooks_bp)
             state.csrf_exempted = csrf
 
         exempt()
-        for bp in (api_bp, collect_bp, webhooks_bp):
+        for bp in (api_bp, collect_bp, webhooks_bp, shop_webhooks_bp):
             app.url_value_preprocessors.setdefault(bp.name, []).append(exempt)
 
     def access_check(self, f: Callable[[Any], bool]) -> Callable[[Any], bool]:
