@@ -14,6 +14,7 @@ from ..models import Campaign, Recipient
 from ..reports.rollups import start_catch_up
 from ..schemas import AUDIENCE_SEGMENTS
 from .base import app_state, campaign_or_fail, smstrack_cli, validation_error, warn_opt_out_text
+from .channels import require_sms
 
 
 @smstrack_cli.command("import-recipients")
@@ -35,6 +36,7 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None, k
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
+    require_sms(campaign)
     try:
         kept = used_columns(campaign) if keep_columns else None
     except NoTemplate as err:
@@ -71,7 +73,7 @@ def add_variant_command(campaign_id: int, name: str, message: str, weight: int) 
     from ..manage import add_variant
     from ..schemas import VariantSchema
 
-    campaign = campaign_or_fail(campaign_id)
+    campaign = require_sms(campaign_or_fail(campaign_id))
     try:
         data = VariantSchema().load({"name": name, "message_template": message, "weight": weight})
     except ValidationError as err:
@@ -125,7 +127,7 @@ def export_messages_command(campaign_id: int, output: str) -> None:
     from ..reports.export import messages_csv
     from ..sms.outbox import mark_exported, message_rows
 
-    campaign = campaign_or_fail(campaign_id)
+    campaign = require_sms(campaign_or_fail(campaign_id))
     warn_opt_out_text(campaign=campaign)
     _prepare(campaign)
     with click.open_file(output, "w", encoding="utf-8") as f:
@@ -148,7 +150,7 @@ def export_recipients_command(campaign_id, segment, variant, device, country, ou
     from ..reports.audience import audience
     from ..reports.export import audience_csv
 
-    campaign = campaign_or_fail(campaign_id)
+    campaign = require_sms(campaign_or_fail(campaign_id))
     members = audience(campaign, segment, variant=variant, device=device, country=country)
     with click.open_file(output, "w", encoding="utf-8") as f:
         for line in audience_csv(members):
@@ -318,6 +320,7 @@ def send_command(
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
+    require_sms(campaign)
     try:
         check_opt_out_text(campaign)
         settings = twilio_settings()

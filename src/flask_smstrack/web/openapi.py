@@ -5,6 +5,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from ..config import Keys
+from .openapi_channels import channel_paths, sms_only_conflicts
 from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
 from ..schemas import (
     AUDIENCE_SEGMENTS,
@@ -253,7 +254,8 @@ def build_spec(version: str, server_url: str) -> dict:
     _conversion_paths(spec)
     _opt_out_paths(spec)
     _subject_paths(spec)
-    return _with_common_errors(spec.to_dict())
+    channel_paths(spec)
+    return _with_common_errors(sms_only_conflicts(spec.to_dict()))
 
 
 def _conversion_paths(spec: APISpec) -> None:
