@@ -119,7 +119,7 @@ def test_an_edit_reaches_another_node_within_a_second(nodes, redis_client):
     assert _wait(lambda: b.extensions["smstrack"].links.get(code) is None, 1.0)
     print(f"edit reached the other node's cache in {(time.monotonic() - started) * 1000:.1f} ms")
     assert _location(b, code).startswith("https://shop.example.com/summer?utm_medium=sms&smsclid=")
-    assert decode(redis_client.get(f"{nodes.prefix}:link:{code}")).destination == "https://shop.example.com/summer"
+    assert decode(redis_client.get(f"{nodes.prefix}:link:{code}")).destination == "https://shop.example.com/summer?utm_medium=sms"
     # Disabling goes the same way: B sends visitors to the fallback at once.
     actions.api("PATCH", f"/links/{link['id']}", key, json={"disabled": True})
     assert _wait(lambda: Actions(b).click(code).status_code == 410, 1.0)
