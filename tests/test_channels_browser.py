@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.browser import BIN, DESKTOP, dashboard_tab, require_chromium, screenshot
+from e2e.browser import ARTIFACTS, BIN, DESKTOP, dashboard_tab, require_chromium, screenshot
 
 require_chromium()
 
@@ -179,6 +179,7 @@ def test_campaign_page_qr_link(browser, site, size, viewport):
         expect(qr).to_be_visible()
         assert_fits(page)
         screenshot(page, f"channels-campaign-qr-{size}")
+        page.locator("#links").screenshot(path=str(ARTIFACTS / f"channels-campaign-links-{size}.png"))
         with page.expect_navigation():
             qr.click()
         image = page.locator("img.st-qr-image")
