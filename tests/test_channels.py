@@ -238,6 +238,8 @@ def test_campaign_page_hides_sms_parts_of_other_channels(app, actions):
         response = client.get(f"/smstrack/campaigns/{email['id']}/{path}")
         assert response.status_code == 409, path
         assert "recipients, messages, variants and sending are for SMS campaigns only" in html.unescape(response.text)
+    # Logged out: the login page first, as for any page.
+    assert app.test_client().get(f"/smstrack/campaigns/{email['id']}/send").status_code == 302
     token = csrf_token(client, f"/smstrack/campaigns/{sms['id']}")
     prepared = client.post(f"/smstrack/campaigns/{email['id']}/messages/prepare", data={"csrf_token": token})
     assert prepared.status_code == 409

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import render_template, request
-from flask_login import login_required
+from flask_login import current_user, login_required
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
@@ -33,8 +33,8 @@ SMS_ONLY_PAGES = frozenset(
 
 @bp.before_request
 def _sms_only() -> None:
-    if request.endpoint not in SMS_ONLY_PAGES or not request.view_args:
-        return
+    if request.endpoint not in SMS_ONLY_PAGES or not request.view_args or not current_user.is_authenticated:
+        return  # a visitor who is not logged in goes to the login page first
     campaign = campaign_or_404(request.view_args["campaign_id"])
     if not is_sms(campaign):
         raise Conflict({"channel": [sms_only_message(campaign)]})
