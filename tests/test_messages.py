@@ -86,7 +86,7 @@ def test_prepare_renders_each_recipient_with_own_links(sms, sms_app):
     # Every code redirects to the campaign link's destination.
     response = sms.click(codes.pop())
     assert response.status_code == 302
-    assert response.headers["Location"].startswith("https://shop.example.com/spring?src=sms&utm_medium=sms&smsclid=")
+    assert response.headers["Location"].startswith("https://shop.example.com/spring?src=sms&smsclid=")
 
 
 def test_per_recipient_clicks_count_people_and_forwards_apart(sms, sms_app):

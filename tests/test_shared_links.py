@@ -67,7 +67,7 @@ def test_without_redis_nothing_is_shared(app, redis_client):
     actions = Actions(app)
     key = actions.api_key()
     link = actions.link(key, actions.campaign(key)["id"])
-    assert _location(app, link["code"]).startswith("https://shop.example.com/spring?src=sms&utm_medium=sms&smsclid=")
+    assert _location(app, link["code"]).startswith("https://shop.example.com/spring?src=sms&smsclid=")
     assert app.extensions["smstrack"].shared is False
 
 
@@ -79,9 +79,9 @@ def test_a_created_link_is_served_by_another_node_without_its_database(nodes, re
     key = actions.api_key()
     link = actions.link(key, actions.campaign(key)["id"])
     stored = decode(redis_client.get(f"{nodes.prefix}:link:{link['code']}"))
-    assert stored is not None and stored.destination == "https://shop.example.com/spring?src=sms&utm_medium=sms"
+    assert stored is not None and stored.destination == "https://shop.example.com/spring?src=sms"
     assert 0 < redis_client.ttl(f"{nodes.prefix}:link:{link['code']}") <= 7 * 86400
-    assert _location(b, link["code"]).startswith("https://shop.example.com/spring?src=sms&utm_medium=sms&smsclid=")
+    assert _location(b, link["code"]).startswith("https://shop.example.com/spring?src=sms&smsclid=")
 
 
 def test_a_first_click_stores_the_link_in_both_caches(nodes, redis_client):
@@ -118,8 +118,8 @@ def test_an_edit_reaches_another_node_within_a_second(nodes, redis_client):
     assert response.status_code == 200, response.json
     assert _wait(lambda: b.extensions["smstrack"].links.get(code) is None, 1.0)
     print(f"edit reached the other node's cache in {(time.monotonic() - started) * 1000:.1f} ms")
-    assert _location(b, code).startswith("https://shop.example.com/summer?utm_medium=sms&smsclid=")
-    assert decode(redis_client.get(f"{nodes.prefix}:link:{code}")).destination == "https://shop.example.com/summer?utm_medium=sms"
+    assert _location(b, code).startswith("https://shop.example.com/summer?smsclid=")
+    assert decode(redis_client.get(f"{nodes.prefix}:link:{code}")).destination == "https://shop.example.com/summer"
     # Disabling goes the same way: B sends visitors to the fallback at once.
     actions.api("PATCH", f"/links/{link['id']}", key, json={"disabled": True})
     assert _wait(lambda: Actions(b).click(code).status_code == 410, 1.0)
@@ -223,10 +223,10 @@ def test_editing_a_campaign_link_reaches_its_recipients_links(nodes, redis_clien
         db.session.execute(insert(Link), [{"campaign_id": campaign["id"], "code": "ana-own-link", "parent_id": link["id"],
                                            "recipient_id": 7, "destination_url": "https://ignored.example/"}])
         db.session.commit()
-    assert _location(b, "ana-own-link").startswith("https://shop.example.com/spring?src=sms&utm_medium=sms&smsclid=")
+    assert _location(b, "ana-own-link").startswith("https://shop.example.com/spring?src=sms&smsclid=")
     assert _wait(lambda: redis_client.get(f"{nodes.prefix}:link:ana-own-link") is not None)
     actions.api("PATCH", f"/links/{link['id']}", key, json={"destination_url": "https://shop.example.com/summer"})
     # The recipient's own link is dropped everywhere, and read again on its next click.
     assert redis_client.get(f"{nodes.prefix}:link:ana-own-link") is None
     assert _wait(lambda: b.extensions["smstrack"].links.get("ana-own-link") is None, 1.0)
-    assert _location(b, "ana-own-link").startswith("https://shop.example.com/summer?utm_medium=sms&smsclid=")
+    assert _location(b, "ana-own-link").startswith("https://shop.example.com/summer?smsclid=")

@@ -87,7 +87,7 @@ def update_campaign(campaign: Campaign, data: dict[str, Any]) -> Campaign:
 
 def default_utm(campaign: Campaign, utm: dict[str, str] | None) -> dict[str, str] | None:
     """A new link's UTM parameters: those given, and ``utm_medium`` set to
-    the campaign's channel unless given (``other`` sets none)."""
+    the campaign's channel unless given (see ``UTM_MEDIUM_CHANNELS``)."""
     utm = dict(utm or {})
     if "utm_medium" not in utm and (campaign.channel or "sms") in UTM_MEDIUM_CHANNELS:
         utm["utm_medium"] = campaign.channel

@@ -11,8 +11,9 @@ CHANNEL_CHOICES = (
     ("other", "Other"),
 )
 
-#: The channels whose links get ``utm_medium=<channel>`` unless it is given.
-UTM_MEDIUM_CHANNELS = ("sms", "email", "social", "qr", "print")
+#: The channels whose new links get ``utm_medium=<channel>`` unless it is
+#: given. SMS links keep what they had before channels (no default medium).
+UTM_MEDIUM_CHANNELS = ("email", "social", "qr", "print")
 
 #: Campaign fields that mean something for SMS campaigns only.
 SMS_ONLY_FIELDS = ("message_template", "cost_per_message", "cost_per_segment")

@@ -129,13 +129,21 @@ def link_qr(campaign_id: int, link_id: int) -> str:
     )
 
 
-@bp.get("/campaigns/<int:campaign_id>/links/<int:link_id>/qr.<fmt>")
+@bp.get("/campaigns/<int:campaign_id>/links/<int:link_id>/qr.svg")
 @login_required
-def link_qr_download(campaign_id: int, link_id: int, fmt: str) -> Response:
+def link_qr_svg(campaign_id: int, link_id: int) -> Response:
+    return _qr_download(campaign_id, link_id, "svg")
+
+
+@bp.get("/campaigns/<int:campaign_id>/links/<int:link_id>/qr.png")
+@login_required
+def link_qr_png(campaign_id: int, link_id: int) -> Response:
+    return _qr_download(campaign_id, link_id, "png")
+
+
+def _qr_download(campaign_id: int, link_id: int, fmt: str) -> Response:
     campaign = campaign_or_404(campaign_id)
     link = _link_or_404(campaign, link_id)
-    if fmt not in QR_MIMETYPES:
-        raise NotFound(f"There is no QR code as “{fmt}”: use .svg or .png.")
     options = _qr_options()
     disposition = "attachment" if request.args.get("download") == "1" else "inline"
     return Response(qr_image(link, fmt, **options), mimetype=QR_MIMETYPES[fmt], headers={
