@@ -5,7 +5,6 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from ..config import Keys
-from .openapi_channels import channel_paths, sms_only_conflicts
 from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
 from ..schemas import (
     AUDIENCE_SEGMENTS,
@@ -20,6 +19,7 @@ from ..schemas import (
     RefundSchema,
     VariantSchema,
 )
+from .openapi_channels import channel_paths, sms_only_conflicts
 
 _ERRORS = {
     "description": "Invalid input: each field with its messages.",
