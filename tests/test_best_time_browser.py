@@ -13,12 +13,12 @@ from e2e.browser import BIN, DESKTOP, dashboard_tab, require_chromium, screensho
 
 require_chromium()
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine  # noqa: E402
 
-from conftest import PASSWORD_HASH_METHOD, _empty_tables
-from e2e.seed import Seed
-from e2e.support import HOST, ROOT, clean_env, free_port, gunicorn
-from e2e.timing_seed import Send, seed_campaign
+from conftest import PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
+from e2e.seed import Seed  # noqa: E402
+from e2e.support import HOST, ROOT, clean_env, free_port, gunicorn  # noqa: E402
+from e2e.timing_seed import Send, seed_campaign  # noqa: E402
 
 OWNER = "timing-owner@example.com"
 PASSWORD = "correct horse battery"

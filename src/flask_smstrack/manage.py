@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .config import Keys
 from .models import Campaign, Link, Variant
-from .schemas import MAX_ID
+from .models.channels import UTM_MEDIUM_CHANNELS
+from .schemas import COST_FIELDS, MAX_ID
 from .state import get_state, links_changed
 
 _BASE62 = string.digits + string.ascii_letters
@@ -54,7 +55,7 @@ def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
             code=custom or generate_code(),
             destination_url=data["destination_url"],
             append_click_id=data.get("append_click_id", True),
-            utm=data.get("utm") or None,
+            utm=default_utm(campaign, data.get("utm")),
         )
         db.session.add(link)
         try:
@@ -68,6 +69,29 @@ def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
         links_changed(stored=[link.code])
         return link
     raise RuntimeError(f"Could not find a free short code after 5 tries; raise {Keys.CODE_LENGTH}.")
+
+
+def update_campaign(campaign: Campaign, data: dict[str, Any]) -> Campaign:
+    """Apply a validated partial edit to ``campaign`` and commit: a cost
+    given replaces the campaign's other way of giving one."""
+    if any(data.get(name) is not None for name in COST_FIELDS):
+        data = {**{name: None for name in COST_FIELDS}, **data}
+    refallback = data.get("fallback_url", campaign.fallback_url) != campaign.fallback_url
+    for key, value in data.items():
+        setattr(campaign, key, value)
+    get_state().db.session.commit()
+    for link in campaign.links if refallback else ():
+        forget_link(link)
+    return campaign
+
+
+def default_utm(campaign: Campaign, utm: dict[str, str] | None) -> dict[str, str] | None:
+    """A new link's UTM parameters: those given, and ``utm_medium`` set to
+    the campaign's channel unless given (see ``UTM_MEDIUM_CHANNELS``)."""
+    utm = dict(utm or {})
+    if "utm_medium" not in utm and (campaign.channel or "sms") in UTM_MEDIUM_CHANNELS:
+        utm["utm_medium"] = campaign.channel
+    return utm or None
 
 
 #: What a link edit may change.

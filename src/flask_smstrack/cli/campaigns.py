@@ -13,6 +13,7 @@ from ..config import SMS_PROVIDERS, Keys
 from ..db.migrate import current_revision, head_revision, upgrade
 from ..manage import CodeTaken, create_campaign, create_link, get_campaign, short_url
 from ..models import Campaign, Link, User
+from ..models.channels import CHANNELS
 from ..reports.campaign import campaign_report
 from ..reports.rollups import start_catch_up
 from ..schemas import CampaignSchema, LinkSchema
@@ -47,6 +48,8 @@ def init_db_command() -> None:
 @smstrack_cli.command("create-campaign")
 @click.option("--name", required=True)
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
+@click.option("--channel", type=click.Choice(CHANNELS), default="sms", show_default=True,
+              help="Where the campaign runs; messages, recipients and sending are for sms only.")
 @click.option("--cost", help="Total cost of the send, e.g. 12.50.")
 @click.option("--cost-per-message", help="Price of one message, e.g. 0.0079.")
 @click.option("--cost-per-segment", help="Price of one SMS segment, e.g. 0.0079 (with imported recipients).")
@@ -61,13 +64,13 @@ def init_db_command() -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the new campaign's id, e.g. CAMPAIGN=$(... --quiet).")
 def create_campaign_command(
-    name, currency, cost, cost_per_message, cost_per_segment, message_template, sent, owner, fallback_url,
+    name, currency, channel, cost, cost_per_message, cost_per_segment, message_template, sent, owner, fallback_url,
     verified_revenue_only, quiet, provider=None,
 ) -> None:
     """Create a campaign and print its id (the CAMPAIGN_ID of the other commands)."""
     app_state()
     raw = {
-        "name": name, "currency": currency, "cost": cost, "cost_per_message": cost_per_message,
+        "name": name, "currency": currency, "channel": channel, "cost": cost, "cost_per_message": cost_per_message,
         "cost_per_segment": cost_per_segment, "message_template": message_template, "sent": sent,
         "verified_revenue_only": verified_revenue_only, "fallback_url": fallback_url, "provider": provider,
     }

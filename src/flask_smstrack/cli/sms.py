@@ -15,6 +15,7 @@ from ..reports.rollups import start_catch_up
 from ..schemas import AUDIENCE_SEGMENTS
 from .base import app_state, campaign_or_fail, smstrack_cli, validation_error, warn_opt_out_text
 from .timing import BEST, best_at
+from .channels import require_sms
 
 
 @smstrack_cli.command("import-recipients")
@@ -72,7 +73,7 @@ def add_variant_command(campaign_id: int, name: str, message: str, weight: int) 
     from ..manage import add_variant
     from ..schemas import VariantSchema
 
-    campaign = campaign_or_fail(campaign_id)
+    campaign = require_sms(campaign_or_fail(campaign_id))
     try:
         data = VariantSchema().load({"name": name, "message_template": message, "weight": weight})
     except ValidationError as err:
@@ -126,7 +127,7 @@ def export_messages_command(campaign_id: int, output: str) -> None:
     from ..reports.export import messages_csv
     from ..sms.outbox import mark_exported, message_rows
 
-    campaign = campaign_or_fail(campaign_id)
+    campaign = require_sms(campaign_or_fail(campaign_id))
     warn_opt_out_text(campaign=campaign)
     _prepare(campaign)
     with click.open_file(output, "w", encoding="utf-8") as f:
@@ -149,7 +150,7 @@ def export_recipients_command(campaign_id, segment, variant, device, country, ou
     from ..reports.audience import audience
     from ..reports.export import audience_csv
 
-    campaign = campaign_or_fail(campaign_id)
+    campaign = require_sms(campaign_or_fail(campaign_id))
     members = audience(campaign, segment, variant=variant, device=device, country=country)
     with click.open_file(output, "w", encoding="utf-8") as f:
         for line in audience_csv(members):
@@ -316,6 +317,7 @@ def send_command(
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
+    require_sms(campaign)
     if at_text is not None and at_text.strip().lower() == BEST:
         at_text = best_at(campaign)
     try:

@@ -113,6 +113,9 @@ class Campaign(Base):
     owner_id: Mapped[str | None] = mapped_column(String(255), index=True)
     name: Mapped[str] = mapped_column(String(200))
     currency: Mapped[str] = mapped_column(String(3))
+    #: Where the campaign runs: one of :data:`~.channels.CHANNELS`. The SMS
+    #: features (messages, recipients, sending) are for ``sms`` only.
+    channel: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")
     #: Flat total cost of the send.
     cost: Mapped[Decimal | None] = mapped_column(Money)
     #: Price of one message; cost = cost_per_message x sent.

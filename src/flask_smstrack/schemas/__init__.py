@@ -27,6 +27,7 @@ from marshmallow import (
 )
 
 from ..config import SMS_PROVIDERS, Keys
+from .channels import ChannelFields
 
 #: Click ids and codes: URL-safe base64 alphabet.
 CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -345,7 +346,7 @@ COST_FIELDS = ("cost", "cost_per_message", "cost_per_segment")
 MAX_MESSAGE = 1600
 
 
-class CampaignSchema(StrictSchema):
+class CampaignSchema(ChannelFields, StrictSchema):
     """Input and output of ``/api/v1/campaigns``."""
 
     id = fields.Integer(dump_only=True)

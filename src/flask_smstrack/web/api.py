@@ -470,6 +470,7 @@ def not_found(_rest: str) -> Response:
 
 # The conversion, link edit, subject and opt-out endpoints live in their own modules, on this blueprint.
 from . import (  # noqa: E402,F401
+    api_channels,
     api_conversions,
     api_links,
     api_optouts,

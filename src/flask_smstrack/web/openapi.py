@@ -20,6 +20,7 @@ from ..schemas import (
     VariantSchema,
 )
 from .openapi_timing import timing_paths
+from .openapi_channels import channel_paths, sms_only_conflicts
 
 _ERRORS = {
     "description": "Invalid input: each field with its messages.",
@@ -258,7 +259,8 @@ def build_spec(version: str, server_url: str) -> dict:
     from .openapi_report_import import report_import_paths
 
     report_import_paths(spec, _ID, _ERRORS)
-    return _with_common_errors(spec.to_dict())
+    channel_paths(spec)
+    return _with_common_errors(sms_only_conflicts(spec.to_dict()))
 
 
 def _conversion_paths(spec: APISpec) -> None:

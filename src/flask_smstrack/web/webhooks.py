@@ -178,4 +178,4 @@ def twilio_inbound() -> Response:
 
 
 # ClickSend's webhooks share this blueprint (its error handlers, CSRF exemption).
-from . import webhooks_clicksend  # noqa: F401
+from . import webhooks_clicksend  # noqa: E402,F401

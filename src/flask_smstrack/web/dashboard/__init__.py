@@ -2,8 +2,9 @@
 keys (API keys), listing (the campaign list), campaign (a campaign's page,
 tables, install, link checks), forms (create and edit), messages (the
 Messages card), send (the Send page and the jobs' progress), timing (the
-form's best-time panel); charts draw, base holds what the pages share."""
-from . import account, campaign, forms, keys, listing, messages, send, timing  # noqa: F401  (registers the views)
+form's best-time panel), channels (the channel comparison, links' QR
+codes); charts draw, base holds what the pages share."""
+from . import account, campaign, channels, forms, keys, listing, messages, send, timing  # noqa: F401  (registers the views)
 from .base import bp
 
 __all__ = ["bp"]

@@ -24,7 +24,9 @@ from ...errors import InvalidInput, NotFound
 from ...manage import (
     short_url,
 )
+from ...models.channels import is_sms
 from ...reports.campaign import CampaignData, ratio
+from ...reports.channels import CHANNEL_LABELS
 from ...reports.export import csv_download, table_csv
 from ...reports.tables import (
     BREAKDOWNS,
@@ -41,6 +43,7 @@ from .messages import messages_card
 @login_required
 def campaign(campaign_id: int) -> tuple[str, int]:
     campaign = campaign_or_404(campaign_id)
+    sms = is_sms(campaign)
     tz, tz_error = tz_arg()
     data = CampaignData(campaign, tz)
     report = data.report
@@ -68,8 +71,10 @@ def campaign(campaign_id: int) -> tuple[str, int]:
         tz_arg=tz if request.args.get("tz") and not tz_error else None,
         timezones=timezone_names(),
         sent_at=local(campaign.sent_at, tz),
-        messages_card=messages_card(data),
-        opt_outs=opt_out_card(data),
+        messages_card=messages_card(data) if sms else None,
+        opt_outs=opt_out_card(data) if sms else None,
+        sms=sms,
+        channel_label=CHANNEL_LABELS.get(campaign.channel, campaign.channel),
     ), (400 if tz_error else 200)
 
 

@@ -37,6 +37,7 @@ from ...manage import (
     update_link,
 )
 from ...models import Campaign, Link
+from ...models.channels import CHANNEL_CHOICES, channel_change_problem
 from ...schemas import (
     UTM_KEYS,
     CampaignSchema,
@@ -58,7 +59,7 @@ class LinkForm(FlaskForm):
 
 
 _CAMPAIGN_FIELDS = (
-    "name", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template",
+    "name", "channel", "currency", "cost", "cost_per_message", "cost_per_segment", "sent", "sent_at", "message_template",
     "verified_revenue_only", "fallback_url", "provider",
 )
 
@@ -74,6 +75,7 @@ def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
     sent_at = local(campaign.sent_at, tz)
     return {
         "name": campaign.name,
+        "channel": campaign.channel,
         "currency": campaign.currency,
         "cost": format_money(campaign.cost) if campaign.cost is not None else "",
         **{k: format_money(getattr(campaign, k)) if getattr(campaign, k) is not None else "" for k in _MONEY_FIELDS},
@@ -89,7 +91,7 @@ def _campaign_values(campaign: Campaign, tz: str) -> dict[str, str]:
 def _campaign_payload(values: dict[str, str], tz: str) -> dict[str, Any]:
     """Form strings as the API's JSON would carry them; the schema judges."""
     payload: dict[str, Any] = {
-        "name": values["name"], "currency": values["currency"],
+        "name": values["name"], "currency": values["currency"], "channel": values.get("channel") or "sms",
         "verified_revenue_only": values.get("verified_revenue_only") == "y",
         "fallback_url": values.get("fallback_url") or None,
         "provider": values.get("provider") or None,
@@ -253,7 +255,7 @@ def campaign_new() -> str | Response | tuple[str, int]:
             errors = expired(form)
     return render_template(
         "smstrack/campaign_form.html", form=form, values=values, errors=errors, campaign=None, tz=tz,
-        previews=_message_previews(None, values, []), slots=[],
+        previews=_message_previews(None, values, []), slots=[], channel_choices=CHANNEL_CHOICES,
     ), (400 if errors else 200)
 
 
@@ -277,7 +279,9 @@ def campaign_edit(campaign_id: int) -> str | Response | tuple[str, int]:
             except ValidationError as err:
                 errors = field_errors(err)
                 data = {}
-            wanted, variant_errors = ([], {}) if locked else _load_variants(slots)
+            if problem := channel_change_problem(campaign, data.get("channel", campaign.channel)):
+                errors["channel"] = [problem]
+            wanted, variant_errors = ([], {}) if locked or data.get("channel", "sms") != "sms" else _load_variants(slots)
             errors.update(variant_errors)
             if not errors and request.form.get("action") != "preview":
                 refallback = data.get("fallback_url", campaign.fallback_url) != campaign.fallback_url
@@ -295,6 +299,7 @@ def campaign_edit(campaign_id: int) -> str | Response | tuple[str, int]:
     return render_template(
         "smstrack/campaign_form.html", form=form, values=values, errors=errors, campaign=campaign, tz=tz,
         previews=_message_previews(campaign, values, slots), slots=slots, locked=locked,
+        channel_choices=CHANNEL_CHOICES,
     ), (400 if errors else 200)
 
 
