@@ -14,7 +14,7 @@ LAYERS = [
     {"state", "models"},
     {"schemas"},
     {"auth", "manage"},
-    {"tracking", "reports", "sms", "db"},
+    {"tracking", "reports", "sms", "db", "integrations"},
     {"demo", "jobs"},
     {"web", "cli"},
     {"extension"},

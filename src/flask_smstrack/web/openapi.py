@@ -253,6 +253,9 @@ def build_spec(version: str, server_url: str) -> dict:
     _conversion_paths(spec)
     _opt_out_paths(spec)
     _subject_paths(spec)
+    from .openapi_webhooks import webhook_paths
+
+    webhook_paths(spec)
     return _with_common_errors(spec.to_dict())
 
 

@@ -1,0 +1,6 @@
+"""Events sent to other tools: owners' webhook endpoints, signed with the
+Standard Webhooks scheme, and conversions forwarded to Google Analytics 4.
+
+:mod:`.endpoints` adds and changes endpoints, :mod:`.events` turns new rows
+into deliveries, :mod:`.webhooks_out` delivers them with retries, and
+:mod:`.log` reads both for the dashboard and the API."""
