@@ -227,10 +227,10 @@ def add_deliveries(session, candidates: list[tuple[WebhookEndpoint, str, str, st
     deliveries, but those already made; how many were new."""
     if not candidates:
         return 0
-    existing = set(session.execute(select(WebhookDelivery.endpoint_id, WebhookDelivery.event_id).where(
+    existing = {tuple(row) for row in session.execute(select(WebhookDelivery.endpoint_id, WebhookDelivery.event_id).where(
         WebhookDelivery.endpoint_id.in_({e.id for e, *_ in candidates}),
         WebhookDelivery.event_id.in_({event_id for _, event_id, *_ in candidates}),
-    )).tuples())
+    )).all()}
     now = utcnow()
     rows = [
         {"endpoint_id": e.id, "event_id": event_id, "event_type": event_type, "payload": payload, "status": "pending",

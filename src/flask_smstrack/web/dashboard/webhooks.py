@@ -25,7 +25,7 @@ from .base import bp, dashboard_principal
 class EndpointForm(FlaskForm):
     url = StringField("URL")
     events = SelectMultipleField(
-        "Events", choices=[(e, e) for e in EVENTS], option_widget=widgets.CheckboxInput(),
+        "Events", choices=list(EVENTS), option_widget=widgets.CheckboxInput(),
         widget=widgets.ListWidget(prefix_label=False),
     )
 
