@@ -106,10 +106,11 @@ def test_a_receiver_failing_twice_gets_the_event_once_after_retries(app, actions
 
 def test_only_one_of_two_workers_sends_a_delivery(app, actions, shop):
     """Two workers attempt the same due delivery at once: the claim lets one."""
+    from wsgi import db
+
     from flask_smstrack.integrations.events import scan_all
     from flask_smstrack.integrations.webhooks_out import attempt
     from flask_smstrack.models import WebhookDelivery
-    from wsgi import db
 
     with Receiver() as receiver:
         add_endpoint(actions, shop["key"], receiver.url, ["conversion"])
@@ -208,9 +209,10 @@ def test_ga4_gets_each_conversion_as_a_purchase(make_app):
 
 
 def test_message_status_and_opt_out_events_carry_no_number(app, actions, shop):
+    from wsgi import db
+
     from flask_smstrack.models import Recipient
     from flask_smstrack.sms.receipts import record_status
-    from wsgi import db
 
     with Receiver() as receiver:
         endpoint = add_endpoint(actions, shop["key"], receiver.url, ["message.status", "opt_out"])
@@ -237,9 +239,10 @@ def test_message_status_and_opt_out_events_carry_no_number(app, actions, shop):
 def test_a_row_committed_after_a_later_one_was_scanned_is_still_sent(app, actions, shop):
     """On PostgreSQL a click may commit after one with a higher id was
     read: the scan reads the ids before its cursor again."""
+    from wsgi import db
+
     from flask_smstrack.integrations.events import scan
     from flask_smstrack.models import WebhookCursor
-    from wsgi import db
 
     with Receiver() as receiver:
         add_endpoint(actions, shop["key"], receiver.url, ["click"])

@@ -46,46 +46,48 @@ def test_events_reach_receivers_through_gunicorn(migrated, tmp_path, redis):
     with Seed(env) as seed:
         key = seed.user_with_key(OWNER)
         campaign_id, _ = seed.campaign_with_link(OWNER, "https://shop.example.com/spring", "hook1")
-    with Receiver() as good, Receiver(fail=-1, fail_status=502) as bad:
-        with gunicorn(BIN / "gunicorn", "wsgi:app", port=free_port(), cwd=ROOT, env=env, log=tmp_path / "web.log",
-                      workers=2, ready_path="/smstrack/login") as server:
-            try:
-                if redis:
-                    with open(tmp_path / "worker.log", "ab") as out:
-                        worker = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "smstrack", "worker"],
-                                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-                status, endpoint = _api(server, key, "POST", "/webhook-endpoints",
-                                        {"url": good.url + "/in", "events": ["click", "conversion"]})
-                assert status == 201, endpoint
-                status, failing = _api(server, key, "POST", "/webhook-endpoints", {"url": bad.url, "events": ["click"]})
-                assert status == 201, failing
-                click = fetch(server.url + "/s/hook1", headers={"User-Agent": IPHONE})
-                assert click.status == 302
-                click_id = parse_qs(urlsplit(click.headers["Location"]).query)["smsclid"][0]
-                status, conversion = _api(server, key, "POST", "/conversions", {
-                    "click_id": click_id, "event": "purchase", "revenue": "49.90", "currency": "USD", "order_id": "E-1"})
-                assert status == 201, conversion
-                poll(lambda: len(good.accepted()), lambda n: n >= 2, timeout=30)
-                payloads = good.verified(endpoint["secret"])
-                assert sorted(p["type"] for p in payloads) == ["click", "conversion"], payloads
-                sale = next(p["data"] for p in payloads if p["type"] == "conversion")
-                assert (sale["click_id"], sale["revenue"], sale["campaign_id"]) == (click_id, "49.90", campaign_id)
+    with (
+        Receiver() as good, Receiver(fail=-1, fail_status=502) as bad,
+        gunicorn(BIN / "gunicorn", "wsgi:app", port=free_port(), cwd=ROOT, env=env, log=tmp_path / "web.log",
+                 workers=2, ready_path="/smstrack/login") as server,
+    ):
+        try:
+            if redis:
+                with open(tmp_path / "worker.log", "ab") as out:
+                    worker = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "smstrack", "worker"],
+                                              cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            status, endpoint = _api(server, key, "POST", "/webhook-endpoints",
+                                    {"url": good.url + "/in", "events": ["click", "conversion"]})
+            assert status == 201, endpoint
+            status, failing = _api(server, key, "POST", "/webhook-endpoints", {"url": bad.url, "events": ["click"]})
+            assert status == 201, failing
+            click = fetch(server.url + "/s/hook1", headers={"User-Agent": IPHONE})
+            assert click.status == 302
+            click_id = parse_qs(urlsplit(click.headers["Location"]).query)["smsclid"][0]
+            status, conversion = _api(server, key, "POST", "/conversions", {
+                "click_id": click_id, "event": "purchase", "revenue": "49.90", "currency": "USD", "order_id": "E-1"})
+            assert status == 201, conversion
+            poll(lambda: len(good.accepted()), lambda n: n >= 2, timeout=30)
+            payloads = good.verified(endpoint["secret"])
+            assert sorted(p["type"] for p in payloads) == ["click", "conversion"], payloads
+            sale = next(p["data"] for p in payloads if p["type"] == "conversion")
+            assert (sale["click_id"], sale["revenue"], sale["campaign_id"]) == (click_id, "49.90", campaign_id)
 
-                listed = poll(lambda: _api(server, key, "GET", "/webhook-endpoints")[1]["endpoints"],
-                              lambda eps: not eps[1]["enabled"], timeout=30)
-                assert listed[1]["enabled"] is False and "HTTP 502" in listed[1]["disabled_reason"], listed
-                assert len(bad.requests) == 2  # the first attempt and one retry
+            listed = poll(lambda: _api(server, key, "GET", "/webhook-endpoints")[1]["endpoints"],
+                          lambda eps: not eps[1]["enabled"], timeout=30)
+            assert listed[1]["enabled"] is False and "HTTP 502" in listed[1]["disabled_reason"], listed
+            assert len(bad.requests) == 2  # the first attempt and one retry
 
-                user = Browser(server.url)
-                user.submit("/smstrack/login", "/smstrack/login", email=OWNER, password="correct horse battery")
-                page = user.get("/smstrack/webhooks")
-                assert f"Webhook {bad.url} is disabled: 1 deliveries in a row failed every retry" in page
-                deliveries = _api(server, key, "GET", f"/webhook-deliveries?endpoint_id={endpoint['id']}")[1]
-                sold = next(d for d in deliveries["deliveries"] if d["event_type"] == "conversion")
-                user.submit("/smstrack/webhooks", f"/smstrack/webhooks/deliveries/{sold['id']}/resend")
-                poll(lambda: len(good.accepted()), lambda n: n >= 3, timeout=30)
-                assert [r.webhook_id for r in good.accepted()].count(sold["event_id"]) == 2
-                assert len(good.verified(endpoint["secret"])) == 3
-            finally:
-                if worker is not None:
-                    stop(worker)
+            user = Browser(server.url)
+            user.submit("/smstrack/login", "/smstrack/login", email=OWNER, password="correct horse battery")
+            page = user.get("/smstrack/webhooks")
+            assert f"Webhook {bad.url} is disabled: 1 deliveries in a row failed every retry" in page
+            deliveries = _api(server, key, "GET", f"/webhook-deliveries?endpoint_id={endpoint['id']}")[1]
+            sold = next(d for d in deliveries["deliveries"] if d["event_type"] == "conversion")
+            user.submit("/smstrack/webhooks", f"/smstrack/webhooks/deliveries/{sold['id']}/resend")
+            poll(lambda: len(good.accepted()), lambda n: n >= 3, timeout=30)
+            assert [r.webhook_id for r in good.accepted()].count(sold["event_id"]) == 2
+            assert len(good.verified(endpoint["secret"])) == 3
+        finally:
+            if worker is not None:
+                stop(worker)

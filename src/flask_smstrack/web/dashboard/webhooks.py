@@ -15,7 +15,14 @@ from wtforms import SelectMultipleField, StringField, widgets
 from ...auth import principal_from_user
 from ...errors import InvalidInput, NotFound
 from ...integrations.endpoints import create_endpoint, delete_endpoint, enable_endpoint, remove_ga4, set_ga4
-from ...integrations.log import disabled_endpoints, ga4_stream, get_delivery, get_endpoint, list_deliveries, list_endpoints
+from ...integrations.log import (
+    disabled_endpoints,
+    ga4_stream,
+    get_delivery,
+    get_endpoint,
+    list_deliveries,
+    list_endpoints,
+)
 from ...integrations.webhooks_out import resend
 from ...models.webhooks import EVENTS
 from ...schemas.webhooks import Ga4Schema, WebhookEndpointSchema
