@@ -66,8 +66,10 @@ def seeded(app, actions):
     assert actions.collect({"type": "conversion", "click_id": click_id, "order_id": "A-1",
                             "revenue": "20", "currency": "USD"}).status_code == 202
     variants = actions.api("GET", f"/campaigns/{campaign['id']}/variants", key).json["variants"]
+    endpoint = actions.api("POST", "/webhook-endpoints", key,
+                           json={"url": "https://crm.example.com/hook", "events": ["click"]}).json
     return {"key": key, "campaign_id": campaign["id"], "variant_id": variants[0]["id"], "code": link["code"],
-            "link_id": link["id"]}
+            "link_id": link["id"], "endpoint_id": endpoint["id"]}
 
 
 def _snapshot(app) -> dict[str, list]:
@@ -97,6 +99,7 @@ def _get_urls(app, seeded) -> list[str]:
         "filename": "dashboard.css",
         "code": seeded["code"],
         "link_id": seeded["link_id"],
+        "endpoint_id": seeded["endpoint_id"],
         "_rest": "no/such/endpoint",
     }
     urls = []

@@ -333,6 +333,27 @@ class Keys:
     #: web process of each machine runs them on a thread. ``0``: none.
     JOB_INTERVAL = _key("SMSTRACK_JOB_INTERVAL", 60)
 
+    # -- outbound webhooks (:mod:`flask_smstrack.integrations`) ----------------
+    #: Seconds one delivery attempt (connect and answer) may take.
+    WEBHOOK_TIMEOUT = _key("SMSTRACK_WEBHOOK_TIMEOUT", 10)
+
+    #: Seconds before the first retry; later ones wait 60, 360, 1440, 3600
+    #: and 7200 times as long (5 s: 5 min, 30 min, 2 h, 5 h, 10 h).
+    WEBHOOK_RETRY_BASE = _key("SMSTRACK_WEBHOOK_RETRY_BASE", 5)
+
+    #: Retries after a delivery's first attempt (at most 6, the steps above).
+    WEBHOOK_RETRIES = _key("SMSTRACK_WEBHOOK_RETRIES", 6)
+
+    #: Deliveries in a row that fail every retry before an endpoint is disabled.
+    WEBHOOK_DISABLE_AFTER = _key("SMSTRACK_WEBHOOK_DISABLE_AFTER", 3)
+
+    #: Accept ``http://`` endpoints on any host (``localhost`` and
+    #: ``127.0.0.1`` always are).
+    WEBHOOK_ALLOW_HTTP = _key("SMSTRACK_WEBHOOK_ALLOW_HTTP", False)
+
+    #: Google Analytics 4's Measurement Protocol endpoint.
+    GA4_ENDPOINT = _key("SMSTRACK_GA4_ENDPOINT", "https://www.google-analytics.com/mp/collect")
+
     # -- rate limits (:mod:`flask_smstrack.web.limits`) ------------------------
     # Rates are written as Flask-Limiter reads them: ``"300 per minute"``,
     # ``"10/second"``, several joined by ``;``.

@@ -1,5 +1,5 @@
-"""Periodic jobs: spool replay, rollup catch-up and PostgreSQL partitions
-ahead, every ``SMSTRACK_JOB_INTERVAL`` seconds.
+"""Periodic jobs: spool replay, rollup catch-up, PostgreSQL partitions
+ahead and outbound webhooks, every ``SMSTRACK_JOB_INTERVAL`` seconds.
 
 With ``SMSTRACK_REDIS_URL`` set, ``flask smstrack worker`` enqueues them
 (:mod:`.worker`). Without Redis there is no worker: each web process runs a
@@ -41,6 +41,7 @@ PERIODIC: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("flask_smstrack.tracking.spool:replay_spool", "replay-spool", None),
     ("flask_smstrack.reports.rollups:catch_up", "rollups", None),
     ("flask_smstrack.db.partitions:ensure_partitions", "partitions", frozenset({"postgresql"})),
+    ("flask_smstrack.integrations.webhooks_out:dispatch", "webhooks", None),
 )
 _missing_warned: set[str] = set()
 

@@ -36,12 +36,13 @@ from ..config import DEFAULTS, Keys
 from .base import NAMING_CONVENTION, Base, BigId, Money, UTCDateTime, utcnow
 from .privacy import EVERY_OWNER, OptOutEvent, Suppression
 from .rollups import ClickDimensionRollup, ClickRollup, ConversionRollup, PurgedConversion, RecipientRollup, RollupState
+from .webhooks import WebhookCursor, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "EVERY_OWNER", "NAMING_CONVENTION", "NOT_SENT", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click",
     "ClickDimensionRollup", "ClickRollup", "Conversion", "ConversionRollup", "Link", "Money", "OptOutEvent",
-    "PurgedConversion", "RECIPIENT_FIRST_CLICK", "Recipient", "RecipientRollup", "Refund", "RollupState", "Suppression", "UTCDateTime", "User",
-    "Variant", "utcnow",
+    "PurgedConversion", "RECIPIENT_FIRST_CLICK", "Recipient", "RecipientRollup", "Refund", "RollupState", "Suppression",
+    "UTCDateTime", "User", "Variant", "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "utcnow",
 ]
 
 #: The owner of conversions that belong to nobody: posted by a browser

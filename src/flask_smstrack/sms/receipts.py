@@ -64,6 +64,9 @@ def record_status(
     ).rowcount
     session.commit()
     if changed:
+        from ..integrations.events import emit_message_status
+
+        emit_message_status(message_sid)
         return True
     known = session.execute(select(_r.id).where(_r.message_sid == message_sid)).first()
     session.commit()

@@ -477,4 +477,5 @@ from . import (  # noqa: E402,F401
     api_report_import,
     api_subjects,
     api_timing,
+    api_webhooks,
 )

@@ -257,9 +257,11 @@ def build_spec(version: str, server_url: str) -> dict:
     _subject_paths(spec)
     timing_paths(spec)
     from .openapi_report_import import report_import_paths
+    from .openapi_webhooks import webhook_paths
 
     report_import_paths(spec, _ID, _ERRORS)
     channel_paths(spec)
+    webhook_paths(spec)
     return _with_common_errors(sms_only_conflicts(spec.to_dict()))
 
 

@@ -3,8 +3,20 @@ keys (API keys), listing (the campaign list), campaign (a campaign's page,
 tables, install, link checks), forms (create and edit), messages (the
 Messages card), send (the Send page and the jobs' progress), timing (the
 form's best-time panel), channels (the channel comparison, links' QR
-codes); charts draw, base holds what the pages share."""
-from . import account, campaign, channels, forms, keys, listing, messages, send, timing  # noqa: F401  (registers the views)
+codes), webhooks (outbound webhooks and GA4); charts draw, base holds what
+the pages share."""
+from . import (  # noqa: F401  (registers the views)
+    account,
+    campaign,
+    channels,
+    forms,
+    keys,
+    listing,
+    messages,
+    send,
+    timing,
+    webhooks,
+)
 from .base import bp
 
 __all__ = ["bp"]
