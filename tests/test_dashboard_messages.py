@@ -232,7 +232,7 @@ def test_forwards_are_shown_apart(sms, sms_app):
     sms.click(code, ua=DESKTOP, ip="90.12.1.1", client=sms_app.test_client())  # passed on to a laptop
     page = client.get(f"/smstrack/campaigns/{campaign_id}").text
     assert _facts(_card(page))["Forwards"][0] == "1"
-    assert re.search(r'<div class="st-tile-label">Unique clicks</div>\s*<div class="st-tile-value">1</div>', page)
+    assert re.search(r'<span class="st-step-label">Unique clicks</span>\s*<span class="st-step-value">1</span>', page)
 
 
 def test_prepare_error_is_flashed(sms, sms_app):
