@@ -1,5 +1,4 @@
 import json
-import re
 
 from conftest import IPHONE
 from flask_smstrack.auth import principal_from_key
