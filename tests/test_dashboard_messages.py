@@ -170,7 +170,7 @@ def test_prepare_messages_from_the_page(sms, sms_app):
     assert facts["Messages sent"][0] == "12"
     assert facts["Segments"][0] == "18"
     assert facts["Cost"] == ("0.14 USD", "18 segments × 0.0079 USD")
-    assert "CTR = unique clicks ÷ sent (12) until delivery receipts arrive, then ÷ delivered." in _text(card)
+    assert "CTR = unique clicks ÷ sent (12) until delivery receipts arrive, then ÷ reached (sent minus undelivered)." in _text(card)
     assert "Download messages (CSV)" in card and "Export messages (CSV)" not in card
     assert "Recipients for the next send" in card
 
@@ -217,7 +217,7 @@ def test_receipts_make_delivered_the_ctr_denominator(sms, sms_app):
     # Refused before sending: not a message, not paid for.
     assert _facts(card)["Messages sent"][0] == "11"
     assert (
-        "CTR = unique clicks ÷ messages delivered or still on their way (9): delivery receipts came for 11 of "
+        "CTR = unique clicks ÷ reached (9: sent minus undelivered): delivery receipts came for 11 of "
         "11 messages, 9 delivered and 2 not." in _text(card)
     )
     assert "A/B test" not in card  # one message, no test
