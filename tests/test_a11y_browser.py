@@ -76,7 +76,7 @@ def test_every_page_passes_axe(browser, site, axe_source, size, viewport):
 
 
 def test_axe_finds_a_problem(browser, site, axe_source):
-    """The check can fail: an image without a text alternative is reported."""
+    """The check can fail: a text box without a label is reported."""
     with contexts(browser, site.url, DESKTOP) as by_user:
         page = by_user[OWNER].new_page()
         page.goto(f"{site.url}/smstrack/")
