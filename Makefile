@@ -23,8 +23,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/flask --app wsgi smstrack quickstart --base-url http://$(HOST):$(PORT) $(if $(DEMO),--demo)
-	@echo "Serving on http://$(HOST):$(PORT)/smstrack/ (Ctrl-C stops)"
+	$(BIN)/flask --app wsgi smstrack quickstart --base-url $(or $(SMSTRACK_BASE_URL),http://$(HOST):$(PORT)) $(if $(DEMO),--demo)
+	@echo "Serving on $(or $(SMSTRACK_BASE_URL),http://$(HOST):$(PORT))/smstrack/ (Ctrl-C stops)"
 	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 test: $(VENV)/.installed-test

@@ -136,6 +136,7 @@ def test_report_numbers(actions, app):
         "currency": "USD",
         "sent": 10,
         "delivered": None,
+        "reached": 10,  # sent, no receipts: what CTR divides by
         "clicks": 4,
         "unique_clicks": 3,
         "previews": 1,

@@ -252,6 +252,7 @@ def _value(sort, name, when, r):
         "profit": lambda: r.profit,
         "roi": lambda: r.roi,
         "sent": lambda: r.audience,
+        "reached": lambda: r.reached,
         "clicks": lambda: r.clicks,
         "ctr": lambda: r.ctr,
         "conversions": lambda: r.conversions,

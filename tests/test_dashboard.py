@@ -36,9 +36,21 @@ def login(app, email="owner@example.com", password=PASSWORD):
     return client
 
 
+_STEP = re.compile(
+    r'<span class="st-step-label">([^<]+)</span>\s*<span class="st-step-value">([^<]+)</span>'
+    r'(?:\s*<span class="st-step-rate"><strong>([^<]+)</strong> ([a-zA-Z ]+)</span>)?'
+)
+
+
 def tiles(page: str) -> dict[str, str]:
-    """The KPI tiles as shown: label -> value with its unit."""
-    return {html.unescape(label): html.unescape(re.sub(r"<[^>]+>", "", value)) for label, value in _TILE.findall(page)}
+    """The KPI tiles and the funnel's steps as shown: label -> value with
+    its unit; a step's rate under the rate's name (CTR, Conversion rate)."""
+    shown = {html.unescape(label): html.unescape(re.sub(r"<[^>]+>", "", value)) for label, value in _TILE.findall(page)}
+    for label, value, rate, rate_name in _STEP.findall(page):
+        shown[html.unescape(label)] = html.unescape(value)
+        if rate:
+            shown[rate_name if rate_name == "CTR" else rate_name.capitalize()] = html.unescape(rate)
+    return shown
 
 
 def rows_of(text: str) -> list[list[str]]:
@@ -330,10 +342,12 @@ def test_list_rows(app, three):
     # Bravo: 2 of 10 clicked (20.0%); no revenue, so profit -50.00 and ROI -100.0%.
     row = re.search(r'>Bravo</a>(.*?)</tr>', text, re.S).group(1)
     assert '<span class="st-rowdate">10 Mar 2024' in row
-    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    # Revenue, cost, profit, ROI; sent, clicks, CTR, conversions, conversion
-    # rate; opt-out rate (nothing known delivered).
-    assert cells == ["0.00 USD", "50.00 USD", "-50.00 USD", "-100.0%", "10", "2", "20.0%", "0", "0.0%", "–"]
+    cells = [re.sub(r"<[^>]+>", " ", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    # Revenue, cost, profit, ROI; reached, clicks, CTR with the unique
+    # clicks it counts, conversions, conversion rate; opt-out rate (nothing
+    # known delivered).
+    cells = [" ".join(c.split()) for c in cells]
+    assert cells == ["0.00 USD", "50.00 USD", "-50.00 USD", "-100.0%", "10", "2", "20.0% 2 unique clicks", "0", "0.0%", "–"]
 
 
 @pytest.mark.parametrize(

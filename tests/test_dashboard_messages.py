@@ -170,7 +170,7 @@ def test_prepare_messages_from_the_page(sms, sms_app):
     assert facts["Messages sent"][0] == "12"
     assert facts["Segments"][0] == "18"
     assert facts["Cost"] == ("0.14 USD", "18 segments × 0.0079 USD")
-    assert "CTR = unique clicks ÷ sent (12) until delivery receipts arrive, then ÷ delivered." in _text(card)
+    assert "CTR = unique clicks ÷ sent (12) until delivery receipts arrive, then ÷ reached (sent minus undelivered)." in _text(card)
     assert "Download messages (CSV)" in card and "Export messages (CSV)" not in card
     assert "Recipients for the next send" in card
 
@@ -217,7 +217,7 @@ def test_receipts_make_delivered_the_ctr_denominator(sms, sms_app):
     # Refused before sending: not a message, not paid for.
     assert _facts(card)["Messages sent"][0] == "11"
     assert (
-        "CTR = unique clicks ÷ messages delivered or still on their way (9): delivery receipts came for 11 of "
+        "CTR = unique clicks ÷ reached (9: sent minus undelivered): delivery receipts came for 11 of "
         "11 messages, 9 delivered and 2 not." in _text(card)
     )
     assert "A/B test" not in card  # one message, no test
@@ -232,7 +232,7 @@ def test_forwards_are_shown_apart(sms, sms_app):
     sms.click(code, ua=DESKTOP, ip="90.12.1.1", client=sms_app.test_client())  # passed on to a laptop
     page = client.get(f"/smstrack/campaigns/{campaign_id}").text
     assert _facts(_card(page))["Forwards"][0] == "1"
-    assert re.search(r'<div class="st-tile-label">Unique clicks</div>\s*<div class="st-tile-value">1</div>', page)
+    assert re.search(r'<span class="st-step-label">Unique clicks</span>\s*<span class="st-step-value">1</span>', page)
 
 
 def test_prepare_error_is_flashed(sms, sms_app):

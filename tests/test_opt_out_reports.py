@@ -198,7 +198,7 @@ def test_nothing_delivered_has_no_rate(sms, sms_app):
 
 
 def _opt_out_card(page: str) -> str:
-    match = re.search(r'<section class="st-card" id="opt-outs".*?</section>', page, re.S)
+    match = re.search(r'<details class="st-fold" id="opt-outs".*?</details>', page, re.S)
     assert match, "no Opt-outs card on the page"
     return match.group(0)
 

@@ -87,7 +87,7 @@ def _table(actions, fixture, name, **params):
 def test_summary(actions, fixture):
     (row,) = _table(actions, fixture, "summary")["rows"]
     assert row == {
-        "sent": 100, "delivered": None, "clicks": 5, "unique_clicks": 4, "previews": 1, "bots": 0,
+        "sent": 100, "delivered": None, "reached": 100, "clicks": 5, "unique_clicks": 4, "previews": 1, "bots": 0,
         "human_confirmed": 0, "ctr": 0.04, "conversions": 2, "unattributed_conversions": 0,
         "conversion_rate": 0.5, "revenue": "42.50", "cost": "10.00", "profit": "32.50", "roi": 3.25,
         "roas": 4.25, "epc": "10.625", "aov": "21.25", "cost_per_conversion": "5.00",

@@ -112,4 +112,27 @@
   Array.prototype.forEach.call(d.querySelectorAll('textarea[data-preview]'), function (area) {
     if (area.value.trim()) preview(area);
   });
+
+  // A table wider than its card: "scroll →" under it while there is more
+  // to its right (the stylesheet shows the cue and the edge shadows).
+  function measure() {
+    Array.prototype.forEach.call(d.querySelectorAll('.st-scroll'), function (box) {
+      var cue = box.nextElementSibling;
+      if (!cue || !cue.classList.contains('st-scrollcue')) {
+        cue = d.createElement('p');
+        cue.className = 'st-scrollcue';
+        cue.setAttribute('aria-hidden', 'true');
+        cue.textContent = 'scroll →';
+        box.parentNode.insertBefore(cue, box.nextSibling);
+      }
+      var more = box.scrollWidth - box.clientWidth - box.scrollLeft > 2;
+      if (more) box.setAttribute('data-st-overflow', ''); else box.removeAttribute('data-st-overflow');
+    });
+  }
+  measure();
+  window.addEventListener('resize', measure);
+  d.addEventListener('toggle', measure, true);
+  d.addEventListener('scroll', function (event) {
+    if (event.target.classList && event.target.classList.contains('st-scroll')) measure();
+  }, true);
 })(document);

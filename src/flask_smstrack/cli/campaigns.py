@@ -151,38 +151,39 @@ def replay_spool_command() -> None:
 @smstrack_cli.command("quickstart")
 @click.option("--admin-email", default="admin@example.com", show_default=True)
 @click.option("--base-url", default=LOCAL_BASE_URL, show_default=True)
-@click.option("--demo", is_flag=True, help="Also create a demo campaign full of data, once.")
+@click.option("--demo", is_flag=True, help="Also create the demo campaigns, full of data, once.")
 @click.pass_context
 def quickstart_command(ctx: click.Context, admin_email: str, base_url: str, demo: bool) -> None:
-    """Set up a new install: tables, a first admin, a sample campaign and link."""
+    """Set up a new install: tables and a first admin; with --demo, the
+    demo campaigns. Says what to do first."""
     state = app_state()
     if current_revision() != head_revision():
         upgrade()
         click.echo("Database tables created.")
     db = state.db
+    dashboard = f"{base_url.rstrip('/')}{current_app.config[Keys.URL_PREFIX]}"
+    login_url = f"{dashboard}/login"
     if db.session.query(User.id).first() is None:
         password = secrets.token_urlsafe(12)
         create_user(admin_email, password, is_admin=True)
-        click.echo(f"Admin created. Log in at {base_url}{current_app.config[Keys.URL_PREFIX]}/login")
+        click.echo(f"Admin created. Log in at {login_url}")
         click.echo(f"  email:    {admin_email}")
         click.echo(f"  password: {password}   (shown once; keep it)")
     else:
         # Existing users and their passwords are left alone; a lost
         # password is set again from the command line.
-        click.echo(f"Log in at {base_url}{current_app.config[Keys.URL_PREFIX]}/login with your user.")
+        click.echo(f"Log in at {login_url} with your user.")
         click.echo("Lost the password? flask --app wsgi smstrack set-password EMAIL")
-    if db.session.query(Campaign.id).first() is None:
-        admin = db.session.query(User).filter_by(is_admin=True).order_by(User.id).first()
-        campaign = create_campaign(
-            CampaignSchema().load({"name": "Sample campaign", "currency": "USD", "cost_per_message": "0.0079", "sent": 1000}),
-            str(admin.id) if admin else None,
-        )
-        link = create_link(campaign, LinkSchema().load({"destination_url": "https://example.com/?utm_source=sms"}))
-        click.echo(f"Sample tracked link: {link_url(link, base_url)}")
-        if demo:
-            ctx.invoke(demo_command)
-        else:
-            click.echo("See a full dashboard at once: flask --app wsgi smstrack demo (or make run DEMO=1)")
+    if db.session.query(Campaign.id).first() is not None:
+        return
+    if demo:
+        ctx.invoke(demo_command)
+        return
+    # A new install starts empty: a made-up campaign would only show
+    # made-up numbers (a -100% ROI). Say what to do first instead.
+    click.echo("No campaign yet. First steps:")
+    click.echo(f"  create one:    {dashboard}/campaigns/new")
+    click.echo("  or see a full dashboard at once: make run DEMO=1 (or: flask --app wsgi smstrack demo)")
 
 
 def _rollups(campaign_ids: tuple[int, ...]) -> None:

@@ -80,8 +80,9 @@ STEPS_PER_RECIPIENT = 3
 PLACEHOLDER_BASE_URL = "http://127.0.0.1:8000"
 
 
-#: The price of one segment, in USD.
-COST_PER_SEGMENT = "0.0079"
+#: The price of one segment, all in (the provider's price, carrier fees and
+#: the SMS platform's share), in USD.
+COST_PER_SEGMENT = "0.0300"
 
 
 

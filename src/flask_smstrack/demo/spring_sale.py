@@ -81,11 +81,25 @@ REPEAT_SHARE = 0.12
 
 
 #: Chance that a confirmed first click, or a confirmed return, buys.
-#: Together about 5% of unique clicks convert.
-CONVERT_FIRST = 0.07
+#: Together about 3% of unique clicks convert (SMS offers see 1-8%).
+CONVERT_FIRST = 0.045
 
 
-CONVERT_REPEAT = 0.12
+CONVERT_REPEAT = 0.08
+
+
+#: Messages sent per click made: about 11% of the messages get a unique
+#: click (SMS campaigns see 5-20%).
+SENT_PER_CLICK = 7
+
+
+#: What one message costs, all in (the provider's price for its two
+#: segments, carrier fees and the SMS platform's share), in USD.
+COST_PER_MESSAGE = "0.0300"
+
+
+#: Median order value, in cents.
+MEDIAN_ORDER_CENTS = 4500
 
 
 #: (path, utm_content, share of human clicks, share of link previews).
@@ -100,6 +114,11 @@ _MESSAGE = (
     "Acme: our Spring sale is on! 25% off everything until Sunday {0} "
     "New running shoes {1} Questions? {2} Reply STOP to opt out"
 )
+
+
+def demo_sent(clicks: int) -> int:
+    """The messages the demo says were sent for ``clicks`` clicks, in thousands."""
+    return max(1000, round(clicks * SENT_PER_CLICK, -3))
 
 
 def create_demo_campaign(
@@ -131,8 +150,8 @@ def create_demo_campaign(
             {
                 "name": DEMO_NAME,
                 "currency": "USD",
-                "cost_per_message": "0.0079",
-                "sent": 20000,
+                "cost_per_message": COST_PER_MESSAGE,
+                "sent": demo_sent(clicks),
             }
         ),
         owner_id,
@@ -336,7 +355,7 @@ class _Plan:
         self.order_seq += 1
         cents = 0
         while not 1900 <= cents <= 18000:
-            cents = int(rng.lognormvariate(math.log(5500), 0.55))
+            cents = int(rng.lognormvariate(math.log(MEDIAN_ORDER_CENTS), 0.55))
         server = rng.random() < 0.15
         return {
             "created_at": from_micros(micros),

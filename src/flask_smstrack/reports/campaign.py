@@ -90,6 +90,11 @@ class CampaignReport:
         return self.delivered if self.delivered is not None else self.sent
 
     @property
+    def reached(self) -> int | None:
+        """What CTR divides by, by the name the reports show (see :mod:`.terms`)."""
+        return self.audience
+
+    @property
     def unverified_revenue(self) -> dict[str, Decimal]:
         return {cur: v - self.verified_revenue.get(cur, Decimal(0)) for cur, v in self.revenue.items()}
 
@@ -172,6 +177,7 @@ class CampaignReport:
             "currency": self.currency,
             "sent": self.sent,
             "delivered": self.delivered,
+            "reached": self.reached,
             "clicks": self.clicks,
             "unique_clicks": self.unique_clicks,
             "previews": self.previews,

@@ -5,11 +5,16 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 
 def percent(value: Decimal | None, places: int = 1) -> str:
-    """``Decimal('0.1234')`` -> ``'12.3%'``; ``None`` -> an en dash."""
+    """``Decimal('0.1234')`` -> ``'12.3%'``; ``None`` -> an en dash. A rate
+    that is not zero never shows as zero: 1 in 2,000 -> ``'< 0.1%'``."""
     if value is None:
         return "–"
     q = Decimal(1).scaleb(-places)
-    return f"{(Decimal(value) * 100).quantize(q, rounding=ROUND_HALF_EVEN):,}%"
+    exact = Decimal(value) * 100
+    shown = exact.quantize(q, rounding=ROUND_HALF_EVEN)
+    if shown == 0 and exact != 0:
+        return f"< {q}%" if exact > 0 else f"> -{q}%"
+    return f"{shown:,}%"
 
 
 def money(value: Decimal | None, currency: str | None = None) -> str:
@@ -33,6 +38,15 @@ def price(value: Decimal | None) -> str:
 def count(value: int | None) -> str:
     """``1234`` -> ``'1,234'``; ``None`` -> an en dash."""
     return "–" if value is None else f"{value:,}"
+
+
+def plural(value: int | None, word: str, words: str | None = None) -> str:
+    """A count and its noun: ``(1, 'click')`` -> ``'1 click'``, ``(1234,
+    'click')`` -> ``'1,234 clicks'``; ``words`` when the plural is not
+    ``word + 's'``; ``None`` -> an en dash."""
+    if value is None:
+        return "–"
+    return f"{value:,} {word if value == 1 else (words or word + 's')}"
 
 
 def multiple(value: Decimal | None) -> str:
@@ -68,6 +82,7 @@ FILTERS = {
     "smstrack_money": money,
     "smstrack_price": price,
     "smstrack_count": count,
+    "smstrack_plural": plural,
     "smstrack_multiple": multiple,
     "smstrack_p_value": p_value,
     "smstrack_chance": chance,

@@ -49,7 +49,7 @@ BATCH = 200
 #: What the list sorts by: the columns the list shows.
 SORT_KEYS = (
     "name", "date", "revenue", "cost", "profit", "roi", "sent", "clicks", "ctr", "conversions", "conversion_rate",
-    "opt_out_rate",
+    "opt_out_rate", "reached",
 )
 #: Amounts: compared within a currency only.
 _MONEY = ("revenue", "cost", "profit")
@@ -152,7 +152,7 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
 
     need = {
         "clicks": "k", "ctr": "kr", "conversion_rate": "kv", "conversions": "v", "revenue": "v",
-        "profit": "vr", "roi": "vr", "cost": "r", "sent": "r", "opt_out_rate": "or",
+        "profit": "vr", "roi": "vr", "cost": "r", "sent": "r", "reached": "r", "opt_out_rate": "or",
     }.get(sort, "")
     if "k" in need:
         k = joined(click_totals(campaigns, kind="human"))
@@ -202,7 +202,9 @@ def _sort_expressions(sort: str, campaigns) -> tuple[list, list]:
         "cost": lambda: cost,
         "profit": lambda: revenue - cost,
         "roi": lambda: rate(revenue - cost, cost),
+        # "sent" is the former name of "reached" (what CTR divides by).
         "sent": lambda: audience,
+        "reached": lambda: audience,
         "clicks": lambda: clicks,
         "ctr": lambda: rate(firsts, audience),
         "conversions": lambda: conversions,
@@ -303,7 +305,8 @@ def campaign_list(
     session = get_state().db.session
     _ready(f)
     total, matching = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((_in_dates(f), 1), else_=0)), 0)).where(_visible(f))
+        select(func.count(), func.coalesce(func.sum(case((_in_dates(f), 1), else_=0)), 0))
+        .select_from(Campaign.__table__).where(_visible(f))
     ).one()
     query = _ordered_ids(f, sort, descending).limit(per_page).offset((page - 1) * per_page)
     ids = list(session.execute(query).scalars())

@@ -218,8 +218,9 @@ def summary(data: CampaignData) -> Table:
     """The campaign's headline numbers as one row."""
     r = data.report
     row = {
-        "sent": r.sent, "delivered": r.delivered, "clicks": r.clicks, "unique_clicks": r.unique_clicks,
-        "previews": r.previews, "bots": r.bots, "human_confirmed": r.human_confirmed, "ctr": r.ctr,
+        "sent": r.sent, "delivered": r.delivered, "reached": r.reached, "clicks": r.clicks,
+        "unique_clicks": r.unique_clicks, "previews": r.previews, "bots": r.bots, "human_confirmed": r.human_confirmed,
+        "ctr": r.ctr,
         "conversions": r.conversions, "unattributed_conversions": r.unattributed_conversions,
         "conversion_rate": r.conversion_rate, "revenue": r.own_revenue if r.revenue or r.cost else Decimal(0),
         "revenue_verified": r.own_verified, "revenue_unverified": r.own_unverified, "refunded": r.own_refunded,
@@ -247,6 +248,7 @@ CAMPAIGN_LIST_COLUMNS = [
     Column("currency", "Currency", "text"),
     Column("sent", "Sent"),
     Column("delivered", "Delivered"),
+    Column("reached", "Reached"),
     Column("clicks", "Clicks"),
     Column("unique_clicks", "Unique clicks"),
     Column("previews", "Link previews"),
@@ -272,8 +274,8 @@ def campaign_list_row(c: Campaign, r: CampaignReport, day: dt.date) -> dict[str,
     other = "; ".join(f"{format_money(v)} {cur}" for cur, v in sorted(r.revenue.items()) if cur != r.currency)
     return {
         "id": c.id, "name": c.name, "sent_on": day.isoformat(), "currency": r.currency,
-        "sent": r.sent, "delivered": r.delivered, "clicks": r.clicks, "unique_clicks": r.unique_clicks,
-        "previews": r.previews, "bots": r.bots, "ctr": r.ctr, "conversions": r.conversions,
+        "sent": r.sent, "delivered": r.delivered, "reached": r.reached, "clicks": r.clicks,
+        "unique_clicks": r.unique_clicks, "previews": r.previews, "bots": r.bots, "ctr": r.ctr, "conversions": r.conversions,
         "conversion_rate": r.conversion_rate, "revenue": r.own_revenue,
         "revenue_other_currencies": other or None, "cost": r.cost, "profit": r.profit,
         "roi": r.roi, "roas": r.roas, "opt_outs": r.opt_outs, "opt_out_rate": r.opt_out_rate,
@@ -347,7 +349,7 @@ def variant_test(data: CampaignData) -> Table:
             for row, c in zip(rows[1:], comparisons):
                 row.update({p_key: c.p_value, beats_key: c.probability_to_beat})
             notes.append(summary_verdict(comparisons))
-    denominator = "Delivered or pending" if receipts else "Sent"
+    denominator = "Reached" if receipts else "Sent"
     columns = [
         Column("variant", "Variant", "text"),
         Column("weight", "Weight"),

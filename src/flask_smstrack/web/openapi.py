@@ -6,6 +6,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from ..config import Keys
 from ..reports.listing import MAX_PER_PAGE, PER_PAGE, SORT_KEYS
+from ..reports.terms import with_descriptions
 from ..schemas import (
     AUDIENCE_SEGMENTS,
     MAX_ID,
@@ -73,10 +74,11 @@ def build_spec(version: str, server_url: str) -> dict:
         {
             "type": "object",
             "description": "Rates are fractions; money is a decimal string; revenue is keyed by currency.",
-            "properties": {
-                **{k: {"type": "integer", "nullable": k in ("sent", "delivered", "segments", "undelivered")} for k in (
-                    "campaign_id", "sent", "delivered", "clicks", "unique_clicks", "previews", "bots",
-                    "human_confirmed", "forwards", "segments", "undelivered", "conversions", "unattributed_conversions")},
+            "properties": with_descriptions({
+                **{k: {"type": "integer", "nullable": k in ("sent", "delivered", "reached", "segments", "undelivered")}
+                   for k in ("campaign_id", "sent", "delivered", "reached", "clicks", "unique_clicks", "previews", "bots",
+                             "human_confirmed", "forwards", "segments", "undelivered", "conversions",
+                             "unattributed_conversions")},
                 **{k: {"type": "number", "nullable": True} for k in ("ctr", "conversion_rate", "roi", "roas")},
                 "opt_outs": {
                     "type": "integer",
@@ -97,7 +99,7 @@ def build_spec(version: str, server_url: str) -> dict:
                     "description": "Revenue in the campaign's currency net of refunds (verified only when the "
                                    "campaign counts verified revenue only): what profit, ROI, ROAS, EPC and AOV use",
                 },
-            },
+            }),
         },
     )
     spec.path(

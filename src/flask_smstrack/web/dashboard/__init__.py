@@ -3,8 +3,8 @@ keys (API keys), listing (the campaign list), campaign (a campaign's page,
 tables, install, link checks), forms (create and edit), messages (the
 Messages card), send (the Send page and the jobs' progress), timing (the
 form's best-time panel), channels (the channel comparison, links' QR
-codes), webhooks (outbound webhooks and GA4); charts draw, base holds what
-the pages share."""
+codes), webhooks (outbound webhooks and GA4), notfound (unknown addresses
+under the prefix); charts draw, base holds what the pages share."""
 from . import (  # noqa: F401  (registers the views)
     account,
     campaign,
@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (registers the views)
     keys,
     listing,
     messages,
+    notfound,
     send,
     timing,
     webhooks,

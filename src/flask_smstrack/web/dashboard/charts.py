@@ -9,6 +9,7 @@ from typing import Any
 
 import pycountry
 
+from ...reports.formatting import plural
 from ...reports.tables import (
     Table,
 )
@@ -66,8 +67,8 @@ def chart(series: Table, currency: str) -> dict[str, Any] | None:
     starts = [dt.datetime.fromisoformat(r["start"]) for r in rows]
     whens = [_when(start, r["hours"]) for start, r in zip(starts, rows)]
     tips = [
-        f"{when}: {r['clicks']:,} clicks ({r['unique_clicks']:,} unique),"
-        f" {r['conversions']:,} conversions, {format_money(r['revenue'])} {currency}"
+        f"{when}: {plural(r['clicks'], 'click')} ({r['unique_clicks']:,} unique),"
+        f" {plural(r['conversions'], 'conversion')}, {format_money(r['revenue'])} {currency}"
         for when, r in zip(whens, rows)
     ]
     panels = []

@@ -35,7 +35,7 @@ LIST_COLUMNS = [
     _ListColumn("cost", "Cost"),
     _ListColumn("profit", "Profit"),
     _ListColumn("roi", "ROI"),
-    _ListColumn("sent", "Sent"),
+    _ListColumn("reached", "Reached", title="reached: sent minus undelivered, what CTR divides by"),
     _ListColumn("clicks", "Clicks"),
     _ListColumn("ctr", "CTR"),
     _ListColumn("conversions", "Conv.", title="conversions"),

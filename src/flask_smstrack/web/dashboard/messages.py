@@ -77,17 +77,17 @@ def _ctr_note(report: CampaignReport, messages: int, receipts: int) -> str:
     """Which count CTR divides by, in words."""
     if receipts:
         return (
-            f"CTR = unique clicks ÷ messages delivered or still on their way ({report.audience:,}): "
+            f"CTR = unique clicks ÷ reached ({report.reached:,}: sent minus undelivered): "
             f"delivery receipts came for {receipts:,} of {plural(messages, 'message')}, "
             f"{report.delivered:,} delivered and {report.undelivered:,} not."
         )
     if messages:
-        return f"CTR = unique clicks ÷ sent ({messages:,}) until delivery receipts arrive, then ÷ delivered."
+        return f"CTR = unique clicks ÷ sent ({messages:,}) until delivery receipts arrive, then ÷ reached (sent minus undelivered)."
     if report.delivered is not None:
         return f"CTR = unique clicks ÷ delivered ({report.delivered:,}) as entered in Edit, until messages are written here."
     if report.sent is not None:
         return f"CTR = unique clicks ÷ sent ({report.sent:,}) as entered in Edit, until messages are written here."
-    return "CTR = unique clicks ÷ sent, once messages are written (or delivered, once delivery receipts arrive)."
+    return "CTR = unique clicks ÷ sent, once messages are written (÷ reached, sent minus undelivered, once delivery receipts arrive)."
 
 
 def messages_card(data: CampaignData) -> dict[str, Any] | None:
