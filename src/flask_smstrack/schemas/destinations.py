@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from ..models.destinations import MAX_DESTINATIONS, MAX_WEIGHT, MIN_DESTINATIONS, MIN_WEIGHT
 
@@ -31,6 +31,13 @@ class DestinationSchema(Schema):
         from . import web_url
 
         web_url(value)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _complete(self, data: dict, **kwargs: Any) -> None:
+        # Also inside a partial link edit: a destination is given whole.
+        missing = [name for name in ("label", "url", "weight") if name not in data]
+        if missing:
+            raise ValidationError({name: ["Missing data for required field."] for name in missing})
 
     @post_load
     def _strip(self, data: dict, **kwargs: Any) -> dict:

@@ -469,4 +469,4 @@ def not_found(_rest: str) -> Response:
 
 
 # The conversion, link edit, subject and opt-out endpoints live in their own modules, on this blueprint.
-from . import api_conversions, api_links, api_optouts, api_subjects  # noqa: E402,F401
+from . import api_conversions, api_destinations, api_links, api_optouts, api_subjects  # noqa: E402,F401

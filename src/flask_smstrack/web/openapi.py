@@ -253,6 +253,9 @@ def build_spec(version: str, server_url: str) -> dict:
     _conversion_paths(spec)
     _opt_out_paths(spec)
     _subject_paths(spec)
+    from .api_destinations import destination_paths
+
+    destination_paths(spec, _ID_SCHEMA, _ERRORS)
     return _with_common_errors(spec.to_dict())
 
 

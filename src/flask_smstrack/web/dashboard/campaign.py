@@ -34,6 +34,7 @@ from ...reports.tables import (
 from ..snippet import snippet_tag
 from .base import bp, campaign_or_404, local, timezone_names, tz_arg
 from .charts import breakdown, chart, delays, heatmap
+from .destinations import destination_cards
 from .messages import messages_card
 
 
@@ -70,6 +71,7 @@ def campaign(campaign_id: int) -> tuple[str, int]:
         sent_at=local(campaign.sent_at, tz),
         messages_card=messages_card(data),
         opt_outs=opt_out_card(data),
+        destination_cards=destination_cards(campaign),
     ), (400 if tz_error else 200)
 
 
