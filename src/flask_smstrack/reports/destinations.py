@@ -31,8 +31,8 @@ COLUMNS = [
     Column("visitors", "Visitors"),
     Column("conversions", "Conversions"),
     Column("conversion_rate", "Conversion rate", "rate"),
-    Column("cr_p", "Conversion p-value", "number"),
-    Column("cr_beats", "Chance conversion rate beats the first", "rate"),
+    Column("cr_p", "p-value", "number"),
+    Column("cr_beats", "Chance to beat the first", "rate"),
     Column("revenue", "Revenue", "money"),
     Column("revenue_per_click", "Revenue per click", "money"),
 ]
@@ -100,5 +100,5 @@ def destination_test(link: Link) -> Table:
             notes.append(summary_verdict(comparisons))
     columns = list(COLUMNS)
     if rows:
-        columns[7] = Column("cr_beats", f"Chance conversion rate beats {rows[0]['destination']}", "rate")
+        columns[7] = Column("cr_beats", f"Chance to beat {rows[0]['destination']}", "rate")
     return Table("destination_test", f"Landing-page test of /{link.code}", columns, rows, notes)

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from ...errors import NotFound
 from ...models import Campaign
+from ...models.destinations import MAX_DESTINATIONS
 from ...reports.destinations import destination_test
 from ...reports.export import csv_download, table_csv
 from .base import bp, campaign_or_404
@@ -39,3 +40,39 @@ def destinations_download(campaign_id: int, link_id: int) -> Response:
     if link is None:
         raise NotFound(f"Campaign {campaign_id} has no link {link_id}.")
     return csv_download(table_csv(destination_test(link)), f"link-{link.id}-destinations")
+
+
+# The link form's "Landing-page test" rows.
+
+_NAMES = {"label": "label", "url": "URL", "weight": "weight"}
+
+
+def posted_destinations(form: Any) -> list[dict[str, Any]]:
+    """The form's destination rows (``dest_label_1``, ``dest_url_1``,
+    ``dest_weight_1``...), blank ones left out, for the link schema; a
+    weight that is not a whole number is passed on as typed, to be refused."""
+    out = []
+    for n in range(1, MAX_DESTINATIONS + 1):
+        label, url, weight = (form.get(f"dest_{k}_{n}", "").strip()[:4096] for k in ("label", "url", "weight"))
+        if label or url or weight:
+            out.append({"label": label, "url": url, "weight": int(weight) if weight.isdigit() else weight})
+    return out
+
+
+def destination_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the form shows: ``items`` then blanks (at least 3, at most 10)."""
+    rows = [{"label": d["label"], "url": d["url"], "weight": d["weight"]} for d in items]
+    blank = max(3 - len(rows), 1 if len(rows) < MAX_DESTINATIONS else 0)
+    return rows + [{"label": "", "url": "", "weight": ""} for _ in range(blank)]
+
+
+def destination_errors(messages: Any) -> list[str]:
+    """The schema's messages on ``destinations`` as sentences naming the row."""
+    if isinstance(messages, dict):
+        return [
+            f"Destination {int(index) + 1}, {_NAMES.get(name, name)}: {message}"
+            for index, fields in messages.items()
+            for name, texts in (fields.items() if isinstance(fields, dict) else [("", fields)])
+            for message in texts
+        ]
+    return list(messages)
