@@ -24,11 +24,14 @@ def destination_paths(spec: APISpec, id_schema: dict, errors: dict) -> None:
     """The endpoint in the OpenAPI document."""
     spec.path("/links/{link_id}/destinations", parameters=[
         {"name": "link_id", "in": "path", "required": True, "schema": id_schema},
-        {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "csv"]}},
     ], operations={
         "get": {
             "summary": "A link's landing-page test: each destination's visitors, conversion rate and revenue per "
                        "click, with the verdict (?format=csv)",
+            "parameters": [
+                {"name": "format", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["json", "csv"]}},
+            ],
             "responses": {"200": {"description": "A table"}, "404": errors},
         },
     })
