@@ -147,6 +147,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="click N recipients' own links in turn instead of one shared link (default: a shared link)",
     )
     parser.add_argument(
+        "--split", type=int, default=0, metavar="N",
+        help="give the tracked link a landing-page test of N weighted destinations (2 to 10; default: none)",
+    )
+    parser.add_argument(
         "--addresses", type=int, default=0, metavar="N",
         help="send the requests from N client addresses in turn (X-Forwarded-For, both apps behind one "
         "proxy hop) instead of all from 127.0.0.1, whose clicks beyond the flood rate count as bots "
@@ -392,7 +396,7 @@ def ensure_pg_database(url: str) -> None:
         admin.dispose()
 
 
-def prepare_tracked(database_url: str | None, workdir: Path, recipients: int = 0) -> dict:
+def prepare_tracked(database_url: str | None, workdir: Path, recipients: int = 0, split: int = 0) -> dict:
     """Create the tables, a user, a campaign and a link; returns env, code and database URL.
     With ``recipients``, also that many recipients with their own links, whose paths
     are written to a file for wrk."""
@@ -416,6 +420,9 @@ def prepare_tracked(database_url: str | None, workdir: Path, recipients: int = 0
         raise BenchError(f"could not find 'Campaign <id>' in the output of create-campaign:\n{out.strip()}")
     campaign_id = match.group(1)
     flask_cli(env, "create-link", campaign_id, DESTINATION, "--code", code)
+    if split:
+        tests = [arg for n in range(split) for arg in ("--split", f"Page {n + 1}={n + 1}={DESTINATION}?page={n + 1}")]
+        flask_cli(env, "update-link", code, *tests)
     log(f"tracked: campaign {campaign_id}, link /s/{code}")
     tracked = {"env": env, "code": code, "database_url": database_url, "campaign_id": campaign_id}
     if recipients:
@@ -737,11 +744,11 @@ def main(argv: list[str] | None = None) -> int:
         agents = load_user_agents()
         trackeds: dict[str, dict] = {}
         if "tracked" in apps:
-            trackeds["tracked"] = prepare_tracked(args.database_url, workdir, args.recipients)
+            trackeds["tracked"] = prepare_tracked(args.database_url, workdir, args.recipients, args.split)
             trackeds["tracked"]["shared_database"] = bool(args.database_url)
         if "pg" in apps:
             ensure_pg_database(args.pg_url)
-            trackeds["pg"] = prepare_tracked(args.pg_url, workdir, args.recipients)
+            trackeds["pg"] = prepare_tracked(args.pg_url, workdir, args.recipients, args.split)
             # Durable: each click flushed to disk before its 302.
             trackeds["pg"]["env"]["SMSTRACK_CLICK_SYNC_COMMIT"] = "true"
             trackeds["pg"]["shared_database"] = True

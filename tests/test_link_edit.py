@@ -76,7 +76,7 @@ def test_patch_changes_each_field_and_only_it(app, actions, setup):
         ({"expires_at": "2027-01-31T23:59:00"}, "expires_at", "Not a valid aware datetime."),
         ({"expires_at": "tomorrow"}, "expires_at", "Not a valid datetime."),
         ({"expires_at": "0001-01-01T00:00:00+05:00"}, "expires_at", "Must be between the years 1970 and 9998."),
-        ({}, "_schema", "Give at least one of: append_click_id, destination_url, disabled, expires_at, utm."),
+        ({}, "_schema", "Give at least one of: append_click_id, destination_url, destinations, disabled, expires_at, utm."),
         ({"code": "newcode"}, "_schema", "Give at least one of"),
     ],
 )

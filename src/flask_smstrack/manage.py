@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .config import Keys
-from .models import Campaign, Link, Variant
+from .models import Campaign, Link, LinkDestination, Variant
 from .models.channels import UTM_MEDIUM_CHANNELS
 from .schemas import COST_FIELDS, MAX_ID
 from .state import get_state, links_changed
@@ -57,6 +57,7 @@ def create_link(campaign: Campaign, data: dict[str, Any]) -> Link:
             append_click_id=data.get("append_click_id", True),
             utm=default_utm(campaign, data.get("utm")),
         )
+        set_destinations(link, data.get("destinations") or [])
         db.session.add(link)
         try:
             db.session.commit()
@@ -119,9 +120,27 @@ def update_link(link: Link, data: dict[str, Any]) -> Link:
         if name in data:
             value = data[name]
             setattr(link, name, (value or None) if name == "utm" else value)
+    if "destinations" in data:
+        set_destinations(link, data["destinations"])
     db.session.commit()
     forget_link(link)
     return link
+
+
+def set_destinations(link: Link, items: list[dict[str, Any]]) -> None:
+    """Make ``items`` (validated ``label``, ``url``, ``weight``) the link's
+    landing-page test, numbered 1, 2, ... in order; ``[]`` ends the test.
+    A number keeps its row (and its clicks' history) when edited. The
+    caller commits."""
+    existing = {d.number: d for d in link.destinations}
+    for number, item in enumerate(items, 1):
+        found = existing.pop(number, None)
+        if found is None:
+            link.destinations.append(LinkDestination(number=number, **item))
+        else:
+            found.label, found.url, found.weight = item["label"], item["url"], item["weight"]
+    for gone in existing.values():
+        link.destinations.remove(gone)
 
 
 def forget_link(link: Link) -> None:

@@ -25,6 +25,7 @@ def app_state():
 def validation_error(err: ValidationError) -> click.ClickException:
     lines = [
         f"{field}: {' '.join(m if isinstance(m, str) else json.dumps(m) for m in msgs)}"
+        if not isinstance(msgs, dict) else f"{field}: {json.dumps(msgs)}"  # by position in a list
         for field, msgs in err.messages.items()
     ]
     return click.ClickException("invalid input:\n  " + "\n  ".join(lines))

@@ -36,6 +36,20 @@ def _apply(link: Link, raw: dict[str, Any]) -> None:
     expires = link.expires_at.isoformat() if link.expires_at else "never"
     click.echo(f"Link {link.id} ({link_url(link)}) -> {link.destination_url}")
     click.echo(f"  UTM: {utm}; click id: {'on' if link.append_click_id else 'off'}; {state}; expires: {expires}")
+    for d in link.destinations:
+        click.echo(f"  destination {d.number}: {d.label} ({d.weight}): {d.url}")
+
+
+def _splits(items: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``--split LABEL=WEIGHT=URL`` values as the API's ``destinations``."""
+    out = []
+    for item in items:
+        label, _, rest = item.partition("=")
+        weight, sep, url = rest.partition("=")
+        if not sep:
+            raise click.UsageError(f"--split takes LABEL=WEIGHT=URL, not {item!r}")
+        out.append({"label": label, "url": url, "weight": int(weight) if weight.strip().isdigit() else weight})
+    return out
 
 
 @smstrack_cli.command("update-link")
@@ -47,7 +61,11 @@ def _apply(link: Link, raw: dict[str, Any]) -> None:
 @click.option("--click-id/--no-click-id", default=None, help="Add the click id to the destination, or stop adding it.")
 @click.option("--expires-at", metavar="ISO", help="When the link ends: ISO 8601 with its UTC offset, e.g. 2027-01-31T23:59:00+01:00.")
 @click.option("--no-expiry", is_flag=True, help="Remove the link's end.")
-def update_link_command(link_ref, destination, utm, no_utm, click_id, expires_at, no_expiry) -> None:
+@click.option("--split", multiple=True, metavar="LABEL=WEIGHT=URL",
+              help="A landing-page test's destination, e.g. 'Offer=30=https://shop.example.com/offer'; repeat it "
+                   "(2 to 10). The ones given replace the link's destinations.")
+@click.option("--no-split", is_flag=True, help="End the landing-page test: every visitor goes to --destination.")
+def update_link_command(link_ref, destination, utm, no_utm, click_id, expires_at, no_expiry, split, no_split) -> None:
     """Change a campaign link (by id, else by code) and print it. This
     process sees it at once, running servers within SMSTRACK_LINK_CACHE_TTL."""
     if expires_at and no_expiry:
@@ -72,9 +90,13 @@ def update_link_command(link_ref, destination, utm, no_utm, click_id, expires_at
         raw["expires_at"] = expires_at
     if no_expiry:
         raw["expires_at"] = None
+    if split and no_split:
+        raise click.UsageError("give --split or --no-split, not both")
+    if split or no_split:
+        raw["destinations"] = _splits(split)
     if not raw:
         raise click.UsageError("nothing to change: give --destination, --utm, --no-utm, --click-id/--no-click-id, "
-                               "--expires-at or --no-expiry")
+                               "--expires-at, --no-expiry, --split or --no-split")
     _apply(link, raw)
 
 

@@ -42,7 +42,7 @@ LOCK_KEY = 0x736D7370
 LOCK_TIMEOUT = "5s"
 COLUMNS = (
     "id, click_id, created_at, link_id, campaign_id, recipient_id, variant_id, kind, is_first, human_confirmed,"
-    " visitor_id, device_type, os, browser, country, ip, referrer_host, source, bot_reason"
+    " visitor_id, device_type, os, browser, country, ip, referrer_host, source, bot_reason, destination_no"
 )
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 

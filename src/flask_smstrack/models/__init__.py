@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -34,15 +35,16 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..config import DEFAULTS, Keys
 from .base import NAMING_CONVENTION, Base, BigId, Money, UTCDateTime, utcnow
+from .destinations import LinkDestination
 from .privacy import EVERY_OWNER, OptOutEvent, Suppression
 from .rollups import ClickDimensionRollup, ClickRollup, ConversionRollup, PurgedConversion, RecipientRollup, RollupState
 from .webhooks import WebhookCursor, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "EVERY_OWNER", "NAMING_CONVENTION", "NOT_SENT", "SENT_CONDITION", "ApiKey", "Base", "BigId", "Campaign", "Click",
-    "ClickDimensionRollup", "ClickRollup", "Conversion", "ConversionRollup", "Link", "Money", "OptOutEvent",
-    "PurgedConversion", "RECIPIENT_FIRST_CLICK", "Recipient", "RecipientRollup", "Refund", "RollupState", "Suppression",
-    "UTCDateTime", "User", "Variant", "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "utcnow",
+    "ClickDimensionRollup", "ClickRollup", "Conversion", "ConversionRollup", "Link", "LinkDestination", "Money",
+    "OptOutEvent", "PurgedConversion", "RECIPIENT_FIRST_CLICK", "Recipient", "RecipientRollup", "Refund", "RollupState",
+    "Suppression", "UTCDateTime", "User", "Variant", "WebhookCursor", "WebhookDelivery", "WebhookEndpoint", "utcnow",
 ]
 
 #: The owner of conversions that belong to nobody: posted by a browser
@@ -261,6 +263,9 @@ class Link(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     campaign: Mapped[Campaign] = relationship(back_populates="links")
+    #: A landing-page test's destinations, in order; empty without one.
+    destinations: Mapped[list[LinkDestination]] = relationship(
+        order_by=LinkDestination.number, cascade="all, delete-orphan", passive_deletes=True)
 
 
 #: A recipient's first human click, as the redirect's lookup spells it: the
@@ -341,6 +346,9 @@ class Click(Base):
     #: IPv4 truncated to /24, IPv6 to /48.
     ip: Mapped[str | None] = mapped_column(String(45))
     referrer_host: Mapped[str | None] = mapped_column(String(255))
+    #: The link destination the visitor was sent to (its ``number``);
+    #: ``None``: the link's own destination.
+    destination_no: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class Conversion(Base):

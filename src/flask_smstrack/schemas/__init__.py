@@ -28,6 +28,7 @@ from marshmallow import (
 
 from ..config import SMS_PROVIDERS, Keys
 from .channels import ChannelFields
+from .destinations import destinations_field
 
 #: Click ids and codes: URL-safe base64 alphabet.
 CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -405,6 +406,8 @@ class LinkSchema(StrictSchema):
     destination_url = fields.String(required=True, validate=validate.Length(max=2048))
     append_click_id = fields.Boolean(load_default=True)
     utm = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None, allow_none=True)
+    #: A landing-page test (see :mod:`.destinations`).
+    destinations = destinations_field()
     short_url = fields.String(dump_only=True)
     disabled = fields.Boolean(dump_only=True)
     expires_at = fields.AwareDateTime(dump_only=True)

@@ -23,10 +23,11 @@ from flask import current_app
 from sqlalchemy import bindparam, case, exists, func, insert, null, or_, select
 
 from ..config import Keys
-from ..models import Campaign, Click, Link, utcnow
+from ..models import Campaign, Click, Link, LinkDestination, utcnow
 from ..schemas import CLICK_ID_RE
 from ..state import get_state
 from .classify import Agent, anonymize_ip, classify_agent
+from .destinations import Destination, assign, load_destinations
 from .hotdb import DatabaseUnavailable
 from .spool import spool_click
 from .writer import RECIPIENT_FIRST
@@ -81,6 +82,9 @@ class CachedLink:
     expires_at: float | None = None
     #: The campaign's ``fallback_url``.
     fallback: str | None = None
+    #: A landing-page test's weighted destinations (:mod:`.destinations`);
+    #: empty for a link that leads to its ``destination`` alone.
+    destinations: tuple[Destination, ...] = ()
 
     def ended(self, now: float) -> bool:
         """Whether the link no longer leads to its destination at ``now``."""
@@ -138,6 +142,7 @@ _campaigns = Campaign.__table__
 _disabled = func.coalesce(_parents.c.disabled, _links.c.disabled)
 _expires_at = case((_parents.c.id.is_(None), _links.c.expires_at), else_=_parents.c.expires_at)
 _FALLBACK = select(_campaigns.c.fallback_url).where(_campaigns.c.id == _links.c.campaign_id)
+_destinations = LinkDestination.__table__
 
 
 #: The link and, for a recipient's own link, its campaign link, which says
@@ -160,6 +165,10 @@ _FIND_LINK = (
         case(
             (or_(_disabled, _expires_at.is_not(None)), _FALLBACK.scalar_subquery()), else_=null()
         ).label("fallback_url"),
+        # Destinations are read by a second query only for a link that has some.
+        exists()
+        .where(_destinations.c.link_id == func.coalesce(_links.c.parent_id, _links.c.id))
+        .label("has_destinations"),
     )
     .select_from(_links.outerjoin(_parents, _parents.c.id == _links.c.parent_id))
     .where(_links.c.code == bindparam("code"))
@@ -217,7 +226,9 @@ def lookup_link(code: str, state) -> CachedLink | None:
     if link is None:
         return None
     destination = with_query(link.destination_url, dict(link.utm or {}))
-    before, after = click_id_slot(destination, current_app.config[Keys.CLICK_PARAM])
+    param = current_app.config[Keys.CLICK_PARAM]
+    before, after = click_id_slot(destination, param)
+    destinations = load_destinations(state, link.id, link.utm, param) if link.has_destinations else ()
     return CachedLink(
         # A recipient's own link counts its clicks for its campaign link.
         id=link.id,
@@ -231,11 +242,15 @@ def lookup_link(code: str, state) -> CachedLink | None:
         disabled=bool(link.disabled),
         expires_at=link.expires_at.timestamp() if link.expires_at is not None else None,
         fallback=link.fallback_url,
+        destinations=destinations,
     )
 
 
-def redirect_target(link: CachedLink, click_id: str) -> str:
-    """Where the visitor goes: the destination, with the click id if wanted."""
+def redirect_target(link: CachedLink, click_id: str, destination: Destination | None = None) -> str:
+    """Where the visitor goes: the destination (``destination`` when the
+    link's test chose one), with the click id if wanted."""
+    if destination is not None:
+        return destination.before + click_id + destination.after if link.append_click_id else destination.url
     if not link.append_click_id:
         return link.destination
     return link.before + click_id + link.after
@@ -282,13 +297,16 @@ def click_row(
         "country": None,
         "ip": None,
         "referrer_host": None,
+        "destination_no": None,
     }
     row.update(fields)
     return row
 
 
-def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
-    """Record one request to ``link`` and return its click id and agent.
+def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent, Destination | None]:
+    """Record one request to ``link`` and return its click id, agent and,
+    for a link with a landing-page test, the destination chosen
+    (:func:`.destinations.assign`; ``None`` otherwise).
 
     Never raises: a click that cannot be written is spooled and logged.
     """
@@ -319,8 +337,10 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
         )
     except Exception:  # pragma: no cover - defensive: the visitor must get the redirect
         logger.exception("Could not classify a click on link %s", link.id)
-        return click_id, Agent("human", None, None, None)
+        row = {"click_id": click_id, "visitor_id": None}
+        return click_id, Agent("human", None, None, None), assign(link, row) if link.destinations else None
     previous = None
+    chosen = None
     try:
         # A human click on a recipient's own link is placed against the
         # recipient's first click by the write itself: one round trip.
@@ -331,15 +351,27 @@ def record_click(link: CachedLink, request, state=None) -> tuple[str, Agent]:
                 previous = cookie  # until joined: the replay joins a spooled click
                 _join_visitor(state.click_writer, row, previous)
                 previous = None
+        # After the visitor is known: a returning visitor keeps their destination.
+        chosen = assign(link, row) if link.destinations else None
         state.click_writer.write(row, place=place)
     except DatabaseUnavailable as err:
         # The database is down or hung: no traceback per click.
         logger.warning("Could not record click %s on link %s (%s); spooled for replay", click_id, link.id, err)
-        spool_click(state.spool_dir, row, previous)
+        chosen = _spool(state, link, row, chosen, previous)
     except Exception:
         logger.exception("Could not record click %s on link %s; spooled for replay", click_id, link.id)
-        spool_click(state.spool_dir, row, previous)
-    return click_id, agent
+        chosen = _spool(state, link, row, chosen, previous)
+    return click_id, agent, chosen
+
+
+def _spool(state, link: CachedLink, row: dict[str, Any], chosen: Destination | None,
+           previous: str | None) -> Destination | None:
+    """Spool ``row`` (with the cookie's click id when the visitor is not
+    joined yet), with its destination chosen when that was not done yet."""
+    if chosen is None and link.destinations:
+        chosen = assign(link, row)
+    spool_click(state.spool_dir, row, previous)
+    return chosen
 
 
 def _returning_visitor():

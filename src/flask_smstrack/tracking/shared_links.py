@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from flask import current_app, has_request_context
@@ -39,6 +39,7 @@ from flask import current_app, has_request_context
 from ..config import Keys
 from ..state import State, get_state, redis_key
 from .clicks import CachedLink, find_link
+from .destinations import decoded
 
 logger = logging.getLogger("flask_smstrack")
 
@@ -64,7 +65,8 @@ def encode(link: CachedLink) -> str:
 def decode(raw: bytes | str) -> CachedLink | None:
     """The link ``raw`` holds; ``None`` for anything else (written by another version)."""
     try:
-        return CachedLink(*json.loads(raw))
+        link = CachedLink(*json.loads(raw))
+        return replace(link, destinations=decoded(link.destinations))
     except (TypeError, ValueError):
         return None
 

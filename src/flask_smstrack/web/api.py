@@ -472,6 +472,7 @@ def not_found(_rest: str) -> Response:
 from . import (  # noqa: E402,F401
     api_channels,
     api_conversions,
+    api_destinations,
     api_links,
     api_optouts,
     api_report_import,

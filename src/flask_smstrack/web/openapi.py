@@ -264,6 +264,9 @@ def build_spec(version: str, server_url: str) -> dict:
     report_import_paths(spec, _ID, _ERRORS)
     channel_paths(spec)
     webhook_paths(spec)
+    from .api_destinations import destination_paths
+
+    destination_paths(spec, _ID_SCHEMA, _ERRORS)
     return _with_common_errors(sms_only_conflicts(spec.to_dict()))
 
 

@@ -30,8 +30,8 @@ def follow(code: str) -> Response:
         # An ended offer: no click, no cookie.
         return _nowhere(link.fallback or config[Keys.FALLBACK_URL], "smstrack/410.html", 410, code)
     req = request._get_current_object()
-    click_id, agent = record_click(link, req, state)
-    headers = [("Location", redirect_target(link, click_id)), ("Cache-Control", "no-store")]
+    click_id, agent, destination = record_click(link, req, state)
+    headers = [("Location", redirect_target(link, click_id, destination)), ("Cache-Control", "no-store")]
     # Global Privacy Control (``Sec-GPC: 1``): the click is counted, but no
     # attribution cookie is left on the visitor's browser.
     if agent.kind == "human" and req.headers.get("Sec-GPC") != "1":

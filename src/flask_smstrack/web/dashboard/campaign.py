@@ -36,6 +36,7 @@ from ...reports.tables import (
 from ..snippet import snippet_tag
 from .base import bp, campaign_or_404, local, timezone_names, tz_arg
 from .charts import breakdown, chart, delays, heatmap
+from .destinations import destination_cards
 from .messages import messages_card
 
 
@@ -75,6 +76,7 @@ def campaign(campaign_id: int) -> tuple[str, int]:
         opt_outs=opt_out_card(data) if sms else None,
         sms=sms,
         channel_label=CHANNEL_LABELS.get(campaign.channel, campaign.channel),
+        destination_cards=destination_cards(campaign),
     ), (400 if tz_error else 200)
 
 

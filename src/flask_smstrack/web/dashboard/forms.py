@@ -48,6 +48,7 @@ from ...schemas import (
 from ...state import get_state
 from ..link_schemas import load_link_update
 from .base import bp, campaign_or_404, dashboard_principal, default_tz, expired, field_errors, local
+from .destinations import destination_errors, destination_rows, posted_destinations
 
 
 class CampaignForm(FlaskForm):
@@ -328,6 +329,7 @@ def _link_page(campaign: Campaign, link: Link | None) -> str | Response | tuple[
     tz = default_tz()
     values = {k: "" for k in _LINK_FIELDS}
     append_click_id, disabled = True, False
+    destinations = [{"label": d.label, "url": d.url, "weight": d.weight} for d in link.destinations] if link else []
     if link is not None:
         expires = local(link.expires_at, tz)
         values.update(link.utm or {}, destination_url=link.destination_url, code=link.code,
@@ -338,9 +340,11 @@ def _link_page(campaign: Campaign, link: Link | None) -> str | Response | tuple[
         values = _form_values(_LINK_FIELDS)
         append_click_id = request.form.get("append_click_id") == "y"
         disabled = request.form.get("disabled") == "y"
+        destinations = posted_destinations(request.form)
         if form.validate_on_submit():
             utm = {k: values[k] for k in UTM_KEYS if values[k]}
-            payload = {"destination_url": values["destination_url"], "append_click_id": append_click_id, "utm": utm or None}
+            payload = {"destination_url": values["destination_url"], "append_click_id": append_click_id, "utm": utm or None,
+                       "destinations": destinations}
             try:
                 if link is None:
                     created = create_link(campaign, LinkSchema().load({**payload, "code": values["code"] or None}))
@@ -349,6 +353,8 @@ def _link_page(campaign: Campaign, link: Link | None) -> str | Response | tuple[
                     update_link(link, load_link_update(payload))
             except ValidationError as err:
                 errors = field_errors(err)
+                if isinstance(err.messages, dict) and "destinations" in err.messages:
+                    errors["destinations"] = destination_errors(err.messages["destinations"])
             except CodeTaken:
                 errors = {"code": [f"The code “{values['code']}” is already in use; choose another, or leave it empty for a random one."]}
             else:
@@ -368,6 +374,7 @@ def _link_page(campaign: Campaign, link: Link | None) -> str | Response | tuple[
         errors=errors,
         utm_keys=UTM_KEYS,
         prefix=_short_url_prefix(),
+        destinations=destination_rows(destinations),
     ), (400 if errors else 200)
 
 

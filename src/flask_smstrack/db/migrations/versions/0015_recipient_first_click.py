@@ -2,14 +2,14 @@
 first human click in one index probe, however often the link was clicked
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-01 09:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0015'
-down_revision = '0010'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
