@@ -14,17 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pycountry
-from marshmallow import (
-    EXCLUDE,
-    Schema,
-    ValidationError,
-    fields,
-    post_load,
-    pre_load,
-    validate,
-    validates,
-    validates_schema,
-)
+from marshmallow import (EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate, validates,
+                         validates_schema)
 
 from ..config import SMS_PROVIDERS, Keys
 from .channels import ChannelFields
