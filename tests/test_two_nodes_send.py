@@ -93,4 +93,4 @@ def test_rq_worker_sends_for_two_nodes_and_survives_kill_9(migrated, tmp_path):
     # The second run's progress counts what was left to send (the killed
     # request's message included), and ends full.
     assert seen[-1]["done"] == seen[-1]["total"] == RECIPIENTS - KILL_AT + 1, seen[-1]
-    assert "1 found already sent at Twilio" in done_page, done_page[-1500:]
+    assert "1 found already sent at the provider" in done_page, done_page[-1500:]

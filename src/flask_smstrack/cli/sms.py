@@ -37,6 +37,7 @@ def import_recipients_command(campaign_id: int, file: str, region: str | None, k
     campaign = get_campaign(campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
+    require_sms(campaign)
     try:
         kept = used_columns(campaign) if keep_columns else None
     except NoTemplate as err:
