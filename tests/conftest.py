@@ -318,6 +318,14 @@ class Actions:
         assert response.status_code == 201, response.json
         return response.json
 
+    def recipients(self, key, campaign_id, csv_text) -> dict:
+        response = self.client.post(
+            f"/smstrack/api/v1/campaigns/{campaign_id}/recipients", data=csv_text, content_type="text/csv",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 200, response.json
+        return response.json
+
     def click(self, code, ua=IPHONE, ip="81.2.69.160", client=None, **kw):
         client = client or self.client
         return client.get(f"/s/{code}", headers={"User-Agent": ua}, environ_base={"REMOTE_ADDR": ip}, **kw)
@@ -343,6 +351,28 @@ def click_id_of(response, param="smsclid") -> str:
     from urllib.parse import parse_qs, urlsplit
 
     return parse_qs(urlsplit(response.headers["Location"]).query)[param][0]
+
+
+def send(app, campaign_id, **kw):
+    """Sends a campaign as the send job does; the ``SendResult``."""
+    from flask_smstrack.models import Campaign
+    from flask_smstrack.sms.sending import send_campaign
+    from wsgi import db
+
+    with app.app_context():
+        return send_campaign(db.session.get(Campaign, campaign_id), **kw)
+
+
+def recipients_by_phone(app, campaign_id) -> dict:
+    """A campaign's recipients, by phone number."""
+    from sqlalchemy import select
+
+    from flask_smstrack.models import Recipient
+    from wsgi import db
+
+    with app.app_context():
+        rows = db.session.execute(select(Recipient).where(Recipient.campaign_id == campaign_id)).scalars()
+        return {r.phone: r for r in rows}
 
 
 #: The public address of the apps made by the ``sms_app`` fixture.
