@@ -375,6 +375,38 @@ def recipients_by_phone(app, campaign_id) -> dict:
         return {r.phone: r for r in rows}
 
 
+def clicked_campaign(actions: Actions, email="shop@example.com") -> dict:
+    """A campaign of ``email``, a link, and one click on it: the API key, the
+    campaign and the click id."""
+    key = actions.api_key(email)
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"])
+    return {"key": key, "campaign": campaign, "click_id": click_id_of(actions.click(link["code"]))}
+
+
+def sale_counts(app) -> tuple[int, int]:
+    """How many conversions and refunds are stored."""
+    from sqlalchemy import func, select
+
+    from flask_smstrack.models import Conversion, Refund
+    from wsgi import db
+
+    with app.app_context():
+        return (db.session.scalar(select(func.count()).select_from(Conversion)),
+                db.session.scalar(select(func.count()).select_from(Refund)))
+
+
+def stored_conversions(app) -> list:
+    """Every stored conversion, oldest first."""
+    from sqlalchemy import select
+
+    from flask_smstrack.models import Conversion
+    from wsgi import db
+
+    with app.app_context():
+        return db.session.execute(select(Conversion).order_by(Conversion.id)).scalars().all()
+
+
 #: The public address of the apps made by the ``sms_app`` fixture.
 SMS_BASE = "https://sms.example.com"
 
