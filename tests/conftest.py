@@ -318,6 +318,14 @@ class Actions:
         assert response.status_code == 201, response.json
         return response.json
 
+    def recipients(self, key, campaign_id, csv_text) -> dict:
+        response = self.client.post(
+            f"/smstrack/api/v1/campaigns/{campaign_id}/recipients", data=csv_text, content_type="text/csv",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 200, response.json
+        return response.json
+
     def click(self, code, ua=IPHONE, ip="81.2.69.160", client=None, **kw):
         client = client or self.client
         return client.get(f"/s/{code}", headers={"User-Agent": ua}, environ_base={"REMOTE_ADDR": ip}, **kw)
@@ -343,6 +351,60 @@ def click_id_of(response, param="smsclid") -> str:
     from urllib.parse import parse_qs, urlsplit
 
     return parse_qs(urlsplit(response.headers["Location"]).query)[param][0]
+
+
+def send(app, campaign_id, **kw):
+    """Sends a campaign as the send job does; the ``SendResult``."""
+    from flask_smstrack.models import Campaign
+    from flask_smstrack.sms.sending import send_campaign
+    from wsgi import db
+
+    with app.app_context():
+        return send_campaign(db.session.get(Campaign, campaign_id), **kw)
+
+
+def recipients_by_phone(app, campaign_id) -> dict:
+    """A campaign's recipients, by phone number."""
+    from sqlalchemy import select
+
+    from flask_smstrack.models import Recipient
+    from wsgi import db
+
+    with app.app_context():
+        rows = db.session.execute(select(Recipient).where(Recipient.campaign_id == campaign_id)).scalars()
+        return {r.phone: r for r in rows}
+
+
+def clicked_campaign(actions: Actions, email="shop@example.com") -> dict:
+    """A campaign of ``email``, a link, and one click on it: the API key, the
+    campaign and the click id."""
+    key = actions.api_key(email)
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"])
+    return {"key": key, "campaign": campaign, "click_id": click_id_of(actions.click(link["code"]))}
+
+
+def sale_counts(app) -> tuple[int, int]:
+    """How many conversions and refunds are stored."""
+    from sqlalchemy import func, select
+
+    from flask_smstrack.models import Conversion, Refund
+    from wsgi import db
+
+    with app.app_context():
+        return (db.session.scalar(select(func.count()).select_from(Conversion)),
+                db.session.scalar(select(func.count()).select_from(Refund)))
+
+
+def stored_conversions(app) -> list:
+    """Every stored conversion, oldest first."""
+    from sqlalchemy import select
+
+    from flask_smstrack.models import Conversion
+    from wsgi import db
+
+    with app.app_context():
+        return db.session.execute(select(Conversion).order_by(Conversion.id)).scalars().all()
 
 
 #: The public address of the apps made by the ``sms_app`` fixture.

@@ -6,13 +6,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from conftest import Actions
+from conftest import Actions, recipients_by_phone, send
 from e2e.fake_clicksend import API_KEY, USERNAME, FakeClickSend
 from e2e.support import free_port
-from flask_smstrack.models import Campaign, Recipient, Suppression
+from flask_smstrack.models import Campaign, Suppression
 from flask_smstrack.sms.providers import SendError
 from flask_smstrack.sms.providers.clicksend import receipt_status
-from flask_smstrack.sms.sending import send_campaign
 
 BASE = "https://sms.example.com"
 SECRET = "cs-webhook-secret-1"
@@ -52,27 +51,8 @@ def _campaign(app, **fields) -> int:
     key = actions.api_key()
     campaign = actions.campaign(key, cost=None, sent=None, message_template="Hi {first_name}, 20% off today: {link}", **fields)
     actions.link(key, campaign["id"])
-    imported = actions.client.post(
-        f"/smstrack/api/v1/campaigns/{campaign['id']}/recipients", data=PEOPLE, content_type="text/csv",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert imported.status_code == 200, imported.json
+    actions.recipients(key, campaign["id"], PEOPLE)
     return campaign["id"]
-
-
-def _send(app, campaign_id, **kw):
-    from wsgi import db
-
-    with app.app_context():
-        return send_campaign(db.session.get(Campaign, campaign_id), **kw)
-
-
-def _people(app, campaign_id) -> dict[str, Recipient]:
-    from wsgi import db
-
-    with app.app_context():
-        rows = db.session.execute(select(Recipient).where(Recipient.campaign_id == campaign_id)).scalars()
-        return {r.phone: r for r in rows}
 
 
 def _sends_per_phone(fake) -> Counter:
@@ -81,10 +61,10 @@ def _sends_per_phone(fake) -> Counter:
 
 def test_send_stores_clicksend_answers_and_prices(cs_app, fake):
     campaign_id = _campaign(cs_app)
-    result = _send(cs_app, campaign_id)
+    result = send(cs_app, campaign_id)
     assert (result.sent, result.failed, result.unknown, result.stopped) == (5, [], 0, None)
     assert result.segments == 6
-    people = _people(cs_app, campaign_id)
+    people = recipients_by_phone(cs_app, campaign_id)
     by_phone = {m["to"]: m for m in fake.messages}
     assert sorted(by_phone) == PHONES
     for phone, person in people.items():
@@ -100,13 +80,13 @@ def test_send_stores_clicksend_answers_and_prices(cs_app, fake):
     with cs_app.app_context():
         assert db.session.get(Campaign, campaign_id).total_cost == Decimal("0.4620")
     # Run again: nothing is sent twice.
-    assert _send(cs_app, campaign_id).sent == 0
+    assert send(cs_app, campaign_id).sent == 0
     assert len(fake.sends) == 5
 
 
 def test_a_campaign_priced_per_segment_keeps_its_price(cs_app, fake):
     campaign_id = _campaign(cs_app, cost_per_segment="0.01")
-    _send(cs_app, campaign_id)
+    send(cs_app, campaign_id)
     from wsgi import db
 
     with cs_app.app_context():
@@ -116,18 +96,18 @@ def test_a_campaign_priced_per_segment_keeps_its_price(cs_app, fake):
 def test_campaign_provider_wins_over_the_default(make_app, fake):
     app = make_app(**_config(fake, SMSTRACK_SMS_PROVIDER="twilio"))
     campaign_id = _campaign(app, provider="clicksend")
-    assert _send(app, campaign_id).sent == 5
+    assert send(app, campaign_id).sent == 5
     assert len(fake.messages) == 5
 
 
 def test_crash_mid_send_then_run_again_never_sends_twice(cs_app, fake):
     campaign_id = _campaign(cs_app)
     fake.drop_after = 2
-    first = _send(cs_app, campaign_id)
+    first = send(cs_app, campaign_id)
     assert (first.sent, first.unknown) == (2, 1)
     assert "lost the connection to ClickSend while sending to +14155550102" in first.stopped
     fake.drop_after = None
-    second = _send(cs_app, campaign_id)
+    second = send(cs_app, campaign_id)
     assert (second.sent, second.unknown, second.stopped) == (2, 1, None)
     assert _sends_per_phone(fake) == Counter(PHONES)
     assert len(fake.messages) == 4
@@ -139,49 +119,49 @@ def test_retry_unknown_asks_clicksend_first(cs_app, fake, clicksend_has_it, monk
 
     campaign_id = _campaign(cs_app)
     fake.drop_after, fake.accept_dropped = 2, clicksend_has_it
-    _send(cs_app, campaign_id)
+    send(cs_app, campaign_id)
     fake.drop_after = None
     monkeypatch.setattr(sending, "IN_FLIGHT", sending.IN_FLIGHT * 0)
-    result = _send(cs_app, campaign_id, retry_unknown=True)
+    result = send(cs_app, campaign_id, retry_unknown=True)
     assert result.unknown == 0 and result.stopped is None
     assert (result.reconciled, result.sent) == ((1, 2) if clicksend_has_it else (0, 3))
     # Exactly one message per number at ClickSend, whichever way.
     assert Counter(m["to"] for m in fake.messages) == Counter(PHONES)
-    people = _people(cs_app, campaign_id)
+    people = recipients_by_phone(cs_app, campaign_id)
     assert {p.message_sid for p in people.values()} == {m["message_id"] for m in fake.messages}
 
 
 def test_invalid_number_fails_and_the_others_go(cs_app, fake):
     campaign_id = _campaign(cs_app)
     fake.invalid = {"+14155550101"}
-    result = _send(cs_app, campaign_id)
+    result = send(cs_app, campaign_id)
     assert result.sent == 4
     assert [(f.phone, f.code) for f in result.failed] == [("+14155550101", "INVALID_RECIPIENT")]
-    assert _people(cs_app, campaign_id)["+14155550101"].status == "failed"
+    assert recipients_by_phone(cs_app, campaign_id)["+14155550101"].status == "failed"
 
 
 def test_wrong_credentials_stop_and_keep_messages_ready(make_app, fake):
     app = make_app(**_config(fake, SMSTRACK_CLICKSEND_API_KEY="wrong"))
     campaign_id = _campaign(app)
-    result = _send(app, campaign_id)
+    result = send(app, campaign_id)
     assert result.sent == 0 and "ClickSend refused the request: Invalid username or api key." in result.stopped
-    assert {p.status for p in _people(app, campaign_id).values()} == {"ready"}
+    assert {p.status for p in recipients_by_phone(app, campaign_id).values()} == {"ready"}
     assert fake.messages == []
 
 
 def test_clicksend_unreachable(make_app, fake):
     app = make_app(**_config(fake, SMSTRACK_CLICKSEND_API_URL=f"http://127.0.0.1:{free_port()}"))
     campaign_id = _campaign(app)
-    result = _send(app, campaign_id)
+    result = send(app, campaign_id)
     assert result.sent == 0 and result.stopped.startswith("could not reach ClickSend")
-    assert {p.status for p in _people(app, campaign_id).values()} == {"ready"}
+    assert {p.status for p in recipients_by_phone(app, campaign_id).values()} == {"ready"}
 
 
 def test_settings_say_what_is_missing(make_app):
     app = make_app(SMSTRACK_SMS_PROVIDER="clicksend", SMSTRACK_BASE_URL=BASE)
     campaign_id = _campaign(app)
     with pytest.raises(SendError, match="SMSTRACK_CLICKSEND_USERNAME.*SMSTRACK_CLICKSEND_API_KEY"):
-        _send(app, campaign_id)
+        send(app, campaign_id)
 
 
 @pytest.mark.parametrize(("code", "word", "ours"), [
@@ -198,7 +178,7 @@ def _receipt(client, message_id, code, url=f"/smstrack/webhooks/clicksend/receip
 
 def test_receipts_move_statuses_forward(cs_app, fake):
     campaign_id = _campaign(cs_app)
-    _send(cs_app, campaign_id)
+    send(cs_app, campaign_id)
     ids = {m["to"]: m["message_id"] for m in fake.messages}
     client = cs_app.test_client()
     assert _receipt(client, ids[PHONES[0]], "201").status_code == 204
@@ -211,7 +191,7 @@ def test_receipts_move_statuses_forward(cs_app, fake):
     )
     assert reply.status_code == 204
     assert _receipt(client, "NOT-OURS", "201").json == {"ignored": "no message with this message_id"}
-    people = _people(cs_app, campaign_id)
+    people = recipients_by_phone(cs_app, campaign_id)
     assert [people[p].status for p in PHONES] == ["delivered", "undelivered", "delivered", "queued", "queued"]
     assert people[PHONES[1]].error_code == "8"
 
@@ -223,11 +203,11 @@ def test_receipts_move_statuses_forward(cs_app, fake):
 ])
 def test_receipts_without_the_secret_are_refused(cs_app, fake, url):
     campaign_id = _campaign(cs_app)
-    _send(cs_app, campaign_id)
+    send(cs_app, campaign_id)
     reply = _receipt(cs_app.test_client(), fake.messages[0]["message_id"], "201", url=url)
     assert reply.status_code == 401
     assert "secret" in reply.json["errors"]
-    assert {p.status for p in _people(cs_app, campaign_id).values()} == {"queued"}
+    assert {p.status for p in recipients_by_phone(cs_app, campaign_id).values()} == {"queued"}
 
 
 def test_webhooks_refused_without_a_secret_configured(make_app, fake):
@@ -253,7 +233,7 @@ def _suppressed(app) -> int:
 
 def test_stop_reply_suppresses_and_start_lifts(cs_app, fake):
     campaign_id = _campaign(cs_app)
-    _send(cs_app, campaign_id)
+    send(cs_app, campaign_id)
     client = cs_app.test_client()
     assert _inbound(client, "stop", secret="wrong").status_code == 401
     assert _suppressed(cs_app) == 0

@@ -8,11 +8,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import select, update
 
-from conftest import Actions
+from conftest import Actions, recipients_by_phone, send
 from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from e2e.support import free_port
 from flask_smstrack.models import Campaign, OptOutEvent, Recipient
-from flask_smstrack.sms.sending import send_campaign
 from flask_smstrack.sms.twilio import SendError, twilio_settings
 
 BASE = "https://sms.example.com"
@@ -62,27 +61,8 @@ def _campaign(app, people=PEOPLE) -> int:
         key, cost=None, sent=None, cost_per_segment="0.0079", message_template="Hi {first_name}, 20% off today: {link}"
     )
     actions.link(key, campaign["id"])
-    imported = actions.client.post(
-        f"/smstrack/api/v1/campaigns/{campaign['id']}/recipients", data=people, content_type="text/csv",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert imported.status_code == 200, imported.json
+    actions.recipients(key, campaign["id"], people)
     return campaign["id"]
-
-
-def _send(app, campaign_id, **kw):
-    from wsgi import db
-
-    with app.app_context():
-        return send_campaign(db.session.get(Campaign, campaign_id), **kw)
-
-
-def _recipients(app, campaign_id) -> dict[str, Recipient]:
-    from wsgi import db
-
-    with app.app_context():
-        rows = db.session.execute(select(Recipient).where(Recipient.campaign_id == campaign_id)).scalars()
-        return {r.phone: r for r in rows}
 
 
 def _creates_per_phone(fake) -> Counter:
@@ -94,11 +74,11 @@ def test_send_stores_twilio_answers(make_app, fake, service):
     config = _config(fake, SMSTRACK_TWILIO_MESSAGING_SERVICE_SID=SERVICE) if service else _config(fake)
     app = make_app(**config)
     campaign_id = _campaign(app)
-    result = _send(app, campaign_id)
+    result = send(app, campaign_id)
     assert (result.sent, result.failed, result.unknown, result.skipped, result.stopped) == (5, [], 0, 0, None)
     assert result.segments == 6
 
-    people = _recipients(app, campaign_id)
+    people = recipients_by_phone(app, campaign_id)
     by_phone = {m["to"]: m for m in fake.messages}
     assert sorted(by_phone) == PHONES
     for phone, person in people.items():
@@ -128,7 +108,7 @@ def test_send_stores_twilio_answers(make_app, fake, service):
         sent_at = campaign.sent_at
 
     # Run again: nothing is sent twice.
-    again = _send(app, campaign_id)
+    again = send(app, campaign_id)
     assert (again.sent, again.failed, again.unknown) == (0, [], 0)
     assert len(fake.creates) == 5
     with app.app_context():
@@ -138,15 +118,15 @@ def test_send_stores_twilio_answers(make_app, fake, service):
 def test_crash_mid_send_then_run_again_sends_only_the_rest(sms_app, fake):
     campaign_id = _campaign(sms_app)
     fake.drop_after = 2
-    first = _send(sms_app, campaign_id)
+    first = send(sms_app, campaign_id)
     assert (first.sent, first.unknown) == (2, 1)
     assert "lost the connection to Twilio while sending to +14155550102" in first.stopped
-    people = _recipients(sms_app, campaign_id)
+    people = recipients_by_phone(sms_app, campaign_id)
     assert people["+14155550102"].status == "sending" and people["+14155550102"].message_sid is None
     assert [people[p].status for p in PHONES[3:]] == ["ready", "ready"]
 
     fake.drop_after = None
-    second = _send(sms_app, campaign_id)
+    second = send(sms_app, campaign_id)
     assert (second.sent, second.unknown, second.stopped) == (2, 1, None)
     # Every number was asked for once: the one in an unknown state was not sent again.
     assert _creates_per_phone(fake) == Counter(PHONES)
@@ -159,13 +139,13 @@ def test_retry_unknown_asks_twilio_first(sms_app, fake, twilio_has_it):
 
     campaign_id = _campaign(sms_app)
     fake.drop_after, fake.accept_dropped = 1, twilio_has_it
-    first = _send(sms_app, campaign_id)
+    first = send(sms_app, campaign_id)
     assert (first.sent, first.unknown) == (1, 1)
     assert len(fake.messages) == (2 if twilio_has_it else 1)
     fake.drop_after = None
 
     # Claimed moments ago, it may still be on its way: left alone.
-    fresh = _send(sms_app, campaign_id, retry_unknown=True)
+    fresh = send(sms_app, campaign_id, retry_unknown=True)
     assert (fresh.sent, fresh.reconciled, fresh.unknown) == (3, 0, 1)
     assert _creates_per_phone(fake)["+14155550101"] == 1
 
@@ -176,9 +156,9 @@ def test_retry_unknown_asks_twilio_first(sms_app, fake, twilio_has_it):
             .values(sent_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=2))
         )
         db.session.commit()
-    settled = _send(sms_app, campaign_id, retry_unknown=True)
+    settled = send(sms_app, campaign_id, retry_unknown=True)
     assert settled.unknown == 0 and settled.stopped is None
-    ben = _recipients(sms_app, campaign_id)["+14155550101"]
+    ben = recipients_by_phone(sms_app, campaign_id)["+14155550101"]
     assert ben.status == "queued"
     twilio_sids = [m["sid"] for m in fake.messages if m["to"] == "+14155550101"]
     assert len(twilio_sids) == 1 and ben.message_sid == twilio_sids[0]
@@ -196,13 +176,13 @@ def test_retry_unknown_asks_twilio_first(sms_app, fake, twilio_has_it):
 def test_invalid_number_fails_and_the_others_go(sms_app, fake):
     campaign_id = _campaign(sms_app)
     fake.invalid = {"+14155550101"}
-    result = _send(sms_app, campaign_id)
+    result = send(sms_app, campaign_id)
     assert result.sent == 4 and result.stopped is None
     assert result.failed == [("+14155550101", "21211", "The 'To' number +14155550101 is not a valid phone number.")]
-    ben = _recipients(sms_app, campaign_id)["+14155550101"]
+    ben = recipients_by_phone(sms_app, campaign_id)["+14155550101"]
     assert (ben.status, ben.error_code, ben.message_sid) == ("failed", "21211", None)
     # A refused number is not tried again.
-    assert _send(sms_app, campaign_id).failed == []
+    assert send(sms_app, campaign_id).failed == []
     assert len(fake.creates) == 5
 
 
@@ -214,7 +194,7 @@ def test_number_unsubscribed_at_twilio_goes_on_the_opt_out_list(sms_app, fake):
 
     campaign_id = _campaign(sms_app)
     fake.unsubscribed = {"+14155550102"}
-    result = _send(sms_app, campaign_id)
+    result = send(sms_app, campaign_id)
     assert result.sent == 4 and [f.code for f in result.failed] == ["21610"]
     with sms_app.app_context():
         owner = db.session.get(Campaign, campaign_id).owner_id
@@ -222,13 +202,13 @@ def test_number_unsubscribed_at_twilio_goes_on_the_opt_out_list(sms_app, fake):
         events = db.session.execute(select(OptOutEvent.action, OptOutEvent.source)).all()
         assert events == [("opt_out", "twilio")]
     again = _campaign(sms_app)
-    assert _send(sms_app, again).sent == 4 and len(fake.creates) == 5 + 4
+    assert send(sms_app, again).sent == 4 and len(fake.creates) == 5 + 4
 
 
 def test_rate_limit(sms_app, fake):
     campaign_id = _campaign(sms_app)
     started = time.monotonic()
-    result = _send(sms_app, campaign_id, rate=20)
+    result = send(sms_app, campaign_id, rate=20)
     assert result.sent == 5
     # Five messages at 20 per second: four intervals of 50 ms at least.
     assert time.monotonic() - started >= 0.2
@@ -246,7 +226,7 @@ def test_two_senders_at_once_never_send_twice(sms_app, fake):
 
     def run():
         try:
-            results.append(_send(sms_app, campaign_id, rate=50))
+            results.append(send(sms_app, campaign_id, rate=50))
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -263,19 +243,19 @@ def test_two_senders_at_once_never_send_twice(sms_app, fake):
 def test_wrong_credentials_stop_and_keep_messages_ready(make_app, fake):
     app = make_app(**_config(fake, SMSTRACK_TWILIO_AUTH_TOKEN="not-the-token"))
     campaign_id = _campaign(app)
-    result = _send(app, campaign_id)
+    result = send(app, campaign_id)
     assert result.sent == 0 and result.failed == []
     assert "Twilio refused the request: Authenticate (error 20003)" in result.stopped
-    assert {p.status for p in _recipients(app, campaign_id).values()} == {"ready"}
+    assert {p.status for p in recipients_by_phone(app, campaign_id).values()} == {"ready"}
 
 
 def test_twilio_unreachable(make_app, fake):
     app = make_app(**_config(fake, SMSTRACK_TWILIO_API_URL=f"http://127.0.0.1:{free_port()}"))
     campaign_id = _campaign(app)
-    result = _send(app, campaign_id)
+    result = send(app, campaign_id)
     assert result.sent == 0 and result.unknown == 0
     assert result.stopped.startswith("could not reach Twilio")
-    assert {p.status for p in _recipients(app, campaign_id).values()} == {"ready"}
+    assert {p.status for p in recipients_by_phone(app, campaign_id).values()} == {"ready"}
 
 
 def test_settings_fall_back_to_twilio_environment(make_app, monkeypatch):
@@ -351,7 +331,7 @@ def test_cli_config_error(make_app, fake):
     assert result.exit_code == 1
     assert "cannot send through Twilio: set SMSTRACK_TWILIO_ACCOUNT_SID" in result.output
     assert "SMSTRACK_TWILIO_AUTH_TOKEN" in result.output
-    assert {p.status for p in _recipients(app, campaign_id).values()} == {"pending"}
+    assert {p.status for p in recipients_by_phone(app, campaign_id).values()} == {"pending"}
     assert fake.requests == []
     missing = app.test_cli_runner().invoke(args=["smstrack", "send", "999", "--yes"])
     assert missing.exit_code == 1 and "no campaign 999" in missing.output

@@ -8,10 +8,9 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import func, select
 
-from conftest import _empty_tables, click_id_of
-from flask_smstrack.models import NO_OWNER, Conversion, Refund
+from conftest import _empty_tables, clicked_campaign, sale_counts, stored_conversions
+from flask_smstrack.models import NO_OWNER
 from shopify_events import ORDER_ID, PATH, SECRET, headers, order, refund, sign
 
 
@@ -22,36 +21,18 @@ def app(make_app):
 
 @pytest.fixture
 def shop(app, actions):
-    key = actions.api_key("shop@example.com")
-    campaign = actions.campaign(key)
-    link = actions.link(key, campaign["id"])
-    return {"key": key, "campaign": campaign, "click_id": click_id_of(actions.click(link["code"]))}
+    return clicked_campaign(actions)
 
 
 def _post(client, topic: str, body: bytes, **kw):
     return client.post(PATH, data=body, headers=headers(topic, body, **kw))
 
 
-def _counts(app) -> tuple[int, int]:
-    from wsgi import db
-
-    with app.app_context():
-        return (db.session.scalar(select(func.count()).select_from(Conversion)),
-                db.session.scalar(select(func.count()).select_from(Refund)))
-
-
-def _conversions(app) -> list[Conversion]:
-    from wsgi import db
-
-    with app.app_context():
-        return db.session.execute(select(Conversion).order_by(Conversion.id)).scalars().all()
-
-
 def test_an_order_with_the_click_in_its_attributes_is_a_verified_sale(app, client, actions, shop):
     response = _post(client, "orders/create", order("199.00", click_id=shop["click_id"]))
     assert response.status_code == 200, response.json
     assert (response.json["status"], response.json["attributed"]) == ("recorded", True)
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.source, row.trust, row.order_id, row.revenue, row.currency) == (
         "shopify", "verified", str(ORDER_ID), Decimal("199.00"), "USD")
     assert row.campaign_id == shop["campaign"]["id"]
@@ -62,7 +43,7 @@ def test_an_order_with_the_click_in_its_attributes_is_a_verified_sale(app, clien
 def test_the_landing_page_carries_the_click_too(app, client, actions, shop):
     landing = f"/products/linen-shirt?utm_source=sms&smsclid={shop['click_id']}"
     assert _post(client, "orders/create", order("5000", "JPY", landing_site=landing)).json["attributed"] is True
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.revenue, row.currency, row.campaign_id) == (Decimal(5000), "JPY", shop["campaign"]["id"])
     assert actions.report(shop["key"], shop["campaign"]["id"])["revenue"] == {"JPY": "5000.00"}
 
@@ -72,13 +53,13 @@ def test_retries_and_the_paid_topic_are_the_same_sale(app, client, actions, shop
     answers = [_post(client, "orders/create", body), _post(client, "orders/create", body),
                _post(client, "orders/paid", body, webhook_id="0c8a44d6-11e3-4a1b-a1f6-3f0c3e0a9d11")]
     assert [a.json["duplicate"] for a in answers] == [False, True, True]
-    assert _counts(app) == (1, 0)
+    assert sale_counts(app) == (1, 0)
     assert actions.report(shop["key"], shop["campaign"]["id"])["revenue"] == {"USD": "199.00"}
 
 
 def test_an_order_without_a_click_is_stored_unattributed(app, client):
     assert _post(client, "orders/create", order("25.00")).json["attributed"] is False
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.owner_id, row.campaign_id, row.trust) == (NO_OWNER, None, "verified")
 
 
@@ -93,7 +74,7 @@ def test_refunds_count_once_per_refund_id(app, client, actions, shop):
     assert _post(client, "refunds/create", second).json["amount"] == "50.00"
     report = actions.report(shop["key"], shop["campaign"]["id"])
     assert (report["refunded"], report["net_revenue"]) == ({"USD": "70.00"}, "129.00")
-    assert _counts(app) == (1, 2)
+    assert sale_counts(app) == (1, 2)
 
 
 def test_a_refund_never_takes_more_than_is_left(app, client, actions, shop):
@@ -118,14 +99,14 @@ def test_an_unsigned_webhook_changes_nothing(make_app, shop, how):
     response = app.test_client().post(PATH, data=sent, headers=hdrs)
     assert response.status_code == 403, response.json
     assert list(response.json["errors"]) == ["X-Shopify-Hmac-Sha256"]
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_other_topics_are_ignored(app, client):
     body = json.dumps({"id": 706405506930370084, "email": "bob@example.com"}).encode()
     response = _post(client, "customers/create", body)
     assert (response.status_code, "customers/create" in response.json["ignored"]) == (200, True)
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -138,13 +119,13 @@ def test_a_bad_field_is_a_400_naming_it(app, client, shop, change, field):
     response = _post(client, "orders/create", body)
     assert response.status_code == 400, response.json
     assert list(response.json["errors"]) == [field]
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_a_body_over_the_limit_is_refused(app, client):
     body = order("1.00").replace(b'"note": null', b'"note": "' + b"x" * 600_000 + b'"')
     assert _post(client, "orders/create", body).status_code == 413
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_shop_webhooks_are_exempt_from_the_hosts_csrf(migrated, tmp_path):

@@ -7,11 +7,11 @@ import time
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from conftest import click_id_of
+from conftest import clicked_campaign, sale_counts, stored_conversions
 from flask_smstrack.integrations.stripe import from_minor_units
-from flask_smstrack.models import NO_OWNER, Conversion, Refund
+from flask_smstrack.models import NO_OWNER, Refund
 from stripe_events import PATH, SECRET, charge_refunded, checkout_session, event, payment_intent, sign
 
 PI = "pi_3QZ8aB2eZvKYlo2C1a2b3c4d"
@@ -25,10 +25,7 @@ def app(make_app):
 @pytest.fixture
 def shop(app, actions):
     """A campaign of shop@example.com, a link, and one click on it."""
-    key = actions.api_key("shop@example.com")
-    campaign = actions.campaign(key)
-    link = actions.link(key, campaign["id"])
-    return {"key": key, "campaign": campaign, "click_id": click_id_of(actions.click(link["code"]))}
+    return clicked_campaign(actions)
 
 
 def _post(client, body: bytes, signature: str | None = "sign"):
@@ -38,26 +35,11 @@ def _post(client, body: bytes, signature: str | None = "sign"):
     return client.post(PATH, data=body, headers=headers)
 
 
-def _counts(app) -> tuple[int, int]:
-    from wsgi import db
-
-    with app.app_context():
-        return (db.session.scalar(select(func.count()).select_from(Conversion)),
-                db.session.scalar(select(func.count()).select_from(Refund)))
-
-
 def _user_id(app, email: str) -> str:
     from flask_smstrack.auth import find_user
 
     with app.app_context():
         return str(find_user(email).id)
-
-
-def _conversions(app) -> list[Conversion]:
-    from wsgi import db
-
-    with app.app_context():
-        return db.session.execute(select(Conversion).order_by(Conversion.id)).scalars().all()
 
 
 @pytest.mark.parametrize(("amount", "currency", "expected"), [
@@ -74,7 +56,7 @@ def test_a_paid_checkout_session_is_a_verified_sale_of_the_clicked_campaign(app,
     response = _post(client, body)
     assert response.status_code == 200, response.json
     assert (response.json["status"], response.json["attributed"], response.json["duplicate"]) == ("recorded", True, False)
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.source, row.trust, row.event, row.order_id) == ("stripe", "verified", "purchase", PI)
     assert (row.revenue, row.currency, row.campaign_id) == (Decimal("49.90"), "USD", shop["campaign"]["id"])
     assert row.owner_id == _user_id(app, "shop@example.com")
@@ -85,7 +67,7 @@ def test_a_paid_checkout_session_is_a_verified_sale_of_the_clicked_campaign(app,
 def test_yen_has_no_minor_unit(app, client, actions, shop):
     body = event("payment_intent.succeeded", payment_intent(5000, "jpy", metadata={"smsclid": shop["click_id"]}))
     assert _post(client, body).status_code == 200
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.revenue, row.currency) == (Decimal(5000), "JPY")
     assert actions.report(shop["key"], shop["campaign"]["id"])["revenue"] == {"JPY": "5000.00"}
 
@@ -99,7 +81,7 @@ def test_both_events_of_one_payment_are_one_sale(app, client, actions, shop, che
     intent = event("payment_intent.succeeded", payment_intent(4990), "evt_2")
     answers = [_post(client, b) for b in ((session, intent) if checkout_first else (intent, session))]
     assert [a.status_code for a in answers] == [200, 200]
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.order_id, row.campaign_id, row.revenue) == (PI, shop["campaign"]["id"], Decimal("49.90"))
     report = actions.report(shop["key"], shop["campaign"]["id"])
     assert (report["conversions"], report["revenue"]) == (1, {"USD": "49.90"})
@@ -110,7 +92,7 @@ def test_both_events_with_the_click_id_are_one_sale(app, client, actions, shop):
     assert _post(client, event("payment_intent.succeeded", payment_intent(4990, metadata=meta))).status_code == 200
     again = _post(client, event("checkout.session.completed", checkout_session(4990, metadata=meta)))
     assert again.json["duplicate"] is True
-    assert _counts(app) == (1, 0)
+    assert sale_counts(app) == (1, 0)
 
 
 def test_a_redelivered_event_is_recorded_once(app, client, actions, shop):
@@ -125,11 +107,11 @@ def test_a_sale_without_a_click_is_stored_unattributed(app, client):
     body = event("checkout.session.completed", checkout_session(1999, client_reference_id="customer-42"))
     response = _post(client, body)
     assert (response.status_code, response.json["attributed"]) == (200, False)
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.owner_id, row.campaign_id, row.trust, row.revenue) == (NO_OWNER, None, "verified", Decimal("19.99"))
     # Its PaymentIntent is the same sale.
     assert _post(client, event("payment_intent.succeeded", payment_intent(1999))).json["duplicate"] is True
-    assert _counts(app) == (1, 0)
+    assert sale_counts(app) == (1, 0)
 
 
 @pytest.mark.parametrize("how", ["other secret", "tampered", "missing", "stale", "not a signature", "unset"])
@@ -151,23 +133,23 @@ def test_an_unsigned_event_changes_nothing(make_app, shop, how):
     assert "Stripe-Signature" in response.json["errors"]
     if how == "unset":
         assert "SMSTRACK_STRIPE_WEBHOOK_SECRET" in response.json["errors"]["Stripe-Signature"][0]
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_other_event_types_are_ignored(app, client):
     response = _post(client, event("customer.created", {"id": "cus_R2d2C3po", "object": "customer"}))
     assert response.status_code == 200
     assert "customer.created" in response.json["ignored"]
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_an_unpaid_checkout_session_waits_for_its_payment(app, client, shop):
     unpaid = checkout_session(4990, client_reference_id=shop["click_id"], payment_status="unpaid")
     assert "not paid" in _post(client, event("checkout.session.completed", unpaid)).json["ignored"]
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
     paid = checkout_session(4990, client_reference_id=shop["click_id"])
     assert _post(client, event("checkout.session.async_payment_succeeded", paid)).json["status"] == "recorded"
-    assert _counts(app) == (1, 0)
+    assert sale_counts(app) == (1, 0)
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -179,7 +161,7 @@ def test_a_bad_field_is_a_400_naming_it(app, client, shop, field, value):
     response = _post(client, event("checkout.session.completed", session))
     assert response.status_code == 400, response.json
     assert list(response.json["errors"]) == [f"data.object.{field}" if field != "currency" else "currency"]
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_refunds_follow_the_charges_running_total(app, client, actions, shop):
@@ -210,16 +192,16 @@ def test_refunds_without_their_list_count_once(app, client, actions, shop):
     partial = event("charge.refunded", charge_refunded(5000, 2000, None, "jpy"))
     full = event("charge.refunded", charge_refunded(5000, 5000, None, "jpy"))
     assert [_post(client, b).status_code for b in (partial, partial, full, full, partial)] == [200] * 5
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert row.refunded == Decimal(5000)
-    assert _counts(app) == (1, 2)
+    assert sale_counts(app) == (1, 2)
     assert actions.report(shop["key"], shop["campaign"]["id"])["refunded"] == {"JPY": "5000.00"}
 
 
 def test_a_refund_of_an_unknown_payment_is_ignored(app, client):
     response = _post(client, event("charge.refunded", charge_refunded(4990, 4990, [("re_9", 4990)], pi="pi_unknown")))
     assert (response.status_code, "pi_unknown" in response.json["ignored"]) == (200, True)
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_a_secret_without_the_stripe_library_fails_at_start(make_app, monkeypatch):
@@ -236,10 +218,10 @@ def test_a_refund_before_the_click_is_known_moves_with_the_sale(app, client, act
     assert _post(client, event("charge.refunded", charge_refunded(4990, 990, [("re_1", 990)]))).status_code == 200
     session = event("checkout.session.completed", checkout_session(4990, client_reference_id=shop["click_id"]))
     assert _post(client, session).json["attributed"] is True
-    [row] = _conversions(app)
+    [row] = stored_conversions(app)
     assert (row.campaign_id, row.owner_id, row.refunded) == (
         shop["campaign"]["id"], _user_id(app, "shop@example.com"), Decimal("9.90"))
-    assert _counts(app) == (1, 1)
+    assert sale_counts(app) == (1, 1)
     report = actions.report(shop["key"], shop["campaign"]["id"])
     assert (report["conversions"], report["refunded"], report["net_revenue"]) == (1, {"USD": "9.90"}, "40.00")
     # Later refunds find it.
@@ -251,7 +233,7 @@ def test_a_setup_session_is_no_sale(app, client, shop):
     setup = dict(checkout_session(0, client_reference_id=shop["click_id"], pi=None), mode="setup",
                  payment_status="no_payment_required", amount_total=None)
     assert "setup" in _post(client, event("checkout.session.completed", setup)).json["ignored"]
-    assert _counts(app) == (0, 0)
+    assert sale_counts(app) == (0, 0)
 
 
 def test_without_the_library_or_a_secret_events_are_refused(make_app, monkeypatch):

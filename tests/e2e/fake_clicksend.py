@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Self
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from e2e.fake_api import FakeApi
 from flask_smstrack.sms.segments import segment_info
 
 USERNAME = "shop@example.com"
@@ -43,7 +40,8 @@ class Seen:
 
 
 @dataclass
-class FakeClickSend:
+class FakeClickSend(FakeApi):
+    name = "ClickSend"
     username: str = USERNAME
     api_key: str = API_KEY
     #: Numbers answered with the message status ``INVALID_RECIPIENT``.
@@ -54,28 +52,6 @@ class FakeClickSend:
     accept_dropped: bool = False
     messages: list[dict] = field(default_factory=list)
     requests: list[Seen] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._server = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Self:
-        self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-clicksend", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
 
     @property
     def sends(self) -> list[Seen]:
@@ -118,19 +94,14 @@ class FakeClickSend:
             status=status, mimetype="application/json",
         )
 
-    def wsgi(self, environ, start_response):
-        request = Request(environ)
+    def _handle(self, request: Request) -> Response | None:
         try:
             body = json.loads(request.get_data() or b"{}")
         except ValueError:
             body = {"_raw": request.get_data(as_text=True)}
         with self._lock:
             self.requests.append(Seen(request.method, request.path, body, dict(request.args)))
-            response = self._answer(request, body)
-        if response is None:
-            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
-            raise ConnectionAbortedError("dropped by the fake ClickSend")
-        return response(environ, start_response)
+            return self._answer(request, body)
 
     def _answer(self, request: Request, body: dict) -> Response | None:
         auth = request.authorization

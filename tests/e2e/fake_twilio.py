@@ -12,16 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import socket
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 from email.utils import format_datetime, parsedate_to_datetime
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from e2e.fake_api import FakeApi
 from flask_smstrack.sms.segments import segment_info
 
 ACCOUNT_SID = "AC" + "a1" * 16
@@ -40,7 +38,8 @@ class Seen:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(FakeApi):
+    name = "Twilio"
     account_sid: str = ACCOUNT_SID
     auth_token: str = AUTH_TOKEN
     #: Numbers answered with error 21211.
@@ -58,30 +57,6 @@ class FakeTwilio:
     #: Called with the form of each create request before it is answered
     #: (something that happens while a send is under way).
     on_create: Callable[[dict[str, str]], None] | None = None
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._server = None
-        self._thread: threading.Thread | None = None
-
-    # -- running ----------------------------------------------------------
-
-    def __enter__(self) -> FakeTwilio:
-        self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-twilio", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
 
     @property
     def creates(self) -> list[Seen]:
@@ -135,18 +110,13 @@ class FakeTwilio:
             status,
         )
 
-    def wsgi(self, environ, start_response):
-        request = Request(environ)
+    def _handle(self, request: Request) -> Response | None:
         seen = Seen(request.method, request.path, dict(request.form), dict(request.args))
         if self.on_create is not None and request.method == "POST":
             self.on_create(seen.form)
         with self._lock:
             self.requests.append(seen)
-            response = self._answer(request)
-        if response is None:  # close the connection without an answer
-            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
-            raise ConnectionAbortedError("dropped by the fake Twilio")
-        return response(environ, start_response)
+            return self._answer(request)
 
     def _answer(self, request: Request) -> Response | None:
         match = _MESSAGES.match(request.path)

@@ -69,19 +69,23 @@ _clk = Click.__table__.c
 _conv = Conversion.__table__.c
 
 
+def _batch(query, pk, owner, low: int, top: int, owners: Iterable[str], *where):
+    """The first :data:`BATCH` rows of ``query`` with ``low < pk <= top``
+    whose ``owner`` listens, by id."""
+    return query.where(pk > low, pk <= top, *where, owner.in_(list(owners))).order_by(pk).limit(BATCH)
+
+
 def _click_rows(low: int, top: int, owners: Iterable[str]):
     link = Link.__table__.c
-    return (
+    return _batch(
         select(
             _clk.id, _clk.click_id, _clk.created_at, _clk.campaign_id, _clk.link_id, _clk.variant_id,
             _clk.recipient_id, _clk.kind, _clk.is_first, _clk.source, _clk.device_type, _clk.os, _clk.browser,
             _clk.country, _camp.owner_id.label("owner"), _camp.name.label("campaign"), link.code,
         )
         .join(Campaign.__table__, _camp.id == _clk.campaign_id)
-        .outerjoin(Link.__table__, link.id == _clk.link_id)
-        .where(_clk.id > low, _clk.id <= top, _camp.owner_id.in_(list(owners)))
-        .order_by(_clk.id)
-        .limit(BATCH)
+        .outerjoin(Link.__table__, link.id == _clk.link_id),
+        _clk.id, _camp.owner_id, low, top, owners,
     )
 
 
@@ -95,7 +99,7 @@ def _click_data(row) -> dict[str, Any]:
 
 
 def _conversion_rows(low: int, top: int, owners: Iterable[str]):
-    return (
+    return _batch(
         select(
             _conv.id, _conv.created_at, _conv.owner_id.label("owner"), _conv.event, _conv.revenue, _conv.currency,
             _conv.order_id, _conv.source, _conv.trust, _conv.campaign_id, _conv.link_id, _conv.variant_id,
@@ -103,10 +107,8 @@ def _conversion_rows(low: int, top: int, owners: Iterable[str]):
             _clk.click_id, _clk.visitor_id,
         )
         .outerjoin(Campaign.__table__, _camp.id == _conv.campaign_id)
-        .outerjoin(Click.__table__, _clk.id == _conv.click_pk)
-        .where(_conv.id > low, _conv.id <= top, _conv.owner_id.in_(list(owners)))
-        .order_by(_conv.id)
-        .limit(BATCH)
+        .outerjoin(Click.__table__, _clk.id == _conv.click_pk),
+        _conv.id, _conv.owner_id, low, top, owners,
     )
 
 
@@ -121,17 +123,15 @@ def _conversion_data(row) -> dict[str, Any]:
 
 def _refund_rows(low: int, top: int, owners: Iterable[str]):
     ref = Refund.__table__.c
-    return (
+    return _batch(
         select(
             ref.id, ref.created_at, ref.conversion_id, ref.amount, ref.currency, ref.reason, ref.external_id,
             _conv.owner_id.label("owner"), _conv.order_id, _conv.event, _conv.campaign_id,
             _camp.name.label("campaign"),
         )
         .join(Conversion.__table__, _conv.id == ref.conversion_id)
-        .outerjoin(Campaign.__table__, _camp.id == _conv.campaign_id)
-        .where(ref.id > low, ref.id <= top, _conv.owner_id.in_(list(owners)))
-        .order_by(ref.id)
-        .limit(BATCH)
+        .outerjoin(Campaign.__table__, _camp.id == _conv.campaign_id),
+        ref.id, _conv.owner_id, low, top, owners,
     )
 
 
@@ -145,15 +145,13 @@ def _refund_data(row) -> dict[str, Any]:
 
 def _opt_out_rows(low: int, top: int, owners: Iterable[str]):
     ev = OptOutEvent.__table__.c
-    return (
+    return _batch(
         select(
             ev.id, ev.created_at, ev.owner_id.label("owner"), ev.source, ev.keyword, ev.campaign_id, ev.variant_id,
             ev.recipient_id, _camp.name.label("campaign"),
         )
-        .outerjoin(Campaign.__table__, _camp.id == ev.campaign_id)
-        .where(ev.id > low, ev.id <= top, ev.action == "opt_out", ev.owner_id.in_(list(owners)))
-        .order_by(ev.id)
-        .limit(BATCH)
+        .outerjoin(Campaign.__table__, _camp.id == ev.campaign_id),
+        ev.id, ev.owner_id, low, top, owners, ev.action == "opt_out",
     )
 
 

@@ -22,6 +22,7 @@ from ..config import Keys
 from ..errors import Forbidden
 from .payloads import items, money, parse_json, text
 from .sales import Outcome, ignored, record_sale, refund_sale
+from .signing import signing_secret
 
 SOURCE = "shopify"
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
@@ -39,14 +40,12 @@ def verified_body(body: bytes, signature: str | None) -> dict[str, Any]:
     """The JSON object in ``body``, once ``X-Shopify-Hmac-Sha256`` matches
     it under ``SMSTRACK_SHOPIFY_WEBHOOK_SECRET`` (compared in constant
     time); :class:`.Forbidden` otherwise."""
-    secret = current_app.config[Keys.SHOPIFY_WEBHOOK_SECRET]
-    if not secret:
-        raise Forbidden({SIGNATURE_HEADER: [(
-            f"Cannot be checked: set {Keys.SHOPIFY_WEBHOOK_SECRET} to the secret that signs the shop's"
-            " webhooks; unsigned webhooks are never accepted."
-        )]})
-    if not signature:
-        raise Forbidden({SIGNATURE_HEADER: ["Missing: only webhooks signed by Shopify are accepted here."]})
+    secret = signing_secret(
+        Keys.SHOPIFY_WEBHOOK_SECRET, SIGNATURE_HEADER, signature,
+        unset=(f"Cannot be checked: set {Keys.SHOPIFY_WEBHOOK_SECRET} to the secret that signs the shop's"
+               " webhooks; unsigned webhooks are never accepted."),
+        missing="Missing: only webhooks signed by Shopify are accepted here.",
+    )
     expected = signature_of(body, secret).encode("ascii")
     if not hmac.compare_digest(expected, signature.strip().encode("latin-1", "replace")):
         raise Forbidden({SIGNATURE_HEADER: [(

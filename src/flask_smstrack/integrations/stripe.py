@@ -24,6 +24,7 @@ from ..config import Keys
 from ..errors import Forbidden
 from .payloads import integer, obj, parse_json, text
 from .sales import Outcome, ignored, record_sale, refund_sale
+from .signing import signing_secret
 
 SOURCE = "stripe"
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -64,14 +65,12 @@ def verified_event(payload: bytes, signature: str | None) -> dict[str, Any]:
     checked by the stripe library against ``SMSTRACK_STRIPE_WEBHOOK_SECRET``
     (and its timestamp is at most 5 minutes away); :class:`.Forbidden`
     otherwise."""
-    secret = current_app.config[Keys.STRIPE_WEBHOOK_SECRET]
-    if not secret:
-        raise Forbidden({SIGNATURE_HEADER: [(
-            f"Cannot be checked: set {Keys.STRIPE_WEBHOOK_SECRET} to the endpoint's signing secret (whsec_...);"
-            " unsigned events are never accepted."
-        )]})
-    if not signature:
-        raise Forbidden({SIGNATURE_HEADER: ["Missing: only events signed by Stripe are accepted here."]})
+    secret = signing_secret(
+        Keys.STRIPE_WEBHOOK_SECRET, SIGNATURE_HEADER, signature,
+        unset=(f"Cannot be checked: set {Keys.STRIPE_WEBHOOK_SECRET} to the endpoint's signing secret (whsec_...);"
+               " unsigned events are never accepted."),
+        missing="Missing: only events signed by Stripe are accepted here.",
+    )
     import stripe  # checked by init_app when the secret is set
 
     try:

@@ -6,7 +6,6 @@ import itertools
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_wtf.csrf import validate_csrf
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFInvalid
@@ -71,7 +70,7 @@ from ..sms.messages import (
 from ..sms.opt_out_text import opt_out_warning
 from ..sms.outbox import mark_exported, message_rows, ready_counts
 from ..sms.segments import segment_info
-from .http import check_request_values, csv_upload, read_limited_body
+from .http import CATCH_ALL_METHODS, check_request_values, csv_upload, read_limited_body, routed_methods
 from .list_args import list_args
 
 bp = Blueprint("smstrack_api", __name__)
@@ -449,18 +448,10 @@ def recipients_audience(campaign_id: int) -> Response:
     return jsonify(segment=query["segment"], recipients=[audience_json(m) for m in members])
 
 
-@bp.route("/<smstrack_anypath:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/<smstrack_anypath:_rest>", methods=list(CATCH_ALL_METHODS))
 def not_found(_rest: str) -> Response:
     """JSON for unknown API paths, and 405 for a known path with the wrong method."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
-    allowed = []
-    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-        try:
-            endpoint, _ = adapter.match(request.path, method=method)
-        except HTTPException:
-            continue
-        if endpoint != request.endpoint:
-            allowed.append(method)
+    allowed = routed_methods()
     if allowed:
         raise MethodNotAllowed(
             f"{request.method} is not allowed here; use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}

@@ -5,12 +5,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 from flask import current_app, request
+from werkzeug.exceptions import HTTPException
 
 from ..config import Keys
 from ..errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from ..schemas import MAX_BIG_ID, MAX_ID, text_problem
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+#: The methods the catch-all views of unknown paths answer.
+CATCH_ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def read_limited_body(limit: int | None = None, *, message: str | None = None) -> bytes:
@@ -81,3 +84,18 @@ def check_request_values() -> None:
                 errors[key if not text_problem(key) else repr(key)] = [problem]
     if errors:
         raise InvalidInput(errors)
+
+
+def routed_methods() -> list[str]:
+    """The methods for which the app routes this request's path to a view
+    other than the catch-all answering it: what a 405 lists as allowed."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in CATCH_ALL_METHODS:
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.append(method)
+    return allowed

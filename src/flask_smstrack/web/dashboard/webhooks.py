@@ -102,22 +102,23 @@ def webhook_secret(endpoint_id: int) -> tuple[str, int]:
     return _page(new_secret=(endpoint.id, endpoint.secret))
 
 
+def _change(endpoint_id: int, change, message: str) -> Response:
+    endpoint = _action(endpoint_id)
+    change(endpoint.owner_id, endpoint.id)
+    flash(message)
+    return redirect(url_for("smstrack_dashboard.webhooks"))
+
+
 @bp.post("/webhooks/<int:endpoint_id>/delete")
 @login_required
 def webhook_delete(endpoint_id: int) -> Response:
-    endpoint = _action(endpoint_id)
-    delete_endpoint(endpoint.owner_id, endpoint.id)
-    flash("Endpoint deleted.")
-    return redirect(url_for("smstrack_dashboard.webhooks"))
+    return _change(endpoint_id, delete_endpoint, "Endpoint deleted.")
 
 
 @bp.post("/webhooks/<int:endpoint_id>/enable")
 @login_required
 def webhook_enable(endpoint_id: int) -> Response:
-    endpoint = _action(endpoint_id)
-    enable_endpoint(endpoint.owner_id, endpoint.id)
-    flash("Enabled again: new events go to it from now on.")
-    return redirect(url_for("smstrack_dashboard.webhooks"))
+    return _change(endpoint_id, enable_endpoint, "Enabled again: new events go to it from now on.")
 
 
 @bp.post("/webhooks/deliveries/<int:delivery_id>/resend")
