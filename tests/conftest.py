@@ -64,10 +64,13 @@ def _no_background_rollups():
 
 def pytest_collection_modifyitems(config, items):
     """The PostgreSQL pass runs the tests that use a database: the others
-    (segment counting, statistics, user agents...) ran in the SQLite pass."""
+    (segment counting, statistics, user agents...) ran in the SQLite pass, as
+    did the browser tests of pages and layout (marked ``once``), which the
+    database does not change."""
     if not os.environ.get("FLASK_SMSTRACK_TEST_DATABASE_URL"):
         return
-    keep = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    keep = [item for item in items
+            if "database_url" in getattr(item, "fixturenames", ()) and item.get_closest_marker("once") is None]
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep

@@ -20,6 +20,9 @@ require_chromium()
 
 from e2e.site import OWNER, contexts, open_everything, pages, serve  # noqa: E402
 
+# Pages and layout: the same on every database, checked in the SQLite pass.
+pytestmark = pytest.mark.once
+
 AXE = ROOT / "tests" / "e2e" / "node_modules" / "axe-core" / "axe.min.js"
 PHONE_390 = {"width": 390, "height": 844}
 #: The impacts that fail the test ("minor" ones are left to people).

@@ -20,6 +20,9 @@ from e2e.seed import Seed  # noqa: E402
 from e2e.support import HOST, ROOT, clean_env, free_port, gunicorn  # noqa: E402
 from e2e.timing_seed import Send, seed_campaign  # noqa: E402
 
+# Pages and layout: the same on every database, checked in the SQLite pass.
+pytestmark = pytest.mark.once
+
 OWNER = "timing-owner@example.com"
 PASSWORD = "correct horse battery"
 PHONE_390 = {"width": 390, "height": 844}

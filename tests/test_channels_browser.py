@@ -31,6 +31,9 @@ from e2e.seed import Seed  # noqa: E402
 from e2e.support import HOST, ROOT, clean_env, free_port, gunicorn  # noqa: E402
 from test_dashboard_browser import _WATCH_CSP, assert_fits  # noqa: E402
 
+# Pages and layout: the same on every database, checked in the SQLite pass.
+pytestmark = pytest.mark.once
+
 OWNER = "channels-owner@example.com"
 PASSWORD = "correct horse battery"
 #: A phone as the channel pages are checked at.

@@ -24,6 +24,9 @@ from conftest import IPHONE, PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
 from e2e.seed import Seed  # noqa: E402
 from e2e.support import HOST, ROOT, clean_env, fetch, free_port, gunicorn  # noqa: E402
 
+# Pages and layout: the same on every database, checked in the SQLite pass.
+pytestmark = pytest.mark.once
+
 OWNER = "messages-owner@example.com"
 PASSWORD = "correct horse battery"
 

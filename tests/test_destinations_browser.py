@@ -19,6 +19,9 @@ from conftest import PASSWORD_HASH_METHOD, _empty_tables  # noqa: E402
 from e2e.seed import Seed  # noqa: E402
 from e2e.support import HOST, ROOT, clean_env, free_port, gunicorn  # noqa: E402
 
+# Pages and layout: the same on every database, checked in the SQLite pass.
+pytestmark = pytest.mark.once
+
 OWNER = "tests-owner@example.com"
 PASSWORD = "correct horse battery"
 PHONE_390 = {"width": 390, "height": 844}

@@ -15,6 +15,9 @@ require_chromium()
 
 from e2e.site import OWNER, contexts, open_everything, pages, serve  # noqa: E402
 
+# Pages and layout: the same on every database, checked in the SQLite pass.
+pytestmark = pytest.mark.once
+
 PHONE_390 = {"width": 390, "height": 844}
 
 
