@@ -72,9 +72,16 @@ class GroupCommit:
             batch = self._waiting[: self.max_batch]
             del self._waiting[: len(batch)]
         failed: BaseException | None = None
+        finished = False
         try:
             failed = self._run(batch)
+            finished = True
         finally:
+            if not finished:  # interrupted (the worker is exiting): no click passes for written
+                failed = RuntimeError("the click's transaction was interrupted")
+                for entry in batch:
+                    if entry.error is None:
+                        entry.error = failed
             for entry in batch:
                 entry.done.set()
             with self._lock:
