@@ -16,6 +16,7 @@ A plain ``rq worker`` cannot run these jobs: it does not know the app.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -104,7 +105,9 @@ def make_worker(app: Flask, *, interval: float | None = None, name: str | None =
     queue = Jobs(app).queue(connection)
     # A short Redis wait between ticks, and maintenance (with the periodic
     # jobs and the search for dead workers' jobs) at every tick.
-    every = int(interval if interval is not None else app.config[Keys.JOB_INTERVAL]) or 60
+    seconds = float(interval if interval is not None else app.config[Keys.JOB_INTERVAL])
+    # Whole seconds for RQ; a fraction of one rounds up, not down to "none".
+    every = math.ceil(seconds) if seconds > 0 else 60
     worker_ttl = max(every, 5) + 15
     return _make_worker_class()(
         [queue], connection=connection, serializer=JSONSerializer, app=app, interval=interval, name=name,
