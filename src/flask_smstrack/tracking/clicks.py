@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import secrets
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlsplit
@@ -176,7 +175,6 @@ _FIND_LINK = (
 
 
 #: ``_FIND_LINK`` compiled for each click writer (one per app and database).
-_find_link_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def find_link(code: str, state=None) -> CachedLink | None:
@@ -219,10 +217,7 @@ def lookup_link(code: str, state) -> CachedLink | None:
     # On the click writer's own connection: no pool checkout, the
     # statement compiled once.
     writer = state.click_writer
-    query = _find_link_queries.get(writer)
-    if query is None:
-        query = _find_link_queries[writer] = writer.compile(_FIND_LINK)
-    link = writer.first(query, {"code": code})
+    link = writer.first(writer.compile(_FIND_LINK), {"code": code})
     if link is None:
         return None
     destination = with_query(link.destination_url, dict(link.utm or {}))
@@ -394,26 +389,23 @@ def _returning_visitor():
 
 
 _RETURNING_VISITOR = _returning_visitor()
-_visitor_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _join_visitor(writer, row: dict[str, Any], previous_click_id: str) -> None:
     """Mark ``row`` as the returning visitor's, on the click writer's own
     connection (one round trip, the hot path's timeouts and breaker)."""
-    query = _visitor_queries.get(writer)
-    if query is None:
-        query = _visitor_queries[writer] = writer.compile(_RETURNING_VISITOR)
-    found = writer.first(query, {"previous": previous_click_id, "campaign_id": row["campaign_id"]})
-    if found is None or found.visitor is None:
-        return
-    row["visitor_id"] = found.visitor
-    row["is_first"] = not found.seen
+    params = {"previous": previous_click_id, "campaign_id": row["campaign_id"]}
+    _mark_visitor(row, writer.first(writer.compile(_RETURNING_VISITOR), params))
 
 
 def join_visitor(conn, row: dict[str, Any], previous_click_id: str) -> None:
     """:func:`_join_visitor` on ``conn`` (a connection or session), for
     clicks written late from the spool."""
-    found = conn.execute(_RETURNING_VISITOR, {"previous": previous_click_id, "campaign_id": row["campaign_id"]}).first()
+    params = {"previous": previous_click_id, "campaign_id": row["campaign_id"]}
+    _mark_visitor(row, conn.execute(_RETURNING_VISITOR, params).first())
+
+
+def _mark_visitor(row: dict[str, Any], found) -> None:
     if found is not None and found.visitor is not None:
         row["visitor_id"] = found.visitor
         row["is_first"] = not found.seen

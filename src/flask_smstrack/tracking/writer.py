@@ -210,6 +210,7 @@ class ClickWriter:
         self.sql = self.insert.sql
         self._local = threading.local()
         self._connections: list[Any] = []
+        self._compiled: dict[Any, _Compiled] = {}
         self.checkpointer = WalGuard(engine, wal_limit, self.lock) if _is_sqlite_file(engine) else None
         #: On a server database, clicks written at once by several threads
         #: share a transaction (SQLite's own lock serializes its writers).
@@ -298,8 +299,12 @@ class ClickWriter:
         breaker.success()
 
     def compile(self, statement) -> _Compiled:
-        """``statement`` compiled for this writer's database, for :meth:`first`."""
-        return _Compiled(statement, self.engine.dialect)
+        """``statement`` compiled for this writer's database, for :meth:`first`;
+        compiled once per writer (statements are module constants)."""
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = _Compiled(statement, self.engine.dialect)
+        return compiled
 
     def first(self, query: _Compiled, params: dict[str, Any]):
         """The first row of ``query`` (from :meth:`compile`), or ``None``, read
