@@ -309,3 +309,22 @@ def test_the_page_script_follows_the_job_and_reloads_when_it_ends(tmp_path):
     assert "Waiting for a worker…" in texts and "2 of 5 done" in texts
     assert "4 of 5 done (waiting 61 s to ask Twilio)" in texts
     assert [5, 5, "5 of 5 done"] in seen
+
+
+def test_a_killed_process_left_unreaped_is_not_alive():
+    """A work-horse killed with its worker stays a zombie where nothing reaps
+    orphans; the search for dead workers' jobs must read it as dead."""
+    from flask_smstrack.jobs.queue import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while process_alive(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # killed but not yet waited for: a zombie
+        assert not process_alive(child.pid)
+        assert child.poll() is not None  # it was still ours to reap
+    finally:
+        child.kill()
+        child.wait()

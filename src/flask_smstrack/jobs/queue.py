@@ -227,14 +227,22 @@ def queue_stats(app: Flask) -> dict[str, int] | None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine."""
+    """Whether process ``pid`` runs on this machine. A zombie does not: a
+    work-horse killed with its worker is left as one where nothing reaps
+    orphans (a container whose first process is not an init)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (command) state ...": the command may hold spaces and parentheses.
+            state = stat.read().rpartition(b")")[2].split()[:1]
+    except OSError:  # no /proc (not Linux), or the process just ended
+        return os.path.exists(f"/proc/{pid}") or not os.path.isdir("/proc")
+    return state not in ([b"Z"], [b"X"])
 
 
 def _horse_alive(queue, job_id: str, host: str) -> bool:
