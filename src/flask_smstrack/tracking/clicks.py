@@ -20,6 +20,7 @@ from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 from flask import current_app
 from sqlalchemy import bindparam, case, exists, func, insert, null, or_, select
+from werkzeug.urls import iri_to_uri
 
 from ..config import Keys
 from ..models import Campaign, Click, Link, LinkDestination, utcnow
@@ -242,13 +243,34 @@ def lookup_link(code: str, state) -> CachedLink | None:
 
 
 def redirect_target(link: CachedLink, click_id: str, destination: Destination | None = None) -> str:
-    """Where the visitor goes: the destination (``destination`` when the
-    link's test chose one), with the click id if wanted."""
-    if destination is not None:
-        return destination.before + click_id + destination.after if link.append_click_id else destination.url
-    if not link.append_click_id:
-        return link.destination
-    return link.before + click_id + link.after
+    """Where the visitor goes, as a URI: the destination (``destination``
+    when the link's test chose one), with the click id if wanted."""
+    chosen = destination if destination is not None else link
+    if link.append_click_id:
+        head, tail = _as_uri(chosen.before, chosen.after)
+        return head + click_id + tail
+    head, tail = _as_uri(destination.url if destination is not None else link.destination, "")
+    return head + tail
+
+
+#: Destinations split around their click id, as URIs (see :func:`_as_uri`).
+_URIS: dict[tuple[str, str], tuple[str, str]] = {}
+#: A stand-in for the click id while a destination is turned into a URI.
+_MARK = "0smstrackclickid0"
+
+
+def _as_uri(before: str, after: str) -> tuple[str, str]:
+    """``before`` and ``after`` (a destination split around its click id) as
+    a URI's, as werkzeug would send the whole address (``iri_to_uri``), and
+    remembered: a click id (base32hex) is left as it is by ``iri_to_uri``."""
+    key = (before, after)
+    found = _URIS.get(key)
+    if found is None:
+        if len(_URIS) >= 4096:
+            _URIS.clear()
+        head, _, tail = iri_to_uri(before + _MARK + after).rpartition(_MARK)
+        found = _URIS[key] = (head, tail)
+    return found
 
 
 def _referrer_host(referrer: str | None) -> str | None:

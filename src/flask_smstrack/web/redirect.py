@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Response as FlaskResponse
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
 from ..config import Keys
@@ -13,6 +15,19 @@ from ..tracking.clicks import find_link, record_click, redirect_target
 from ..tracking.hotdb import DatabaseUnavailable
 
 bp = Blueprint("smstrack_links", __name__)
+
+
+class _Redirect(FlaskResponse):
+    """The redirect's ``302``: its headers are final as the view gives them
+    (the ``Location`` already a URI, a ``Content-Length`` of 0), so they are
+    sent as they are, with no body and no ``Content-Type``. (An app with a
+    response class of its own turns it into one of those, which sends the
+    same headers.)"""
+
+    default_mimetype = None
+
+    def get_wsgi_headers(self, environ) -> Headers:
+        return self.headers
 
 
 @bp.get("/<code>")
@@ -31,7 +46,8 @@ def follow(code: str) -> Response:
         return _nowhere(link.fallback or config[Keys.FALLBACK_URL], "smstrack/410.html", 410, code)
     req = request._get_current_object()
     click_id, agent, destination = record_click(link, req, state)
-    headers = [("Location", redirect_target(link, click_id, destination)), ("Cache-Control", "no-store")]
+    headers = [("Location", redirect_target(link, click_id, destination)), ("Cache-Control", "no-store"),
+               ("Content-Length", "0")]
     # Global Privacy Control (``Sec-GPC: 1``): the click is counted, but no
     # attribution cookie is left on the visitor's browser.
     if agent.kind == "human" and req.headers.get("Sec-GPC") != "1":
@@ -39,7 +55,7 @@ def follow(code: str) -> Response:
         wanted = config[Keys.COOKIE_SECURE]
         is_secure = req.is_secure if wanted is None else wanted
         headers.append(("Set-Cookie", f"{cookie.name}={click_id}; {cookie.secure if is_secure else cookie.plain}"))
-    return Response(status=302, headers=headers)
+    return _Redirect(status=302, headers=headers)
 
 
 def _nowhere(fallback: str | None, template: str, status: int, code: str) -> Response:
