@@ -125,6 +125,27 @@ def test_click_id_switch_and_utm(app, actions):
     assert query["utm_source"] == ["sms"] and query["utm_campaign"] == ["spring"] and "smsclid" in query
 
 
+@pytest.mark.parametrize("append", [True, False])
+def test_an_address_with_other_letters_is_sent_as_a_uri(app, actions, append):
+    """The 302's Location is what werkzeug makes of the whole address
+    (``iri_to_uri``), though the redirect turns each destination into a URI
+    once and only adds the click id."""
+    from werkzeug.urls import iri_to_uri
+
+    key = actions.api_key()
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"], append_click_id=append,
+                        destination_url="https://bücher.example/été?q=über&x=«1»#café")
+    for _ in range(2):  # the second from what the first remembered
+        response = actions.click(link["code"])
+        location = response.headers["Location"]
+        assert location.isascii() and response.headers["Content-Length"] == "0"
+        click_id = parse_qs(urlsplit(location).query).get("smsclid", [""])[0]
+        assert bool(click_id) is append
+        written = "https://bücher.example/été?q=über&x=«1»" + (f"&smsclid={click_id}" if append else "") + "#café"
+        assert location == iri_to_uri(written)
+
+
 def test_generated_codes_are_random_base62(app, actions):
     key = actions.api_key()
     campaign = actions.campaign(key)
