@@ -87,6 +87,24 @@ def test_both_events_of_one_payment_are_one_sale(app, client, actions, shop, che
     assert (report["conversions"], report["revenue"]) == (1, {"USD": "49.90"})
 
 
+def test_both_events_stored_at_the_same_moment_are_one_sale(app, client, actions, shop, monkeypatch):
+    """The PaymentIntent's event (no click id) looked for its sale just
+    before the Checkout Session's event stored it: it is stored unattributed
+    and then folds into the attributed sale, as if it had come second."""
+    from flask_smstrack.integrations import sales
+
+    session = event("checkout.session.completed", checkout_session(4990, client_reference_id=shop["click_id"]),
+                    "evt_1")
+    assert _post(client, session).status_code == 200
+    monkeypatch.setattr(sales, "_sale", lambda *args, **kwargs: None)  # the look that came too early
+    answer = _post(client, event("payment_intent.succeeded", payment_intent(4990), "evt_2"))
+    assert answer.status_code == 200
+    [row] = stored_conversions(app)
+    assert (row.order_id, row.campaign_id, row.revenue) == (PI, shop["campaign"]["id"], Decimal("49.90"))
+    report = actions.report(shop["key"], shop["campaign"]["id"])
+    assert (report["conversions"], report["revenue"]) == (1, {"USD": "49.90"})
+
+
 def test_both_events_with_the_click_id_are_one_sale(app, client, actions, shop):
     meta = {"smsclid": shop["click_id"]}
     assert _post(client, event("payment_intent.succeeded", payment_intent(4990, metadata=meta))).status_code == 200

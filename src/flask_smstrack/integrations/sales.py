@@ -75,8 +75,13 @@ def record_sale(
             if stored is not None:  # the same payment, seen before
                 return _recorded(stored, duplicate=True)
     result = record_conversion(data, source=source, trust="verified", fallback_click_ids=candidates)
-    if result.attributed and not (result.duplicate or result.purged):
-        _take_in_unattributed(result.conversion.id, source)
+    if not (result.duplicate or result.purged):
+        # Each side looks for the other after its own commit, so that of two
+        # events of one payment stored at the same moment (one with the click
+        # id, one without) the later one folds them into one sale.
+        attributed = result.conversion.id if result.attributed else _attributed_twin(result.conversion, source)
+        if attributed is not None:
+            _take_in_unattributed(attributed, source)
     return _recorded(result.conversion, duplicate=result.duplicate or result.purged)
 
 
@@ -141,6 +146,21 @@ def _sale(source: str, order_id: str, session: Session | None = None) -> Convers
         .order_by((Conversion.owner_id == NO_OWNER).asc(), Conversion.id)
         .limit(1)
     ).scalar_one_or_none()
+
+
+def _attributed_twin(conversion: Conversion, source: str) -> int | None:
+    """The id of an attributed sale with the order id of the unattributed
+    ``conversion``, if one was stored meanwhile."""
+    session = get_state().db.session
+    twin = session.execute(
+        select(Conversion.id)
+        .where(Conversion.source == source, Conversion.event == conversion.event,
+               Conversion.order_id == conversion.order_id, Conversion.click_pk.is_not(None))
+        .order_by(Conversion.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    session.rollback()
+    return twin
 
 
 def _take_in_unattributed(conversion_id: int, source: str) -> None:
