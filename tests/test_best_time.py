@@ -334,3 +334,65 @@ def test_send_at_best_sends_at_the_recommended_local_hour(make_app, monkeypatch)
     for phone, at in sent:
         local = at.astimezone(ZoneInfo(zones[phone]))
         assert (local.hour, local.minute) == (10, 0), (phone, local)
+
+
+def test_the_send_page_sends_at_the_best_time(make_app, monkeypatch, tmp_path):
+    """The dashboard's Send offers the best time, with its evidence, and the
+    send (on a thread of the web process) texts each recipient then, on
+    their own clock; a time of day is taken as written, and a wrong one or a
+    best time that is not known yet is a 400 saying what to do."""
+    from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+    from test_dashboard import csrf_token, login
+    from test_jobs import _until_done
+    from test_quiet_hours import SimulatedClock
+
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_REGION", "TWILIO_EDGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SMSTRACK_INSTANCE_PATH", str(tmp_path / "instance"))
+    with FakeTwilio() as fake:
+        app = make_app(
+            SMSTRACK_BASE_URL="https://sms.example.com", SMSTRACK_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            SMSTRACK_TWILIO_AUTH_TOKEN=AUTH_TOKEN, SMSTRACK_TWILIO_FROM="+15005550006",
+            SMSTRACK_TWILIO_API_URL=fake.url, SMSTRACK_SEND_RATE=1000,
+        )
+        app.extensions["smstrack_clock"] = SimulatedClock(dt.datetime(2026, 7, 20, 20, tzinfo=dt.timezone.utc))
+        actions, key, owner_id = _owner(app)
+        campaign = actions.campaign(key, cost=None, sent=None, message_template="Hi, 20% off today: {link}")
+        actions.link(key, campaign["id"])
+        csv_text = "phone,timezone\n+12125550100,\n+493012345678,\n+14155550100,Asia/Tokyo\n"
+        imported = actions.api("POST", f"/campaigns/{campaign['id']}/recipients", key, data=csv_text,
+                               content_type="text/csv")
+        assert imported.status_code == 200, imported.json
+        client = login(app)
+        page = f"/smstrack/campaigns/{campaign['id']}/send"
+
+        before = client.get(page).text
+        assert 'value="best" disabled' in before and "not enough data" in before
+        token = csrf_token(client, page)
+        refused = client.post(page, data={"csrf_token": token, "when": "best"})
+        assert refused.status_code == 400 and "when: there is no best time to send yet (not enough data" in (
+            refused.text)
+        wrong = client.post(page, data={"csrf_token": token, "when": "at", "at": "25:00"})
+        assert wrong.status_code == 400 and "at: &#39;25:00&#39; is not a time of day as HH:MM" in wrong.text
+        assert client.post(page, data={"csrf_token": token, "when": "soon"}).status_code == 400
+        assert not fake.creates
+
+        _seed(app, owner_id, _history())
+        offered = client.get(page).text
+        assert "At the best time, 10:00" in offered and "Best time to send: 10:00-11:00 local, CTR 20.0%" in offered
+        assert client.post(page, data={"csrf_token": token, "when": "best"}).status_code == 303
+        status = _until_done(client, campaign["id"])
+        assert status["status"] == "finished" and status["done"] == 3, status
+        assert len(fake.creates) == 3
+    from wsgi import db
+
+    from flask_smstrack.models import Recipient
+
+    with app.app_context():
+        sent = db.session.execute(
+            select(Recipient.phone, Recipient.sent_at).where(Recipient.campaign_id == campaign["id"])
+        ).all()
+    zones = {"+12125550100": NY, "+493012345678": BERLIN, "+14155550100": TOKYO}
+    for phone, at in sent:
+        local = at.astimezone(ZoneInfo(zones[phone]))
+        assert (local.hour, local.minute) == (10, 0), (phone, local)

@@ -50,16 +50,18 @@ def enqueue_send(campaign_id: int, **options: Any):
     )
 
 
-def _start(key: str, name: str, args: list, enqueue, *, resumable: bool = False):
-    """A job the dashboard starts: ``enqueue()`` with Redis, else on a
-    thread of this process (:mod:`.local`); its view."""
+def _start(key: str, name: str, args: list, enqueue, kwargs: dict[str, Any] | None = None, *,
+           resumable: bool = False):
+    """A job the dashboard starts: ``enqueue()`` with Redis, else
+    ``name(*args, **kwargs)`` on a thread of this process (:mod:`.local`);
+    its view."""
     from . import local
     from .queue import job_view
 
     if Jobs(current_app).queued:
         return job_view(enqueue())
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return local.start(app, key, name, args, resumable=resumable)
+    return local.start(app, key, name, args, kwargs, resumable=resumable)
 
 
 def _view(key: str):
@@ -72,9 +74,12 @@ def _view(key: str):
     return local.fetch(current_app._get_current_object(), key)  # type: ignore[attr-defined]
 
 
-def start_send(campaign_id: int):
-    """The dashboard's Send: the campaign's send job (see :func:`_start`)."""
-    return _start(send_key(campaign_id), SEND, [campaign_id], lambda: enqueue_send(campaign_id), resumable=True)
+def start_send(campaign_id: int, at: str | None = None):
+    """The dashboard's Send: the campaign's send job (see :func:`_start`),
+    at ``at`` (``"HH:MM"`` on each recipient's clock) when given."""
+    options = {"at": at} if at else {}
+    return _start(send_key(campaign_id), SEND, [campaign_id], lambda: enqueue_send(campaign_id, **options),
+                  options, resumable=True)
 
 
 def send_view(campaign_id: int):

@@ -17,6 +17,7 @@ from flask import current_app, jsonify, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
+from wtforms import StringField
 
 from ...config import Keys
 from ...errors import InvalidInput
@@ -27,8 +28,40 @@ from ...sms.providers import SendError, sender_of
 from .base import bp, campaign_or_404
 
 
+#: When the Send button sends: now, at the best local hour, or at a time of day.
+NOW, BEST, AT = "now", "best", "at"
+
+
 class SendForm(FlaskForm):
-    """CSRF only: "Send" has no fields."""
+    """When to send (as ``send --at``): each recipient gets the message at
+    that time on their own clock. Without a choice the send starts now."""
+
+    #: ``now``, ``best`` or ``at`` (the page's radio buttons).
+    when = StringField("When")
+    at = StringField("Time of day (HH:MM)")
+
+
+def _send_at(form: SendForm, owner_id: str | None) -> str | None:
+    """The ``HH:MM`` the form asks for (``None``: now); :class:`InvalidInput`
+    naming the field and what to do when it cannot be used."""
+    from ...reports.timing import best_time
+    from ...sms.quiet import parse_clock
+
+    when = (form.when.data or NOW).strip()
+    if when not in (NOW, BEST, AT):
+        raise InvalidInput(f"when: choose one of {NOW}, {BEST} or {AT}.")
+    if when == BEST:
+        found = best_time(owner_id)
+        if found.at is None:
+            raise InvalidInput(f"when: there is no best time to send yet ({found.reason}). Send now, or pick a"
+                               " time of day.")
+        return f"{found.at:%H:%M}"
+    if when == AT:
+        try:
+            return f"{parse_clock((form.at.data or '').strip()):%H:%M}"
+        except ValueError as err:
+            raise InvalidInput(f"at: {err}. Write the time as HH:MM, e.g. 18:30.") from None
+    return None
 
 
 def _waiting(campaign_id: int) -> int:
@@ -58,14 +91,20 @@ def send(campaign_id: int) -> Any:
         sender, problem = _sender(campaign)
         if problem:
             raise InvalidInput(problem)
-        start_send(campaign.id)
+        start_send(campaign.id, at=_send_at(form, campaign.owner_id))
         return redirect(url_for("smstrack_dashboard.send", campaign_id=campaign.id), 303)
     view = send_view(campaign.id)
     sender, problem = _sender(campaign)
+    waiting, unknown = _waiting(campaign.id), unknown_count(campaign.id)
+    best = None
+    if (waiting or unknown) and not problem and not (view and view.active):
+        from ...reports.timing import best_time
+
+        best = best_time(campaign.owner_id)  # the choice the form offers
     return render_template(
         "smstrack/send.html", campaign=campaign, form=form, queued=jobs.queued, job=view,
-        waiting=_waiting(campaign.id), unknown=unknown_count(campaign.id), sender=sender, problem=problem,
-        rate=current_app.config[Keys.SEND_RATE],
+        waiting=waiting, unknown=unknown, sender=sender, problem=problem,
+        rate=current_app.config[Keys.SEND_RATE], best=best,
     )
 
 
