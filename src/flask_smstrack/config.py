@@ -174,6 +174,13 @@ class Keys:
     #: clicks. Several times the click throughput on disks with slow fsync.
     CLICK_SYNC_COMMIT = _key("SMSTRACK_CLICK_SYNC_COMMIT", True)
 
+    #: Answer a click on a live link before Flask's request dispatch
+    #: (:mod:`flask_smstrack.web.fast_redirect`): about 40% less work per
+    #: click, but the host app's ``before_request`` and ``after_request``
+    #: hooks do not run for it. On in the standalone app; off by default when
+    #: the extension is mounted in an app of your own.
+    FAST_REDIRECT = _key("SMSTRACK_FAST_REDIRECT", False)
+
     #: Seconds the redirect waits for a new database connection (PostgreSQL)
     #: before it redirects from its cache and spools the click. Below libpq's
     #: own 2 s floor: the wait is enforced by flask-smstrack. The dashboard,

@@ -188,6 +188,10 @@ class SmsTrack:
             assets.add_app_template_filter(f, name)
         app.register_blueprint(assets, url_prefix=prefix)
         app.register_blueprint(redirect_bp, url_prefix=app.config[Keys.LINK_PREFIX].rstrip("/"))
+        if app.config[Keys.FAST_REDIRECT]:
+            from .web.fast_redirect import install
+
+            install(app, app.config[Keys.LINK_PREFIX])
         app.register_blueprint(collect_bp, url_prefix=prefix)
         app.register_blueprint(api_bp, url_prefix=f"{prefix}/api/v1")
         app.register_blueprint(dashboard_bp, url_prefix=prefix)

@@ -125,6 +125,8 @@ def create_app(config: dict | None = None, import_name: str = __name__) -> Flask
     # The session cookie is HttpOnly (Flask's default) and not sent by
     # cross-site subrequests or posts.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    # The standalone app has no request hooks of its own for the redirect to skip.
+    app.config[Keys.FAST_REDIRECT] = True
     warn_unknown(os.environ, environment=True)
     for key, raw in os.environ.items():
         if key in DEFAULTS:

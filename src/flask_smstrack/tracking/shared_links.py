@@ -113,7 +113,7 @@ class SharedLinks:
         """The link for ``code`` from Redis (kept in this process's cache
         too), or ``None`` when Redis does not have it or cannot answer."""
         if self._thread is None and has_request_context():
-            self.start()
+            self.start()  # serving requests (not a command): listen for edits
         self._seen.generation = generation = self.generation
         if self._down_until and time.monotonic() < self._down_until:
             return None
@@ -224,6 +224,11 @@ class SharedLinks:
             raise
 
     # -- the subscriber ----------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether this process's subscriber was started."""
+        return self._thread is not None
 
     def start(self) -> None:
         """Start this process's subscriber, unless it runs already."""

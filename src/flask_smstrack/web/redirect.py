@@ -11,8 +11,9 @@ from werkzeug.wrappers import Response
 from ..config import Keys
 from ..schemas import CODE_RE
 from ..state import get_state
-from ..tracking.clicks import find_link, record_click, redirect_target
+from ..tracking.clicks import CachedLink, find_link, record_click, redirect_target
 from ..tracking.hotdb import DatabaseUnavailable
+from .fast_redirect import LINK_KEY
 
 bp = Blueprint("smstrack_links", __name__)
 
@@ -34,28 +35,46 @@ class _Redirect(FlaskResponse):
 def follow(code: str) -> Response:
     state = get_state()
     config = current_app.config
-    try:
-        link = find_link(code, state) if CODE_RE.match(code) else None
-    except DatabaseUnavailable:
-        # A link this process has never seen, and the database is down.
-        return _unavailable(state, config[Keys.FALLBACK_URL], code)
+    req = request._get_current_object()
+    # What :mod:`.fast_redirect` found for this code, if it looked.
+    link = req.environ.pop(LINK_KEY, _UNSEEN)
+    if link is _UNSEEN:
+        try:
+            link = find_link(code, state) if CODE_RE.match(code) else None
+        except DatabaseUnavailable:
+            # A link this process has never seen, and the database is down.
+            return _unavailable(state, config[Keys.FALLBACK_URL], code)
     if link is None:
         return _nowhere(config[Keys.FALLBACK_URL], "smstrack/404.html", 404, code)
-    if link.disabled or (link.expires_at is not None and link.ended(time.time())):
+    if not live(link):
         # An ended offer: no click, no cookie.
         return _nowhere(link.fallback or config[Keys.FALLBACK_URL], "smstrack/410.html", 410, code)
-    req = request._get_current_object()
+    return _Redirect(status=302, headers=click_headers(link, req, state, config))
+
+
+_UNSEEN = object()
+
+
+def live(link: CachedLink | None) -> bool:
+    """Whether ``link`` leads to its destination now (not disabled or expired)."""
+    return link is not None and not link.disabled and (link.expires_at is None or not link.ended(time.time()))
+
+
+def click_headers(link: CachedLink, req, state, config) -> list[tuple[str, str]]:
+    """Record a click on the live ``link`` (``req``: a werkzeug request) and
+    return the headers of its 302: the destination, and the attribution
+    cookie for a human."""
     click_id, agent, destination = record_click(link, req, state)
     headers = [("Location", redirect_target(link, click_id, destination)), ("Cache-Control", "no-store"),
                ("Content-Length", "0")]
     # Global Privacy Control (``Sec-GPC: 1``): the click is counted, but no
     # attribution cookie is left on the visitor's browser.
-    if agent.kind == "human" and req.headers.get("Sec-GPC") != "1":
+    if agent.kind == "human" and req.environ.get("HTTP_SEC_GPC") != "1":
         cookie = state.cookie(config)
         wanted = config[Keys.COOKIE_SECURE]
         is_secure = req.is_secure if wanted is None else wanted
         headers.append(("Set-Cookie", f"{cookie.name}={click_id}; {cookie.secure if is_secure else cookie.plain}"))
-    return _Redirect(status=302, headers=headers)
+    return headers
 
 
 def _nowhere(fallback: str | None, template: str, status: int, code: str) -> Response:
