@@ -389,12 +389,14 @@ class ClickWriter:
         together: dict[str, list] = {}
         for sql, params in writes:
             together.setdefault(sql, []).append(params)
-        if self._local.autocommit:
-            cursor.execute("BEGIN")
-        for sql, rows in together.items():
-            cursor.executemany(sql, rows)
-        if self._local.autocommit:
-            cursor.execute("COMMIT")
+        pipeline = getattr(cursor.connection, "pipeline", None)  # psycopg 3: one round trip for all
+        with pipeline() if pipeline is not None else contextlib.nullcontext():
+            if self._local.autocommit:
+                cursor.execute("BEGIN")
+            for sql, rows in together.items():
+                cursor.executemany(sql, rows)
+            if self._local.autocommit:
+                cursor.execute("COMMIT")
 
     def _guard(self, connection):
         if self.hot is None:
