@@ -5,6 +5,8 @@ not-enough-data answer, quiet hours, the API (JSON and CSV, the same numbers
 as the dashboard panel) and ``send --at best``."""
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import datetime as dt
 import io
@@ -295,7 +297,14 @@ def test_send_at_best_refuses_without_a_recommendation(app):
     assert "Pick the local time yourself with --at HH:MM, or send without --at" in result.output
 
 
-def test_send_at_best_sends_at_the_recommended_local_hour(make_app, monkeypatch):
+ZONES_OF = {"+12125550100": NY, "+493012345678": BERLIN, "+14155550100": TOKYO}
+
+
+@contextlib.contextmanager
+def _sending_app(make_app, monkeypatch, rate: int):
+    """An app sending through a fake Twilio on a simulated clock (2026-07-20
+    20:00 UTC), with an owner, its campaign of three recipients in New York,
+    Berlin and Tokyo: (app, fake Twilio, actions, API key, owner id, campaign)."""
     from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
     from test_quiet_hours import SimulatedClock
 
@@ -305,55 +314,7 @@ def test_send_at_best_sends_at_the_recommended_local_hour(make_app, monkeypatch)
         app = make_app(
             SMSTRACK_BASE_URL="https://sms.example.com", SMSTRACK_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
             SMSTRACK_TWILIO_AUTH_TOKEN=AUTH_TOKEN, SMSTRACK_TWILIO_FROM="+15005550006",
-            SMSTRACK_TWILIO_API_URL=fake.url, SMSTRACK_SEND_RATE=2,
-        )
-        clock = SimulatedClock(dt.datetime(2026, 7, 20, 20, tzinfo=dt.timezone.utc))
-        app.extensions["smstrack_clock"] = clock
-        actions, key, owner_id = _owner(app)
-        _seed(app, owner_id, _history())
-        campaign = actions.campaign(key, cost=None, sent=None, message_template="Hi, 20% off today: {link}")
-        actions.link(key, campaign["id"])
-        csv_text = "phone,timezone\n+12125550100,\n+493012345678,\n+14155550100,Asia/Tokyo\n"
-        imported = actions.api("POST", f"/campaigns/{campaign['id']}/recipients", key, data=csv_text,
-                               content_type="text/csv")
-        assert imported.status_code == 200, imported.json
-        result = app.test_cli_runner().invoke(args=["smstrack", "send", str(campaign["id"]), "--at", "best", "--yes"])
-        assert result.exit_code == 0, result.output
-        assert "Best time to send: 10:00-11:00 local, CTR 20.0%" in result.output
-        assert "at 10:00 in each recipient's time zone" in result.output
-        assert len(fake.creates) == 3
-    from wsgi import db
-
-    from flask_smstrack.models import Recipient
-
-    with app.app_context():
-        sent = db.session.execute(
-            select(Recipient.phone, Recipient.sent_at).where(Recipient.campaign_id == campaign["id"])
-        ).all()
-    zones = {"+12125550100": NY, "+493012345678": BERLIN, "+14155550100": TOKYO}
-    for phone, at in sent:
-        local = at.astimezone(ZoneInfo(zones[phone]))
-        assert (local.hour, local.minute) == (10, 0), (phone, local)
-
-
-def test_the_send_page_sends_at_the_best_time(make_app, monkeypatch, tmp_path):
-    """The dashboard's Send offers the best time, with its evidence, and the
-    send (on a thread of the web process) texts each recipient then, on
-    their own clock; a time of day is taken as written, and a wrong one or a
-    best time that is not known yet is a 400 saying what to do."""
-    from e2e.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-    from test_dashboard import csrf_token, login
-    from test_jobs import _until_done
-    from test_quiet_hours import SimulatedClock
-
-    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_REGION", "TWILIO_EDGE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SMSTRACK_INSTANCE_PATH", str(tmp_path / "instance"))
-    with FakeTwilio() as fake:
-        app = make_app(
-            SMSTRACK_BASE_URL="https://sms.example.com", SMSTRACK_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-            SMSTRACK_TWILIO_AUTH_TOKEN=AUTH_TOKEN, SMSTRACK_TWILIO_FROM="+15005550006",
-            SMSTRACK_TWILIO_API_URL=fake.url, SMSTRACK_SEND_RATE=1000,
+            SMSTRACK_TWILIO_API_URL=fake.url, SMSTRACK_SEND_RATE=rate,
         )
         app.extensions["smstrack_clock"] = SimulatedClock(dt.datetime(2026, 7, 20, 20, tzinfo=dt.timezone.utc))
         actions, key, owner_id = _owner(app)
@@ -363,6 +324,46 @@ def test_the_send_page_sends_at_the_best_time(make_app, monkeypatch, tmp_path):
         imported = actions.api("POST", f"/campaigns/{campaign['id']}/recipients", key, data=csv_text,
                                content_type="text/csv")
         assert imported.status_code == 200, imported.json
+        yield app, fake, actions, key, owner_id, campaign
+
+
+def _sent_at_ten_local(app, campaign_id: int) -> None:
+    """Each recipient's message went out at 10:00 on their own clock."""
+    from wsgi import db
+
+    from flask_smstrack.models import Recipient
+
+    with app.app_context():
+        sent = db.session.execute(
+            select(Recipient.phone, Recipient.sent_at).where(Recipient.campaign_id == campaign_id)
+        ).all()
+    assert len(sent) == 3
+    for phone, at in sent:
+        local = at.astimezone(ZoneInfo(ZONES_OF[phone]))
+        assert (local.hour, local.minute) == (10, 0), (phone, local)
+
+
+def test_send_at_best_sends_at_the_recommended_local_hour(make_app, monkeypatch):
+    with _sending_app(make_app, monkeypatch, rate=2) as (app, fake, actions, key, owner_id, campaign):
+        _seed(app, owner_id, _history())
+        result = app.test_cli_runner().invoke(args=["smstrack", "send", str(campaign["id"]), "--at", "best", "--yes"])
+        assert result.exit_code == 0, result.output
+        assert "Best time to send: 10:00-11:00 local, CTR 20.0%" in result.output
+        assert "at 10:00 in each recipient's time zone" in result.output
+        assert len(fake.creates) == 3
+    _sent_at_ten_local(app, campaign["id"])
+
+
+def test_the_send_page_sends_at_the_best_time(make_app, monkeypatch, tmp_path):
+    """The dashboard's Send offers the best time, with its evidence, and the
+    send (on a thread of the web process) texts each recipient then, on
+    their own clock; a time of day is taken as written, and a wrong one or a
+    best time that is not known yet is a 400 saying what to do."""
+    from test_dashboard import csrf_token, login
+    from test_jobs import _until_done
+
+    monkeypatch.setenv("SMSTRACK_INSTANCE_PATH", str(tmp_path / "instance"))
+    with _sending_app(make_app, monkeypatch, rate=1000) as (app, fake, actions, key, owner_id, campaign):
         client = login(app)
         page = f"/smstrack/campaigns/{campaign['id']}/send"
 
@@ -384,15 +385,4 @@ def test_the_send_page_sends_at_the_best_time(make_app, monkeypatch, tmp_path):
         status = _until_done(client, campaign["id"])
         assert status["status"] == "finished" and status["done"] == 3, status
         assert len(fake.creates) == 3
-    from wsgi import db
-
-    from flask_smstrack.models import Recipient
-
-    with app.app_context():
-        sent = db.session.execute(
-            select(Recipient.phone, Recipient.sent_at).where(Recipient.campaign_id == campaign["id"])
-        ).all()
-    zones = {"+12125550100": NY, "+493012345678": BERLIN, "+14155550100": TOKYO}
-    for phone, at in sent:
-        local = at.astimezone(ZoneInfo(zones[phone]))
-        assert (local.hour, local.minute) == (10, 0), (phone, local)
+    _sent_at_ten_local(app, campaign["id"])
