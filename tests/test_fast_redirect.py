@@ -98,3 +98,27 @@ def test_mounted_apps_choose_and_a_proxy_fix_stays_outside(outside, tmp_path):
             assert isinstance(app.wsgi_app.app, FastRedirect) is fast
         else:
             assert isinstance(app.wsgi_app, FastRedirect) is fast
+
+
+def test_a_failure_before_the_click_is_recorded_hands_the_click_to_flask(app, monkeypatch, caplog):
+    """Anything the layer cannot do before it records a click leaves the
+    request to Flask, which records it once and answers as usual."""
+    from flask_smstrack.web import fast_redirect
+
+    actions = Actions(app)
+    key = actions.api_key()
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"])
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in the lookup")
+
+    monkeypatch.setattr(fast_redirect, "find_link", broken)
+    response = actions.click(link["code"])
+    assert response.status_code == 302 and "smsclid=" in response.headers["Location"]
+    assert "handing it to Flask" in caplog.text
+    with app.app_context():
+        from wsgi import db
+
+        assert db.session.execute(select(Click.click_id)).scalars().all() == [
+            response.headers["Location"].rpartition("smsclid=")[2]]

@@ -328,3 +328,25 @@ def test_a_killed_process_left_unreaped_is_not_alive():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_process_of_another_user_hidden_from_proc_is_alive(monkeypatch):
+    """Where a signal may not be sent (another user's process) and /proc
+    hides it, the process is taken as running: its job is not run twice."""
+    import builtins
+
+    from flask_smstrack.jobs import queue
+
+    def refused(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    real_open = builtins.open
+
+    def hidden(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(queue.os, "kill", refused)
+    monkeypatch.setattr(builtins, "open", hidden)
+    assert queue.process_alive(424242) is True

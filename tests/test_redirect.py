@@ -146,6 +146,30 @@ def test_an_address_with_other_letters_is_sent_as_a_uri(app, actions, append):
         assert location == iri_to_uri(written)
 
 
+@pytest.mark.parametrize("append", [True, False])
+@pytest.mark.parametrize("destination", ["https://shop.example:8443", "https://[::1]:8080/a", "https://u@h.example:8443"])
+def test_an_address_with_a_port_is_redirected(app, actions, append, destination):
+    from werkzeug.urls import iri_to_uri
+
+    key = actions.api_key()
+    campaign = actions.campaign(key)
+    link = actions.link(key, campaign["id"], append_click_id=append, destination_url=destination)
+    for _ in range(2):
+        response = actions.click(link["code"])
+        assert response.status_code == 302
+        location = response.headers["Location"]
+        expected = destination + (("&" if "?" in destination else "?") + location.rpartition("?")[2] if append else "")
+        assert location == iri_to_uri(expected)
+
+
+def test_an_address_werkzeug_cannot_read_is_still_followed():
+    """A port out of range makes ``iri_to_uri`` fail: the address is sent as
+    written, its other letters percent-encoded, rather than a 500."""
+    from flask_smstrack.tracking.clicks import _to_uri
+
+    assert _to_uri("https://h.example:99999/été?a=1") == "https://h.example:99999/%C3%A9t%C3%A9?a=1"
+
+
 def test_generated_codes_are_random_base62(app, actions):
     key = actions.api_key()
     campaign = actions.campaign(key)

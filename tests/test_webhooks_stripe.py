@@ -101,6 +101,7 @@ def test_both_events_stored_at_the_same_moment_are_one_sale(app, client, actions
     assert answer.status_code == 200
     [row] = stored_conversions(app)
     assert (row.order_id, row.campaign_id, row.revenue) == (PI, shop["campaign"]["id"], Decimal("49.90"))
+    assert answer.json == {"status": "recorded", "conversion_id": row.id, "attributed": True, "duplicate": True}
     report = actions.report(shop["key"], shop["campaign"]["id"])
     assert (report["conversions"], report["revenue"]) == (1, {"USD": "49.90"})
 

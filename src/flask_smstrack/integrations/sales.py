@@ -82,6 +82,8 @@ def record_sale(
         attributed = result.conversion.id if result.attributed else _attributed_twin(result.conversion, source)
         if attributed is not None:
             _take_in_unattributed(attributed, source)
+            if not result.attributed:  # folded into the sale the other event stored
+                return _recorded(get_state().db.session.get(Conversion, attributed), duplicate=True)
     return _recorded(result.conversion, duplicate=result.duplicate or result.purged)
 
 

@@ -240,8 +240,10 @@ def process_alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             # "pid (command) state ...": the command may hold spaces and parentheses.
             state = stat.read().rpartition(b")")[2].split()[:1]
-    except OSError:  # no /proc (not Linux), or the process just ended
-        return os.path.exists(f"/proc/{pid}") or not os.path.isdir("/proc")
+    except OSError:
+        # No /proc (not Linux), one that hides others' processes, or the
+        # process ended just now: the signal said it was there.
+        return True
     return state not in ([b"Z"], [b"X"])
 
 

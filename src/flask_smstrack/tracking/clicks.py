@@ -16,7 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote_plus, urlsplit
 
 from flask import current_app
 from sqlalchemy import bindparam, case, exists, func, insert, null, or_, select
@@ -245,32 +245,56 @@ def lookup_link(code: str, state) -> CachedLink | None:
 def redirect_target(link: CachedLink, click_id: str, destination: Destination | None = None) -> str:
     """Where the visitor goes, as a URI: the destination (``destination``
     when the link's test chose one), with the click id if wanted."""
-    chosen = destination if destination is not None else link
     if link.append_click_id:
-        head, tail = _as_uri(chosen.before, chosen.after)
-        return head + click_id + tail
-    head, tail = _as_uri(destination.url if destination is not None else link.destination, "")
-    return head + tail
+        chosen = destination if destination is not None else link
+        split = _as_uri(chosen.before, chosen.after)
+        if split is not None:
+            return split[0] + click_id + split[1]
+        return _to_uri(chosen.before + click_id + chosen.after)
+    return _uri(destination.url if destination is not None else link.destination)
 
 
-#: Destinations split around their click id, as URIs (see :func:`_as_uri`).
-_URIS: dict[tuple[str, str], tuple[str, str]] = {}
+#: Destinations as URIs (see :func:`_uri`), and split around their click id
+#: (see :func:`_as_uri`; ``None`` where the split cannot be kept).
+_URIS: dict[Any, Any] = {}
 #: A stand-in for the click id while a destination is turned into a URI.
 _MARK = "0smstrackclickid0"
 
 
-def _as_uri(before: str, after: str) -> tuple[str, str]:
-    """``before`` and ``after`` (a destination split around its click id) as
-    a URI's, as werkzeug would send the whole address (``iri_to_uri``), and
-    remembered: a click id (base32hex) is left as it is by ``iri_to_uri``."""
+def _to_uri(url: str) -> str:
+    """``iri_to_uri(url)``; an address werkzeug cannot read (a port out of
+    range) keeps its ASCII as written, the rest percent-encoded: the visitor
+    is sent on all the same."""
+    try:
+        return iri_to_uri(url)
+    except ValueError:
+        return quote(url, safe="%/:=&?~#+!$,;'@()*[]-._")
+
+
+def _remember(key: Any, value: Any) -> Any:
+    if len(_URIS) >= 4096:
+        _URIS.clear()
+    _URIS[key] = value
+    return value
+
+
+def _uri(url: str) -> str:
+    """``url`` as werkzeug sends a ``Location`` (``iri_to_uri``), remembered."""
+    found = _URIS.get(url)
+    return found if found is not None else _remember(url, _to_uri(url))
+
+
+def _as_uri(before: str, after: str) -> tuple[str, str] | None:
+    """``before`` and ``after`` (a destination split around its click id's
+    value, which follows ``?...param=``) as a URI's, remembered: a click id
+    (base32hex) is left as it is by ``iri_to_uri``, so ``head + click_id +
+    tail`` is what werkzeug would send for the whole address. ``None`` when
+    the stand-in does not come through as it went in."""
     key = (before, after)
-    found = _URIS.get(key)
-    if found is None:
-        if len(_URIS) >= 4096:
-            _URIS.clear()
-        head, _, tail = iri_to_uri(before + _MARK + after).rpartition(_MARK)
-        found = _URIS[key] = (head, tail)
-    return found
+    if key in _URIS:
+        return _URIS[key]
+    head, found, tail = _to_uri(before + _MARK + after).rpartition(_MARK)
+    return _remember(key, (head, tail) if found else None)
 
 
 def _referrer_host(referrer: str | None) -> str | None:

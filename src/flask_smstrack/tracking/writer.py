@@ -167,6 +167,16 @@ def _write_lock(engine):
     return _FileLock(os.path.abspath(engine.url.database) + ".smstrack-lock")
 
 
+def _pipeline_supported(engine) -> bool:
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return False
+    try:
+        from psycopg import Pipeline
+    except ImportError:  # pragma: no cover - depends on the install
+        return False
+    return bool(Pipeline.is_supported())
+
+
 class _Dropped(Exception):
     """A write failed at once on a connection the server had closed (one kept
     by this thread, or a pooled one it was handed: both outlive a restart)."""
@@ -216,6 +226,9 @@ class ClickWriter:
         #: share a transaction (SQLite's own lock serializes its writers).
         self.group = None if dialect.name == "sqlite" else GroupCommit(self._execute, self._execute_many,
                                                                         is_integrity_error)
+        #: Whether a transaction's statements go out together (psycopg's
+        #: pipeline mode, which needs libpq 14).
+        self._pipelined = _pipeline_supported(engine)
         event.listen(engine, "engine_disposed", self.close)
 
     def params(self, row: dict[str, Any]):
@@ -389,8 +402,8 @@ class ClickWriter:
         together: dict[str, list] = {}
         for sql, params in writes:
             together.setdefault(sql, []).append(params)
-        pipeline = getattr(cursor.connection, "pipeline", None)  # psycopg 3: one round trip for all
-        with pipeline() if pipeline is not None else contextlib.nullcontext():
+        # psycopg 3 on libpq 14 or newer: one round trip for all of it.
+        with cursor.connection.pipeline() if self._pipelined else contextlib.nullcontext():
             if self._local.autocommit:
                 cursor.execute("BEGIN")
             for sql, rows in together.items():

@@ -17,6 +17,7 @@ answers; that is why it is on only in the standalone app unless asked for.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Iterable
 
 from flask import Flask
@@ -28,6 +29,8 @@ from ..state import get_state
 from ..tracking.clicks import find_link
 from ..tracking.hotdb import DatabaseUnavailable
 from ..tracking.shared_links import shared_links
+
+logger = logging.getLogger("flask_smstrack")
 
 #: Where the layer leaves the link it looked up for the view (``None`` for
 #: a code that is no link).
@@ -62,17 +65,22 @@ class FastRedirect:
 
         app = self.flask_app
         with app.app_context():
-            state = get_state()
-            # What the app's request hooks and a request context start.
-            if state.periodic.enabled:
-                state.periodic.ensure_started()
-            shared = shared_links(state)
-            if shared is not None and not shared.started:
-                shared.start()  # the subscriber to link edits
             try:
+                state = get_state()
+                # What the app's request hooks and a request context start.
+                if state.periodic.enabled:
+                    state.periodic.ensure_started()
+                shared = shared_links(state)
+                if shared is not None and not shared.started:
+                    shared.start()  # the subscriber to link edits
                 link = find_link(code, state)
             except DatabaseUnavailable:
                 return None  # the view serves the fallback or its 503 page
+            except Exception:
+                # Nothing recorded yet: Flask answers, with its own error
+                # handling and logging if it fails the same way.
+                logger.exception("The fast redirect could not look up %r; handing it to Flask", code)
+                return None
             if not live(link):
                 environ[LINK_KEY] = link
                 return None

@@ -1,11 +1,13 @@
 """``GET /s/<code>``: record the click, answer 302."""
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, current_app, redirect, render_template, request
 from flask import Response as FlaskResponse
 from werkzeug.datastructures import Headers
+from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
 from ..config import Keys
@@ -14,6 +16,8 @@ from ..state import get_state
 from ..tracking.clicks import CachedLink, find_link, record_click, redirect_target
 from ..tracking.hotdb import DatabaseUnavailable
 from .fast_redirect import LINK_KEY
+
+logger = logging.getLogger("flask_smstrack")
 
 bp = Blueprint("smstrack_links", __name__)
 
@@ -63,18 +67,23 @@ def live(link: CachedLink | None) -> bool:
 def click_headers(link: CachedLink, req, state, config) -> list[tuple[str, str]]:
     """Record a click on the live ``link`` (``req``: a werkzeug request) and
     return the headers of its 302: the destination, and the attribution
-    cookie for a human."""
+    cookie for a human. The click is recorded once, and the visitor is sent
+    on even if the headers cannot be made as they should."""
     click_id, agent, destination = record_click(link, req, state)
-    headers = [("Location", redirect_target(link, click_id, destination)), ("Cache-Control", "no-store"),
-               ("Content-Length", "0")]
-    # Global Privacy Control (``Sec-GPC: 1``): the click is counted, but no
-    # attribution cookie is left on the visitor's browser.
-    if agent.kind == "human" and req.environ.get("HTTP_SEC_GPC") != "1":
-        cookie = state.cookie(config)
-        wanted = config[Keys.COOKIE_SECURE]
-        is_secure = req.is_secure if wanted is None else wanted
-        headers.append(("Set-Cookie", f"{cookie.name}={click_id}; {cookie.secure if is_secure else cookie.plain}"))
-    return headers
+    try:
+        headers = [("Location", redirect_target(link, click_id, destination)), ("Cache-Control", "no-store"),
+                   ("Content-Length", "0")]
+        # Global Privacy Control (``Sec-GPC: 1``): the click is counted, but no
+        # attribution cookie is left on the visitor's browser.
+        if agent.kind == "human" and req.environ.get("HTTP_SEC_GPC") != "1":
+            cookie = state.cookie(config)
+            wanted = config[Keys.COOKIE_SECURE]
+            is_secure = req.is_secure if wanted is None else wanted
+            headers.append(("Set-Cookie", f"{cookie.name}={click_id}; {cookie.secure if is_secure else cookie.plain}"))
+        return headers
+    except Exception:  # pragma: no cover - defensive: a known link always redirects
+        logger.exception("Could not answer click %s on link %s as usual; sent to its destination", click_id, link.id)
+        return [("Location", iri_to_uri(link.destination)), ("Cache-Control", "no-store"), ("Content-Length", "0")]
 
 
 def _nowhere(fallback: str | None, template: str, status: int, code: str) -> Response:
