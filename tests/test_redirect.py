@@ -165,9 +165,9 @@ def test_an_address_with_a_port_is_redirected(app, actions, append, destination)
 def test_an_address_werkzeug_cannot_read_is_still_followed():
     """A port out of range makes ``iri_to_uri`` fail: the address is sent as
     written, its other letters percent-encoded, rather than a 500."""
-    from flask_smstrack.tracking.clicks import _to_uri
+    from flask_smstrack.tracking.clicks import to_uri
 
-    assert _to_uri("https://h.example:99999/été?a=1") == "https://h.example:99999/%C3%A9t%C3%A9?a=1"
+    assert to_uri("https://h.example:99999/été?a=1") == "https://h.example:99999/%C3%A9t%C3%A9?a=1"
 
 
 def test_generated_codes_are_random_base62(app, actions):

@@ -247,24 +247,22 @@ def redirect_target(link: CachedLink, click_id: str, destination: Destination | 
     when the link's test chose one), with the click id if wanted."""
     if link.append_click_id:
         chosen = destination if destination is not None else link
-        split = _as_uri(chosen.before, chosen.after)
-        if split is not None:
-            return split[0] + click_id + split[1]
-        return _to_uri(chosen.before + click_id + chosen.after)
+        head, tail = _as_uri(chosen.before, chosen.after)
+        return head + click_id + tail
     return _uri(destination.url if destination is not None else link.destination)
 
 
 #: Destinations as URIs (see :func:`_uri`), and split around their click id
-#: (see :func:`_as_uri`; ``None`` where the split cannot be kept).
+#: (see :func:`_as_uri`).
 _URIS: dict[Any, Any] = {}
 #: A stand-in for the click id while a destination is turned into a URI.
 _MARK = "0smstrackclickid0"
 
 
-def _to_uri(url: str) -> str:
-    """``iri_to_uri(url)``; an address werkzeug cannot read (a port out of
-    range) keeps its ASCII as written, the rest percent-encoded: the visitor
-    is sent on all the same."""
+def to_uri(url: str) -> str:
+    """``iri_to_uri(url)``, as werkzeug sends a ``Location``; an address
+    werkzeug cannot read (a port out of range) keeps its ASCII as written,
+    the rest percent-encoded: the visitor is sent on all the same."""
     try:
         return iri_to_uri(url)
     except ValueError:
@@ -279,22 +277,23 @@ def _remember(key: Any, value: Any) -> Any:
 
 
 def _uri(url: str) -> str:
-    """``url`` as werkzeug sends a ``Location`` (``iri_to_uri``), remembered."""
+    """:func:`to_uri` of ``url``, remembered."""
     found = _URIS.get(url)
-    return found if found is not None else _remember(url, _to_uri(url))
+    return found if found is not None else _remember(url, to_uri(url))
 
 
-def _as_uri(before: str, after: str) -> tuple[str, str] | None:
+def _as_uri(before: str, after: str) -> tuple[str, str]:
     """``before`` and ``after`` (a destination split around its click id's
     value, which follows ``?...param=``) as a URI's, remembered: a click id
-    (base32hex) is left as it is by ``iri_to_uri``, so ``head + click_id +
-    tail`` is what werkzeug would send for the whole address. ``None`` when
-    the stand-in does not come through as it went in."""
+    (base32hex, like the stand-in) is left as it is by :func:`to_uri`, so
+    ``head + click_id + tail`` is what werkzeug would send for the whole
+    address."""
     key = (before, after)
-    if key in _URIS:
-        return _URIS[key]
-    head, found, tail = _to_uri(before + _MARK + after).rpartition(_MARK)
-    return _remember(key, (head, tail) if found else None)
+    found = _URIS.get(key)
+    if found is None:
+        head, _, tail = to_uri(before + _MARK + after).rpartition(_MARK)
+        found = _remember(key, (head, tail))
+    return found
 
 
 def _referrer_host(referrer: str | None) -> str | None:

@@ -29,12 +29,9 @@ from ..state import get_state
 from ..tracking.clicks import find_link
 from ..tracking.hotdb import DatabaseUnavailable
 from ..tracking.shared_links import shared_links
+from .redirect import LINK_KEY, click_headers, live
 
 logger = logging.getLogger("flask_smstrack")
-
-#: Where the layer leaves the link it looked up for the view (``None`` for
-#: a code that is no link).
-LINK_KEY = "flask_smstrack.link"
 
 _METHODS = ("GET", "HEAD")
 
@@ -61,8 +58,6 @@ class FastRedirect:
     def _click(self, environ: dict[str, Any], code: str) -> list[tuple[str, str]] | None:
         """The 302's headers for a live link's click (recorded), else ``None``
         with what was found left for the view."""
-        from .redirect import click_headers, live
-
         app = self.flask_app
         with app.app_context():
             try:

@@ -7,19 +7,21 @@ import time
 from flask import Blueprint, current_app, redirect, render_template, request
 from flask import Response as FlaskResponse
 from werkzeug.datastructures import Headers
-from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
 from ..config import Keys
 from ..schemas import CODE_RE
 from ..state import get_state
-from ..tracking.clicks import CachedLink, find_link, record_click, redirect_target
+from ..tracking.clicks import CachedLink, find_link, record_click, redirect_target, to_uri
 from ..tracking.hotdb import DatabaseUnavailable
-from .fast_redirect import LINK_KEY
 
 logger = logging.getLogger("flask_smstrack")
 
 bp = Blueprint("smstrack_links", __name__)
+
+#: Where :mod:`.fast_redirect` leaves the link it looked up for the view
+#: (``None`` for a code that is no link).
+LINK_KEY = "flask_smstrack.link"
 
 
 class _Redirect(FlaskResponse):
@@ -61,7 +63,7 @@ _UNSEEN = object()
 
 def live(link: CachedLink | None) -> bool:
     """Whether ``link`` leads to its destination now (not disabled or expired)."""
-    return link is not None and not link.disabled and (link.expires_at is None or not link.ended(time.time()))
+    return link is not None and not link.ended(time.time())
 
 
 def click_headers(link: CachedLink, req, state, config) -> list[tuple[str, str]]:
@@ -83,7 +85,7 @@ def click_headers(link: CachedLink, req, state, config) -> list[tuple[str, str]]
         return headers
     except Exception:  # pragma: no cover - defensive: a known link always redirects
         logger.exception("Could not answer click %s on link %s as usual; sent to its destination", click_id, link.id)
-        return [("Location", iri_to_uri(link.destination)), ("Cache-Control", "no-store"), ("Content-Length", "0")]
+        return [("Location", to_uri(link.destination)), ("Cache-Control", "no-store"), ("Content-Length", "0")]
 
 
 def _nowhere(fallback: str | None, template: str, status: int, code: str) -> Response:

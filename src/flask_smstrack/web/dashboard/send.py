@@ -23,6 +23,8 @@ from ...config import Keys
 from ...errors import InvalidInput
 from ...jobs.queue import Jobs
 from ...jobs.tasks import check_links_view, send_view, start_send
+from ...reports.timing import best_time
+from ...sms.quiet import parse_clock
 from ...sms.outbox import recipient_totals, unknown_count
 from ...sms.providers import SendError, sender_of
 from .base import bp, campaign_or_404
@@ -44,9 +46,6 @@ class SendForm(FlaskForm):
 def _send_at(form: SendForm, owner_id: str | None) -> str | None:
     """The ``HH:MM`` the form asks for (``None``: now); :class:`InvalidInput`
     naming the field and what to do when it cannot be used."""
-    from ...reports.timing import best_time
-    from ...sms.quiet import parse_clock
-
     when = (form.when.data or NOW).strip()
     if when not in (NOW, BEST, AT):
         raise InvalidInput(f"when: choose one of {NOW}, {BEST} or {AT}.")
@@ -98,8 +97,6 @@ def send(campaign_id: int) -> Any:
     waiting, unknown = _waiting(campaign.id), unknown_count(campaign.id)
     best = None
     if (waiting or unknown) and not problem and not (view and view.active):
-        from ...reports.timing import best_time
-
         best = best_time(campaign.owner_id)  # the choice the form offers
     return render_template(
         "smstrack/send.html", campaign=campaign, form=form, queued=jobs.queued, job=view,
