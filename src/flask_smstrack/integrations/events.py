@@ -20,7 +20,6 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -39,7 +38,7 @@ from ..models import (
     WebhookEndpoint,
     utcnow,
 )
-from ..schemas import format_money
+from ..schemas import api_value, format_money
 from ..state import get_state
 
 logger = logging.getLogger("flask_smstrack")
@@ -53,10 +52,6 @@ BATCH = 500
 def iso(value: dt.datetime | None) -> str | None:
     """``2026-12-01T09:30:00.123456Z``."""
     return None if value is None else value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def money(value: Decimal | None) -> str | None:
-    return None if value is None else format_money(value)
 
 
 def body(event_type: str, at: dt.datetime | None, data: dict[str, Any]) -> str:
@@ -114,7 +109,7 @@ def _conversion_rows(low: int, top: int, owners: Iterable[str]):
 
 def _conversion_data(row) -> dict[str, Any]:
     return {
-        "conversion_id": row.id, "event": row.event, "revenue": money(row.revenue), "currency": row.currency,
+        "conversion_id": row.id, "event": row.event, "revenue": api_value(row.revenue, "money"), "currency": row.currency,
         "order_id": row.order_id, "click_id": row.click_id or row.reported_click_id, "campaign_id": row.campaign_id,
         "campaign": row.campaign, "link_id": row.link_id, "variant_id": row.variant_id,
         "recipient_id": row.recipient_id, "source": row.source, "trust": row.trust, "created_at": iso(row.created_at),
@@ -138,7 +133,7 @@ def _refund_rows(low: int, top: int, owners: Iterable[str]):
 def _refund_data(row) -> dict[str, Any]:
     return {
         "refund_id": row.id, "conversion_id": row.conversion_id, "event": row.event, "order_id": row.order_id,
-        "amount": money(row.amount), "currency": row.currency, "reason": row.reason, "external_id": row.external_id,
+        "amount": api_value(row.amount, "money"), "currency": row.currency, "reason": row.reason, "external_id": row.external_id,
         "campaign_id": row.campaign_id, "campaign": row.campaign, "created_at": iso(row.created_at),
     }
 
